@@ -1,0 +1,211 @@
+//! The `_bulk` encoder for externally versioned writes and the per-item classification of a
+//! bulk response.
+//!
+//! A `_bulk` request returns 200 even when items failed, so every item is looked at and put in
+//! exactly one class: applied, superseded (409: a newer version is already there), retryable
+//! (429, 5xx, timeouts) or poison (the document itself is wrong: mapping or parse errors).
+
+use serde_json::{Map, Value};
+use std::io::Write;
+
+/// The kind of a versioned write.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BulkOpKind {
+    /// Replace the whole document with this target-form `_source`.
+    Index(Map<String, Value>),
+    /// Delete the document, leaving a versioned tombstone (see `index.gc_deletes`).
+    Delete,
+}
+
+/// One externally versioned write. The version is what makes replay and backfill commute:
+/// Elasticsearch keeps the highest version and rejects older ones with 409.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BulkOp {
+    pub index: String,
+    pub id: String,
+    pub routing: Option<String>,
+    pub version: u64,
+    pub kind: BulkOpKind,
+}
+
+impl BulkOp {
+    /// Appends this operation's NDJSON lines (action line, and source line for index) to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let action = match self.kind {
+            BulkOpKind::Index(_) => "index",
+            BulkOpKind::Delete => "delete",
+        };
+        let mut meta = Map::new();
+        meta.insert("_index".into(), Value::String(self.index.clone()));
+        meta.insert("_id".into(), Value::String(self.id.clone()));
+        if let Some(r) = &self.routing {
+            meta.insert("routing".into(), Value::String(r.clone()));
+        }
+        meta.insert("version".into(), Value::from(self.version));
+        meta.insert("version_type".into(), Value::String("external".into()));
+        let mut line = Map::new();
+        line.insert(action.into(), Value::Object(meta));
+        serde_json::to_writer(&mut *out, &line).expect("serialize to Vec");
+        out.push(b'\n');
+        if let BulkOpKind::Index(source) = &self.kind {
+            serde_json::to_writer(&mut *out, source).expect("serialize to Vec");
+            out.push(b'\n');
+        }
+    }
+
+    /// An estimate of the encoded size, for batching by bytes without encoding twice.
+    pub fn encoded_len_hint(&self) -> usize {
+        let mut counter = ByteCounter(0);
+        if let BulkOpKind::Index(source) = &self.kind {
+            let _ = serde_json::to_writer(&mut counter, source);
+        }
+        counter.0 + self.index.len() + self.id.len() + 96
+    }
+}
+
+struct ByteCounter(usize);
+impl Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Encodes operations into one NDJSON `_bulk` body.
+pub fn encode(ops: &[BulkOp]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ops.len() * 256);
+    for op in ops {
+        op.encode_into(&mut out);
+    }
+    out
+}
+
+/// The class of one bulk item, which decides what the writer does with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ItemClass {
+    /// Written (created, updated, deleted, or delete of an absent doc: `not_found` is fine).
+    Applied,
+    /// 409 version conflict: a newer (or equal) version is already stored. Not an error.
+    Superseded,
+    /// 429, 5xx, shard unavailable: try again later.
+    Retryable,
+    /// The document cannot be written as it is (mapping, parse, illegal argument): dead-letter.
+    Poison,
+}
+
+impl ItemClass {
+    /// Lower-case name for metrics labels and logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ItemClass::Applied => "applied",
+            ItemClass::Superseded => "superseded",
+            ItemClass::Retryable => "retryable",
+            ItemClass::Poison => "poison",
+        }
+    }
+}
+
+/// One item's result: its class, the HTTP status and the error reason when there was one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ItemOutcome {
+    pub class: ItemClass,
+    pub status: u16,
+    pub reason: Option<String>,
+}
+
+/// Classifies one item by status and error type.
+pub fn classify_item(status: u16, error: Option<&Value>) -> ItemClass {
+    match status {
+        200..=299 => ItemClass::Applied,
+        404 if error.is_none() => ItemClass::Applied, // delete of a document that is not there
+        409 => ItemClass::Superseded,
+        429 | 500..=599 => ItemClass::Retryable,
+        _ => {
+            let kind = error.and_then(|e| e.get("type")).and_then(Value::as_str).unwrap_or("");
+            // An index that does not exist yet, or a shard that is not ready, heals by itself.
+            if matches!(kind, "unavailable_shards_exception" | "cluster_block_exception" | "es_rejected_execution_exception") {
+                ItemClass::Retryable
+            } else {
+                ItemClass::Poison
+            }
+        }
+    }
+}
+
+/// Reads a `_bulk` response into one outcome per item, in request order.
+/// Fails when the number of items does not match, which would make offsets unsafe to commit.
+pub fn outcomes(response: &Value, expected: usize) -> Result<Vec<ItemOutcome>, String> {
+    let items = response
+        .get("items")
+        .and_then(Value::as_array)
+        .ok_or_else(|| "bulk response has no items array".to_string())?;
+    if items.len() != expected {
+        return Err(format!("bulk response has {} items, request had {expected}", items.len()));
+    }
+    Ok(items.iter().map(item_outcome).collect())
+}
+
+fn item_outcome(item: &Value) -> ItemOutcome {
+    let body = item.as_object().and_then(|o| o.values().next()).unwrap_or(&Value::Null);
+    let status = body.get("status").and_then(Value::as_u64).unwrap_or(500) as u16;
+    let error = body.get("error").filter(|e| !e.is_null());
+    let class = classify_item(status, error);
+    let reason = error.map(|e| {
+        let kind = e.get("type").and_then(Value::as_str).unwrap_or("error");
+        let why = e.get("reason").and_then(Value::as_str).unwrap_or("");
+        format!("{kind}: {why}")
+    });
+    ItemOutcome { class, status, reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn doc() -> Map<String, Value> {
+        json!({"title": "a"}).as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn encodes_external_versions_and_routing() {
+        let ops = vec![
+            BulkOp { index: "i".into(), id: "1".into(), routing: Some("r".into()), version: 7, kind: BulkOpKind::Index(doc()) },
+            BulkOp { index: "i".into(), id: "2".into(), routing: None, version: 9, kind: BulkOpKind::Delete },
+        ];
+        let text = String::from_utf8(encode(&ops)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        let first: Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(first, json!({"index": {"_index": "i", "_id": "1", "routing": "r", "version": 7, "version_type": "external"}}));
+        assert_eq!(serde_json::from_str::<Value>(lines[1]).unwrap(), json!({"title": "a"}));
+        let third: Value = serde_json::from_str(lines[2]).unwrap();
+        assert_eq!(third["delete"]["version"], 9);
+        assert!(ops[0].encoded_len_hint() >= lines[0].len() / 2 + lines[1].len());
+    }
+
+    #[test]
+    fn classifies_items() {
+        let resp = json!({"errors": true, "items": [
+            {"index": {"status": 201}},
+            {"index": {"status": 409, "error": {"type": "version_conflict_engine_exception", "reason": "current version [5] is higher"}}},
+            {"index": {"status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "queue full"}}},
+            {"index": {"status": 400, "error": {"type": "document_parsing_exception", "reason": "failed to parse field [n]"}}},
+            {"delete": {"status": 404, "result": "not_found"}},
+            {"index": {"status": 503, "error": {"type": "unavailable_shards_exception", "reason": "primary shard is not active"}}},
+        ]});
+        let got: Vec<ItemClass> = outcomes(&resp, 6).unwrap().into_iter().map(|o| o.class).collect();
+        assert_eq!(got, vec![ItemClass::Applied, ItemClass::Superseded, ItemClass::Retryable, ItemClass::Poison, ItemClass::Applied, ItemClass::Retryable]);
+        let poison = &outcomes(&resp, 6).unwrap()[3];
+        assert_eq!(poison.reason.as_deref(), Some("document_parsing_exception: failed to parse field [n]"));
+    }
+
+    #[test]
+    fn mismatched_item_count_is_an_error() {
+        assert!(outcomes(&json!({"items": []}), 1).is_err());
+        assert!(outcomes(&json!({}), 0).is_err());
+    }
+}

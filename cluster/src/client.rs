@@ -1,0 +1,262 @@
+//! A thin client over the `elasticsearch` crate's transport. cutover needs only a handful of
+//! endpoints, several of which differ between 7.x and 9.x, so it sends raw requests and
+//! parses JSON itself rather than using the generated per-version API structs.
+
+use bytes::Bytes;
+use elasticsearch::auth::Credentials;
+use elasticsearch::cert::{Certificate, CertificateValidation};
+use elasticsearch::http::headers::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
+use elasticsearch::http::{Method, StatusCode};
+use elasticsearch::Elasticsearch;
+use serde_json::Value;
+use std::time::Duration;
+
+use crate::ClusterConfig;
+
+/// Why a request failed, classified once so callers can act on the class.
+#[derive(Debug, thiserror::Error)]
+pub enum EsError {
+    /// The configuration cannot produce a client (bad URL, unreadable CA file).
+    #[error("invalid cluster configuration: {0}")]
+    Config(String),
+    /// The request never got an HTTP answer (refused, reset, timed out). Retryable.
+    #[error("{method} {path}: no answer from the cluster: {detail}")]
+    Transport { method: String, path: String, detail: String },
+    /// The cluster answered with an error status.
+    #[error("{method} {path}: HTTP {status}: {body}")]
+    Status { method: String, path: String, status: u16, body: String },
+    /// The body was not the JSON we expected.
+    #[error("{method} {path}: unexpected response: {detail}")]
+    Decode { method: String, path: String, detail: String },
+}
+
+impl EsError {
+    /// True when trying again later may succeed: no answer, 429, or any 5xx.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            EsError::Transport { .. } => true,
+            EsError::Status { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
+
+    /// The HTTP status, when the cluster answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            EsError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A connection to one cluster. Cheap to clone (the transport is shared).
+#[derive(Clone)]
+pub struct Es {
+    client: Elasticsearch,
+    url: String,
+}
+
+impl std::fmt::Debug for Es {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Es({})", self.url)
+    }
+}
+
+impl Es {
+    /// Builds a client from a config. Fails only on configuration errors; it does not connect.
+    pub fn connect(cfg: &ClusterConfig) -> Result<Self, EsError> {
+        let url = elasticsearch::http::Url::parse(&cfg.url)
+            .map_err(|e| EsError::Config(format!("bad URL {:?}: {e}", cfg.url)))?;
+        let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url))
+            .timeout(cfg.timeout)
+            .enable_meta_header(false);
+        if let Some(creds) = credentials(cfg) {
+            builder = builder.auth(creds);
+        }
+        if cfg.insecure {
+            builder = builder.cert_validation(CertificateValidation::None);
+        } else if let Some(path) = &cfg.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| EsError::Config(format!("cannot read CA file {}: {e}", path.display())))?;
+            let cert = Certificate::from_pem(&pem)
+                .map_err(|e| EsError::Config(format!("bad CA file {}: {e}", path.display())))?;
+            builder = builder.cert_validation(CertificateValidation::Full(cert));
+        }
+        let transport = builder.build().map_err(|e| EsError::Config(e.to_string()))?;
+        Ok(Es { client: Elasticsearch::new(transport), url: cfg.url.clone() })
+    }
+
+    /// The URL this client talks to (no credentials in it).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Sends one request and returns the status and raw body. Transport failures become
+    /// [`EsError::Transport`]; HTTP error statuses are returned, not raised, so callers that
+    /// expect 404 or 409 can look at them.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        content_type: &'static str,
+        timeout: Option<Duration>,
+    ) -> Result<(u16, Bytes), EsError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        let sent = self
+            .client
+            .transport()
+            .send(method, path, headers, None::<&()>, body, timeout)
+            .await
+            .map_err(|e| EsError::Transport {
+                method: method_name(method),
+                path: path.to_string(),
+                detail: e.to_string(),
+            })?;
+        let status = sent.status_code();
+        let bytes = sent.bytes().await.map_err(|e| EsError::Transport {
+            method: method_name(method),
+            path: path.to_string(),
+            detail: format!("reading body: {e}"),
+        })?;
+        Ok((status.as_u16(), bytes))
+    }
+
+    /// Sends a JSON request and returns `(status, parsed body)`; a non-JSON body is an error.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), EsError> {
+        let payload = body.map(|b| Bytes::from(serde_json::to_vec(b).expect("JSON value serializes")));
+        let (status, bytes) = self.raw(method, path, payload, "application/json", None).await?;
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| EsError::Decode {
+                method: method_name(method),
+                path: path.to_string(),
+                detail: format!("{e}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)])),
+            })?
+        };
+        Ok((status, value))
+    }
+
+    /// Like [`Es::request`] but any status outside 2xx is an [`EsError::Status`].
+    pub async fn ok(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, EsError> {
+        let (status, value) = self.request(method, path, body).await?;
+        if (200..300).contains(&status) {
+            Ok(value)
+        } else {
+            Err(EsError::Status { method: method_name(method), path: path.to_string(), status, body: truncate(&value) })
+        }
+    }
+
+    /// `GET path`, 2xx required.
+    pub async fn get(&self, path: &str) -> Result<Value, EsError> {
+        self.ok(Method::Get, path, None).await
+    }
+
+    /// Sends an NDJSON `_bulk` body and returns the parsed response. A non-2xx status for the
+    /// whole request (e.g. 429 from a full write queue, 503) is an error the caller retries.
+    pub async fn bulk(&self, ndjson: Bytes, refresh: bool) -> Result<Value, EsError> {
+        let path = if refresh { "/_bulk?refresh=wait_for" } else { "/_bulk" };
+        let (status, bytes) = self.raw(Method::Post, path, Some(ndjson), "application/x-ndjson", None).await?;
+        if !(200..300).contains(&status) {
+            return Err(EsError::Status {
+                method: "POST".into(),
+                path: path.into(),
+                status,
+                body: String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned(),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| EsError::Decode {
+            method: "POST".into(),
+            path: path.into(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Refreshes an index so that searches see every acknowledged write.
+    pub async fn refresh(&self, index: &str) -> Result<(), EsError> {
+        self.ok(Method::Post, &format!("/{}/_refresh", enc(index)), None).await.map(|_| ())
+    }
+
+    /// `GET /<index>/_doc/<id>` (with routing): `Some((version, _source))` or `None` when absent.
+    pub async fn get_doc(
+        &self,
+        index: &str,
+        id: &str,
+        routing: Option<&str>,
+    ) -> Result<Option<(u64, serde_json::Map<String, Value>)>, EsError> {
+        let mut path = format!("/{}/_doc/{}", enc(index), enc(id));
+        if let Some(r) = routing {
+            path.push_str(&format!("?routing={}", enc(r)));
+        }
+        let (status, body) = self.request(Method::Get, &path, None).await?;
+        match status {
+            404 => Ok(None),
+            200 if body["found"] == Value::Bool(true) => {
+                let version = body["_version"].as_u64().unwrap_or(0);
+                let source = body["_source"].as_object().cloned().unwrap_or_default();
+                Ok(Some((version, source)))
+            }
+            200 => Ok(None),
+            _ => Err(EsError::Status { method: "GET".into(), path, status, body: truncate(&body) }),
+        }
+    }
+}
+
+/// Percent-encodes one path segment (document ids may contain `/`, `?`, spaces...).
+pub fn enc(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect::<String>().replace('+', "%20")
+}
+
+fn credentials(cfg: &ClusterConfig) -> Option<Credentials> {
+    if let Some(key) = &cfg.api_key {
+        return Some(Credentials::EncodedApiKey(key.clone()));
+    }
+    cfg.username
+        .as_ref()
+        .map(|u| Credentials::Basic(u.clone(), cfg.password.clone().unwrap_or_default()))
+}
+
+fn method_name(m: Method) -> String {
+    format!("{m:?}").to_uppercase()
+}
+
+fn truncate(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 500 {
+        format!("{}...", &s[..s.floor_char_boundary(500)])
+    } else {
+        s
+    }
+}
+
+/// Status code helper re-exported for callers matching on statuses.
+pub type Status = StatusCode;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(enc("a/b c?d"), "a%2Fb%20c%3Fd");
+        assert_eq!(enc("plain-id_1"), "plain-id_1");
+    }
+
+    #[test]
+    fn retryable_classes() {
+        let s = |status| EsError::Status { method: "POST".into(), path: "/".into(), status, body: String::new() };
+        assert!(s(429).is_retryable());
+        assert!(s(503).is_retryable());
+        assert!(!s(400).is_retryable());
+        assert!(!s(404).is_retryable());
+        assert!(EsError::Transport { method: "GET".into(), path: "/".into(), detail: "refused".into() }.is_retryable());
+    }
+}

@@ -1,0 +1,27 @@
+//! The wire to Elasticsearch, shared by `indexer` and `backfill`.
+//!
+//! Both writers must treat a bulk response the same way (the convergence model depends on it:
+//! a 409 is *superseded*, a 429 or 5xx is retried, a mapping error is poison), so the client,
+//! the bulk encoder, the per-item classification and the retry loop live here once.
+//!
+//! - [`config`]: how to reach a cluster (URL, basic auth, API key, CA file), as clap arguments.
+//! - [`client`]: a thin client over `elasticsearch`'s transport with typed errors.
+//! - [`bulk`]: the NDJSON encoder for external-versioned index/delete actions and the
+//!   per-item classification of a `_bulk` response.
+//! - [`retry`]: exponential backoff with jitter.
+//! - [`write`]: "write these operations until every one is resolved", the loop both writers use.
+//! - [`version`]: which Elasticsearch (or OpenSearch) answers.
+
+pub mod bulk;
+pub mod client;
+pub mod config;
+pub mod retry;
+pub mod version;
+pub mod write;
+
+pub use bulk::{BulkOp, BulkOpKind, ItemClass, ItemOutcome};
+pub use client::{Es, EsError};
+pub use config::ClusterConfig;
+pub use retry::Backoff;
+pub use version::ServerVersion;
+pub use write::{BulkWriter, Resolved, WriteError, WriteOptions};

@@ -1,0 +1,93 @@
+//! Which server answers. The scan method depends on it (point-in-time from 7.10, sliced scroll
+//! before), so the backfill asks before it reads.
+
+use crate::{Es, EsError};
+use serde_json::Value;
+
+/// A server's distribution and version, as it reports them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerVersion {
+    /// `elasticsearch` or `opensearch`.
+    pub distribution: String,
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+    /// The version text as reported, e.g. `7.17.29`.
+    pub number: String,
+}
+
+impl ServerVersion {
+    /// Parses `GET /`'s `version` object.
+    pub fn from_root(body: &Value) -> Option<Self> {
+        let v = body.get("version")?;
+        let number = v.get("number")?.as_str()?.to_string();
+        let distribution = v.get("distribution").and_then(Value::as_str).unwrap_or("elasticsearch").to_string();
+        Self::parse(&distribution, &number)
+    }
+
+    fn parse(distribution: &str, number: &str) -> Option<Self> {
+        let mut parts = number.split(|c: char| c == '.' || c == '-').map(|p| p.parse::<u32>().ok());
+        let major = parts.next()??;
+        let minor = parts.next().flatten().unwrap_or(0);
+        let patch = parts.next().flatten().unwrap_or(0);
+        Some(ServerVersion { distribution: distribution.to_string(), major, minor, patch, number: number.to_string() })
+    }
+
+    /// True for OpenSearch, whose point-in-time API has its own endpoint.
+    pub fn is_opensearch(&self) -> bool {
+        self.distribution == "opensearch"
+    }
+
+    /// Elasticsearch 7.10+ and OpenSearch 2.4+ have point-in-time readers.
+    pub fn supports_pit(&self) -> bool {
+        if self.is_opensearch() {
+            (self.major, self.minor) >= (2, 4)
+        } else {
+            (self.major, self.minor) >= (7, 10)
+        }
+    }
+}
+
+impl std::fmt::Display for ServerVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.distribution, self.number)
+    }
+}
+
+/// Asks the server for its version: `GET /`, or, where the root endpoint is absent (minimal
+/// distributions of 8.x+ ship it as an optional module), the local node's info.
+pub async fn detect(es: &Es) -> Result<ServerVersion, EsError> {
+    let (status, body) = es.request(elasticsearch::http::Method::Get, "/", None).await?;
+    if status == 200 {
+        if let Some(v) = ServerVersion::from_root(&body) {
+            return Ok(v);
+        }
+    }
+    let nodes = es.get("/_nodes/_local?filter_path=nodes.*.version").await?;
+    nodes
+        .get("nodes")
+        .and_then(Value::as_object)
+        .and_then(|m| m.values().next())
+        .and_then(|n| n.get("version"))
+        .and_then(Value::as_str)
+        .and_then(|n| ServerVersion::parse("elasticsearch", n))
+        .ok_or_else(|| EsError::Decode { method: "GET".into(), path: "/_nodes/_local".into(), detail: "no version".into() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_root_bodies() {
+        let v = ServerVersion::from_root(&json!({"version": {"number": "7.17.29"}})).unwrap();
+        assert_eq!((v.major, v.minor, v.patch), (7, 17, 29));
+        assert!(v.supports_pit());
+        let old = ServerVersion::from_root(&json!({"version": {"number": "6.8.23"}})).unwrap();
+        assert!(!old.supports_pit());
+        let os = ServerVersion::from_root(&json!({"version": {"distribution": "opensearch", "number": "2.11.0"}})).unwrap();
+        assert!(os.is_opensearch() && os.supports_pit());
+        assert!(ServerVersion::from_root(&json!({"version": {"number": "9.2.0-SNAPSHOT"}})).unwrap().major == 9);
+    }
+}

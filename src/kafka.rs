@@ -1,0 +1,107 @@
+//! Kafka helpers for tests and the demo: create topics, produce, read back.
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::TopicPartitionList;
+use std::time::{Duration, Instant};
+
+/// Creates a topic with `partitions` partitions (replication 1); an existing topic is fine.
+pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().expect("admin client");
+    let results = admin
+        .create_topics(&[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &AdminOptions::new())
+        .await
+        .expect("create_topics");
+    for r in results {
+        if let Err((name, code)) = r {
+            assert_eq!(code, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists, "creating {name}: {code:?}");
+        }
+    }
+}
+
+/// A producer that waits for the broker's acknowledgement of every record.
+pub fn producer(brokers: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer")
+}
+
+/// Produces one record (key, payload, headers) and waits for it to be stored.
+pub async fn produce(
+    p: &FutureProducer,
+    topic: &str,
+    key: Option<&[u8]>,
+    payload: &[u8],
+    headers: &[(&str, &[u8])],
+) -> (i32, i64) {
+    let mut hs = OwnedHeaders::new();
+    for (k, v) in headers {
+        hs = hs.insert(Header { key: k, value: Some(*v) });
+    }
+    let mut rec = FutureRecord::to(topic).payload(payload).headers(hs);
+    if let Some(k) = key {
+        rec = rec.key(k);
+    }
+    let delivery = p.send(rec, Duration::from_secs(30)).await.map_err(|(e, _)| e).expect("produce");
+    (delivery.partition, delivery.offset)
+}
+
+/// Reads every record of `topic` from the beginning until `expected` records arrived or
+/// `timeout` passed, without joining a consumer group.
+pub fn read_all(brokers: &str, topic: &str, expected: usize, timeout: Duration) -> Vec<OwnedMessage> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", crate::unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for t in md.topics() {
+        for p in t.partitions() {
+            tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning).expect("partition");
+        }
+    }
+    consumer.assign(&tpl).expect("assign");
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while out.len() < expected && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push(m.detach());
+        }
+    }
+    out
+}
+
+/// The committed offset of `group` on each partition of `topic` (-1001 when none).
+pub fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = consumer.committed_offsets(tpl, Duration::from_secs(10)).expect("committed offsets");
+    (0..partitions)
+        .map(|p| got.find_partition(topic, p).map(|e| e.offset().to_raw().unwrap_or(-1001)).unwrap_or(-1001))
+        .collect()
+}
+
+/// A header's value as text.
+pub fn header(m: &OwnedMessage, name: &str) -> Option<String> {
+    use rdkafka::message::Headers;
+    m.headers()?.iter().find(|h| h.key == name).and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).into_owned())
+}
