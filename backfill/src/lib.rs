@@ -1,0 +1,41 @@
+//! The backfill: copies what the command topic no longer holds from the legacy cluster into
+//! the target cluster, in the target schema, and proves the result.
+//!
+//! The replaying indexer can only rebuild documents whose commands are still in the topic;
+//! everything older lives only in the legacy cluster. The backfill reads that cluster (a
+//! point-in-time view per slice), rewrites every document with the same pure transform the
+//! indexer uses ([`schema::TagRewrite::to_target`]) and writes it with the legacy version as an
+//! external version, so backfill and replay commute: whichever lands last, the higher version
+//! wins (see `/work/shared/convergence.md`).
+//!
+//! Modules, by concern:
+//! - [`index`]: `create-index` (target definition from the legacy index, idempotent) and the
+//!   readiness check every writer runs before it writes.
+//! - [`scan`]: sliced, resumable reads of the legacy index (PIT + `search_after`, or sliced
+//!   scroll), with context-loss detection and recovery.
+//! - [`checkpoint`]: per-slice resume state on disk.
+//! - [`copy`]: the copy pipeline (scan -> rewrite -> bulk write -> checkpoint).
+//! - [`failures`]: the JSON-lines file of documents that could not be copied.
+//! - [`rate`]: the optional docs/s limit.
+//! - [`progress`]: counters, the progress bar or log lines, the end-of-run summary.
+//! - [`metrics`]: the Prometheus exporter and metric names.
+//! - [`verify`]: the exact comparison of both sides and the query parity suite.
+//! - [`cli`]: the clap command line, turned into the typed configs above.
+
+pub mod checkpoint;
+pub mod cli;
+pub mod copy;
+pub mod failures;
+pub mod index;
+pub mod metrics;
+pub mod progress;
+pub mod rate;
+pub mod scan;
+pub mod verify;
+
+pub use checkpoint::{CheckpointError, CheckpointStore, SliceCheckpoint};
+pub use copy::{copy, CopyConfig, CopyError, SliceSelection};
+pub use index::{create_index, check_readiness, CreateIndexConfig, CreateOutcome, IndexError};
+pub use progress::{ProgressMode, Summary};
+pub use scan::{ScanEvent, ScanHook, ScanMethodChoice};
+pub use verify::{verify, VerifyConfig, VerifyError, VerifyReport};

@@ -1,0 +1,166 @@
+//! The new indexer: replays the command topic into the target cluster, idempotently, from the
+//! oldest retained offset, under its own consumer group.
+//!
+//! Modules, one concern each:
+//! - [`config`]: options and defaults (`indexer --help`).
+//! - [`consume`]: the Kafka consumer, pausing, rebalance handling, offset storing.
+//! - [`offsets`]: contiguous offset tracking across lanes.
+//! - [`lanes`]: per-document-ordered batching and parallel bulk requests.
+//! - [`apply`]: the convergence model (external versions, read-merge-write, tombstones).
+//! - [`deadletter`]: the dead-letter topic.
+//! - [`lag`], [`http`]: lag, readiness gate, Prometheus metrics.
+//! - [`startup`]: the checks that refuse to start on an unfit target.
+
+pub mod apply;
+pub mod config;
+pub mod consume;
+pub mod deadletter;
+pub mod http;
+pub mod lag;
+pub mod lanes;
+pub mod offsets;
+pub mod startup;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::producer::FutureProducer;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::IndexerConfig;
+use crate::consume::{Ctx, Router};
+use crate::deadletter::DeadLetterSink;
+use crate::lag::Readiness;
+use crate::lanes::{LaneLimits, LaneShared};
+use crate::offsets::Tracker;
+
+/// Why the indexer stopped other than by a clean shutdown.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexerError {
+    /// The configuration or the target cluster is unfit; nothing was consumed.
+    #[error("refusing to start: {0}")]
+    Refused(String),
+    /// `--on-poison halt` met a poison record; its offset was not committed.
+    #[error("halted: {0}")]
+    Halted(String),
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("metrics endpoint: {0}")]
+    Http(#[from] std::io::Error),
+}
+
+impl IndexerError {
+    /// The process exit code for this error (2: refused to start, 3: halted, 1: other).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            IndexerError::Refused(_) => 2,
+            IndexerError::Halted(_) => 3,
+            _ => 1,
+        }
+    }
+}
+
+/// Runs the indexer until `shutdown` fires (SIGTERM/SIGINT in the binary), it is caught up and
+/// idle (`--exit-when-idle-secs`), or `--on-poison halt` stops it.
+pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::PrometheusHandle, shutdown: CancellationToken) -> Result<(), IndexerError> {
+    let stop = shutdown.child_token(); // stop fetching
+    let abort = CancellationToken::new(); // give up retries (after the shutdown timeout)
+    let (applier, props) = startup::prepare(&cfg, abort.clone()).await?;
+
+    let tracker = Arc::new(Tracker::default());
+    let ctx = Ctx { tracker: tracker.clone(), drain_timeout: cfg.shutdown_timeout() };
+    let consumer = Arc::new(consume::build_consumer(
+        &cfg.kafka.brokers,
+        &cfg.kafka.group,
+        cfg.kafka.session_timeout_ms,
+        cfg.kafka.commit_interval_ms,
+        &props,
+        ctx,
+    )?);
+    consumer.subscribe(&[cfg.kafka.topic.as_str()])?;
+    let producer = dead_letter_producer(&cfg.kafka.brokers, &props)?;
+    let readiness = Arc::new(Readiness::default());
+    let server = http::serve(cfg.ops.metrics_addr, prometheus, readiness.clone(), abort.clone()).await?;
+
+    let halted = Arc::new(Mutex::new(None));
+    let shared = LaneShared {
+        applier,
+        dead_letters: DeadLetterSink::new(producer, cfg.dead_letter_topic(), abort.clone()),
+        tracker: tracker.clone(),
+        on_poison: cfg.ops.on_poison,
+        halted: halted.clone(),
+        stop: stop.clone(),
+    };
+    let limits = LaneLimits {
+        max_docs: cfg.batch.batch_max_docs,
+        max_bytes: cfg.batch.batch_max_bytes,
+        linger: Duration::from_millis(cfg.batch.linger_ms),
+    };
+    let lanes = cfg.batch.max_in_flight.max(1);
+    let mut senders = Vec::with_capacity(lanes);
+    let mut workers = Vec::with_capacity(lanes);
+    for _ in 0..lanes {
+        let (tx, rx) = mpsc::channel(cfg.batch.batch_max_docs * 2);
+        senders.push(tx);
+        workers.push(tokio::spawn(lanes::run_lane(rx, limits.clone(), shared.clone())));
+    }
+    let lag_task = tokio::spawn(lag::run(
+        consumer.clone(),
+        tracker.clone(),
+        readiness,
+        Duration::from_secs(1),
+        stop.clone(),
+        cfg.ops.exit_when_idle_secs.map(Duration::from_secs),
+    ));
+
+    let mut decode = schema::DecodeConfig::new(cfg.decode.version_source.clone());
+    decode.default_index = cfg.decode.default_index.clone();
+    decode.max_bytes = cfg.decode.max_payload_bytes;
+    decode.tags = cfg.tags();
+    if let Some(path) = &cfg.decode.envelope {
+        decode.envelope = startup::read_envelope(path)?;
+    }
+    let router = Router { decode, index_map: cfg.decode.index_map.clone(), lanes };
+    tracing::info!(topic = %cfg.kafka.topic, group = %cfg.kafka.group, lanes, "indexer started");
+    consume::consume_loop(&consumer, &router, &senders, &tracker, &stop, Duration::from_millis(cfg.kafka.commit_interval_ms)).await;
+
+    // Shutdown: stop fetching (done), let lanes finish what they hold, commit, exit.
+    tracing::info!(in_flight = tracker.total_in_flight(), "stopping: finishing in-flight writes");
+    drop(senders);
+    let drained = tokio::time::timeout(cfg.shutdown_timeout(), futures::future::join_all(workers)).await;
+    if drained.is_err() {
+        tracing::warn!(left = tracker.total_in_flight(), "shutdown timeout: abandoning unfinished writes (they will be replayed)");
+    }
+    abort.cancel();
+    consume::store(consumer.as_ref(), &tracker);
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::debug!(error = %e, "final commit (nothing stored?)");
+    }
+    let _ = lag_task.await;
+    let _ = server.await;
+    if let Some(reason) = halted.lock().expect("halt lock").take() {
+        return Err(IndexerError::Halted(reason));
+    }
+    tracing::info!("indexer stopped cleanly");
+    Ok(())
+}
+
+fn dead_letter_producer(brokers: &str, props: &[(String, String)]) -> Result<FutureProducer, IndexerError> {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers).set("acks", "all").set("enable.idempotence", "true");
+    for (k, v) in props {
+        // Consumer-only properties would make the producer refuse to start.
+        if !is_consumer_only(k) {
+            cfg.set(k, v);
+        }
+    }
+    Ok(cfg.create()?)
+}
+
+fn is_consumer_only(key: &str) -> bool {
+    key.starts_with("fetch.") || key.starts_with("auto.") || key.starts_with("group.") || key.starts_with("session.")
+        || key.starts_with("max.poll") || key.starts_with("queued.") || key.starts_with("enable.auto") || key == "isolation.level"
+        || key.starts_with("partition.assignment") || key.starts_with("heartbeat.")
+}

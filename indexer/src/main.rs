@@ -1,1 +1,46 @@
-fn main() {}
+//! `indexer`: parses the configuration, sets up logs and metrics, and runs the library until
+//! SIGTERM/SIGINT.
+
+use clap::Parser;
+use indexer::config::{IndexerConfig, LogFormat};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() {
+    let cfg = IndexerConfig::parse();
+    init_logging(cfg.ops.log_format);
+    let prometheus = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("cannot install the metrics recorder: {e}");
+            std::process::exit(1);
+        }
+    };
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signals(shutdown.clone()));
+    if let Err(e) = indexer::run(cfg, prometheus, shutdown).await {
+        tracing::error!("{e}");
+        std::process::exit(e.exit_code());
+    }
+}
+
+/// Fires `token` on SIGTERM or SIGINT.
+async fn signals(token: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    token.cancel();
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rdkafka=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -12,9 +12,11 @@ mod merge;
 mod version;
 
 pub use decode::{decode, DecodeConfig, RawRecord, DEFAULT_MAX_BYTES, MAX_ID_BYTES};
-pub use error::{DecodeError, DecodeErrorKind};
 pub use envelope::Envelope;
-pub use version::{legacy_version, LegacyVersionError, LegacyVersionSource, SourceParseError, VersionSource};
+pub use error::{DecodeError, DecodeErrorKind};
+pub use version::{
+    legacy_version, LegacyVersionError, LegacyVersionSource, SourceParseError, VersionSource,
+};
 
 use serde_json::{Map, Value};
 

@@ -1,1 +1,239 @@
-//! placeholder
+//! The target index definition: derived from the legacy index, compared with what the target
+//! cluster reports, and checked for fitness before a writer starts.
+//!
+//! Mapping rules (legacy `GET /<index>` body -> target create-index body):
+//! - the `_type` level is dropped if present (6.x `{"_doc": {..}}` or a custom type name: a
+//!   single key, not a mapping parameter, whose value has `properties`/`dynamic_templates`);
+//! - dynamic templates whose `path_match` targets the tag map (equal to `legacy_path` or
+//!   starting with it followed by `.` or `*`) are removed; in a `path_match` array only those
+//!   patterns are removed. A bare `match` names a leaf field, never the map, so it is kept;
+//! - the tag map's property is removed, and parents on its path left without properties too;
+//! - `properties.<target_field>` becomes a strict object of two keyword fields
+//!   (`keyToValue`, `value`); a legacy property of that name is an error.
+//!
+//! Settings rules: `settings.index.*` is copied minus what only describes the old index
+//! ([`DROPPED_SETTINGS`]), `index.gc_deletes` is set to the configured value (deletes must
+//! keep their version for the whole migration), `extra_settings` are merged last, and the
+//! result is written in nested form `{"index": {..}}`. Aliases are copied as is.
+
+mod diff;
+mod readiness;
+mod settings;
+mod timevalue;
+
+pub use diff::definition_differences;
+pub use readiness::readiness_problems;
+pub use settings::{DROPPED_SETTINGS, SERVER_SETTINGS};
+pub use timevalue::parse_time_value_ms;
+
+use crate::rewrite::{TagRewrite, KEY_TO_VALUE_FIELD, VALUE_FIELD};
+use serde_json::{json, Map, Value};
+
+/// How to build the target definition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetDefinitionConfig {
+    /// The tag rewrite whose fields the mapping must reflect.
+    pub tags: TagRewrite,
+    /// `index.gc_deletes` for the migration window (default `48h`): how long a delete's
+    /// version outlives it, so a stale backfill write cannot resurrect the document.
+    pub gc_deletes: String,
+    /// Settings merged last (flat `index.x`, relative `x` or nested keys), e.g. replicas 0.
+    pub extra_settings: Map<String, Value>,
+}
+
+impl Default for TargetDefinitionConfig {
+    fn default() -> Self {
+        Self {
+            tags: TagRewrite::default(),
+            gc_deletes: "48h".into(),
+            extra_settings: Map::new(),
+        }
+    }
+}
+
+/// Why a target definition cannot be derived.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MappingError {
+    /// A part of the legacy body that must be an object is not.
+    #[error("`{what}` is not an object")]
+    NotAnObject {
+        /// Which part.
+        what: String,
+    },
+    /// The legacy mapping already has a property named like the target tag field.
+    #[error("legacy mapping already has a property `{field}`, which the tag rewrite needs")]
+    TargetFieldCollision {
+        /// The target field name.
+        field: String,
+    },
+}
+
+/// Mapping parameters that can appear at the top of a typeless mapping; a single top-level
+/// key among these is never a type name.
+const MAPPING_PARAMS: &[&str] = &[
+    "properties",
+    "dynamic_templates",
+    "dynamic",
+    "_source",
+    "_routing",
+    "_meta",
+    "date_detection",
+    "dynamic_date_formats",
+    "numeric_detection",
+    "_field_names",
+    "enabled",
+    "runtime",
+    "subobjects",
+    "_all",
+    "_size",
+    "_data_stream_timestamp",
+];
+
+/// From the legacy `GET /<index>` body for ONE index (the value under the index name:
+/// `{aliases, mappings, settings}`; the whole response with one index is accepted too) builds
+/// the target create-index body `{settings, mappings, aliases}` (rules in the module doc).
+pub fn target_definition(
+    legacy_index: &Value,
+    cfg: &TargetDefinitionConfig,
+) -> Result<Value, MappingError> {
+    let legacy_index = index_body(legacy_index);
+    let mappings = target_mappings(part(legacy_index, "mappings")?, &cfg.tags)?;
+    let settings = settings::target_settings(part(legacy_index, "settings")?, cfg);
+    let aliases = part(legacy_index, "aliases")?;
+    Ok(json!({"settings": settings, "mappings": mappings, "aliases": aliases}))
+}
+
+/// The body of one index: unwraps `{"<name>": {mappings, settings, aliases}}` when given the
+/// whole `GET /<index>` response, so callers can pass either.
+pub(crate) fn index_body(v: &Value) -> &Value {
+    const PARTS: [&str; 3] = ["aliases", "mappings", "settings"];
+    match v.as_object() {
+        Some(m)
+            if m.len() == 1
+                && !PARTS.contains(&m.keys().next().map(String::as_str).unwrap_or_default()) =>
+        {
+            let inner = m.values().next().expect("len is 1");
+            if PARTS.iter().any(|p| inner.get(p).is_some()) {
+                inner
+            } else {
+                v
+            }
+        }
+        _ => v,
+    }
+}
+
+/// An object part of the index body; absent or null is empty.
+fn part(index: &Value, name: &str) -> Result<Map<String, Value>, MappingError> {
+    match index.get(name) {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(m)) => Ok(m.clone()),
+        Some(_) => Err(MappingError::NotAnObject { what: name.into() }),
+    }
+}
+
+/// The strict two-keyword object the target tags are indexed with.
+pub fn tag_field_mapping() -> Value {
+    json!({"type": "object", "dynamic": "strict", "properties": {
+        KEY_TO_VALUE_FIELD: {"type": "keyword"}, VALUE_FIELD: {"type": "keyword"}
+    }})
+}
+
+fn target_mappings(
+    legacy: Map<String, Value>,
+    tags: &TagRewrite,
+) -> Result<Map<String, Value>, MappingError> {
+    let mut m = drop_type_level(legacy);
+    drop_tag_templates(&mut m, &tags.legacy_path);
+    let segs: Vec<&str> = tags.legacy_path.split('.').collect();
+    remove_property(&mut m, &segs);
+    let props = m.entry("properties").or_insert_with(|| json!({}));
+    let props = props.as_object_mut().ok_or(MappingError::NotAnObject {
+        what: "mappings.properties".into(),
+    })?;
+    if props.contains_key(&tags.target_field) {
+        return Err(MappingError::TargetFieldCollision {
+            field: tags.target_field.clone(),
+        });
+    }
+    props.insert(tags.target_field.clone(), tag_field_mapping());
+    Ok(m)
+}
+
+/// Unwraps a 6.x-style `{"<type>": {properties..}}` mapping.
+fn drop_type_level(m: Map<String, Value>) -> Map<String, Value> {
+    let is_type = m.len() == 1
+        && m.iter().all(|(k, v)| {
+            !MAPPING_PARAMS.contains(&k.as_str())
+                && v.is_object()
+                && (k == "_doc"
+                    || v.get("properties").is_some()
+                    || v.get("dynamic_templates").is_some())
+        });
+    if !is_type {
+        return m;
+    }
+    match m.into_iter().next() {
+        Some((_, Value::Object(inner))) => inner,
+        _ => Map::new(),
+    }
+}
+
+/// True when a `path_match` pattern addresses the tag map or its children.
+fn targets_tags(pattern: &str, legacy_path: &str) -> bool {
+    pattern
+        .strip_prefix(legacy_path)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '*']))
+}
+
+/// Removes dynamic templates (or `path_match` patterns) addressing the tag map; the target
+/// maps its tags explicitly and strictly.
+fn drop_tag_templates(m: &mut Map<String, Value>, legacy_path: &str) {
+    let Some(Value::Array(templates)) = m.get_mut("dynamic_templates") else {
+        return;
+    };
+    templates.retain_mut(|named| {
+        let Some(template) = named.as_object_mut().and_then(|o| o.values_mut().next()) else {
+            return true;
+        };
+        match template.get_mut("path_match") {
+            Some(Value::String(p)) => !targets_tags(p, legacy_path),
+            Some(Value::Array(ps)) => {
+                ps.retain(|p| !p.as_str().is_some_and(|p| targets_tags(p, legacy_path)));
+                !ps.is_empty()
+            }
+            _ => true,
+        }
+    });
+    if templates.is_empty() {
+        m.remove("dynamic_templates");
+    }
+}
+
+/// Removes the property at `segs`, and parents left without properties. Returns whether
+/// anything was removed.
+fn remove_property(mapping: &mut Map<String, Value>, segs: &[&str]) -> bool {
+    let Some(Value::Object(props)) = mapping.get_mut("properties") else {
+        return false;
+    };
+    let Some((first, rest)) = segs.split_first() else {
+        return false;
+    };
+    if rest.is_empty() {
+        return props.remove(*first).is_some();
+    }
+    let Some(Value::Object(child)) = props.get_mut(*first) else {
+        return false;
+    };
+    let removed = remove_property(child, rest);
+    let emptied = child
+        .get("properties")
+        .is_none_or(|p| p.as_object().is_some_and(Map::is_empty));
+    if removed && emptied {
+        props.remove(*first);
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests;

@@ -67,7 +67,11 @@ impl RawRecord<'_> {
     /// The value of the last header named `name` (Kafka's "last one wins" convention); None
     /// when absent or null.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().rev().find(|(n, _)| *n == name).and_then(|(_, v)| *v)
+        self.headers
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| *v)
     }
 }
 
@@ -92,24 +96,42 @@ fn decode_inner(rec: &RawRecord<'_>, cfg: &DecodeConfig) -> Result<Command, Fail
     let version = version(&body, rec, &cfg.version)?;
     let routing = fields::routing(&body, env)?;
     let op = fields::op(op_kind, &body, cfg)?;
-    Ok(Command { id, index, version, routing, op })
+    Ok(Command {
+        id,
+        index,
+        version,
+        routing,
+        op,
+    })
 }
 
 /// Size, UTF-8, JSON and object checks, in that order.
 fn parse_body(payload: Option<&[u8]>, max_bytes: usize) -> Result<Map<String, Value>, Failure> {
     use DecodeErrorKind::*;
-    let bytes = payload.filter(|p| !p.is_empty()).ok_or((EmptyPayload, "no payload".to_owned()))?;
+    let bytes = payload
+        .filter(|p| !p.is_empty())
+        .ok_or((EmptyPayload, "no payload".to_owned()))?;
     if bytes.len() > max_bytes {
-        return Err((TooLarge, format!("{} bytes > limit {max_bytes}", bytes.len())));
+        return Err((
+            TooLarge,
+            format!("{} bytes > limit {max_bytes}", bytes.len()),
+        ));
     }
     let text = std::str::from_utf8(bytes).map_err(|e| (InvalidUtf8, e.to_string()))?;
     match serde_json::from_str(text).map_err(|e| (InvalidJson, e.to_string()))? {
         Value::Object(body) => Ok(body),
-        other => Err((NotAnObject, format!("payload is {}", fields::type_name(&other)))),
+        other => Err((
+            NotAnObject,
+            format!("payload is {}", fields::type_name(&other)),
+        )),
     }
 }
 
-fn version(body: &Map<String, Value>, rec: &RawRecord<'_>, src: &VersionSource) -> Result<u64, Failure> {
+fn version(
+    body: &Map<String, Value>,
+    rec: &RawRecord<'_>,
+    src: &VersionSource,
+) -> Result<u64, Failure> {
     match src {
         VersionSource::Field(path) => json_version(lookup(body, path), path),
         VersionSource::Header(name) => header_version(rec.header(name), name),

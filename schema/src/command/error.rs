@@ -98,10 +98,13 @@ mod tests {
 
     #[test]
     fn names_are_snake_case_and_distinct() {
-        let names: std::collections::BTreeSet<_> = DecodeErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        let names: std::collections::BTreeSet<_> =
+            DecodeErrorKind::ALL.iter().map(|k| k.as_str()).collect();
         assert_eq!(names.len(), DecodeErrorKind::ALL.len());
         assert_eq!(DecodeErrorKind::UnknownOp.to_string(), "unknown_op");
-        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())));
+        assert!(names.iter().all(|n| n
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())));
     }
 
     #[test]

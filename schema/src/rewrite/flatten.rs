@@ -38,7 +38,11 @@ mod tests {
     use serde_json::json;
 
     fn pairs(value: Value, key: &str) -> Vec<(String, String)> {
-        tag_entries(&value, key).unwrap().into_iter().map(|t| (t.key, t.value)).collect()
+        tag_entries(&value, key)
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.key, t.value))
+            .collect()
     }
 
     fn p(k: &str, v: &str) -> (String, String) {
@@ -63,7 +67,10 @@ mod tests {
 
     #[test]
     fn arrays_flatten_deeply_and_dedup() {
-        assert_eq!(pairs(json!(["b", ["a", ["b"]], 1]), "k"), vec![p("k", "1"), p("k", "a"), p("k", "b")]);
+        assert_eq!(
+            pairs(json!(["b", ["a", ["b"]], 1]), "k"),
+            vec![p("k", "1"), p("k", "a"), p("k", "b")]
+        );
         assert!(pairs(json!([]), "k").is_empty());
     }
 

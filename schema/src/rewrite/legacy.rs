@@ -37,7 +37,9 @@ fn take_at(
             }
             Ok(taken)
         }
-        Some(_) => Err(RewriteError::TagsNotAnObject { path: segs[..=i].join(".") }),
+        Some(_) => Err(RewriteError::TagsNotAnObject {
+            path: segs[..=i].join("."),
+        }),
     }
 }
 
@@ -71,7 +73,10 @@ pub(crate) fn tags_mut<'a>(
 pub fn remove_tag_key(map: &mut Map<String, Value>, key: &str) {
     map.retain(|k, _| !key_is_under(k, key));
     for (k, value) in map.iter_mut() {
-        if let Some(rest) = key.strip_prefix(k.as_str()).and_then(|r| r.strip_prefix('.')) {
+        if let Some(rest) = key
+            .strip_prefix(k.as_str())
+            .and_then(|r| r.strip_prefix('.'))
+        {
             remove_in_value(value, rest);
         }
     }
@@ -96,20 +101,33 @@ mod tests {
 
     #[test]
     fn removes_key_and_dotted_spellings() {
-        let mut m = obj(json!({"k": 1, "k.x": 2, "kk": 3, "a": {"b": 1, "c": [{"b": 2, "d": 3}, "z"]}}));
+        let mut m =
+            obj(json!({"k": 1, "k.x": 2, "kk": 3, "a": {"b": 1, "c": [{"b": 2, "d": 3}, "z"]}}));
         remove_tag_key(&mut m, "k");
-        assert_eq!(Value::Object(m.clone()), json!({"kk": 3, "a": {"b": 1, "c": [{"b": 2, "d": 3}, "z"]}}));
+        assert_eq!(
+            Value::Object(m.clone()),
+            json!({"kk": 3, "a": {"b": 1, "c": [{"b": 2, "d": 3}, "z"]}})
+        );
         remove_tag_key(&mut m, "a.c.b");
-        assert_eq!(Value::Object(m.clone()), json!({"kk": 3, "a": {"b": 1, "c": [{"d": 3}, "z"]}}));
+        assert_eq!(
+            Value::Object(m.clone()),
+            json!({"kk": 3, "a": {"b": 1, "c": [{"d": 3}, "z"]}})
+        );
         remove_tag_key(&mut m, "a.b");
-        assert_eq!(Value::Object(m), json!({"kk": 3, "a": {"c": [{"d": 3}, "z"]}}));
+        assert_eq!(
+            Value::Object(m),
+            json!({"kk": 3, "a": {"c": [{"d": 3}, "z"]}})
+        );
     }
 
     #[test]
     fn take_prunes_empty_and_null_parents() {
         let segs = ["actions", "tags"];
         let mut d = obj(json!({"actions": {"tags": {"a": 1}}, "x": 1}));
-        assert_eq!(take_tags(&mut d, &segs).unwrap(), Some(obj(json!({"a": 1}))));
+        assert_eq!(
+            take_tags(&mut d, &segs).unwrap(),
+            Some(obj(json!({"a": 1})))
+        );
         assert_eq!(Value::Object(d), json!({"x": 1}));
         let mut d = obj(json!({"actions": {"tags": {"a": 1}, "other": 2}}));
         take_tags(&mut d, &segs).unwrap();
@@ -120,7 +138,9 @@ mod tests {
         let mut d = obj(json!({"actions": {"tags": 5}}));
         assert_eq!(
             take_tags(&mut d, &segs),
-            Err(RewriteError::TagsNotAnObject { path: "actions.tags".into() })
+            Err(RewriteError::TagsNotAnObject {
+                path: "actions.tags".into()
+            })
         );
     }
 
@@ -129,7 +149,9 @@ mod tests {
         let segs = ["actions", "tags"];
         let mut d = Map::new();
         assert!(tags_mut(&mut d, &segs, false).is_none());
-        tags_mut(&mut d, &segs, true).unwrap().insert("k".into(), json!("v"));
+        tags_mut(&mut d, &segs, true)
+            .unwrap()
+            .insert("k".into(), json!("v"));
         assert_eq!(Value::Object(d), json!({"actions": {"tags": {"k": "v"}}}));
         let mut d = obj(json!({"actions": 3}));
         assert!(tags_mut(&mut d, &segs, true).is_none());

@@ -109,8 +109,14 @@ mod tests {
     fn rejects_malformed_strings() {
         assert_eq!(decode_pair("abc"), Err(TagCodecError::MissingSeparator));
         assert_eq!(decode_pair(r"a\:b"), Err(TagCodecError::MissingSeparator));
-        assert_eq!(decode_pair(r"ab\"), Err(TagCodecError::DanglingBackslash { at: 2 }));
-        assert_eq!(decode_pair(r"a\x:b"), Err(TagCodecError::InvalidEscape { at: 1, found: 'x' }));
+        assert_eq!(
+            decode_pair(r"ab\"),
+            Err(TagCodecError::DanglingBackslash { at: 2 })
+        );
+        assert_eq!(
+            decode_pair(r"a\x:b"),
+            Err(TagCodecError::InvalidEscape { at: 1, found: 'x' })
+        );
     }
 
     #[test]
@@ -123,10 +129,7 @@ mod tests {
     }
 
     fn tricky() -> impl Strategy<Value = String> {
-        prop_oneof![
-            "[a:\\\\.é]{0,6}".prop_map(|s| s),
-            any::<String>(),
-        ]
+        prop_oneof!["[a:\\\\.é]{0,6}".prop_map(|s| s), any::<String>(),]
     }
 
     proptest! {

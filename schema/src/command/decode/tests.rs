@@ -10,7 +10,14 @@ fn cfg() -> DecodeConfig {
 }
 
 fn rec(payload: &[u8]) -> RawRecord<'_> {
-    RawRecord { topic: "cmds", partition: 1, offset: 42, key: None, payload: Some(payload), headers: vec![] }
+    RawRecord {
+        topic: "cmds",
+        partition: 1,
+        offset: 42,
+        key: None,
+        payload: Some(payload),
+        headers: vec![],
+    }
 }
 
 fn decode_json(v: Value) -> Result<Command, DecodeError> {
@@ -24,14 +31,24 @@ fn kind_of(v: Value) -> DecodeErrorKind {
 
 #[test]
 fn decodes_upsert() {
-    let c = decode_json(json!({"op": "upsert", "id": "d1", "index": "docs", "version": 3, "routing": "r",
-                              "doc": {"title": "x", "actions": {"tags": {"k": "v"}}}}))
+    let c = decode_json(
+        json!({"op": "upsert", "id": "d1", "index": "docs", "version": 3, "routing": "r",
+                              "doc": {"title": "x", "actions": {"tags": {"k": "v"}}}}),
+    )
     .unwrap();
     assert_eq!(c.id, "d1");
     assert_eq!(c.index, "docs");
     assert_eq!(c.version, 3);
     assert_eq!(c.routing.as_deref(), Some("r"));
-    assert_eq!(c.op, Op::Upsert(json!({"title": "x", "actions": {"tags": {"k": "v"}}}).as_object().unwrap().clone()));
+    assert_eq!(
+        c.op,
+        Op::Upsert(
+            json!({"title": "x", "actions": {"tags": {"k": "v"}}})
+                .as_object()
+                .unwrap()
+                .clone()
+        )
+    );
 }
 
 #[test]
@@ -46,9 +63,13 @@ fn decodes_merge_and_delete() {
     expected.tags_add.insert("k".into(), json!(["v"]));
     expected.tags_remove.push("j".into());
     assert_eq!(c.op, Op::Merge(expected));
-    let c = decode_json(json!({"op": "merge", "id": "x", "index": "i", "version": 1, "set": null})).unwrap();
+    let c = decode_json(json!({"op": "merge", "id": "x", "index": "i", "version": 1, "set": null}))
+        .unwrap();
     assert_eq!(c.op, Op::Merge(MergePatch::default()));
-    let c = decode_json(json!({"op": "delete", "id": "x", "index": "i", "version": 1, "routing": null})).unwrap();
+    let c = decode_json(
+        json!({"op": "delete", "id": "x", "index": "i", "version": 1, "routing": null}),
+    )
+    .unwrap();
     assert_eq!((c.op, c.routing), (Op::Delete, None));
 }
 
@@ -60,7 +81,10 @@ fn id_falls_back_to_key_and_index_to_default() {
     let mut c = cfg();
     c.default_index = Some("fallback".into());
     let cmd = decode(&r, &c).unwrap();
-    assert_eq!((cmd.id.as_str(), cmd.index.as_str()), ("from-key", "fallback"));
+    assert_eq!(
+        (cmd.id.as_str(), cmd.index.as_str()),
+        ("from-key", "fallback")
+    );
 }
 
 #[test]
@@ -69,14 +93,21 @@ fn custom_envelope() {
     c.envelope.op = "type".into();
     c.envelope.op_delete = "remove".into();
     c.envelope.id = "docId".into();
-    let cmd = decode(&rec(br#"{"type":"remove","docId":"a","index":"i","version":1}"#), &c).unwrap();
+    let cmd = decode(
+        &rec(br#"{"type":"remove","docId":"a","index":"i","version":1}"#),
+        &c,
+    )
+    .unwrap();
     assert_eq!((cmd.id.as_str(), cmd.op), ("a", Op::Delete));
 }
 
 #[test]
 fn error_carries_coordinates() {
     let e = decode(&rec(b"[1]"), &cfg()).unwrap_err();
-    assert_eq!((e.kind, e.topic.as_str(), e.partition, e.offset), (NotAnObject, "cmds", 1, 42));
+    assert_eq!(
+        (e.kind, e.topic.as_str(), e.partition, e.offset),
+        (NotAnObject, "cmds", 1, 42)
+    );
     assert!(e.to_string().starts_with("not_an_object at cmds[1]@42: "));
 }
 
@@ -98,9 +129,18 @@ fn too_large_is_checked_before_parsing() {
 
 #[test]
 fn invalid_utf8_json_and_non_objects() {
-    assert_eq!(decode(&rec(b"{\"op\":\"\xff\"}"), &cfg()).unwrap_err().kind, InvalidUtf8);
-    assert_eq!(decode(&rec(b"{\"op\":"), &cfg()).unwrap_err().kind, InvalidJson);
-    assert_eq!(decode(&rec(b"\"x\""), &cfg()).unwrap_err().kind, NotAnObject);
+    assert_eq!(
+        decode(&rec(b"{\"op\":\"\xff\"}"), &cfg()).unwrap_err().kind,
+        InvalidUtf8
+    );
+    assert_eq!(
+        decode(&rec(b"{\"op\":"), &cfg()).unwrap_err().kind,
+        InvalidJson
+    );
+    assert_eq!(
+        decode(&rec(b"\"x\""), &cfg()).unwrap_err().kind,
+        NotAnObject
+    );
     let mut r = rec(br#"{"op":"delete","index":"i","version":1}"#);
     r.key = Some(b"\xff");
     assert_eq!(decode(&r, &cfg()).unwrap_err().kind, InvalidUtf8);
@@ -108,32 +148,73 @@ fn invalid_utf8_json_and_non_objects() {
 
 #[test]
 fn unknown_op() {
-    assert_eq!(kind_of(json!({"id": "a", "index": "i", "version": 1})), UnknownOp);
-    assert_eq!(kind_of(json!({"op": "index", "id": "a", "index": "i", "version": 1})), UnknownOp);
-    assert_eq!(kind_of(json!({"op": 1, "id": "a", "index": "i", "version": 1})), UnknownOp);
+    assert_eq!(
+        kind_of(json!({"id": "a", "index": "i", "version": 1})),
+        UnknownOp
+    );
+    assert_eq!(
+        kind_of(json!({"op": "index", "id": "a", "index": "i", "version": 1})),
+        UnknownOp
+    );
+    assert_eq!(
+        kind_of(json!({"op": 1, "id": "a", "index": "i", "version": 1})),
+        UnknownOp
+    );
 }
 
 #[test]
 fn missing_and_bad_ids() {
-    assert_eq!(kind_of(json!({"op": "delete", "index": "i", "version": 1})), MissingId);
-    assert_eq!(kind_of(json!({"op": "delete", "id": "", "index": "i", "version": 1})), MissingId);
-    assert_eq!(kind_of(json!({"op": "delete", "id": 1.5, "index": "i", "version": 1})), WrongFieldType);
-    assert_eq!(kind_of(json!({"op": "delete", "id": ["a"], "index": "i", "version": 1})), WrongFieldType);
-    assert_eq!(kind_of(json!({"op": "delete", "id": "x".repeat(513), "index": "i", "version": 1})), WrongFieldType);
-    assert_eq!(decode_json(json!({"op": "delete", "id": -4, "index": "i", "version": 1})).unwrap().id, "-4");
+    assert_eq!(
+        kind_of(json!({"op": "delete", "index": "i", "version": 1})),
+        MissingId
+    );
+    assert_eq!(
+        kind_of(json!({"op": "delete", "id": "", "index": "i", "version": 1})),
+        MissingId
+    );
+    assert_eq!(
+        kind_of(json!({"op": "delete", "id": 1.5, "index": "i", "version": 1})),
+        WrongFieldType
+    );
+    assert_eq!(
+        kind_of(json!({"op": "delete", "id": ["a"], "index": "i", "version": 1})),
+        WrongFieldType
+    );
+    assert_eq!(
+        kind_of(json!({"op": "delete", "id": "x".repeat(513), "index": "i", "version": 1})),
+        WrongFieldType
+    );
+    assert_eq!(
+        decode_json(json!({"op": "delete", "id": -4, "index": "i", "version": 1}))
+            .unwrap()
+            .id,
+        "-4"
+    );
 }
 
 #[test]
 fn missing_and_bad_index() {
-    assert_eq!(kind_of(json!({"op": "delete", "id": "a", "version": 1})), MissingIndex);
-    assert_eq!(kind_of(json!({"op": "delete", "id": "a", "index": "", "version": 1})), MissingIndex);
-    assert_eq!(kind_of(json!({"op": "delete", "id": "a", "index": 3, "version": 1})), WrongFieldType);
+    assert_eq!(
+        kind_of(json!({"op": "delete", "id": "a", "version": 1})),
+        MissingIndex
+    );
+    assert_eq!(
+        kind_of(json!({"op": "delete", "id": "a", "index": "", "version": 1})),
+        MissingIndex
+    );
+    assert_eq!(
+        kind_of(json!({"op": "delete", "id": "a", "index": 3, "version": 1})),
+        WrongFieldType
+    );
 }
 
 #[test]
 fn field_versions() {
     let base = |v: Value| json!({"op": "delete", "id": "a", "index": "i", "version": v});
-    assert_eq!(kind_of(json!({"op": "delete", "id": "a", "index": "i"})), MissingVersion);
+    assert_eq!(
+        kind_of(json!({"op": "delete", "id": "a", "index": "i"})),
+        MissingVersion
+    );
     assert_eq!(kind_of(base(json!(null))), MissingVersion);
     assert_eq!(kind_of(base(json!(-1))), NegativeVersion);
     assert_eq!(kind_of(base(json!(1.5))), NonIntegerVersion);
@@ -141,7 +222,11 @@ fn field_versions() {
     assert_eq!(kind_of(base(json!(u64::MAX))), NonIntegerVersion);
     let mut c = cfg();
     c.version = VersionSource::Field("meta.seq".into());
-    let cmd = decode(&rec(br#"{"op":"delete","id":"a","index":"i","meta":{"seq":9}}"#), &c).unwrap();
+    let cmd = decode(
+        &rec(br#"{"op":"delete","id":"a","index":"i","meta":{"seq":9}}"#),
+        &c,
+    )
+    .unwrap();
     assert_eq!(cmd.version, 9);
 }
 
@@ -168,7 +253,9 @@ fn header_and_offset_versions() {
 fn wrong_field_types() {
     let base = |extra: Value| {
         let mut v = json!({"op": "merge", "id": "a", "index": "i", "version": 1});
-        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         v
     };
     for extra in [

@@ -1,0 +1,172 @@
+//! The target index: `create-index` and the readiness check.
+//!
+//! The target definition is derived from the legacy index by [`schema::target_definition`]
+//! (the tag rewrite's mapping, `index.gc_deletes` raised for the migration window). Creation is
+//! idempotent so that every deployment script and every restarted worker can run it: an index
+//! with the same definition is a no-op, a different one is an error naming each difference
+//! (an index silently created by dynamic mapping would explode exactly like the legacy one).
+
+use cluster::client::enc;
+use cluster::{Es, EsError};
+use elasticsearch::http::Method;
+use schema::{TagRewrite, TargetDefinitionConfig};
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+/// Why the target index could not be created or is not fit to be written.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// The cluster failed or answered unexpectedly.
+    #[error(transparent)]
+    Es(#[from] EsError),
+    /// The legacy index does not exist.
+    #[error("legacy index `{0}` does not exist")]
+    SourceMissing(String),
+    /// The target index does not exist (run `backfill create-index` first).
+    #[error("target index `{0}` does not exist; create it with `backfill create-index` (it must carry the rewritten mapping and a raised index.gc_deletes)")]
+    TargetMissing(String),
+    /// The schema crate could not derive a target definition from the legacy index.
+    #[error("cannot derive the target definition from `{index}`: {reason}")]
+    Definition { index: String, reason: String },
+    /// The target index exists with another definition.
+    #[error("target index `{index}` already exists with a different definition:\n  - {}", differences.join("\n  - "))]
+    DefinitionMismatch { index: String, differences: Vec<String> },
+    /// The target index is not safe to write (mapping of the tag field, gc_deletes too low...).
+    #[error("target index `{index}` is not ready for the migration writers:\n  - {}", problems.join("\n  - "))]
+    NotReady { index: String, problems: Vec<String> },
+    /// A duration setting could not be parsed.
+    #[error("invalid duration `{0}` (expected e.g. 500ms, 90s, 30m, 48h, 2d)")]
+    BadDuration(String),
+}
+
+/// What `create-index` needs besides the two clusters.
+#[derive(Clone, Debug)]
+pub struct CreateIndexConfig {
+    /// The legacy index (or an alias resolving to exactly one index).
+    pub source_index: String,
+    /// The target index to create.
+    pub target_index: String,
+    /// Where tags live in both forms.
+    pub tags: TagRewrite,
+    /// `index.gc_deletes` for the target while both writers run (how long delete tombstones
+    /// are remembered: must outlive the migration, see convergence invariant 4).
+    pub gc_deletes: String,
+    /// Further index settings (e.g. `index.number_of_replicas`), applied over the derived ones.
+    pub extra_settings: Map<String, Value>,
+}
+
+/// What `create-index` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// The index was created.
+    Created,
+    /// An index with the same definition already existed: nothing was done.
+    AlreadyExists,
+}
+
+/// Creates the target index from the legacy index's definition, idempotently.
+pub async fn create_index(legacy: &Es, target: &Es, cfg: &CreateIndexConfig) -> Result<CreateOutcome, IndexError> {
+    let legacy_index = get_index(legacy, &cfg.source_index)
+        .await?
+        .ok_or_else(|| IndexError::SourceMissing(cfg.source_index.clone()))?;
+    let def_cfg = TargetDefinitionConfig {
+        tags: cfg.tags.clone(),
+        gc_deletes: cfg.gc_deletes.clone(),
+        extra_settings: cfg.extra_settings.clone(),
+    };
+    let expected = schema::target_definition(&legacy_index, &def_cfg)
+        .map_err(|e| IndexError::Definition { index: cfg.source_index.clone(), reason: e.to_string() })?;
+    if let Some(actual) = get_index(target, &cfg.target_index).await? {
+        return compare(&cfg.target_index, &expected, &actual);
+    }
+    let path = format!("/{}", enc(&cfg.target_index));
+    let (status, body) = target.request(Method::Put, &path, Some(&expected)).await?;
+    match status {
+        200..=299 => {
+            tracing::info!(index = %cfg.target_index, "created target index");
+            Ok(CreateOutcome::Created)
+        }
+        // Another process created it between our GET and PUT: same rule as above.
+        400 if body.pointer("/error/type").and_then(Value::as_str) == Some("resource_already_exists_exception") => {
+            let actual = get_index(target, &cfg.target_index).await?.ok_or_else(|| IndexError::TargetMissing(cfg.target_index.clone()))?;
+            compare(&cfg.target_index, &expected, &actual)
+        }
+        _ => Err(EsError::Status { method: "PUT".into(), path, status, body: body.to_string() }.into()),
+    }
+}
+
+fn compare(index: &str, expected: &Value, actual: &Value) -> Result<CreateOutcome, IndexError> {
+    let differences = schema::definition_differences(expected, actual);
+    if differences.is_empty() {
+        tracing::info!(%index, "target index already exists with the expected definition");
+        Ok(CreateOutcome::AlreadyExists)
+    } else {
+        Err(IndexError::DefinitionMismatch { index: index.to_string(), differences })
+    }
+}
+
+/// `GET /<index>` and the value under the (single) concrete index name; `None` on 404.
+pub async fn get_index(es: &Es, index: &str) -> Result<Option<Value>, IndexError> {
+    let path = format!("/{}", enc(index));
+    let (status, mut body) = es.request(Method::Get, &path, None).await?;
+    match status {
+        404 => Ok(None),
+        200 => {
+            let obj = body.as_object_mut().filter(|o| o.len() == 1).ok_or_else(|| EsError::Decode {
+                method: "GET".into(),
+                path: path.clone(),
+                detail: "expected exactly one index (an alias over several indices is not supported)".into(),
+            })?;
+            Ok(obj.values_mut().next().map(Value::take))
+        }
+        _ => Err(EsError::Status { method: "GET".into(), path, status, body: body.to_string() }.into()),
+    }
+}
+
+/// Refuses to let a writer start on a target index that would not converge: absent, tag field
+/// mapped wrongly, or `index.gc_deletes` below `min_gc_deletes` (a delete's tombstone would be
+/// forgotten during the migration and a stale backfill write would resurrect the document).
+pub async fn check_readiness(target: &Es, index: &str, tags: &TagRewrite, min_gc_deletes: Duration) -> Result<(), IndexError> {
+    let actual = get_index(target, index).await?.ok_or_else(|| IndexError::TargetMissing(index.to_string()))?;
+    let problems = schema::readiness_problems(&actual, tags, min_gc_deletes.as_millis() as u64);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(IndexError::NotReady { index: index.to_string(), problems })
+    }
+}
+
+/// Parses an Elasticsearch-style duration (`500ms`, `90s`, `30m`, `48h`, `2d`); a bare number
+/// is milliseconds, as Elasticsearch reads it.
+pub fn parse_duration(text: &str) -> Result<Duration, IndexError> {
+    let t = text.trim();
+    let bad = || IndexError::BadDuration(text.to_string());
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let ms = match unit {
+        "" | "ms" => n,
+        "s" => n * 1000,
+        "m" => n * 60_000,
+        "h" => n * 3_600_000,
+        "d" => n * 86_400_000,
+        _ => return Err(bad()),
+    };
+    Ok(Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("48h").unwrap(), Duration::from_secs(48 * 3600));
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1500").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(2 * 86400));
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("5 weeks").is_err());
+    }
+}

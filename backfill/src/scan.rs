@@ -1,0 +1,461 @@
+//! Sliced, resumable reads of one index.
+//!
+//! ## Order and slicing: chosen so that a resume never skips a document
+//!
+//! Every slice is read in ascending `_seq_no` order, and slices are cut by a hash of `_id`
+//! (`slice.field: "_id"`). Both are properties of the document itself, not of the reader:
+//!
+//! - The natural PIT order (`_shard_doc`) and the default PIT slicing are both Lucene doc ids,
+//!   which a new PIT renumbers after any merge. A checkpoint in those terms would mean nothing
+//!   to the next PIT: resuming with it can skip documents.
+//! - A document's `_seq_no` changes only when the document is written. So for every document
+//!   *unchanged since the scan began*, both its slice and its position are the same in every
+//!   later PIT or scroll. Resuming with `_seq_no >= last_seen` therefore re-reads a few documents
+//!   (those sharing the last `_seq_no`, at most one per shard) and skips none of them.
+//! - A document written after the scan began may move (new `_seq_no`) and be missed, but its
+//!   write came through the command topic, which the replaying indexer applies: the backfill
+//!   owes only what the topic no longer holds. (`_seq_no` is per shard, so this is the only
+//!   class of document a resume can miss.)
+//!
+//! Within one live PIT the scan continues exactly with `search_after` on
+//! `[_seq_no, _shard_doc]` (`_shard_doc` being the cheap total-order tiebreak of 7.12+); the
+//! `_seq_no` floor is used only when a new context has to be opened (restart, expired or lost
+//! context), where `_shard_doc` values of the old PIT would be meaningless.
+//!
+//! ## Methods
+//! - Elasticsearch 7.12+: PIT + `search_after`, tiebreak `_shard_doc`.
+//! - OpenSearch 2.4+: PIT through `/_search/point_in_time`, tiebreak `_id` (OpenSearch has no
+//!   `_shard_doc`; `_id` sorting is allowed there). Not exercised by the test suite.
+//! - Anything older (including Elasticsearch 7.10/7.11, whose PIT has no `_shard_doc`): sliced
+//!   scroll, also sorted by `_seq_no` so that it resumes the same way (sorting by `_doc` would be
+//!   cheaper but could only restart a slice from its beginning).
+//!
+//! ## Failures
+//! A lost context can come back as HTTP 404 *or* as HTTP 200 with empty hits and
+//! `search_context_missing_exception` in the shard failures. Every page's `_shards.failed` is
+//! checked, and an empty page is the end only when no shard failed. A lost context is recovered
+//! from by opening a new one at the `_seq_no` floor; other failures are retried with backoff
+//! (PIT) or also recovered from the floor (scroll, where a retried request would skip the page
+//! the failed attempt already consumed on the healthy shards).
+
+use cluster::client::enc;
+use cluster::{Backoff, Es, EsError, ServerVersion};
+use elasticsearch::http::Method;
+use futures::future::BoxFuture;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// How the user wants the source read; `Auto` picks from the detected server version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanMethodChoice {
+    /// PIT where the server supports it with a tiebreak, sliced scroll otherwise.
+    Auto,
+    /// Point in time + search_after (fails on servers without it).
+    Pit,
+    /// Sliced scroll.
+    Scroll,
+}
+
+/// The concrete read method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanMethod {
+    /// Elasticsearch PIT (`/_pit`, tiebreak `_shard_doc`).
+    EsPit,
+    /// OpenSearch PIT (`/_search/point_in_time`, tiebreak `_id`).
+    OsPit,
+    /// Sliced scroll.
+    Scroll,
+}
+
+impl ScanMethod {
+    /// Chooses the method for a server; see the module doc for why 7.10/7.11 use scroll.
+    pub fn choose(choice: ScanMethodChoice, server: &ServerVersion) -> Result<Self, ScanError> {
+        let pit = if server.is_opensearch() {
+            server.supports_pit().then_some(ScanMethod::OsPit)
+        } else {
+            ((server.major, server.minor) >= (7, 12)).then_some(ScanMethod::EsPit)
+        };
+        match choice {
+            ScanMethodChoice::Auto => Ok(pit.unwrap_or(ScanMethod::Scroll)),
+            ScanMethodChoice::Scroll => Ok(ScanMethod::Scroll),
+            ScanMethodChoice::Pit => pit.ok_or_else(|| ScanError::Unsupported(format!("{server} has no point-in-time reader with a tiebreak sort; use --scan-method scroll"))),
+        }
+    }
+
+    /// Name for logs and metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ScanMethod::EsPit => "pit",
+            ScanMethod::OsPit => "opensearch-pit",
+            ScanMethod::Scroll => "scroll",
+        }
+    }
+}
+
+/// Why a scan stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// The cluster failed in a way retries did not fix.
+    #[error(transparent)]
+    Es(#[from] EsError),
+    /// The search context (PIT or scroll) is gone; the scan recovers from this internally and
+    /// only reports it when recovery keeps failing.
+    #[error("search context lost: {0}")]
+    ContextLost(String),
+    /// Some shards failed for another reason (the page would be incomplete).
+    #[error("{failed} shard(s) failed: {reason}")]
+    ShardFailures { failed: u64, reason: String },
+    /// The response lacks what every page must have.
+    #[error("malformed search response: {0}")]
+    Malformed(String),
+    /// The server cannot be read with the requested method.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Recovery was attempted too many times without a single page in between.
+    #[error("gave up after {attempts} attempts without progress; last error: {last}")]
+    GaveUp { attempts: u32, last: String },
+}
+
+impl ScanError {
+    /// Errors worth retrying (or recovering from) rather than failing the slice.
+    fn is_transient(&self) -> bool {
+        match self {
+            ScanError::Es(e) => e.is_retryable(),
+            ScanError::ContextLost(_) | ScanError::ShardFailures { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// Which part of the index a scan reads: slice `id` of `max` (by `_id` hash).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SliceSpec {
+    pub id: u32,
+    pub max: u32,
+}
+
+/// What a scan reads and how.
+#[derive(Clone, Debug)]
+pub struct ScanOptions {
+    /// Index (or alias) to read.
+    pub index: String,
+    /// Method to use.
+    pub method: ScanMethod,
+    /// Slice to read (`max == 1` reads everything).
+    pub slice: SliceSpec,
+    /// Hits per page.
+    pub page_size: usize,
+    /// Keep-alive of the PIT/scroll between two pages, in Elasticsearch syntax (`5m`).
+    pub keep_alive: String,
+    /// Fetch `_source` (false: ids, routing and versions only).
+    pub source: bool,
+    /// Give up after this many consecutive failed attempts (no page in between).
+    pub max_attempts: u32,
+}
+
+/// Identifies the live search context, for fault-injection hooks and logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ContextRef {
+    /// An Elasticsearch or OpenSearch PIT id.
+    Pit(String),
+    /// A scroll id.
+    Scroll(String),
+}
+
+/// Reported to a [`ScanHook`] after every page.
+#[derive(Clone, Debug)]
+pub struct ScanEvent {
+    pub slice: u32,
+    /// 1-based page number within this run of the slice.
+    pub page: u64,
+    /// The context the next page will be read from.
+    pub context: ContextRef,
+}
+
+/// A callback run after every page, before the next one is requested. It exists for fault
+/// injection (tests and drills delete the PIT or scroll through the real API to prove that
+/// recovery works); production runs leave it unset.
+pub type ScanHook = Arc<dyn Fn(ScanEvent) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// One page of hits, in scan order.
+#[derive(Debug)]
+pub struct Page {
+    /// The raw hits (`_id`, `_routing`, `_version`, `_source`, `sort`).
+    pub hits: Vec<Value>,
+    /// Where to resume after this page: the `_seq_no` of its last hit (inclusive; a resume
+    /// re-reads the documents sharing it).
+    pub resume_seq_no: u64,
+}
+
+enum Cursor {
+    /// No context open.
+    None,
+    /// A PIT, and the sort values of the last hit read from it.
+    Pit { id: String, search_after: Option<Value> },
+    /// A scroll, positioned after the last page.
+    Scroll { id: String },
+}
+
+/// A resumable reader of one slice. `next_page` hides context loss and transient failures;
+/// it returns `None` only when a page came back empty with every shard successful.
+pub struct SliceScan {
+    es: Es,
+    opts: ScanOptions,
+    cursor: Cursor,
+    /// Lowest `_seq_no` still owed (inclusive), used whenever a new context is opened.
+    floor: u64,
+    pages: u64,
+    recoveries: u64,
+    hook: Option<ScanHook>,
+}
+
+impl SliceScan {
+    /// A scan starting at `_seq_no >= floor` (0: from the beginning).
+    pub fn new(es: Es, opts: ScanOptions, floor: u64, hook: Option<ScanHook>) -> Self {
+        SliceScan { es, opts, cursor: Cursor::None, floor, pages: 0, recoveries: 0, hook }
+    }
+
+    /// How many times a new context had to be opened after a loss or failure.
+    pub fn recoveries(&self) -> u64 {
+        self.recoveries
+    }
+
+    /// The next page, or `None` at the end of the slice.
+    pub async fn next_page(&mut self) -> Result<Option<Page>, ScanError> {
+        let mut backoff = Backoff::new(std::time::Duration::from_millis(200), std::time::Duration::from_secs(10));
+        loop {
+            match self.fetch().await {
+                Ok(hits) => return self.accept(hits).await,
+                Err(e) if e.is_transient() && backoff.attempts() < self.opts.max_attempts => {
+                    self.handle_failure(&e).await;
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                Err(e) if e.is_transient() => {
+                    return Err(ScanError::GaveUp { attempts: backoff.attempts(), last: e.to_string() });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Closes the context (best effort: it expires on its own anyway).
+    pub async fn close(&mut self) {
+        let cursor = std::mem::replace(&mut self.cursor, Cursor::None);
+        let (path, body) = match (cursor, self.opts.method) {
+            (Cursor::Pit { id, .. }, ScanMethod::EsPit) => ("/_pit", json!({"id": id})),
+            (Cursor::Pit { id, .. }, _) => ("/_search/point_in_time", json!({"pit_id": [id]})),
+            (Cursor::Scroll { id }, _) => ("/_search/scroll", json!({"scroll_id": [id]})),
+            (Cursor::None, _) => return,
+        };
+        if let Err(e) = self.es.request(Method::Delete, path, Some(&body)).await {
+            tracing::debug!(error = %e, "closing search context failed (it will expire)");
+        }
+    }
+
+    /// Decides what a failure means for the cursor: a lost context (any method) or any
+    /// failure of a scroll means a new context from the floor; a PIT failure otherwise
+    /// retries the same request.
+    async fn handle_failure(&mut self, e: &ScanError) {
+        let reopen = matches!(e, ScanError::ContextLost(_)) || matches!(self.cursor, Cursor::Scroll { .. });
+        tracing::warn!(slice = self.opts.slice.id, error = %e, reopen, floor = self.floor, "scan page failed");
+        if reopen && !matches!(self.cursor, Cursor::None) {
+            self.close().await;
+            self.recoveries += 1;
+            metrics::counter!("backfill_context_recoveries_total").increment(1);
+        }
+    }
+
+    async fn accept(&mut self, hits: Vec<Value>) -> Result<Option<Page>, ScanError> {
+        let Some(last) = hits.last() else {
+            self.close().await;
+            return Ok(None);
+        };
+        let sort = last.get("sort").cloned().ok_or_else(|| ScanError::Malformed("hit without sort values".into()))?;
+        let seq = sort.get(0).and_then(Value::as_u64).ok_or_else(|| ScanError::Malformed(format!("sort values {sort} do not start with _seq_no")))?;
+        if let Cursor::Pit { search_after, .. } = &mut self.cursor {
+            *search_after = Some(sort);
+        }
+        self.floor = seq;
+        self.pages += 1;
+        if let Some(hook) = &self.hook {
+            let context = match &self.cursor {
+                Cursor::Pit { id, .. } => Some(ContextRef::Pit(id.clone())),
+                Cursor::Scroll { id } => Some(ContextRef::Scroll(id.clone())),
+                Cursor::None => None,
+            };
+            if let Some(context) = context {
+                hook(ScanEvent { slice: self.opts.slice.id, page: self.pages, context }).await;
+            }
+        }
+        Ok(Some(Page { hits, resume_seq_no: seq }))
+    }
+
+    async fn fetch(&mut self) -> Result<Vec<Value>, ScanError> {
+        match self.opts.method {
+            ScanMethod::Scroll => self.fetch_scroll().await,
+            _ => self.fetch_pit().await,
+        }
+    }
+
+    async fn fetch_pit(&mut self) -> Result<Vec<Value>, ScanError> {
+        if matches!(self.cursor, Cursor::None) {
+            let id = self.open_pit().await?;
+            self.cursor = Cursor::Pit { id, search_after: None };
+        }
+        let Cursor::Pit { id, search_after } = &self.cursor else { unreachable!("PIT cursor set above") };
+        let mut body = self.base_body();
+        let tiebreak = if self.opts.method == ScanMethod::EsPit { "_shard_doc" } else { "_id" };
+        body["sort"] = json!([{"_seq_no": "asc"}, {tiebreak: "asc"}]);
+        body["pit"] = json!({"id": id, "keep_alive": self.opts.keep_alive});
+        if let Some(after) = search_after {
+            body["search_after"] = after.clone();
+        }
+        let (status, resp) = self.es.request(Method::Post, "/_search", Some(&body)).await?;
+        // The PIT id may change from one response to the next; always use the latest.
+        if let (Some(new_id), Cursor::Pit { id, .. }) = (resp.get("pit_id").and_then(Value::as_str), &mut self.cursor) {
+            if new_id != id {
+                *id = new_id.to_string();
+            }
+        }
+        page_hits(status, resp, "/_search")
+    }
+
+    async fn open_pit(&self) -> Result<String, ScanError> {
+        let ka = enc(&self.opts.keep_alive);
+        let (path, field) = match self.opts.method {
+            ScanMethod::EsPit => (format!("/{}/_pit?keep_alive={ka}", enc(&self.opts.index)), "id"),
+            _ => (format!("/{}/_search/point_in_time?keep_alive={ka}", enc(&self.opts.index)), "pit_id"),
+        };
+        let resp = self.es.ok(Method::Post, &path, None).await?;
+        let id = resp.get(field).and_then(Value::as_str).ok_or_else(|| ScanError::Malformed(format!("opening a PIT returned no `{field}`")))?;
+        tracing::debug!(slice = self.opts.slice.id, floor = self.floor, "opened PIT");
+        Ok(id.to_string())
+    }
+
+    async fn fetch_scroll(&mut self) -> Result<Vec<Value>, ScanError> {
+        let ka = self.opts.keep_alive.clone();
+        let (path, body) = match &self.cursor {
+            Cursor::Scroll { id } => ("/_search/scroll".to_string(), json!({"scroll": ka, "scroll_id": id})),
+            _ => {
+                let mut body = self.base_body();
+                body["sort"] = json!([{"_seq_no": "asc"}]);
+                (format!("/{}/_search?scroll={}", enc(&self.opts.index), enc(&ka)), body)
+            }
+        };
+        let (status, resp) = self.es.request(Method::Post, &path, Some(&body)).await?;
+        if let Some(id) = resp.get("_scroll_id").and_then(Value::as_str) {
+            self.cursor = Cursor::Scroll { id: id.to_string() };
+        }
+        page_hits(status, resp, &path)
+    }
+
+    /// The parts of a search body both methods share: size, slice, versions, floor filter.
+    fn base_body(&self) -> Value {
+        let mut body = json!({"size": self.opts.page_size, "version": true, "track_total_hits": false});
+        if !self.opts.source {
+            body["_source"] = json!(false);
+        }
+        let SliceSpec { id, max } = self.opts.slice;
+        if max > 1 {
+            body["slice"] = json!({"field": "_id", "id": id, "max": max});
+        }
+        if self.floor > 0 {
+            body["query"] = json!({"bool": {"filter": [{"range": {"_seq_no": {"gte": self.floor}}}]}});
+        }
+        body
+    }
+}
+
+/// The hits of a search or scroll response, after checking that the page is complete: a lost
+/// context (HTTP 404, or 200 with `search_context_missing_exception` in the shard failures) or
+/// any other shard failure or time-out is an error, never an end of data.
+pub fn page_hits(status: u16, mut resp: Value, path: &str) -> Result<Vec<Value>, ScanError> {
+    if mentions_missing_context(&resp) {
+        return Err(ScanError::ContextLost(short(&resp)));
+    }
+    if !(200..300).contains(&status) {
+        return Err(EsError::Status { method: "POST".into(), path: path.to_string(), status, body: short(&resp) }.into());
+    }
+    let failed = resp.pointer("/_shards/failed").and_then(Value::as_u64).ok_or_else(|| ScanError::Malformed("no _shards.failed".into()))?;
+    if failed > 0 {
+        let reason = resp.pointer("/_shards/failures").map(short).unwrap_or_default();
+        return Err(ScanError::ShardFailures { failed, reason });
+    }
+    if resp.get("timed_out") == Some(&Value::Bool(true)) {
+        return Err(ScanError::ShardFailures { failed: 0, reason: "search timed out (partial page)".into() });
+    }
+    match resp.pointer_mut("/hits/hits").map(Value::take) {
+        Some(Value::Array(hits)) => Ok(hits),
+        _ => Err(ScanError::Malformed("no hits.hits array".into())),
+    }
+}
+
+/// True when any error or shard failure in the response says the context is gone.
+fn mentions_missing_context(resp: &Value) -> bool {
+    const MISSING: &str = "search_context_missing_exception";
+    let is_missing = |v: &Value| v.get("type").and_then(Value::as_str) == Some(MISSING);
+    let in_list = |v: Option<&Value>, key: &str| {
+        v.and_then(Value::as_array).is_some_and(|items| items.iter().any(|f| f.get(key).is_some_and(is_missing)))
+    };
+    let error = resp.get("error");
+    error.is_some_and(is_missing)
+        || error.is_some_and(|e| e.get("root_cause").and_then(Value::as_array).is_some_and(|r| r.iter().any(is_missing)))
+        || in_list(error.and_then(|e| e.get("failed_shards")), "reason")
+        || in_list(resp.pointer("/_shards/failures"), "reason")
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 400 {
+        format!("{}...", &s[..s.floor_char_boundary(400)])
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_missing_in_shard_failures_of_a_200_is_an_error() {
+        let resp = json!({"_shards": {"total": 2, "successful": 1, "failed": 1, "failures": [
+            {"shard": 0, "reason": {"type": "search_context_missing_exception", "reason": "No search context found for id [4]"}}
+        ]}, "hits": {"hits": []}});
+        assert!(matches!(page_hits(200, resp, "/_search"), Err(ScanError::ContextLost(_))));
+    }
+
+    #[test]
+    fn context_missing_as_404() {
+        let resp = json!({"error": {"root_cause": [{"type": "search_context_missing_exception"}], "type": "search_phase_execution_exception"}, "status": 404});
+        assert!(matches!(page_hits(404, resp, "/_search"), Err(ScanError::ContextLost(_))));
+    }
+
+    #[test]
+    fn other_shard_failures_and_timeouts_are_errors_not_ends() {
+        let resp = json!({"_shards": {"failed": 1, "failures": [{"reason": {"type": "node_disconnected_exception"}}]}, "hits": {"hits": []}});
+        assert!(matches!(page_hits(200, resp, "/_search"), Err(ScanError::ShardFailures { failed: 1, .. })));
+        let resp = json!({"timed_out": true, "_shards": {"failed": 0}, "hits": {"hits": []}});
+        assert!(matches!(page_hits(200, resp, "/_search"), Err(ScanError::ShardFailures { .. })));
+        let resp = json!({"hits": {"hits": []}});
+        assert!(matches!(page_hits(200, resp, "/_search"), Err(ScanError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_clean_empty_page_is_the_end() {
+        let resp = json!({"_shards": {"failed": 0}, "hits": {"hits": []}});
+        assert!(page_hits(200, resp, "/_search").unwrap().is_empty());
+    }
+
+    #[test]
+    fn method_choice() {
+        let v = |d: &str, n: &str| ServerVersion::from_root(&json!({"version": {"distribution": d, "number": n}})).unwrap();
+        assert_eq!(ScanMethod::choose(ScanMethodChoice::Auto, &v("elasticsearch", "7.17.29")).unwrap(), ScanMethod::EsPit);
+        assert_eq!(ScanMethod::choose(ScanMethodChoice::Auto, &v("elasticsearch", "7.10.2")).unwrap(), ScanMethod::Scroll);
+        assert_eq!(ScanMethod::choose(ScanMethodChoice::Auto, &v("elasticsearch", "6.8.23")).unwrap(), ScanMethod::Scroll);
+        assert_eq!(ScanMethod::choose(ScanMethodChoice::Auto, &v("opensearch", "2.11.0")).unwrap(), ScanMethod::OsPit);
+        assert_eq!(ScanMethod::choose(ScanMethodChoice::Scroll, &v("elasticsearch", "9.2.4")).unwrap(), ScanMethod::Scroll);
+        assert!(ScanMethod::choose(ScanMethodChoice::Pit, &v("elasticsearch", "6.8.23")).is_err());
+    }
+}

@@ -1,0 +1,329 @@
+//! Applying a batch of commands to the target cluster, per the convergence model.
+//!
+//! - Upserts and deletes are written with external versions: Elasticsearch keeps the highest
+//!   version, so replay and backfill commute and a replayed command is harmless.
+//! - A merge cannot be externally versioned (the update API refuses it), so it is
+//!   read-merge-write: read the target's document and version; if the stored version is `>= v`
+//!   the merge is superseded; otherwise write the merged document with version `v`.
+//! - When the target lacks the document, its state lives in the legacy cluster: if the legacy
+//!   copy is at `vL >= v` the legacy indexer already applied this merge, so the legacy copy is
+//!   written at its own version; if `vL < v` it is the base, unless this indexer deleted the
+//!   document after `vL` (the legacy indexer can lag): deletes are recorded in a side index of
+//!   tombstones that reads never see, and a tombstone newer than `vL` makes the merge a no-op,
+//!   as is a merge of a document that exists nowhere (what the update API does too).
+//!
+//! Why this is race-free: commands of one document live in one partition and are applied in
+//! order by one lane, so when a merge at `v` reads a base at `vb`, every command between `vb`
+//! and `v` was already applied by this lane (or it would have raised the stored version). The
+//! only other writer, the backfill, writes legacy states, whose versions are versions of
+//! commands this lane has already seen; they can only lose (409) against a newer state.
+//!
+//! A batch is cut into *rounds*: round k holds the k-th command of each document, so a
+//! document's commands are written in order while different documents share bulk requests.
+
+use cluster::bulk::{BulkOp, BulkOpKind};
+use cluster::write::WriteError;
+use cluster::{Backoff, BulkWriter, Es, EsError, Resolved};
+use schema::{Command, LegacyVersionSource, MergePatch, Op, TagRewrite};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use tokio_util::sync::CancellationToken;
+
+/// How one command ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Written to the target.
+    Applied,
+    /// A newer state was already there.
+    Superseded,
+    /// A merge of a document that does not exist (or was deleted): nothing to do.
+    NoOp,
+    /// The command cannot be applied; it goes to the dead-letter topic.
+    Poison { kind: &'static str, reason: String },
+}
+
+/// The batch could not be finished.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// Shutdown came while a request was still being retried.
+    #[error("cancelled")]
+    Cancelled,
+    /// A failure that retrying cannot fix (e.g. the request itself is refused).
+    #[error(transparent)]
+    Es(#[from] EsError),
+    #[error("{0}")]
+    Malformed(String),
+}
+
+impl From<WriteError> for ApplyError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Cancelled => ApplyError::Cancelled,
+            WriteError::Es(e) => ApplyError::Es(e),
+            WriteError::Malformed(m) => ApplyError::Malformed(m),
+        }
+    }
+}
+
+/// Everything needed to apply commands.
+#[derive(Clone)]
+pub struct Applier {
+    pub writer: BulkWriter,
+    pub legacy: Es,
+    pub tags: TagRewrite,
+    pub legacy_version: LegacyVersionSource,
+    /// `(legacy index, target index)` pairs; unmapped indices keep their name.
+    pub index_map: Vec<(String, String)>,
+    pub cancel: CancellationToken,
+}
+
+/// Name of the side index recording deletes of `target` (see the module doc).
+pub fn tombstone_index(target: &str) -> String {
+    format!("cutover-tombstones-{target}")
+}
+
+/// A document's last known state, read from one cluster.
+#[derive(Clone, Debug)]
+struct Stored {
+    version: u64,
+    source: Map<String, Value>,
+}
+
+impl Applier {
+    fn target_index<'a>(&'a self, legacy: &'a str) -> &'a str {
+        self.index_map.iter().find(|(l, _)| l == legacy).map(|(_, t)| t.as_str()).unwrap_or(legacy)
+    }
+
+    /// Applies `cmds` in order per document; returns one outcome per command.
+    pub async fn apply(&self, cmds: &[&Command]) -> Result<Vec<Outcome>, ApplyError> {
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; cmds.len()];
+        for round in rounds(cmds, |c| (self.target_index(&c.index), c.id.as_str())) {
+            self.apply_round(cmds, &round, &mut outcomes).await?;
+        }
+        Ok(outcomes.into_iter().map(|o| o.expect("every command has an outcome")).collect())
+    }
+
+    async fn apply_round(&self, cmds: &[&Command], round: &[usize], outcomes: &mut [Option<Outcome>]) -> Result<(), ApplyError> {
+        let merges: Vec<usize> = round.iter().copied().filter(|&i| matches!(cmds[i].op, Op::Merge(_))).collect();
+        let bases = self.merge_bases(cmds, &merges).await?;
+        let mut ops: Vec<BulkOp> = Vec::with_capacity(round.len() + 8);
+        let mut op_of: Vec<(usize, usize)> = Vec::with_capacity(round.len()); // (command, op index)
+        for &i in round {
+            let cmd = cmds[i];
+            let target = self.target_index(&cmd.index).to_string();
+            let planned = match &cmd.op {
+                Op::Upsert(doc) => match self.tags.to_target(doc) {
+                    Ok(src) => Plan::Write(cmd.version, src),
+                    Err(e) => Plan::Done(Outcome::Poison { kind: "rewrite", reason: e.to_string() }),
+                },
+                Op::Delete => Plan::Delete,
+                Op::Merge(patch) => self.plan_merge(cmd, patch, bases.get(&i)),
+            };
+            match planned {
+                Plan::Done(o) => outcomes[i] = Some(o),
+                Plan::Write(version, source) => {
+                    op_of.push((i, ops.len()));
+                    ops.push(BulkOp { index: target, id: cmd.id.clone(), routing: cmd.routing.clone(), version, kind: BulkOpKind::Index(source) });
+                }
+                Plan::Delete => {
+                    op_of.push((i, ops.len()));
+                    ops.push(BulkOp { index: target.clone(), id: cmd.id.clone(), routing: cmd.routing.clone(), version: cmd.version, kind: BulkOpKind::Delete });
+                    ops.push(tombstone_op(&target, &cmd.id, cmd.version));
+                }
+            }
+        }
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let resolved = self.writer.write(&ops).await?;
+        for (i, op) in op_of {
+            outcomes[i] = Some(match &resolved[op] {
+                Resolved::Applied => Outcome::Applied,
+                Resolved::Superseded => Outcome::Superseded,
+                Resolved::Poison(reason) => Outcome::Poison { kind: "mapping", reason: reason.clone() },
+            });
+        }
+        Ok(())
+    }
+
+    fn plan_merge(&self, cmd: &Command, patch: &MergePatch, base: Option<&Base>) -> Plan {
+        let merged = |mut src: Map<String, Value>| match patch.apply_target(&mut src, &self.tags) {
+            Ok(()) => Plan::Write(cmd.version, src),
+            Err(e) => Plan::Done(Outcome::Poison { kind: "rewrite", reason: e.to_string() }),
+        };
+        match base {
+            Some(Base::Target(s)) if s.version >= cmd.version => Plan::Done(Outcome::Superseded),
+            Some(Base::Target(s)) => merged(s.source.clone()),
+            Some(Base::Legacy { stored, tombstone }) => {
+                if stored.version >= cmd.version {
+                    // The legacy indexer already applied this merge: its copy is the state.
+                    match self.tags.to_target(&stored.source) {
+                        Ok(src) => Plan::Write(stored.version, src),
+                        Err(e) => Plan::Done(Outcome::Poison { kind: "rewrite", reason: e.to_string() }),
+                    }
+                } else if tombstone.is_some_and(|t| t > stored.version) {
+                    Plan::Done(Outcome::NoOp) // deleted after the legacy copy: merging a deleted doc
+                } else {
+                    match self.tags.to_target(&stored.source) {
+                        Ok(src) => merged(src),
+                        Err(e) => Plan::Done(Outcome::Poison { kind: "rewrite", reason: e.to_string() }),
+                    }
+                }
+            }
+            Some(Base::Absent) | None => Plan::Done(Outcome::NoOp),
+        }
+    }
+
+    /// Reads the base of every merge: from the target, else from the legacy cluster (plus the
+    /// tombstone record, to know whether the legacy copy was deleted since).
+    async fn merge_bases(&self, cmds: &[&Command], merges: &[usize]) -> Result<HashMap<usize, Base>, ApplyError> {
+        let mut bases = HashMap::new();
+        if merges.is_empty() {
+            return Ok(bases);
+        }
+        let keys: Vec<DocKey> = merges
+            .iter()
+            .map(|&i| DocKey { index: self.target_index(&cmds[i].index).to_string(), id: cmds[i].id.clone(), routing: cmds[i].routing.clone() })
+            .collect();
+        let in_target = self.mget(self.writer.es(), &keys, false).await?;
+        let absent: Vec<usize> = (0..merges.len()).filter(|&k| in_target[k].is_none()).collect();
+        for (k, stored) in in_target.into_iter().enumerate() {
+            if let Some(s) = stored {
+                bases.insert(merges[k], Base::Target(s));
+            }
+        }
+        if absent.is_empty() {
+            return Ok(bases);
+        }
+        let legacy_keys: Vec<DocKey> = absent
+            .iter()
+            .map(|&k| DocKey { index: cmds[merges[k]].index.clone(), id: keys[k].id.clone(), routing: keys[k].routing.clone() })
+            .collect();
+        let tomb_keys: Vec<DocKey> = absent
+            .iter()
+            .map(|&k| DocKey { index: tombstone_index(&keys[k].index), id: keys[k].id.clone(), routing: None })
+            .collect();
+        let in_legacy = self.mget(&self.legacy, &legacy_keys, true).await?;
+        let tombs = self.mget(self.writer.es(), &tomb_keys, false).await?;
+        for ((&k, legacy), tomb) in absent.iter().zip(in_legacy).zip(tombs) {
+            let base = match legacy {
+                Some(stored) => Base::Legacy { stored, tombstone: tomb.map(|t| t.version) },
+                None => Base::Absent,
+            };
+            bases.insert(merges[k], base);
+        }
+        Ok(bases)
+    }
+
+    /// `_mget` with retries; the version of legacy documents comes from the configured source.
+    async fn mget(&self, es: &Es, keys: &[DocKey], is_legacy: bool) -> Result<Vec<Option<Stored>>, ApplyError> {
+        let docs: Vec<Value> = keys
+            .iter()
+            .map(|k| {
+                let mut d = json!({"_index": k.index, "_id": k.id});
+                if let Some(r) = &k.routing {
+                    d["routing"] = Value::String(r.clone());
+                }
+                d
+            })
+            .collect();
+        let body = json!({ "docs": docs });
+        let mut backoff = Backoff::standard();
+        let response = loop {
+            match es.ok(elasticsearch::http::Method::Post, "/_mget", Some(&body)).await {
+                Ok(v) => break v,
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(error = %e, "reading merge bases failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff.next_delay()) => {}
+                        _ = self.cancel.cancelled() => return Err(ApplyError::Cancelled),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let found = response["docs"].as_array().ok_or_else(|| ApplyError::Malformed("_mget without docs".into()))?;
+        if found.len() != keys.len() {
+            return Err(ApplyError::Malformed(format!("_mget returned {} docs for {}", found.len(), keys.len())));
+        }
+        Ok(found
+            .iter()
+            .map(|hit| {
+                if hit["found"] != Value::Bool(true) {
+                    return None;
+                }
+                let source = hit["_source"].as_object().cloned().unwrap_or_default();
+                let version = if is_legacy {
+                    schema::legacy_version(hit, &self.legacy_version).ok()?
+                } else {
+                    hit["_version"].as_u64()?
+                };
+                Some(Stored { version, source })
+            })
+            .collect())
+    }
+}
+
+enum Plan {
+    Done(Outcome),
+    Write(u64, Map<String, Value>),
+    Delete,
+}
+
+enum Base {
+    Target(Stored),
+    Legacy { stored: Stored, tombstone: Option<u64> },
+    Absent,
+}
+
+struct DocKey {
+    index: String,
+    id: String,
+    routing: Option<String>,
+}
+
+fn tombstone_op(target: &str, id: &str, version: u64) -> BulkOp {
+    let mut src = Map::new();
+    src.insert("version".into(), Value::from(version));
+    BulkOp { index: tombstone_index(target), id: id.to_string(), routing: None, version, kind: BulkOpKind::Index(src) }
+}
+
+/// Splits commands into rounds: round k holds, in input order, the k-th command of each
+/// document (keyed by `key`). Writing round after round keeps each document's order.
+pub fn rounds<'a, T, K, F>(items: &'a [T], key: F) -> Vec<Vec<usize>>
+where
+    K: std::hash::Hash + Eq + 'a,
+    F: Fn(&'a T) -> K,
+{
+    let mut seen: HashMap<K, usize> = HashMap::with_capacity(items.len());
+    let mut rounds: Vec<Vec<usize>> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let n = seen.entry(key(item)).or_insert(0);
+        if rounds.len() <= *n {
+            rounds.push(Vec::new());
+        }
+        rounds[*n].push(i);
+        *n += 1;
+    }
+    rounds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_keep_per_document_order() {
+        let ids = ["a", "b", "a", "c", "a", "b"];
+        let r = rounds(&ids, |s| *s);
+        assert_eq!(r, vec![vec![0, 1, 3], vec![2, 5], vec![4]]);
+    }
+
+    #[test]
+    fn tombstones_live_beside_the_target() {
+        assert_eq!(tombstone_index("items-v2"), "cutover-tombstones-items-v2");
+        let op = tombstone_op("items", "7", 42);
+        assert_eq!(op.version, 42);
+        assert_eq!(op.index, "cutover-tombstones-items");
+    }
+}

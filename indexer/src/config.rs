@@ -1,0 +1,232 @@
+//! The indexer's configuration: every option, its default and why, as `--help` shows it.
+
+use clap::{Args, Parser, ValueEnum};
+use cluster::config::{LegacyArgs, TargetArgs};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Replays a Kafka command topic into the new Elasticsearch cluster, idempotently.
+///
+/// The indexer joins its own consumer group and starts from the oldest retained record
+/// (auto.offset.reset=earliest); a restart resumes from the committed offsets. Full writes and
+/// deletes use external versions, so replay and the backfill converge in any order; merges are
+/// read-merge-write, with the base taken from the legacy cluster when the new one lacks the
+/// document. Offsets are committed only once every earlier record of the partition is applied
+/// or dead-lettered.
+#[derive(Parser, Clone, Debug)]
+#[command(name = "indexer", version, about, long_about)]
+pub struct IndexerConfig {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+    #[command(flatten)]
+    pub batch: BatchArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub legacy: LegacyArgs,
+    #[command(flatten)]
+    pub ops: OpsArgs,
+}
+
+/// Where the commands come from.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Kafka")]
+pub struct KafkaArgs {
+    /// Bootstrap servers of the Kafka cluster.
+    #[arg(long, env = "CUTOVER_KAFKA", default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+    /// The command topic (the one the legacy indexer consumes).
+    #[arg(long, env = "CUTOVER_TOPIC")]
+    pub topic: String,
+    /// Consumer group of this indexer. It must differ from the legacy indexer's group: the new
+    /// indexer replays the topic from the start under its own offsets.
+    #[arg(long, env = "CUTOVER_GROUP", default_value = "cutover-indexer")]
+    pub group: String,
+    /// Dead-letter topic for records that cannot be applied (default: `<topic>.dlq`).
+    #[arg(long)]
+    pub dead_letter_topic: Option<String>,
+    /// Extra librdkafka properties for the consumer and producer, e.g. `-X security.protocol=SSL
+    /// -X ssl.ca.location=/etc/ca.pem` (repeatable). Values with secrets: prefer the config file.
+    #[arg(short = 'X', value_parser = parse_kv, value_name = "KEY=VALUE")]
+    pub properties: Vec<(String, String)>,
+    /// A file of librdkafka properties (`key=value` lines, `#` comments), applied before -X.
+    #[arg(long)]
+    pub kafka_config: Option<PathBuf>,
+    /// How often stored offsets are committed, in milliseconds (also committed on revoke and shutdown).
+    #[arg(long, default_value_t = 1000)]
+    pub commit_interval_ms: u64,
+    /// Consumer session timeout in milliseconds: how soon the group notices a dead indexer.
+    #[arg(long, default_value_t = 10_000)]
+    pub session_timeout_ms: u64,
+}
+
+/// How records become commands.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Commands")]
+pub struct DecodeArgs {
+    /// Where each command's per-document version comes from: `field:<path>` (a body field),
+    /// `header:<name>` (a record header) or `offset` (the Kafka offset, valid only when the topic
+    /// is keyed by document id). Required: without a version, replay and backfill cannot be
+    /// ordered and the migration would not converge.
+    #[arg(long, env = "CUTOVER_VERSION_SOURCE")]
+    pub version_source: schema::VersionSource,
+    /// Where a legacy document's version lives: `field:<path>` in `_source`, or `_version` when
+    /// the legacy indexer wrote with external versions. Used to take merge bases from the legacy
+    /// cluster.
+    #[arg(long, env = "CUTOVER_LEGACY_VERSION", default_value = "_version")]
+    pub legacy_version: schema::LegacyVersionSource,
+    /// Index used when a command names none.
+    #[arg(long)]
+    pub default_index: Option<String>,
+    /// Map a command's (legacy) index to a target index: `legacy=target` (repeatable). Without
+    /// a mapping the target index has the command's index name.
+    #[arg(long = "index-map", value_parser = parse_kv, value_name = "LEGACY=TARGET")]
+    pub index_map: Vec<(String, String)>,
+    /// Dotted path of the legacy documents' tag map.
+    #[arg(long, default_value = "actions.tags")]
+    pub tags_path: String,
+    /// Name of the target documents' tag field.
+    #[arg(long, default_value = "tags")]
+    pub tags_field: String,
+    /// A JSON file of envelope field names (see README), for topics whose producers use other names.
+    #[arg(long)]
+    pub envelope: Option<PathBuf>,
+    /// Largest accepted record payload in bytes; larger ones are dead-lettered.
+    #[arg(long, default_value_t = schema::DEFAULT_MAX_BYTES)]
+    pub max_payload_bytes: usize,
+}
+
+/// How commands are grouped into bulk requests.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Batching")]
+pub struct BatchArgs {
+    /// Most commands in one bulk request.
+    #[arg(long, default_value_t = 1000)]
+    pub batch_max_docs: usize,
+    /// Most bytes of payload in one bulk request.
+    #[arg(long, default_value_t = 5 * 1024 * 1024)]
+    pub batch_max_bytes: usize,
+    /// Longest wait for a batch to fill, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    pub linger_ms: u64,
+    /// Bulk requests in flight at once. Commands are spread over this many lanes by document id,
+    /// so one document's commands stay in order.
+    #[arg(long, default_value_t = 4)]
+    pub max_in_flight: usize,
+    /// Give up on a batch after this many retries (default: retry forever; an outage pauses the
+    /// indexer instead of losing data).
+    #[arg(long)]
+    pub max_retries: Option<u32>,
+    /// Largest backoff between retries, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    pub max_backoff_ms: u64,
+}
+
+/// What to do with a record that cannot be applied.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnPoison {
+    /// Write it to the dead-letter topic with the reason and go on.
+    DeadLetter,
+    /// Stop the indexer (exit code 3) without committing past it.
+    Halt,
+}
+
+/// Logs format.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Operations: metrics, readiness, logs, shutdown, safety checks.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Operations")]
+pub struct OpsArgs {
+    /// What to do with poison records (undecodable, or refused by the target's mapping).
+    #[arg(long, value_enum, default_value_t = OnPoison::DeadLetter)]
+    pub on_poison: OnPoison,
+    /// Address of the HTTP endpoint serving `/metrics` (Prometheus) and `/ready` (200 when the
+    /// lag is 0 on every assigned partition: the gate for switching reads).
+    #[arg(long, env = "CUTOVER_INDEXER_METRICS_ADDR", default_value = "127.0.0.1:9464")]
+    pub metrics_addr: SocketAddr,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Smallest `index.gc_deletes` the target index must have. Deletes must be remembered for
+    /// the whole migration, or a stale backfill write resurrects a deleted document.
+    #[arg(long, default_value = "1h")]
+    pub min_gc_deletes: String,
+    /// On SIGTERM/SIGINT, how long to wait for in-flight writes before exiting anyway
+    /// (unfinished records are not committed, so they are replayed on restart).
+    #[arg(long, default_value_t = 20)]
+    pub shutdown_timeout_secs: u64,
+    /// Refresh the target after each bulk request (tests and demos only: it is slow).
+    #[arg(long)]
+    pub refresh: bool,
+    /// Exit by itself once caught up (lag 0 everywhere) and idle for this many seconds
+    /// (for one-shot runs and demos; by default the indexer runs until stopped).
+    #[arg(long)]
+    pub exit_when_idle_secs: Option<u64>,
+}
+
+impl IndexerConfig {
+    /// The dead-letter topic name.
+    pub fn dead_letter_topic(&self) -> String {
+        self.kafka.dead_letter_topic.clone().unwrap_or_else(|| format!("{}.dlq", self.kafka.topic))
+    }
+
+    /// The tag rewrite configured by `--tags-path` / `--tags-field`.
+    pub fn tags(&self) -> schema::TagRewrite {
+        schema::TagRewrite { legacy_path: self.decode.tags_path.clone(), target_field: self.decode.tags_field.clone() }
+    }
+
+    /// The target index of a command's index.
+    pub fn target_index<'a>(&'a self, legacy_index: &'a str) -> &'a str {
+        self.decode.index_map.iter().find(|(l, _)| l == legacy_index).map(|(_, t)| t.as_str()).unwrap_or(legacy_index)
+    }
+
+    /// The shutdown budget.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.ops.shutdown_timeout_secs)
+    }
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+}
+
+/// Reads a librdkafka properties file: `key=value` lines, blank lines and `#` comments ignored.
+pub fn read_properties(path: &std::path::Path) -> std::io::Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| parse_kv(l).ok())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        IndexerConfig::command().debug_assert();
+    }
+
+    #[test]
+    fn version_source_is_required() {
+        let err = IndexerConfig::try_parse_from(["indexer", "--topic", "t"]).unwrap_err();
+        assert!(err.to_string().contains("--version-source"), "{err}");
+        let ok = IndexerConfig::try_parse_from(["indexer", "--topic", "t", "--version-source", "field:version", "--index-map", "a=b", "-X", "fetch.min.bytes=1"]).unwrap();
+        assert_eq!(ok.target_index("a"), "b");
+        assert_eq!(ok.target_index("c"), "c");
+        assert_eq!(ok.dead_letter_topic(), "t.dlq");
+        assert_eq!(ok.kafka.properties, vec![("fetch.min.bytes".to_string(), "1".to_string())]);
+    }
+}

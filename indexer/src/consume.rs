@@ -1,0 +1,232 @@
+//! The consumer: reads the command topic in its own group, decodes, hands records to lanes,
+//! and stores offsets as the tracker allows.
+//!
+//! It never blocks on a full lane for long: it pauses the assignment and keeps polling (so the
+//! group's liveness checks and rebalances go on) until the lane has room, which bounds memory
+//! during a cluster outage. On revoke it waits for the revoked partitions' in-flight records
+//! (bounded), then stores and commits synchronously, so the next owner starts exactly after
+//! the last applied record.
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::lanes::{Item, RawOwned};
+use crate::offsets::{Tp, Tracker};
+
+/// Consumer callbacks: keep the tracker in step with the assignment.
+pub struct Ctx {
+    pub tracker: Arc<Tracker>,
+    /// How long a revoke waits for in-flight records of the revoked partitions.
+    pub drain_timeout: Duration,
+}
+
+impl ClientContext for Ctx {}
+
+impl ConsumerContext for Ctx {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let tps = tps_of(tpl);
+            let started = Instant::now();
+            tokio::task::block_in_place(|| {
+                while self.tracker.in_flight(&tps) > 0 && started.elapsed() < self.drain_timeout {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            });
+            let left = self.tracker.in_flight(&tps);
+            if left > 0 {
+                tracing::warn!(left, "revoke: records still in flight after the drain timeout; they will be replayed by the next owner");
+            }
+            store(consumer, &self.tracker);
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!(error = %e, "commit on revoke");
+            }
+            self.tracker.revoke(&tps);
+            tracing::info!(partitions = ?tps, "partitions revoked");
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let tps = tps_of(tpl);
+            self.tracker.assign(&tps);
+            tracing::info!(partitions = ?tps, "partitions assigned");
+        }
+    }
+}
+
+/// The indexer's consumer type.
+pub type IndexerConsumer = StreamConsumer<Ctx>;
+
+fn tps_of(tpl: &TopicPartitionList) -> Vec<Tp> {
+    tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect()
+}
+
+/// Hands advanced offsets to librdkafka's offset store; auto-commit sends them on its interval.
+pub fn store<C: ConsumerContext>(consumer: &impl Consumer<C>, tracker: &Tracker) {
+    let advanced = tracker.take_advanced();
+    if advanced.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in &advanced {
+        let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+    }
+    if let Err(e) = consumer.store_offsets(&tpl) {
+        tracing::debug!(error = %e, "storing offsets (partition no longer assigned?)");
+    }
+}
+
+/// Builds the consumer: own group, earliest reset, manual offset store, auto-commit of stored
+/// offsets, plus the user's librdkafka properties.
+pub fn build_consumer(
+    brokers: &str,
+    group: &str,
+    session_timeout_ms: u64,
+    commit_interval_ms: u64,
+    props: &[(String, String)],
+    ctx: Ctx,
+) -> rdkafka::error::KafkaResult<IndexerConsumer> {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", commit_interval_ms.to_string())
+        .set("session.timeout.ms", session_timeout_ms.to_string())
+        .set("heartbeat.interval.ms", (session_timeout_ms / 4).max(100).to_string())
+        .set("enable.partition.eof", "false")
+        .set("queued.max.messages.kbytes", "16384");
+    for (k, v) in props {
+        cfg.set(k, v);
+    }
+    cfg.create_with_context(ctx)
+}
+
+/// Copies what a dead letter needs out of a borrowed message.
+fn raw_owned(m: &BorrowedMessage<'_>) -> RawOwned {
+    let headers = m
+        .headers()
+        .map(|hs| hs.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect())
+        .unwrap_or_default();
+    RawOwned { key: m.key().map(<[u8]>::to_vec), payload: m.payload().map(<[u8]>::to_vec), headers }
+}
+
+/// Decodes a message and picks its lane.
+pub struct Router {
+    pub decode: schema::DecodeConfig,
+    pub index_map: Vec<(String, String)>,
+    pub lanes: usize,
+}
+
+impl Router {
+    fn route(&self, m: &BorrowedMessage<'_>, tracker: &Tracker) -> (usize, Item) {
+        let raw = raw_owned(m);
+        let headers: Vec<(&str, Option<&[u8]>)> = raw.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
+        let rec = schema::RawRecord {
+            topic: m.topic(),
+            partition: m.partition(),
+            offset: m.offset(),
+            key: raw.key.as_deref(),
+            payload: raw.payload.as_deref(),
+            headers,
+        };
+        let decoded = schema::decode(&rec, &self.decode);
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        match &decoded {
+            Ok(cmd) => {
+                let target = self.index_map.iter().find(|(l, _)| *l == cmd.index).map(|(_, t)| t.as_str()).unwrap_or(&cmd.index);
+                (target, cmd.id.as_str()).hash(&mut h);
+            }
+            Err(_) => m.partition().hash(&mut h),
+        }
+        let lane = (h.finish() % self.lanes as u64) as usize;
+        let ticket = tracker.receive(m.topic(), m.partition(), m.offset());
+        (lane, Item { ticket, raw, decoded })
+    }
+}
+
+/// Consumes until `stop` fires. Returns when the loop has stopped fetching.
+pub async fn consume_loop(
+    consumer: &IndexerConsumer,
+    router: &Router,
+    lanes: &[mpsc::Sender<Item>],
+    tracker: &Tracker,
+    stop: &CancellationToken,
+    commit_interval: Duration,
+) {
+    let mut store_tick = tokio::time::interval(commit_interval.min(Duration::from_millis(500)));
+    let mut backlog: VecDeque<(usize, Item)> = VecDeque::new();
+    let mut paused = false;
+    loop {
+        // Hand over what is waiting first; when a lane is full, pause and keep polling.
+        while let Some((lane, item)) = backlog.pop_front() {
+            match lanes[lane].try_send(item) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(item)) => {
+                    backlog.push_front((lane, item));
+                    break;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+            }
+        }
+        if backlog.is_empty() && paused {
+            pause(consumer, false);
+            paused = false;
+        }
+        if !backlog.is_empty() {
+            if !paused {
+                pause(consumer, true);
+                paused = true;
+            }
+            let lane = backlog[0].0;
+            tokio::select! {
+                permit = lanes[lane].reserve() => {
+                    let Ok(permit) = permit else { return };
+                    let (_, item) = backlog.pop_front().expect("non-empty backlog");
+                    permit.send(item);
+                }
+                m = consumer.recv() => accept(m, router, tracker, &mut backlog),
+                _ = store_tick.tick() => store(consumer, tracker),
+                _ = stop.cancelled() => return,
+            }
+            continue;
+        }
+        tokio::select! {
+            m = consumer.recv() => accept(m, router, tracker, &mut backlog),
+            _ = store_tick.tick() => store(consumer, tracker),
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+fn accept(
+    m: Result<BorrowedMessage<'_>, rdkafka::error::KafkaError>,
+    router: &Router,
+    tracker: &Tracker,
+    backlog: &mut VecDeque<(usize, Item)>,
+) {
+    match m {
+        Ok(m) => {
+            metrics::counter!("cutover_indexer_consumed_total").increment(1);
+            backlog.push_back(router.route(&m, tracker));
+        }
+        Err(e) => tracing::warn!(error = %e, "kafka consumer error"),
+    }
+}
+
+fn pause(consumer: &IndexerConsumer, on: bool) {
+    let Ok(assignment) = consumer.assignment() else { return };
+    let result = if on { consumer.pause(&assignment) } else { consumer.resume(&assignment) };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, on, "pause/resume");
+    }
+}

@@ -1,0 +1,104 @@
+//! Lag per partition and the readiness gate.
+//!
+//! The lag of a partition is the broker's high watermark minus the next offset this indexer may
+//! commit (everything before it is applied or dead-lettered). "Caught up" means every assigned
+//! partition has lag 0: the moment reads can be switched to the new cluster.
+
+use rdkafka::consumer::Consumer;
+use rdkafka::Offset;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::consume::IndexerConsumer;
+use crate::offsets::Tracker;
+
+/// The last measured lag, shared with the HTTP endpoint.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    inner: Mutex<ReadyState>,
+}
+
+/// A snapshot of the lag.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ReadyState {
+    /// True when at least one partition is assigned and every lag is 0.
+    pub caught_up: bool,
+    /// `topic[partition]` -> lag in records.
+    pub lag: BTreeMap<String, i64>,
+}
+
+impl Readiness {
+    /// The latest snapshot.
+    pub fn snapshot(&self) -> ReadyState {
+        self.inner.lock().expect("readiness lock").clone()
+    }
+
+    fn set(&self, s: ReadyState) {
+        *self.inner.lock().expect("readiness lock") = s;
+    }
+}
+
+/// Measures the lag of every assigned partition once (blocking calls to the broker).
+pub fn measure(consumer: &IndexerConsumer, tracker: &Tracker) -> Option<ReadyState> {
+    let assignment = consumer.assignment().ok()?;
+    if assignment.count() == 0 {
+        return Some(ReadyState::default());
+    }
+    let processed = tracker.watermarks();
+    let committed = consumer.committed(Duration::from_secs(5)).ok();
+    let mut lag = BTreeMap::new();
+    for e in assignment.elements() {
+        let (topic, partition) = (e.topic().to_string(), e.partition());
+        let (low, high) = consumer.fetch_watermarks(&topic, partition, Duration::from_secs(5)).ok()?;
+        let from_commit = committed
+            .as_ref()
+            .and_then(|c| c.find_partition(&topic, partition))
+            .and_then(|c| match c.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            });
+        let position = processed.get(&(topic.clone(), partition)).copied().or(from_commit).unwrap_or(low).max(low);
+        let l = (high - position).max(0);
+        metrics::gauge!("cutover_indexer_lag", "topic" => topic.clone(), "partition" => partition.to_string()).set(l as f64);
+        lag.insert(format!("{topic}[{partition}]"), l);
+    }
+    let caught_up = !lag.is_empty() && lag.values().all(|&l| l == 0) && tracker.total_in_flight() == 0;
+    Some(ReadyState { caught_up, lag })
+}
+
+/// Measures the lag every `every` until `stop`; returns how long the indexer has been caught up.
+pub async fn run(
+    consumer: Arc<IndexerConsumer>,
+    tracker: Arc<Tracker>,
+    readiness: Arc<Readiness>,
+    every: Duration,
+    stop: tokio_util::sync::CancellationToken,
+    idle_exit: Option<Duration>,
+) {
+    let mut caught_up_since: Option<tokio::time::Instant> = None;
+    loop {
+        let (c, t) = (consumer.clone(), tracker.clone());
+        if let Ok(Some(state)) = tokio::task::spawn_blocking(move || measure(&c, &t)).await {
+            metrics::gauge!("cutover_indexer_caught_up").set(if state.caught_up { 1.0 } else { 0.0 });
+            metrics::gauge!("cutover_indexer_in_flight").set(tracker.total_in_flight() as f64);
+            caught_up_since = match (state.caught_up, caught_up_since) {
+                (true, None) => Some(tokio::time::Instant::now()),
+                (true, since) => since,
+                (false, _) => None,
+            };
+            readiness.set(state);
+        }
+        if let (Some(limit), Some(since)) = (idle_exit, caught_up_since) {
+            if since.elapsed() >= limit {
+                tracing::info!("caught up and idle; exiting (--exit-when-idle-secs)");
+                stop.cancel();
+                return;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}

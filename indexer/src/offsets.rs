@@ -1,0 +1,158 @@
+//! Contiguous offset tracking: the offset stored for a partition never passes a record that is
+//! not yet applied or dead-lettered.
+//!
+//! Records of one partition are spread over several lanes (by document id) and finish out of
+//! order. Each partition keeps the set of offsets still in flight; the offset that may be
+//! stored is the smallest one in flight, or one past the last received when none is. This is
+//! rust-rdkafka's `at_least_once` pattern generalised to out-of-order completion.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+/// A (topic, partition) pair.
+pub type Tp = (String, i32);
+
+#[derive(Debug, Default)]
+struct Partition {
+    in_flight: BTreeSet<i64>,
+    /// One past the highest offset received.
+    next: i64,
+    /// The last offset handed to `store_offsets` (to skip unchanged ones).
+    stored: i64,
+    /// Bumped on every assignment so completions from an earlier assignment are ignored.
+    generation: u64,
+}
+
+impl Partition {
+    fn watermark(&self) -> i64 {
+        self.in_flight.first().copied().unwrap_or(self.next)
+    }
+}
+
+/// Shared by the consumer (which registers records) and the lanes (which complete them).
+#[derive(Debug, Default)]
+pub struct Tracker {
+    parts: Mutex<HashMap<Tp, Partition>>,
+}
+
+/// A handle proving a record was registered in a given assignment generation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ticket {
+    pub tp: Tp,
+    pub offset: i64,
+    pub generation: u64,
+}
+
+impl Tracker {
+    /// Starts (or restarts) tracking partitions after an assignment.
+    pub fn assign(&self, tps: &[Tp]) {
+        let mut parts = self.parts.lock().expect("tracker lock");
+        for tp in tps {
+            let p = parts.entry(tp.clone()).or_default();
+            let generation = p.generation + 1;
+            *p = Partition { generation, next: -1, stored: -1, ..Default::default() };
+        }
+    }
+
+    /// Stops tracking partitions after a revoke.
+    pub fn revoke(&self, tps: &[Tp]) {
+        let mut parts = self.parts.lock().expect("tracker lock");
+        for tp in tps {
+            if let Some(p) = parts.get_mut(tp) {
+                p.in_flight.clear();
+                p.generation += 1;
+                p.next = -1;
+            }
+        }
+    }
+
+    /// Registers a received record; it must be completed before the offset can pass it.
+    pub fn receive(&self, topic: &str, partition: i32, offset: i64) -> Ticket {
+        let mut parts = self.parts.lock().expect("tracker lock");
+        let p = parts.entry((topic.to_string(), partition)).or_default();
+        p.in_flight.insert(offset);
+        p.next = p.next.max(offset + 1);
+        Ticket { tp: (topic.to_string(), partition), offset, generation: p.generation }
+    }
+
+    /// Marks a record applied or dead-lettered. A ticket from an earlier assignment is ignored.
+    pub fn complete(&self, t: &Ticket) {
+        let mut parts = self.parts.lock().expect("tracker lock");
+        if let Some(p) = parts.get_mut(&t.tp) {
+            if p.generation == t.generation {
+                p.in_flight.remove(&t.offset);
+            }
+        }
+    }
+
+    /// Offsets that advanced since the last call: `(tp, next offset to consume)`.
+    pub fn take_advanced(&self) -> Vec<(Tp, i64)> {
+        let mut parts = self.parts.lock().expect("tracker lock");
+        let mut out = Vec::new();
+        for (tp, p) in parts.iter_mut() {
+            let w = p.watermark();
+            if w >= 0 && w > p.stored {
+                p.stored = w;
+                out.push((tp.clone(), w));
+            }
+        }
+        out
+    }
+
+    /// Records still in flight on the given partitions.
+    pub fn in_flight(&self, tps: &[Tp]) -> usize {
+        let parts = self.parts.lock().expect("tracker lock");
+        tps.iter().filter_map(|tp| parts.get(tp)).map(|p| p.in_flight.len()).sum()
+    }
+
+    /// Records in flight on all partitions.
+    pub fn total_in_flight(&self) -> usize {
+        let parts = self.parts.lock().expect("tracker lock");
+        parts.values().map(|p| p.in_flight.len()).sum()
+    }
+
+    /// The next offset to consume that is safe to commit, per partition (for lag).
+    pub fn watermarks(&self) -> HashMap<Tp, i64> {
+        let parts = self.parts.lock().expect("tracker lock");
+        parts.iter().filter(|(_, p)| p.next >= 0).map(|(tp, p)| (tp.clone(), p.watermark())).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp() -> Tp {
+        ("t".to_string(), 0)
+    }
+
+    #[test]
+    fn never_passes_an_unfinished_record() {
+        let t = Tracker::default();
+        t.assign(&[tp()]);
+        let a = t.receive("t", 0, 10);
+        let b = t.receive("t", 0, 11);
+        let c = t.receive("t", 0, 12);
+        t.complete(&c);
+        t.complete(&b);
+        assert_eq!(t.take_advanced(), vec![(tp(), 10)]);
+        t.complete(&a);
+        assert_eq!(t.take_advanced(), vec![(tp(), 13)]);
+        assert!(t.take_advanced().is_empty(), "unchanged offsets are not stored twice");
+    }
+
+    #[test]
+    fn stale_tickets_are_ignored_after_reassignment() {
+        let t = Tracker::default();
+        t.assign(&[tp()]);
+        let old = t.receive("t", 0, 5);
+        t.revoke(&[tp()]);
+        t.assign(&[tp()]);
+        let new = t.receive("t", 0, 5);
+        t.complete(&old);
+        assert_eq!(t.in_flight(&[tp()]), 1);
+        t.complete(&new);
+        assert_eq!(t.in_flight(&[tp()]), 0);
+        assert_eq!(t.take_advanced(), vec![(tp(), 6)]);
+    }
+}

@@ -1,0 +1,106 @@
+//! Start-up checks: the indexer refuses to consume anything unless the target indices exist
+//! with the expected tag mapping and a raised `index.gc_deletes` (a delete forgotten after 60 s
+//! lets a stale backfill write resurrect the document), and creates the tombstone side indices.
+
+use cluster::{BulkWriter, ClusterConfig, Es, WriteOptions};
+use serde_json::json;
+use std::path::Path;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use crate::apply::{tombstone_index, Applier};
+use crate::config::{read_properties, IndexerConfig};
+use crate::IndexerError;
+
+/// Connects to both clusters, checks the target, and returns the applier and the librdkafka
+/// properties (file, then -X).
+pub async fn prepare(cfg: &IndexerConfig, abort: CancellationToken) -> Result<(Applier, Vec<(String, String)>), IndexerError> {
+    let refused = |m: String| IndexerError::Refused(m);
+    let target = Es::connect(&ClusterConfig::from(cfg.target.clone())).map_err(|e| refused(e.to_string()))?;
+    let legacy = Es::connect(&ClusterConfig::from(cfg.legacy.clone())).map_err(|e| refused(e.to_string()))?;
+    let min_gc = schema::parse_time_value_ms(&cfg.ops.min_gc_deletes)
+        .ok_or_else(|| refused(format!("--min-gc-deletes {:?} is not a time value like 1h", cfg.ops.min_gc_deletes)))?;
+    let targets = known_targets(cfg);
+    if targets.is_empty() {
+        return Err(refused("no target index known: give --default-index or --index-map legacy=target".into()));
+    }
+    for index in &targets {
+        check_target(&target, index, &cfg.tags(), min_gc).await?;
+        ensure_tombstone_index(&target, index).await?;
+    }
+    let mut props = Vec::new();
+    if let Some(path) = &cfg.kafka.kafka_config {
+        props = read_properties(path).map_err(|e| refused(format!("cannot read {}: {e}", path.display())))?;
+    }
+    props.extend(cfg.kafka.properties.iter().cloned());
+    let opts = WriteOptions {
+        max_retries: cfg.batch.max_retries,
+        backoff_max: Duration::from_millis(cfg.batch.max_backoff_ms),
+        refresh: cfg.ops.refresh,
+        ..WriteOptions::default()
+    };
+    let applier = Applier {
+        writer: BulkWriter::new(target, opts, abort.clone()),
+        legacy,
+        tags: cfg.tags(),
+        legacy_version: cfg.decode.legacy_version.clone(),
+        index_map: cfg.decode.index_map.clone(),
+        cancel: abort,
+    };
+    Ok((applier, props))
+}
+
+/// Every target index the configuration names.
+fn known_targets(cfg: &IndexerConfig) -> Vec<String> {
+    let mut out: Vec<String> = cfg.decode.index_map.iter().map(|(_, t)| t.clone()).collect();
+    if let Some(d) = &cfg.decode.default_index {
+        out.push(cfg.target_index(d).to_string());
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Refuses an absent or unfit target index, saying what is wrong and how to fix it.
+async fn check_target(es: &Es, index: &str, tags: &schema::TagRewrite, min_gc_ms: u64) -> Result<(), IndexerError> {
+    let (status, body) = es
+        .request(elasticsearch::http::Method::Get, &format!("/{}", cluster::client::enc(index)), None)
+        .await
+        .map_err(|e| IndexerError::Refused(format!("cannot reach the target cluster: {e}")))?;
+    if status == 404 {
+        return Err(IndexerError::Refused(format!(
+            "target index {index:?} does not exist; create it with `backfill create-index` (it sets the mapping and gc_deletes)"
+        )));
+    }
+    let actual = body.as_object().and_then(|m| m.values().next()).cloned().unwrap_or_default();
+    let problems = schema::readiness_problems(&actual, tags, min_gc_ms);
+    if !problems.is_empty() {
+        return Err(IndexerError::Refused(format!("target index {index:?} is not ready: {}", problems.join("; "))));
+    }
+    Ok(())
+}
+
+/// Creates the side index of delete tombstones (see [`crate::apply`]); an existing one is fine.
+async fn ensure_tombstone_index(es: &Es, target: &str) -> Result<(), IndexerError> {
+    let name = tombstone_index(target);
+    let body = json!({
+        "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0, "gc_deletes": "48h"}},
+        "mappings": {"dynamic": false, "properties": {"version": {"type": "long"}}}
+    });
+    let (status, resp) = es
+        .request(elasticsearch::http::Method::Put, &format!("/{}", cluster::client::enc(&name)), Some(&body))
+        .await
+        .map_err(|e| IndexerError::Refused(e.to_string()))?;
+    let exists = resp["error"]["type"].as_str() == Some("resource_already_exists_exception");
+    if (200..300).contains(&status) || exists {
+        Ok(())
+    } else {
+        Err(IndexerError::Refused(format!("cannot create tombstone index {name}: HTTP {status}: {resp}")))
+    }
+}
+
+/// Reads a JSON file of envelope field names.
+pub fn read_envelope(path: &Path) -> Result<schema::Envelope, IndexerError> {
+    let text = std::fs::read_to_string(path).map_err(|e| IndexerError::Refused(format!("cannot read {}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| IndexerError::Refused(format!("bad envelope file {}: {e}", path.display())))
+}

@@ -1,0 +1,83 @@
+//! The start-up check both writers run against an existing target index.
+
+use super::settings::flat_index_settings;
+use super::{index_body, parse_time_value_ms};
+use crate::rewrite::{TagRewrite, KEY_TO_VALUE_FIELD, VALUE_FIELD};
+use serde_json::Value;
+
+/// Elasticsearch's default `index.gc_deletes`.
+const DEFAULT_GC_DELETES: &str = "60s";
+
+/// Checks, at writer start, that an existing target index is fit: the tag field mapped as an
+/// object of keyword `keyToValue`/`value` (not `nested`, which the plain term queries would
+/// miss), its `dynamic` `strict` or `false` (inherited from the root when unset) so no stray
+/// sub-field can appear, and `gc_deletes` at least `min_gc_deletes_ms` so deletes are not
+/// resurrected. Returns the problems, empty when fit. Accepts the index body or the whole
+/// `GET /<index>` response.
+pub fn readiness_problems(
+    actual_index: &Value,
+    tags: &TagRewrite,
+    min_gc_deletes_ms: u64,
+) -> Vec<String> {
+    let index = index_body(actual_index);
+    let mut problems = tag_field_problems(index, tags);
+    problems.extend(gc_deletes_problem(index, min_gc_deletes_ms));
+    problems
+}
+
+fn tag_field_problems(index: &Value, tags: &TagRewrite) -> Vec<String> {
+    let field = &tags.target_field;
+    let mappings = index.get("mappings").unwrap_or(&Value::Null);
+    let Some(def) = mappings.get("properties").and_then(|p| p.get(field)) else {
+        return vec![format!("tag field `{field}` is not mapped")];
+    };
+    let mut problems = Vec::new();
+    let kind = def.get("type").and_then(Value::as_str).unwrap_or("object");
+    if kind != "object" {
+        problems.push(format!(
+            "tag field `{field}` is mapped as `{kind}`, expected an object"
+        ));
+    }
+    for sub in [KEY_TO_VALUE_FIELD, VALUE_FIELD] {
+        let sub_type = def
+            .get("properties")
+            .and_then(|p| p.get(sub))
+            .and_then(|d| d.get("type"));
+        if sub_type.and_then(Value::as_str) != Some("keyword") {
+            let found = sub_type.map_or("unmapped".to_owned(), |t| {
+                format!("`{}`", t.as_str().unwrap_or("?"))
+            });
+            problems.push(format!("`{field}.{sub}` is {found}, expected `keyword`"));
+        }
+    }
+    let dynamic = def.get("dynamic").or_else(|| mappings.get("dynamic"));
+    let dynamic_text = dynamic
+        .map(|d| d.as_str().map_or(d.to_string(), str::to_owned))
+        .unwrap_or("true".into());
+    if dynamic_text != "strict" && dynamic_text != "false" {
+        problems.push(format!(
+            "`{field}` has dynamic `{dynamic_text}`, expected `strict` or `false`"
+        ));
+    }
+    problems
+}
+
+fn gc_deletes_problem(index: &Value, min_ms: u64) -> Option<String> {
+    let settings = index
+        .get("settings")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let flat = flat_index_settings(&settings);
+    let raw = flat
+        .get("gc_deletes")
+        .map(|v| v.as_str().map_or(v.to_string(), str::to_owned));
+    let text = raw.as_deref().unwrap_or(DEFAULT_GC_DELETES);
+    match parse_time_value_ms(text) {
+        Some(ms) if ms >= min_ms => None,
+        Some(ms) => Some(format!(
+            "index.gc_deletes is {text} ({ms} ms) < {min_ms} ms: a delete's version would be forgotten during the migration and a stale write could resurrect the document"
+        )),
+        None => Some(format!("index.gc_deletes `{text}` is not a usable duration")),
+    }
+}

@@ -1,0 +1,150 @@
+//! Index settings: flattening the nested or flat forms, dropping what only describes the old
+//! index, and nesting the result again.
+
+use super::TargetDefinitionConfig;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// Index-relative settings (without the `index.` prefix, e.g. `number_of_shards`) that are not
+/// copied to the target: identity and history of the old index, ILM (the target cluster has
+/// its own policies), blocks and resize/recovery state. Beyond the obvious ones:
+/// `soft_deletes.enabled` (8.x+ refuses `false` and always enables it) and the frozen-index
+/// settings 8.x+ no longer knows. Each entry also drops its sub-keys.
+pub const DROPPED_SETTINGS: &[&str] = &[
+    "provided_name",
+    "uuid",
+    "creation_date",
+    "version",
+    "lifecycle",
+    "routing.allocation.initial_recovery",
+    "resize",
+    "shrink.source",
+    "blocks",
+    "history.uuid",
+    "verified_before_close",
+    "store.snapshot",
+    "soft_deletes.enabled",
+    "frozen",
+    "search.throttled",
+];
+
+/// Index-relative settings a server adds by itself on creation; ignored when comparing an
+/// expected definition with an actual one.
+pub const SERVER_SETTINGS: &[&str] = &[
+    "provided_name",
+    "uuid",
+    "creation_date",
+    "version",
+    "history.uuid",
+    "routing.allocation.include._tier_preference",
+    "routing.allocation.initial_recovery",
+    "resize",
+    "verified_before_close",
+];
+
+/// True when `key` is one of `list` or below one of them.
+pub(crate) fn listed(key: &str, list: &[&str]) -> bool {
+    list.iter().any(|p| {
+        key.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    })
+}
+
+/// Flattens settings in any form (nested `{"index": {..}}`, flat `"index.x"`, or relative
+/// `"x"`) into index-relative dotted keys; arrays are leaf values.
+pub(crate) fn flat_index_settings(settings: &Map<String, Value>) -> BTreeMap<String, Value> {
+    let mut flat = BTreeMap::new();
+    flatten_into(settings, "", &mut flat);
+    flat.into_iter()
+        .map(|(k, v)| (k.strip_prefix("index.").map(str::to_owned).unwrap_or(k), v))
+        .collect()
+}
+
+fn flatten_into(map: &Map<String, Value>, prefix: &str, out: &mut BTreeMap<String, Value>) {
+    for (k, v) in map {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            Value::Object(inner) => flatten_into(inner, &key, out),
+            leaf => {
+                out.insert(key, leaf.clone());
+            }
+        }
+    }
+}
+
+/// Nests index-relative flat settings as `{"index": {..}}`. A key whose prefix is already a
+/// leaf stays dotted at that level (Elasticsearch accepts both spellings).
+pub(crate) fn nest(flat: BTreeMap<String, Value>) -> Value {
+    let mut index = Map::new();
+    for (key, value) in flat {
+        insert_nested(&mut index, &key, value);
+    }
+    Value::Object(Map::from_iter([("index".to_owned(), Value::Object(index))]))
+}
+
+fn insert_nested(map: &mut Map<String, Value>, key: &str, value: Value) {
+    if let Some((head, rest)) = key.split_once('.') {
+        let slot = map.entry(head).or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(inner) = slot {
+            return insert_nested(inner, rest, value);
+        }
+    }
+    map.insert(key.to_owned(), value);
+}
+
+/// The target's settings: legacy index settings minus [`DROPPED_SETTINGS`], `gc_deletes`
+/// raised, extra settings last.
+pub(crate) fn target_settings(legacy: Map<String, Value>, cfg: &TargetDefinitionConfig) -> Value {
+    let mut flat = flat_index_settings(&legacy);
+    flat.retain(|k, _| !listed(k, DROPPED_SETTINGS));
+    flat.insert("gc_deletes".into(), Value::String(cfg.gc_deletes.clone()));
+    flat.extend(flat_index_settings(&cfg.extra_settings));
+    nest(flat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn flattens_every_form_alike() {
+        let nested = flat_index_settings(&obj(
+            json!({"index": {"number_of_shards": "1", "a": {"b": "c"}}}),
+        ));
+        let flat = flat_index_settings(&obj(
+            json!({"index.number_of_shards": "1", "index.a.b": "c"}),
+        ));
+        let relative = flat_index_settings(&obj(json!({"number_of_shards": "1", "a.b": "c"})));
+        assert_eq!(nested, flat);
+        assert_eq!(nested, relative);
+    }
+
+    #[test]
+    fn nests_with_leaf_conflicts() {
+        let flat = BTreeMap::from([
+            ("a".to_owned(), json!("x")),
+            ("a.b".to_owned(), json!("y")),
+            ("c.d".to_owned(), json!(1)),
+        ]);
+        assert_eq!(
+            nest(flat),
+            json!({"index": {"a": "x", "a.b": "y", "c": {"d": 1}}})
+        );
+    }
+
+    #[test]
+    fn listed_matches_whole_segments() {
+        assert!(listed("version.created", DROPPED_SETTINGS));
+        assert!(listed("blocks.write", DROPPED_SETTINGS));
+        assert!(!listed("versioning", DROPPED_SETTINGS));
+    }
+}

@@ -1,0 +1,250 @@
+//! Derivation, comparison and readiness, on realistic Elasticsearch bodies.
+
+use super::*;
+
+/// `GET /docs-v1` from a 7.17 cluster (the value under the index name).
+fn legacy_717() -> Value {
+    json!({
+        "aliases": {"docs": {}, "docs-read": {"filter": {"term": {"live": true}}}},
+        "mappings": {
+            "dynamic_templates": [
+                {"tags_as_keyword": {"path_match": "actions.tags.*", "mapping": {"type": "keyword"}}},
+                {"strings": {"match_mapping_type": "string", "mapping": {"type": "text"}}}
+            ],
+            "properties": {
+                "title": {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 256}}},
+                "version": {"type": "long"},
+                "actions": {"properties": {
+                    "tags": {"properties": {"name": {"type": "keyword"}, "lname": {"type": "keyword"}}}
+                }}
+            }
+        },
+        "settings": {"index": {
+            "routing": {"allocation": {"include": {"_tier_preference": "data_content"}}},
+            "number_of_shards": "3",
+            "provided_name": "docs-v1",
+            "creation_date": "1700000000000",
+            "analysis": {"analyzer": {"folding": {"type": "custom", "tokenizer": "standard", "filter": ["lowercase", "asciifolding"]}}},
+            "number_of_replicas": "1",
+            "uuid": "Xy3kq1",
+            "version": {"created": "7170099"},
+            "lifecycle": {"name": "docs-policy"},
+            "blocks": {"write": "true"}
+        }}
+    })
+}
+
+fn expected_target() -> Value {
+    json!({
+        "aliases": {"docs": {}, "docs-read": {"filter": {"term": {"live": true}}}},
+        "mappings": {
+            "dynamic_templates": [
+                {"strings": {"match_mapping_type": "string", "mapping": {"type": "text"}}}
+            ],
+            "properties": {
+                "title": {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 256}}},
+                "version": {"type": "long"},
+                "tags": {"type": "object", "dynamic": "strict", "properties": {
+                    "keyToValue": {"type": "keyword"}, "value": {"type": "keyword"}
+                }}
+            }
+        },
+        "settings": {"index": {
+            "routing": {"allocation": {"include": {"_tier_preference": "data_content"}}},
+            "number_of_shards": "3",
+            "analysis": {"analyzer": {"folding": {"type": "custom", "tokenizer": "standard", "filter": ["lowercase", "asciifolding"]}}},
+            "number_of_replicas": "0",
+            "gc_deletes": "48h"
+        }}
+    })
+}
+
+fn cfg() -> TargetDefinitionConfig {
+    let mut cfg = TargetDefinitionConfig::default();
+    cfg.extra_settings
+        .insert("index.number_of_replicas".into(), json!("0"));
+    cfg
+}
+
+#[test]
+fn derives_target_from_717_body() {
+    assert_eq!(
+        target_definition(&legacy_717(), &cfg()).unwrap(),
+        expected_target()
+    );
+    let wrapped = json!({"docs-v1": legacy_717()});
+    assert_eq!(
+        target_definition(&wrapped, &cfg()).unwrap(),
+        expected_target()
+    );
+}
+
+#[test]
+fn drops_6x_type_level() {
+    let mut legacy = legacy_717();
+    let typeless = legacy["mappings"].take();
+    legacy["mappings"] = json!({"_doc": typeless});
+    assert_eq!(
+        target_definition(&legacy, &cfg()).unwrap(),
+        expected_target()
+    );
+    legacy["mappings"] = json!({"event": {"properties": {"a": {"type": "long"}}}});
+    let out = target_definition(&legacy, &cfg()).unwrap();
+    assert_eq!(out["mappings"]["properties"]["a"], json!({"type": "long"}));
+}
+
+#[test]
+fn keeps_non_tag_templates_and_siblings() {
+    let legacy = json!({"mappings": {
+        "dynamic_templates": [
+            {"mixed": {"path_match": ["actions.tags*", "meta.*"], "mapping": {"type": "keyword"}}},
+            {"near_miss": {"path_match": "actions.tagsfoo", "mapping": {"type": "keyword"}}}
+        ],
+        "properties": {"actions": {"properties": {"tags": {"type": "object"}, "clicks": {"type": "long"}}}}
+    }});
+    let out = target_definition(&legacy, &TargetDefinitionConfig::default()).unwrap();
+    assert_eq!(
+        out["mappings"]["dynamic_templates"],
+        json!([
+            {"mixed": {"path_match": ["meta.*"], "mapping": {"type": "keyword"}}},
+            {"near_miss": {"path_match": "actions.tagsfoo", "mapping": {"type": "keyword"}}}
+        ])
+    );
+    assert_eq!(
+        out["mappings"]["properties"]["actions"],
+        json!({"properties": {"clicks": {"type": "long"}}})
+    );
+    assert_eq!(out["aliases"], json!({}));
+    assert_eq!(out["settings"], json!({"index": {"gc_deletes": "48h"}}));
+}
+
+#[test]
+fn rejects_collision_and_garbage() {
+    let legacy = json!({"mappings": {"properties": {"tags": {"type": "keyword"}}}});
+    assert_eq!(
+        target_definition(&legacy, &TargetDefinitionConfig::default()),
+        Err(MappingError::TargetFieldCollision {
+            field: "tags".into()
+        })
+    );
+    assert!(matches!(
+        target_definition(&json!({"mappings": []}), &TargetDefinitionConfig::default()),
+        Err(MappingError::NotAnObject { .. })
+    ));
+}
+
+/// What a 9.x server reports after creating the index from [`expected_target`].
+fn actual_9x() -> Value {
+    let mut actual = expected_target();
+    actual["mappings"]["properties"]["tags"]
+        .as_object_mut()
+        .unwrap()
+        .remove("type");
+    actual["settings"] = json!({"index": {
+        "routing": {"allocation": {"include": {"_tier_preference": "data_content"}}},
+        "number_of_shards": "3",
+        "provided_name": "docs-v2",
+        "creation_date": "1760000000000",
+        "analysis": {"analyzer": {"folding": {"type": "custom", "tokenizer": "standard", "filter": ["lowercase", "asciifolding"]}}},
+        "number_of_replicas": "0",
+        "uuid": "abc",
+        "version": {"created": "9009000"},
+        "gc_deletes": "2d"
+    }});
+    actual
+}
+
+#[test]
+fn same_definition_has_no_differences() {
+    assert_eq!(
+        definition_differences(&expected_target(), &actual_9x()),
+        Vec::<String>::new()
+    );
+    let wrapped = json!({"docs-v2": actual_9x()});
+    assert_eq!(
+        definition_differences(&expected_target(), &wrapped),
+        Vec::<String>::new()
+    );
+    let mut flat = actual_9x();
+    flat["settings"] = json!({"index.number_of_shards": 3, "index.number_of_replicas": 0, "index.gc_deletes": "48h",
+        "index.routing.allocation.include._tier_preference": "data_content",
+        "index.analysis.analyzer.folding.type": "custom", "index.analysis.analyzer.folding.tokenizer": "standard",
+        "index.analysis.analyzer.folding.filter": ["lowercase", "asciifolding"]});
+    assert_eq!(
+        definition_differences(&expected_target(), &flat),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn finds_changed_missing_and_extra() {
+    let mut actual = actual_9x();
+    actual["mappings"]["properties"]["title"]["type"] = json!("keyword");
+    actual["mappings"]["properties"]["extra"] = json!({"type": "long"});
+    actual["settings"]["index"]["number_of_shards"] = json!("1");
+    actual["aliases"].as_object_mut().unwrap().remove("docs");
+    assert_eq!(
+        definition_differences(&expected_target(), &actual),
+        vec![
+            "mappings.properties.title.type: expected text, found keyword",
+            "mappings.properties.extra.type: unexpected long",
+            "settings.index.number_of_shards: expected 3, found 1",
+            "aliases.docs: expected {}, missing",
+        ]
+    );
+}
+
+#[test]
+fn ready_index_has_no_problems() {
+    assert_eq!(
+        readiness_problems(&actual_9x(), &TagRewrite::default(), 3_600_000),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn readiness_reports_each_problem() {
+    let tags = TagRewrite::default();
+    let mut actual = actual_9x();
+    actual["settings"]["index"]
+        .as_object_mut()
+        .unwrap()
+        .remove("gc_deletes");
+    let problems = readiness_problems(&actual, &tags, 3_600_000);
+    assert_eq!(problems.len(), 1);
+    assert!(
+        problems[0].starts_with("index.gc_deletes is 60s"),
+        "{problems:?}"
+    );
+
+    actual["mappings"]["properties"]["tags"] =
+        json!({"type": "nested", "properties": {"keyToValue": {"type": "text"}}});
+    let problems = readiness_problems(&actual, &tags, 1);
+    assert_eq!(
+        problems,
+        vec![
+            "tag field `tags` is mapped as `nested`, expected an object",
+            "`tags.keyToValue` is `text`, expected `keyword`",
+            "`tags.value` is unmapped, expected `keyword`",
+            "`tags` has dynamic `true`, expected `strict` or `false`",
+        ]
+    );
+    actual["mappings"]["dynamic"] = json!(false);
+    assert_eq!(
+        readiness_problems(&actual, &tags, 1).len(),
+        3,
+        "dynamic inherited from the root"
+    );
+    let problems = readiness_problems(
+        &json!({"mappings": {}, "settings": {"index.gc_deletes": "-1"}}),
+        &tags,
+        1,
+    );
+    assert_eq!(
+        problems,
+        vec![
+            "tag field `tags` is not mapped",
+            "index.gc_deletes `-1` is not a usable duration"
+        ]
+    );
+}
