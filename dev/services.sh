@@ -2,7 +2,9 @@
 # cutover's development services: Apache Kafka (KRaft, one node), a legacy Elasticsearch 7.17
 # and a target Elasticsearch 9.x, all on 127.0.0.1, fetched from Maven Central and cached.
 #
-#   dev/services.sh up [kafka|legacy|target ...]     start (idempotent) and wait for health
+#   dev/services.sh up [kafka|legacy|target|tiny ...] start (idempotent) and wait for health
+#                                                     (`tiny` is an extra 9.x node with a one-slot
+#                                                     write queue, to provoke real 429s in tests)
 #   dev/services.sh down [kafka|legacy|target ...]   stop what this script started (PID files)
 #   dev/services.sh status                            endpoints and the versions servers report
 #   dev/services.sh restart NAME                      down then up, for fault tests
@@ -27,6 +29,7 @@ KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
 LEGACY_PORT=${LEGACY_PORT:-9200}
 TARGET_PORT=${TARGET_PORT:-9201}
+TINY_PORT=${TINY_PORT:-9202}
 UP_TIMEOUT=${UP_TIMEOUT:-180}
 ES_USER=${ES_USER:-cutover-es}
 
@@ -186,9 +189,11 @@ as_es() { # as_es USER ENV... COMMAND...: run as the Elasticsearch user
 
 es_url() { echo "http://127.0.0.1:$1"; }
 
+es_port() { case $1 in legacy) echo "$LEGACY_PORT" ;; target) echo "$TARGET_PORT" ;; tiny) echo "$TINY_PORT" ;; esac; }
+
 es_curl() { # es_curl NAME PATH: GET with the credentials the cluster needs
   local name=$1 path=$2 port auth=()
-  port=$([ "$name" = legacy ] && echo "$LEGACY_PORT" || echo "$TARGET_PORT")
+  port=$(es_port "$name")
   if [ -f "$STATE/$name/elastic-password" ] && [ -f "$STATE/$name/security-on" ]; then
     auth=(-u "elastic:$(cat "$STATE/$name/elastic-password")")
   fi
@@ -203,11 +208,11 @@ es_healthy() { es_curl "$1" '/_cluster/health?wait_for_status=yellow&timeout=1s'
 up_es() { # up_es legacy|target
   local name=$1 version port tport java home dir user
   if running "$name"; then log "$name already running (pid $(cat "$(pidfile "$name")"))"; return 0; fi
-  if [ "$name" = legacy ]; then
-    version=$LEGACY_ES_VERSION; port=$LEGACY_PORT; tport=9300; java=$(legacy_java_home)
-  else
-    version=$TARGET_ES_VERSION; port=$TARGET_PORT; tport=9301; java=$(java_home 21)
-  fi
+  case $name in
+    legacy) version=$LEGACY_ES_VERSION; port=$LEGACY_PORT; tport=9300; java=$(legacy_java_home) ;;
+    target) version=$TARGET_ES_VERSION; port=$TARGET_PORT; tport=9301; java=$(java_home 21) ;;
+    tiny) version=$TARGET_ES_VERSION; port=$TINY_PORT; tport=9302; java=$(java_home 21) ;;
+  esac
   port_busy "$port" && die "port $port is taken by a process this script did not start"
   home=$(fetch_es "$version"); dir=$STATE/$name; user=$(es_user)
   mkdir -p "$dir/data" "$dir/logs" "$dir/config" "$dir/tmp"
@@ -227,6 +232,9 @@ discovery.type: single-node
 xpack.security.enabled: $security
 action.destructive_requires_name: false
 EOF
+  if [ "$name" = tiny ]; then
+    printf 'thread_pool.write.size: 1\nthread_pool.write.queue_size: 1\n' >>"$dir/config/elasticsearch.yml"
+  fi
   mkdir -p "$dir/config/jvm.options.d"
   printf -- '-Xms512m\n-Xmx512m\n' >"$dir/config/jvm.options.d/heap.options"
   rm -f "$dir/security-on"
@@ -269,8 +277,9 @@ status() {
   local v
   if running kafka; then echo "kafka   127.0.0.1:$KAFKA_PORT  Apache Kafka $KAFKA_VERSION (pid $(cat "$(pidfile kafka)"))"
   else echo "kafka   127.0.0.1:$KAFKA_PORT  not running"; fi
-  for name in legacy target; do
-    local port; port=$([ "$name" = legacy ] && echo "$LEGACY_PORT" || echo "$TARGET_PORT")
+  for name in legacy target tiny; do
+    local port; port=$(es_port "$name")
+    [ "$name" = tiny ] && ! running tiny && continue
     if running "$name" && v=$(es_version "$name"); then
       echo "$name  $(es_url "$port")  Elasticsearch $v (pid $(cat "$(pidfile "$name")"))"
     else echo "$name  $(es_url "$port")  not running"; fi
@@ -279,7 +288,7 @@ status() {
 
 names() { if [ $# -eq 0 ]; then echo kafka legacy target; else echo "$@"; fi; }
 
-up_one() { case $1 in kafka) up_kafka ;; legacy|target) up_es "$1" ;; *) die "unknown service $1" ;; esac; }
+up_one() { case $1 in kafka) up_kafka ;; legacy|target|tiny) up_es "$1" ;; *) die "unknown service $1" ;; esac; }
 
 cmd=${1:-status}; shift || true
 mkdir -p "$STATE"
@@ -288,7 +297,8 @@ case $cmd in
     for n in $(names "$@"); do mkdir -p "$STATE/$n"; up_one "$n"; done
     status ;;
   down)
-    for n in $(names "$@"); do down_one "$n"; done ;;
+    if [ $# -eq 0 ]; then set -- tiny kafka legacy target; fi
+    for n in "$@"; do down_one "$n"; done ;;
   restart)
     for n in $(names "$@"); do down_one "$n"; mkdir -p "$STATE/$n"; up_one "$n"; done ;;
   status) status ;;
@@ -296,6 +306,7 @@ case $cmd in
   env)
     echo "export CUTOVER_KAFKA=127.0.0.1:$KAFKA_PORT"
     echo "export CUTOVER_LEGACY_URL=$(es_url "$LEGACY_PORT")"
-    echo "export CUTOVER_TARGET_URL=$(es_url "$TARGET_PORT")" ;;
+    echo "export CUTOVER_TARGET_URL=$(es_url "$TARGET_PORT")"
+    echo "export CUTOVER_TINY_URL=$(es_url "$TINY_PORT")" ;;
   *) sed -n '2,20p' "$0"; exit 2 ;;
 esac

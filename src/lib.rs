@@ -6,6 +6,8 @@
 //! be reached fails the test with a message saying how to start it; it is never skipped.
 
 pub mod kafka;
+pub mod procs;
+pub mod scenario;
 pub mod sim;
 
 use cluster::{ClusterConfig, Es};

@@ -1,1 +1,313 @@
-//! placeholder
+//! A legacy world to migrate: a deterministic command workload, the legacy indexer that applies
+//! it to the old cluster (as the team's existing indexer does), and readers that compare the two
+//! clusters document by document.
+//!
+//! The legacy indexer here writes with external versions (`_version` = the command's version),
+//! applies merges with [`schema::MergePatch::apply_legacy`] and treats a merge of an absent
+//! document as a no-op, like the update API without upsert.
+
+use cluster::Es;
+use elasticsearch::http::Method;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use schema::{MergePatch, TagRewrite};
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashMap};
+
+/// Shape of a generated workload.
+#[derive(Clone, Debug)]
+pub struct WorkloadSpec {
+    pub seed: u64,
+    /// Distinct document ids.
+    pub docs: usize,
+    /// Commands to generate.
+    pub commands: usize,
+    /// Distinct tag keys.
+    pub tag_keys: usize,
+    /// The (legacy) index commands name.
+    pub index: String,
+    /// Percentages of upserts and merges (the rest are deletes).
+    pub upsert_pct: u32,
+    pub merge_pct: u32,
+}
+
+impl WorkloadSpec {
+    /// A small mixed workload.
+    pub fn new(index: &str, docs: usize, commands: usize, seed: u64) -> Self {
+        WorkloadSpec { seed, docs, commands, tag_keys: 200, index: index.to_string(), upsert_pct: 50, merge_pct: 35 }
+    }
+}
+
+/// One command of the topic: its id, version and the canonical JSON envelope.
+#[derive(Clone, Debug)]
+pub struct SimCommand {
+    pub id: String,
+    pub version: u64,
+    pub envelope: Value,
+}
+
+impl SimCommand {
+    /// The envelope as bytes, as produced to Kafka.
+    pub fn payload(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.envelope).expect("JSON")
+    }
+}
+
+fn tag_key(rng: &mut StdRng, keys: usize) -> String {
+    match rng.random_range(0..20) {
+        0 => "scope:team".to_string(),
+        1 => r"path\dir".to_string(),
+        _ => format!("k{}", rng.random_range(0..keys)),
+    }
+}
+
+fn tag_value(rng: &mut StdRng) -> Value {
+    match rng.random_range(0..10) {
+        0 => json!(rng.random_range(0..100)),
+        1 => json!(rng.random_bool(0.5)),
+        2 => json!(format!("a:b{}", rng.random_range(0..5))),
+        _ => json!(format!("v{}", rng.random_range(0..30))),
+    }
+}
+
+fn routing_of(n: usize) -> Option<String> {
+    (n % 5 == 0).then(|| format!("r{}", n % 3))
+}
+
+fn legacy_doc(rng: &mut StdRng, n: usize, keys: usize) -> Map<String, Value> {
+    let mut tags = Map::new();
+    for _ in 0..rng.random_range(0..6) {
+        tags.insert(tag_key(rng, keys), tag_value(rng));
+    }
+    let mut doc = Map::new();
+    doc.insert("title".into(), json!(format!("document {n}")));
+    let status = ["new", "open", "closed"][rng.random_range(0..3)];
+    doc.insert("status".into(), json!(status));
+    doc.insert("n".into(), json!(rng.random_range(0..1000)));
+    doc.insert("actions".into(), json!({"tags": tags, "clicks": rng.random_range(0..50)}));
+    doc
+}
+
+/// Generates the command topic's content: versions are a global sequence, so they increase per
+/// document, and every command for a document is keyed by its id.
+pub fn generate(spec: &WorkloadSpec) -> Vec<SimCommand> {
+    let mut rng = StdRng::seed_from_u64(spec.seed);
+    let mut out = Vec::with_capacity(spec.commands);
+    for seq in 0..spec.commands {
+        let version = seq as u64 + 1;
+        let n = rng.random_range(0..spec.docs);
+        let id = format!("d{n}");
+        let roll = rng.random_range(0..100);
+        let mut env = json!({"op": "", "id": id, "index": spec.index, "version": version});
+        if let Some(r) = routing_of(n) {
+            env["routing"] = json!(r);
+        }
+        if roll < spec.upsert_pct {
+            env["op"] = json!("upsert");
+            env["doc"] = Value::Object(legacy_doc(&mut rng, n, spec.tag_keys));
+        } else if roll < spec.upsert_pct + spec.merge_pct {
+            env["op"] = json!("merge");
+            let status = ["open", "closed", "merged"][rng.random_range(0..3)];
+            env["set"] = json!({"status": status, "touched": version});
+            if rng.random_bool(0.2) {
+                env["unset"] = json!(["n"]);
+            }
+            let mut add = Map::new();
+            for _ in 0..rng.random_range(0..3) {
+                add.insert(tag_key(&mut rng, spec.tag_keys), tag_value(&mut rng));
+            }
+            env["tags_add"] = Value::Object(add);
+            if rng.random_bool(0.3) {
+                env["tags_remove"] = json!([tag_key(&mut rng, spec.tag_keys)]);
+            }
+        } else {
+            env["op"] = json!("delete");
+        }
+        out.push(SimCommand { id, version, envelope: env });
+    }
+    out
+}
+
+/// A document's state in the legacy world.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LegacyState {
+    Live { version: u64, routing: Option<String>, source: Map<String, Value> },
+    Deleted { version: u64, routing: Option<String> },
+}
+
+/// The legacy indexer: applies commands to an in-memory model and writes the resulting states to
+/// the legacy cluster with external versions, chunk by chunk.
+pub struct LegacyIndexer {
+    pub es: Es,
+    pub index: String,
+    pub tags: TagRewrite,
+    pub state: HashMap<String, LegacyState>,
+}
+
+impl LegacyIndexer {
+    /// An indexer writing to `index` on `es`.
+    pub fn new(es: Es, index: &str) -> Self {
+        LegacyIndexer { es, index: index.to_string(), tags: TagRewrite::default(), state: HashMap::new() }
+    }
+
+    /// Applies commands in order and writes the touched documents' final states in one bulk.
+    pub async fn apply(&mut self, cmds: &[SimCommand]) -> anyhow::Result<()> {
+        let mut touched: Vec<String> = Vec::new();
+        for c in cmds {
+            if self.apply_one(&c.envelope) {
+                touched.push(c.id.clone());
+            }
+        }
+        touched.sort();
+        touched.dedup();
+        let mut body = Vec::new();
+        for id in &touched {
+            let line = match &self.state[id] {
+                LegacyState::Live { version, routing, source } => {
+                    let meta = bulk_meta("index", &self.index, id, routing, *version);
+                    format!("{meta}\n{}\n", Value::Object(source.clone()))
+                }
+                LegacyState::Deleted { version, routing } => format!("{}\n", bulk_meta("delete", &self.index, id, routing, *version)),
+            };
+            body.extend_from_slice(line.as_bytes());
+        }
+        if body.is_empty() {
+            return Ok(());
+        }
+        let resp = self.es.bulk(body.into(), false).await?;
+        for item in resp["items"].as_array().into_iter().flatten() {
+            let r = item.as_object().and_then(|o| o.values().next()).cloned().unwrap_or_default();
+            let status = r["status"].as_u64().unwrap_or(0);
+            anyhow::ensure!(status < 300 || status == 404 || status == 409, "legacy write failed: {r}");
+        }
+        Ok(())
+    }
+
+    /// Applies one envelope to the model; true when the document changed.
+    fn apply_one(&mut self, env: &Value) -> bool {
+        let id = env["id"].as_str().expect("id").to_string();
+        let version = env["version"].as_u64().expect("version");
+        let routing = env["routing"].as_str().map(str::to_string);
+        match env["op"].as_str() {
+            Some("upsert") => {
+                let source = env["doc"].as_object().cloned().unwrap_or_default();
+                self.state.insert(id, LegacyState::Live { version, routing, source });
+                true
+            }
+            Some("delete") => {
+                self.state.insert(id, LegacyState::Deleted { version, routing });
+                true
+            }
+            Some("merge") => {
+                let Some(LegacyState::Live { source, .. }) = self.state.get(&id) else { return false };
+                let mut source = source.clone();
+                patch_of(env).apply_legacy(&mut source, &self.tags);
+                self.state.insert(id, LegacyState::Live { version, routing, source });
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+fn patch_of(env: &Value) -> MergePatch {
+    let strings = |v: &Value| v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    MergePatch {
+        set: env["set"].as_object().cloned().unwrap_or_default(),
+        unset: strings(&env["unset"]),
+        tags_add: env["tags_add"].as_object().cloned().unwrap_or_default(),
+        tags_remove: strings(&env["tags_remove"]),
+    }
+}
+
+fn bulk_meta(action: &str, index: &str, id: &str, routing: &Option<String>, version: u64) -> Value {
+    let mut m = json!({"_index": index, "_id": id, "version": version, "version_type": "external"});
+    if let Some(r) = routing {
+        m["routing"] = json!(r);
+    }
+    json!({ action: m })
+}
+
+/// The legacy index's mapping as the team had it: every tag key a dynamic keyword field.
+pub fn legacy_index_body(shards: u32) -> Value {
+    json!({
+        "settings": {"index": {"number_of_shards": shards, "number_of_replicas": 0}},
+        "mappings": {
+            "dynamic_templates": [{"tags_as_keyword": {"path_match": "actions.tags.*", "mapping": {"type": "keyword"}}}],
+            "properties": {
+                "title": {"type": "text"},
+                "status": {"type": "keyword"},
+                "n": {"type": "long"},
+                "touched": {"type": "long"},
+                "actions": {"properties": {"clicks": {"type": "integer"}}}
+            }
+        }
+    })
+}
+
+/// Creates the legacy index.
+pub async fn create_legacy_index(es: &Es, index: &str, shards: u32) -> anyhow::Result<()> {
+    es.ok(Method::Put, &format!("/{index}"), Some(&legacy_index_body(shards))).await?;
+    Ok(())
+}
+
+/// Creates the target index from the legacy one, as `backfill create-index` does.
+pub async fn create_target_index(legacy: &Es, legacy_index: &str, target: &Es, target_index: &str) -> anyhow::Result<()> {
+    let got = legacy.get(&format!("/{legacy_index}")).await?;
+    let def = schema::target_definition(&got[legacy_index], &schema::TargetDefinitionConfig::default())?;
+    target.ok(Method::Put, &format!("/{target_index}"), Some(&def)).await?;
+    Ok(())
+}
+
+/// Every live document of an index: id -> (version, _source), read back after a refresh with
+/// a scroll sorted by `_doc` (the cheapest full walk; tests call it on quiet indices).
+pub async fn read_all(es: &Es, index: &str) -> anyhow::Result<BTreeMap<String, (u64, Map<String, Value>)>> {
+    es.refresh(index).await?;
+    let mut out = BTreeMap::new();
+    let mut body = json!({"size": 5000, "version": true, "sort": ["_doc"], "query": {"match_all": {}}});
+    let first = es.ok(Method::Post, &format!("/{index}/_search?scroll=1m"), Some(&body)).await?;
+    let mut page = first;
+    loop {
+        let hits = page["hits"]["hits"].as_array().cloned().unwrap_or_default();
+        if hits.is_empty() {
+            break;
+        }
+        for h in hits {
+            let id = h["_id"].as_str().unwrap_or_default().to_string();
+            let v = h["_version"].as_u64().unwrap_or(0);
+            out.insert(id, (v, h["_source"].as_object().cloned().unwrap_or_default()));
+        }
+        let scroll_id = page["_scroll_id"].as_str().unwrap_or_default().to_string();
+        body = json!({"scroll": "1m", "scroll_id": scroll_id});
+        page = es.ok(Method::Post, "/_search/scroll", Some(&body)).await?;
+    }
+    if let Some(sid) = page["_scroll_id"].as_str() {
+        let _ = es.request(Method::Delete, "/_search/scroll", Some(&json!({"scroll_id": sid}))).await;
+    }
+    Ok(out)
+}
+
+/// Compares the target with `transform(legacy)` document by document (content and version) and
+/// returns human-readable differences (empty = converged).
+pub async fn differences(legacy: &Es, legacy_index: &str, target: &Es, target_index: &str) -> anyhow::Result<Vec<String>> {
+    let tags = TagRewrite::default();
+    let old = read_all(legacy, legacy_index).await?;
+    let new = read_all(target, target_index).await?;
+    let mut diffs = Vec::new();
+    for (id, (v, src)) in &old {
+        let want = tags.to_target(src)?;
+        match new.get(id) {
+            None => diffs.push(format!("{id}: missing in target (legacy v{v})")),
+            Some((tv, got)) if tv != v || got != &want => {
+                diffs.push(format!("{id}: target v{tv} {} != legacy v{v} {}", Value::Object(got.clone()), Value::Object(want)))
+            }
+            _ => {}
+        }
+    }
+    for (id, (tv, _)) in &new {
+        if !old.contains_key(id) {
+            diffs.push(format!("{id}: extra in target (v{tv}), absent in legacy"));
+        }
+    }
+    Ok(diffs)
+}

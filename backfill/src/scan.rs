@@ -2,12 +2,16 @@
 //!
 //! ## Order and slicing: chosen so that a resume never skips a document
 //!
-//! Every slice is read in ascending `_seq_no` order, and slices are cut by a hash of `_id`
-//! (`slice.field: "_id"`). Both are properties of the document itself, not of the reader:
+//! Every slice is read in ascending `_seq_no` order, and slices are cut on `_seq_no` too
+//! (`slice.field: "_seq_no"`: whole shards per slice when there are no more slices than
+//! shards, else a hash of the doc value). Both are properties of the stored document, not of
+//! the reader:
 //!
 //! - The natural PIT order (`_shard_doc`) and the default PIT slicing are both Lucene doc ids,
 //!   which a new PIT renumbers after any merge. A checkpoint in those terms would mean nothing
-//!   to the next PIT: resuming with it can skip documents.
+//!   to the next PIT: resuming with it can skip documents. (Slicing on `_id` would be stable
+//!   too, but Elasticsearch refuses it with a PIT: "cannot slice on [_id] when using
+//!   [point-in-time]", as soon as there are more slices than shards.)
 //! - A document's `_seq_no` changes only when the document is written. So for every document
 //!   *unchanged since the scan began*, both its slice and its position are the same in every
 //!   later PIT or scroll. Resuming with `_seq_no >= last_seen` therefore re-reads a few documents
@@ -16,6 +20,8 @@
 //!   write came through the command topic, which the replaying indexer applies: the backfill
 //!   owes only what the topic no longer holds. (`_seq_no` is per shard, so this is the only
 //!   class of document a resume can miss.)
+//! - `_seq_no` exists on indices created by Elasticsearch 6.0 or later: older indices cannot be
+//!   read by this tool (reindex them on 6.x first).
 //!
 //! Within one live PIT the scan continues exactly with `search_after` on
 //! `[_seq_no, _shard_doc]` (`_shard_doc` being the cheap total-order tiebreak of 7.12+); the
@@ -103,9 +109,10 @@ pub enum ScanError {
     /// only reports it when recovery keeps failing.
     #[error("search context lost: {0}")]
     ContextLost(String),
-    /// Some shards failed for another reason (the page would be incomplete).
+    /// Some shards failed for another reason (the page would be incomplete). `transient` is
+    /// false when every failure says the request itself is wrong (retrying cannot help).
     #[error("{failed} shard(s) failed: {reason}")]
-    ShardFailures { failed: u64, reason: String },
+    ShardFailures { failed: u64, reason: String, transient: bool },
     /// The response lacks what every page must have.
     #[error("malformed search response: {0}")]
     Malformed(String),
@@ -122,13 +129,14 @@ impl ScanError {
     fn is_transient(&self) -> bool {
         match self {
             ScanError::Es(e) => e.is_retryable(),
-            ScanError::ContextLost(_) | ScanError::ShardFailures { .. } => true,
+            ScanError::ContextLost(_) => true,
+            ScanError::ShardFailures { transient, .. } => *transient,
             _ => false,
         }
     }
 }
 
-/// Which part of the index a scan reads: slice `id` of `max` (by `_id` hash).
+/// Which part of the index a scan reads: slice `id` of `max` (cut on `_seq_no`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SliceSpec {
     pub id: u32,
@@ -306,7 +314,7 @@ impl SliceScan {
         let Cursor::Pit { id, search_after } = &self.cursor else { unreachable!("PIT cursor set above") };
         let mut body = self.base_body();
         let tiebreak = if self.opts.method == ScanMethod::EsPit { "_shard_doc" } else { "_id" };
-        body["sort"] = json!([{"_seq_no": "asc"}, {tiebreak: "asc"}]);
+        body["sort"] = json!([seq_no_sort(), {tiebreak: "asc"}]);
         body["pit"] = json!({"id": id, "keep_alive": self.opts.keep_alive});
         if let Some(after) = search_after {
             body["search_after"] = after.clone();
@@ -339,7 +347,7 @@ impl SliceScan {
             Cursor::Scroll { id } => ("/_search/scroll".to_string(), json!({"scroll": ka, "scroll_id": id})),
             _ => {
                 let mut body = self.base_body();
-                body["sort"] = json!([{"_seq_no": "asc"}]);
+                body["sort"] = json!([seq_no_sort()]);
                 (format!("/{}/_search?scroll={}", enc(&self.opts.index), enc(&ka)), body)
             }
         };
@@ -352,19 +360,29 @@ impl SliceScan {
 
     /// The parts of a search body both methods share: size, slice, versions, floor filter.
     fn base_body(&self) -> Value {
-        let mut body = json!({"size": self.opts.page_size, "version": true, "track_total_hits": false});
+        let mut body = json!({"size": self.opts.page_size, "version": true});
+        if self.opts.method != ScanMethod::Scroll {
+            // Counting is wasted work on every page; scroll refuses to turn it off.
+            body["track_total_hits"] = json!(false);
+        }
         if !self.opts.source {
             body["_source"] = json!(false);
         }
         let SliceSpec { id, max } = self.opts.slice;
         if max > 1 {
-            body["slice"] = json!({"field": "_id", "id": id, "max": max});
+            body["slice"] = json!({"field": "_seq_no", "id": id, "max": max});
         }
         if self.floor > 0 {
             body["query"] = json!({"bool": {"filter": [{"range": {"_seq_no": {"gte": self.floor}}}]}});
         }
         body
     }
+}
+
+/// Ascending `_seq_no`; `unmapped_type` because an index that never received a document has no
+/// mapping at all, and sorting it on `_seq_no` would otherwise fail instead of returning nothing.
+fn seq_no_sort() -> Value {
+    json!({"_seq_no": {"order": "asc", "unmapped_type": "long"}})
 }
 
 /// The hits of a search or scroll response, after checking that the page is complete: a lost
@@ -379,16 +397,27 @@ pub fn page_hits(status: u16, mut resp: Value, path: &str) -> Result<Vec<Value>,
     }
     let failed = resp.pointer("/_shards/failed").and_then(Value::as_u64).ok_or_else(|| ScanError::Malformed("no _shards.failed".into()))?;
     if failed > 0 {
-        let reason = resp.pointer("/_shards/failures").map(short).unwrap_or_default();
-        return Err(ScanError::ShardFailures { failed, reason });
+        let failures = resp.pointer("/_shards/failures");
+        let reason = failures.map(short).unwrap_or_default();
+        return Err(ScanError::ShardFailures { failed, reason, transient: !request_is_wrong(failures) });
     }
     if resp.get("timed_out") == Some(&Value::Bool(true)) {
-        return Err(ScanError::ShardFailures { failed: 0, reason: "search timed out (partial page)".into() });
+        return Err(ScanError::ShardFailures { failed: 0, reason: "search timed out (partial page)".into(), transient: true });
     }
     match resp.pointer_mut("/hits/hits").map(Value::take) {
         Some(Value::Array(hits)) => Ok(hits),
         _ => Err(ScanError::Malformed("no hits.hits array".into())),
     }
+}
+
+/// True when every shard failure is of a kind that retrying the same request cannot fix.
+fn request_is_wrong(failures: Option<&Value>) -> bool {
+    const WRONG: [&str; 5] = ["illegal_argument_exception", "query_shard_exception", "parsing_exception", "search_parse_exception", "x_content_parse_exception"];
+    let kind = |f: &Value| f.pointer("/reason/type").and_then(Value::as_str).map(str::to_string);
+    failures
+        .and_then(Value::as_array)
+        .filter(|items| !items.is_empty())
+        .is_some_and(|items| items.iter().all(|f| kind(f).is_some_and(|k| WRONG.contains(&k.as_str()))))
 }
 
 /// True when any error or shard failure in the response says the context is gone.
@@ -435,7 +464,9 @@ mod tests {
     #[test]
     fn other_shard_failures_and_timeouts_are_errors_not_ends() {
         let resp = json!({"_shards": {"failed": 1, "failures": [{"reason": {"type": "node_disconnected_exception"}}]}, "hits": {"hits": []}});
-        assert!(matches!(page_hits(200, resp, "/_search"), Err(ScanError::ShardFailures { failed: 1, .. })));
+        assert!(matches!(page_hits(200, resp, "/_search"), Err(ScanError::ShardFailures { failed: 1, transient: true, .. })));
+        let resp = json!({"_shards": {"failed": 1, "failures": [{"reason": {"type": "illegal_argument_exception", "reason": "cannot slice on [_id] when using [point-in-time]"}}]}, "hits": {"hits": []}});
+        assert!(matches!(page_hits(200, resp, "/_search"), Err(ScanError::ShardFailures { transient: false, .. })));
         let resp = json!({"timed_out": true, "_shards": {"failed": 0}, "hits": {"hits": []}});
         assert!(matches!(page_hits(200, resp, "/_search"), Err(ScanError::ShardFailures { .. })));
         let resp = json!({"hits": {"hits": []}});

@@ -1,0 +1,432 @@
+//! The command line: clap structs (every flag documented with its default) and their
+//! conversion into the typed configs of the library. `main.rs` only parses, sets up logging
+//! and calls [`run`].
+
+use crate::copy::{copy, CopyConfig, CopyError, SliceSelection};
+use crate::index::{create_index, parse_duration, CreateIndexConfig, CreateOutcome, IndexError};
+use crate::progress::ProgressMode;
+use crate::scan::ScanMethodChoice;
+use crate::verify::{verify, VerifyConfig, VerifyError};
+use clap::{Args, Parser, Subcommand};
+use cluster::config::{LegacyArgs, TargetArgs};
+use cluster::{ClusterConfig, Es, EsError, WriteOptions};
+use schema::{LegacyVersionSource, TagRewrite};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Copy a legacy Elasticsearch index into the target schema, resumably, and verify the result.
+#[derive(Parser, Debug)]
+#[command(name = "backfill", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format on stderr: `text` or `json`. Levels come from RUST_LOG (default: info).
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create the target index from the legacy index's definition (idempotent: the same
+    /// definition already there is a no-op, a different one is an error listing the differences).
+    CreateIndex(CreateIndexArgs),
+    /// Copy the legacy index into the target index (sliced, resumable, rate-limitable).
+    Copy(CopyArgs),
+    /// Compare transform(legacy) with the target document by document (exit 0 only when
+    /// converged; 2 when differences remain).
+    Verify(VerifyArgs),
+}
+
+/// Where tags live on both sides.
+#[derive(Args, Debug, Clone)]
+pub struct TagArgs {
+    /// Dotted path of the dynamic tag object in legacy documents.
+    #[arg(long, default_value = "actions.tags")]
+    pub legacy_tag_path: String,
+    /// Top-level field of the `{keyToValue, value}` pair array in target documents.
+    #[arg(long, default_value = "tags")]
+    pub target_tag_field: String,
+}
+
+impl From<&TagArgs> for TagRewrite {
+    fn from(a: &TagArgs) -> Self {
+        TagRewrite { legacy_path: a.legacy_tag_path.clone(), target_field: a.target_tag_field.clone() }
+    }
+}
+
+/// The two indices.
+#[derive(Args, Debug, Clone)]
+pub struct IndexArgs {
+    /// Legacy index to read (required).
+    #[arg(long)]
+    pub source_index: String,
+    /// Target index to write or compare (required).
+    #[arg(long)]
+    pub target_index: String,
+}
+
+/// `backfill create-index`.
+#[derive(Args, Debug)]
+pub struct CreateIndexArgs {
+    #[command(flatten)]
+    pub legacy: LegacyArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub indices: IndexArgs,
+    #[command(flatten)]
+    pub tags: TagArgs,
+    /// `index.gc_deletes` of the target during the migration: how long delete tombstones are
+    /// kept. Must outlive the migration window (restore it at cutover).
+    #[arg(long, default_value = "48h")]
+    pub gc_deletes: String,
+    /// Extra index setting KEY=VALUE (repeatable; VALUE parsed as JSON when it is JSON, e.g.
+    /// `index.number_of_replicas=1`). Default: none.
+    #[arg(long = "setting", value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
+}
+
+/// `backfill copy`.
+#[derive(Args, Debug)]
+pub struct CopyArgs {
+    #[command(flatten)]
+    pub legacy: LegacyArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub indices: IndexArgs,
+    #[command(flatten)]
+    pub tags: TagArgs,
+    /// Where each legacy document's version is: `field:<path>` (in _source) or `_version`
+    /// (legacy indexed with external versions). No default: required, because every write is
+    /// externally versioned with it.
+    #[arg(long, value_name = "field:<path>|_version")]
+    pub legacy_version: Option<LegacyVersionSource>,
+    /// Number of slices the source is cut into (on _seq_no). Default: the source's primary
+    /// shard count, capped at 8. Changing it later starts a fresh set of checkpoints.
+    #[arg(long)]
+    pub slices: Option<u32>,
+    /// Copy only slices START..END of --slices (to split a job across processes). Default: all.
+    #[arg(long, value_name = "START..END", conflicts_with = "worker")]
+    pub slice_range: Option<SliceSelection>,
+    /// Copy only the slices of worker I of N (slices I, I+N, ...). Default: all.
+    #[arg(long, value_name = "I/N")]
+    pub worker: Option<SliceSelection>,
+    /// Documents per scan page and per bulk request.
+    #[arg(long, default_value_t = 1000)]
+    pub batch_size: usize,
+    /// Bulk requests in flight at once for this process (also the read-ahead per slice).
+    #[arg(long, default_value_t = 4)]
+    pub bulk_concurrency: usize,
+    /// Limit on documents per second for this process. Default: unlimited.
+    #[arg(long)]
+    pub max_docs_per_sec: Option<u64>,
+    /// Keep-alive of the PIT or scroll between two pages (a lost context is recovered from).
+    #[arg(long, default_value = "5m")]
+    pub keep_alive: String,
+    /// How to read the source: auto (PIT on ES 7.12+/OpenSearch 2.4+, else scroll), pit, scroll.
+    #[arg(long, value_enum, default_value_t = ScanMethodChoice::Auto)]
+    pub scan_method: ScanMethodChoice,
+    /// Directory of the per-slice checkpoint files (delete it to force a full copy).
+    #[arg(long, default_value = "backfill-checkpoints")]
+    pub checkpoint_dir: PathBuf,
+    /// JSON-lines file listing every document not copied, with the reason (appended to).
+    #[arg(long, default_value = "backfill-failures.jsonl")]
+    pub failures_file: PathBuf,
+    /// Refuse to start unless the target's index.gc_deletes is at least this long.
+    #[arg(long, default_value = "24h")]
+    pub min_gc_deletes: String,
+    /// Progress display: auto (bar on a terminal, log lines otherwise), bar, log, off.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// Seconds between progress log lines (when not showing a bar).
+    #[arg(long, default_value_t = 10)]
+    pub log_interval_secs: u64,
+    /// Address of the Prometheus /metrics endpoint.
+    #[arg(long, default_value = "127.0.0.1:9465")]
+    pub metrics_addr: SocketAddr,
+    /// Do not serve metrics.
+    #[arg(long)]
+    pub no_metrics: bool,
+    /// Also write the end-of-run summary as JSON to this file. Default: none.
+    #[arg(long)]
+    pub summary_json: Option<PathBuf>,
+    /// Give up on a bulk request after this many retries. Default: retry forever (an outage
+    /// pauses the copy).
+    #[arg(long)]
+    pub max_retries: Option<u32>,
+}
+
+/// `backfill verify`.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub legacy: LegacyArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub indices: IndexArgs,
+    #[command(flatten)]
+    pub tags: TagArgs,
+    /// Where each legacy document's version is: `field:<path>` or `_version` (required).
+    #[arg(long, value_name = "field:<path>|_version")]
+    pub legacy_version: Option<LegacyVersionSource>,
+    /// Parallel slices of the legacy walk.
+    #[arg(long, default_value_t = 2)]
+    pub slices: u32,
+    /// Documents per page and per _mget.
+    #[arg(long, default_value_t = 1000)]
+    pub batch_size: usize,
+    /// Keep-alive of the PIT or scroll between two pages.
+    #[arg(long, default_value = "5m")]
+    pub keep_alive: String,
+    /// How to read the legacy side: auto, pit, scroll.
+    #[arg(long, value_enum, default_value_t = ScanMethodChoice::Auto)]
+    pub scan_method: ScanMethodChoice,
+    /// Seconds to keep re-checking in-flight differences (versions differ) before reporting.
+    #[arg(long, default_value_t = 30)]
+    pub settle_timeout_secs: u64,
+    /// Milliseconds between two re-checks.
+    #[arg(long, default_value_t = 1000)]
+    pub recheck_interval_ms: u64,
+    /// JSON-lines file of known deletes (`{"id": .., "version": ..}`), to tell resurrected
+    /// documents from merely extra ones. Default: none (every extra is reported as extra).
+    #[arg(long)]
+    pub deletes_file: Option<PathBuf>,
+    /// Sample ids listed per class.
+    #[arg(long, default_value_t = 20)]
+    pub sample_limit: usize,
+    /// Also run the query parity suite (>= 20 queries built from the data's tags).
+    #[arg(long)]
+    pub parity: bool,
+    /// Plain field for the parity bool combinations. Default: the lowest-cardinality scalar
+    /// top-level field of the sampled documents.
+    #[arg(long)]
+    pub parity_field: Option<String>,
+    /// Write the report as JSON to this file. Default: none (a summary is printed).
+    #[arg(long)]
+    pub report_json: Option<PathBuf>,
+}
+
+/// Errors of the command line layer.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Es(#[from] EsError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Copy(#[from] CopyError),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{path}: {source}")]
+    File { path: PathBuf, source: std::io::Error },
+}
+
+/// What a command reports back to `main` for its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything as expected (exit 0).
+    Ok,
+    /// `verify` found differences (exit 2).
+    Diverged,
+}
+
+/// Runs a parsed command. Ctrl-C cancels a copy cleanly (checkpoints stay consistent).
+pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
+    match cli.command {
+        Command::CreateIndex(a) => run_create(a).await,
+        Command::Copy(a) => run_copy(a).await,
+        Command::Verify(a) => run_verify(a).await,
+    }
+}
+
+fn clients(legacy: LegacyArgs, target: TargetArgs) -> Result<(Es, Es), CliError> {
+    Ok((Es::connect(&ClusterConfig::from(legacy))?, Es::connect(&ClusterConfig::from(target))?))
+}
+
+async fn run_create(a: CreateIndexArgs) -> Result<Outcome, CliError> {
+    let (legacy, target) = clients(a.legacy, a.target)?;
+    parse_duration(&a.gc_deletes)?;
+    let cfg = CreateIndexConfig {
+        source_index: a.indices.source_index,
+        target_index: a.indices.target_index,
+        tags: (&a.tags).into(),
+        gc_deletes: a.gc_deletes,
+        extra_settings: parse_settings(&a.settings)?,
+    };
+    match create_index(&legacy, &target, &cfg).await? {
+        CreateOutcome::Created => println!("created {}", cfg.target_index),
+        CreateOutcome::AlreadyExists => println!("{} already exists with the expected definition; nothing to do", cfg.target_index),
+    }
+    Ok(Outcome::Ok)
+}
+
+/// `KEY=VALUE` pairs into a settings map; VALUE is JSON when it parses, else a string.
+pub fn parse_settings(pairs: &[String]) -> Result<Map<String, Value>, CliError> {
+    let mut out = Map::new();
+    for pair in pairs {
+        let (k, v) = pair.split_once('=').ok_or_else(|| CliError::Usage(format!("--setting `{pair}`: expected KEY=VALUE")))?;
+        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+        out.insert(k.trim().to_string(), value);
+    }
+    Ok(out)
+}
+
+async fn run_copy(a: CopyArgs) -> Result<Outcome, CliError> {
+    let (legacy, target) = clients(a.legacy, a.target)?;
+    if !a.no_metrics {
+        crate::metrics::install_exporter(a.metrics_addr)?;
+    }
+    let cfg = CopyConfig {
+        source_index: a.indices.source_index,
+        target_index: a.indices.target_index,
+        tags: (&a.tags).into(),
+        legacy_version: a.legacy_version,
+        slices: a.slices,
+        selection: a.slice_range.or(a.worker).unwrap_or(SliceSelection::All),
+        batch_size: a.batch_size,
+        bulk_concurrency: a.bulk_concurrency,
+        max_docs_per_sec: a.max_docs_per_sec,
+        keep_alive: a.keep_alive,
+        scan_method: a.scan_method,
+        checkpoint_dir: a.checkpoint_dir,
+        failures_file: a.failures_file,
+        min_gc_deletes: parse_duration(&a.min_gc_deletes)?,
+        progress: a.progress,
+        log_interval: Duration::from_secs(a.log_interval_secs.max(1)),
+        write: WriteOptions { max_retries: a.max_retries, ..WriteOptions::default() },
+        refresh_at_end: true,
+        on_page: None,
+    };
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::warn!("interrupted: stopping after in-flight batches are resolved or abandoned; checkpoints stay consistent");
+            on_signal.cancel();
+        }
+    });
+    let summary = copy(&legacy, &target, cfg, cancel).await?;
+    println!("{summary}");
+    if let Some(path) = a.summary_json {
+        write_json(&path, &summary)?;
+    }
+    Ok(Outcome::Ok)
+}
+
+async fn run_verify(a: VerifyArgs) -> Result<Outcome, CliError> {
+    let (legacy, target) = clients(a.legacy, a.target)?;
+    let version = a.legacy_version.ok_or_else(|| CliError::Copy(CopyError::NoVersionSource))?;
+    let cfg = VerifyConfig {
+        source_index: a.indices.source_index,
+        target_index: a.indices.target_index,
+        tags: (&a.tags).into(),
+        legacy_version: version,
+        slices: a.slices.max(1),
+        page_size: a.batch_size,
+        keep_alive: a.keep_alive,
+        scan_method: a.scan_method,
+        settle_timeout: Duration::from_secs(a.settle_timeout_secs),
+        recheck_interval: Duration::from_millis(a.recheck_interval_ms.max(10)),
+        known_deletes: match &a.deletes_file {
+            Some(p) => read_deletes(p)?,
+            None => HashMap::new(),
+        },
+        sample_limit: a.sample_limit,
+        parity: a.parity,
+        parity_field: a.parity_field,
+    };
+    let report = verify(&legacy, &target, &cfg).await?;
+    if let Some(path) = &a.report_json {
+        write_json(path, &report)?;
+    }
+    print_report(&report);
+    Ok(if report.converged { Outcome::Ok } else { Outcome::Diverged })
+}
+
+fn print_report(r: &crate::verify::VerifyReport) {
+    println!(
+        "verify {} -> {}: legacy {} docs, target {} docs, {}",
+        r.source_index,
+        r.target_index,
+        r.legacy_docs_scanned,
+        r.target_docs_scanned,
+        if r.converged { "CONVERGED" } else { "NOT CONVERGED" }
+    );
+    for (name, c) in [("missing", &r.missing), ("extra", &r.extra), ("resurrected", &r.resurrected), ("different", &r.different), ("in_flight", &r.in_flight), ("untransformable", &r.untransformable)] {
+        if c.count > 0 {
+            println!("  {name}: {} (e.g. {})", c.count, c.sample_ids.join(", "));
+        }
+    }
+    if let Some(p) = &r.parity {
+        println!("  parity: {} queries, {} compared, {} mismatches, {} legacy errors, {} target errors", p.queries, p.compared, p.mismatches.len(), p.legacy_errors.len(), p.target_errors.len());
+    }
+}
+
+/// Reads `{"id": .., "version": ..}` lines.
+pub fn read_deletes(path: &std::path::Path) -> Result<HashMap<String, u64>, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::File { path: path.to_path_buf(), source })?;
+    let mut out = HashMap::new();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).map_err(|e| CliError::Usage(format!("{}:{}: {e}", path.display(), n + 1)))?;
+        match (v.get("id").and_then(Value::as_str), v.get("version").and_then(Value::as_u64)) {
+            (Some(id), Some(version)) => {
+                let e = out.entry(id.to_string()).or_insert(version);
+                *e = (*e).max(version);
+            }
+            _ => return Err(CliError::Usage(format!("{}:{}: expected {{\"id\": string, \"version\": integer}}", path.display(), n + 1))),
+        }
+    }
+    Ok(out)
+}
+
+fn write_json<T: serde::Serialize>(path: &std::path::Path, value: &T) -> Result<(), CliError> {
+    let text = serde_json::to_vec_pretty(value).expect("report serializes");
+    std::fs::write(path, text).map_err(|source| CliError::File { path: path.to_path_buf(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent_and_documents_defaults() {
+        Cli::command().debug_assert();
+        let mut cmd = Cli::command();
+        let help = cmd.find_subcommand_mut("copy").unwrap().render_long_help().to_string();
+        for needle in ["--batch-size", "[default: 1000]", "--metrics-addr", "[default: 127.0.0.1:9465]", "--legacy-version", "--slice-range", "--worker", "--max-docs-per-sec", "--failures-file", "--checkpoint-dir"] {
+            assert!(help.contains(needle), "copy --help lacks {needle}:\n{help}");
+        }
+    }
+
+    #[test]
+    fn parses_copy_flags() {
+        let cli = Cli::try_parse_from([
+            "backfill", "copy", "--source-index", "a", "--target-index", "b", "--legacy-version", "field:version", "--slices", "8", "--slice-range", "0..4",
+        ])
+        .unwrap();
+        let Command::Copy(c) = cli.command else { panic!() };
+        assert_eq!(c.legacy_version, Some(LegacyVersionSource::Field("version".into())));
+        assert_eq!(c.slice_range, Some(SliceSelection::Range { start: 0, end: 4 }));
+        assert!(Cli::try_parse_from(["backfill", "copy", "--source-index", "a", "--target-index", "b", "--slice-range", "0..1", "--worker", "0/2"]).is_err());
+    }
+
+    #[test]
+    fn settings_pairs() {
+        let m = parse_settings(&["index.number_of_replicas=1".into(), "index.refresh_interval=5s".into()]).unwrap();
+        assert_eq!(m["index.number_of_replicas"], serde_json::json!(1));
+        assert_eq!(m["index.refresh_interval"], serde_json::json!("5s"));
+        assert!(parse_settings(&["nope".into()]).is_err());
+    }
+}

@@ -1,0 +1,477 @@
+//! The copy pipeline: per slice, scan -> rewrite -> externally versioned bulk write ->
+//! checkpoint.
+//!
+//! Each assigned slice runs as its own task. Within a slice, up to `bulk_concurrency` batches
+//! are in flight (the next page is read while earlier ones are written), and a process-wide
+//! semaphore caps the bulk requests of all slices at `bulk_concurrency`. Batches of a slice are
+//! *resolved in scan order* (an ordered queue of spawned tasks), and the checkpoint is saved
+//! after each resolved batch, so a checkpoint never claims a batch that is still in flight.
+//!
+//! Every document ends in exactly one counter: written, superseded (409: a newer version from
+//! the replay is already there, which is success), or failed (rewrite error, no version, poison
+//! write), the failed ones also in the failures file.
+
+use crate::checkpoint::{CheckpointError, CheckpointStore, SliceCheckpoint};
+use crate::failures::{Failure, FailureKind, FailureLog};
+use crate::index::{check_readiness, IndexError};
+use crate::progress::{BatchCounts, ProgressMode, Reporter, Stats, Summary};
+use crate::rate::RateLimiter;
+use crate::scan::{Page, ScanError, ScanHook, ScanMethod, ScanMethodChoice, ScanOptions, SliceScan, SliceSpec};
+use cluster::client::enc;
+use cluster::{BulkOp, BulkOpKind, BulkWriter, Es, EsError, Resolved, WriteError, WriteOptions};
+use futures::stream::{FuturesOrdered, StreamExt};
+use schema::{LegacyVersionSource, TagRewrite};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+/// Which slices this process copies, so several processes can share one job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SliceSelection {
+    /// Every slice.
+    All,
+    /// Slices `start..end` (end exclusive), e.g. `0..4` of 8.
+    Range { start: u32, end: u32 },
+    /// Worker `index` of `count`: slices `index, index + count, ...`.
+    Worker { index: u32, count: u32 },
+}
+
+impl SliceSelection {
+    /// The slice ids selected out of `max`.
+    pub fn slices(&self, max: u32) -> Result<Vec<u32>, CopyError> {
+        let bad = |why: String| CopyError::BadSlices(why);
+        match *self {
+            SliceSelection::All => Ok((0..max).collect()),
+            SliceSelection::Range { start, end } if start < end && end <= max => Ok((start..end).collect()),
+            SliceSelection::Range { start, end } => Err(bad(format!("slice range {start}..{end} is empty or exceeds --slices {max}"))),
+            SliceSelection::Worker { index, count } if index < count && count <= max => Ok((index..max).step_by(count as usize).collect()),
+            SliceSelection::Worker { index, count } => Err(bad(format!("worker {index}/{count} needs index < count <= --slices {max}"))),
+        }
+    }
+}
+
+/// Parses `a..b` (a slice range) or `i/n` (a worker).
+impl FromStr for SliceSelection {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let num = |t: &str| t.trim().parse::<u32>().map_err(|_| format!("`{s}`: expected `start..end` or `index/count`"));
+        if let Some((a, b)) = s.split_once("..") {
+            Ok(SliceSelection::Range { start: num(a)?, end: num(b)? })
+        } else if let Some((a, b)) = s.split_once('/') {
+            Ok(SliceSelection::Worker { index: num(a)?, count: num(b)? })
+        } else {
+            Err(format!("`{s}`: expected `start..end` or `index/count`"))
+        }
+    }
+}
+
+/// Everything a copy run needs (the CLI builds it from `backfill copy` flags).
+#[derive(Clone)]
+pub struct CopyConfig {
+    pub source_index: String,
+    pub target_index: String,
+    pub tags: TagRewrite,
+    /// Where each legacy document's version is; `None` refuses to start (see [`CopyError::NoVersionSource`]).
+    pub legacy_version: Option<LegacyVersionSource>,
+    /// Slice count; `None`: the source's primary shard count, capped at 8.
+    pub slices: Option<u32>,
+    pub selection: SliceSelection,
+    /// Documents per scan page and per bulk request.
+    pub batch_size: usize,
+    /// Bulk requests in flight, for the whole process.
+    pub bulk_concurrency: usize,
+    pub max_docs_per_sec: Option<u64>,
+    /// PIT/scroll keep-alive between pages (Elasticsearch syntax).
+    pub keep_alive: String,
+    pub scan_method: ScanMethodChoice,
+    pub checkpoint_dir: PathBuf,
+    pub failures_file: PathBuf,
+    /// The target's `index.gc_deletes` must be at least this long.
+    pub min_gc_deletes: Duration,
+    pub progress: ProgressMode,
+    /// Interval of progress log lines.
+    pub log_interval: Duration,
+    /// Retry policy of the bulk writer.
+    pub write: WriteOptions,
+    /// Refresh the target when done, so searches (and verify) see everything.
+    pub refresh_at_end: bool,
+    /// Fault-injection hook run after every page (tests and drills; `None` in production).
+    pub on_page: Option<ScanHook>,
+}
+
+impl CopyConfig {
+    /// A config with the CLI's defaults for everything but the indices and the version source.
+    pub fn new(source_index: &str, target_index: &str, legacy_version: Option<LegacyVersionSource>) -> Self {
+        CopyConfig {
+            source_index: source_index.into(),
+            target_index: target_index.into(),
+            tags: TagRewrite::default(),
+            legacy_version,
+            slices: None,
+            selection: SliceSelection::All,
+            batch_size: 1000,
+            bulk_concurrency: 4,
+            max_docs_per_sec: None,
+            keep_alive: "5m".into(),
+            scan_method: ScanMethodChoice::Auto,
+            checkpoint_dir: PathBuf::from("backfill-checkpoints"),
+            failures_file: PathBuf::from("backfill-failures.jsonl"),
+            min_gc_deletes: Duration::from_secs(24 * 3600),
+            progress: ProgressMode::Auto,
+            log_interval: Duration::from_secs(10),
+            write: WriteOptions::default(),
+            refresh_at_end: true,
+            on_page: None,
+        }
+    }
+}
+
+/// Why a copy run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    /// No version source configured.
+    #[error("refusing to start: no legacy version source (--legacy-version field:<path> or _version). Every backfill write carries the legacy document's version as an external version; without it a backfill write could overwrite a newer state the replaying indexer already wrote, and replay and backfill would no longer converge")]
+    NoVersionSource,
+    /// Target index missing or not ready, or the source missing.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// A cluster request failed.
+    #[error(transparent)]
+    Es(#[from] EsError),
+    /// A slice's scan failed beyond recovery.
+    #[error("slice {slice}: {source}")]
+    Scan { slice: u32, source: ScanError },
+    /// A slice's writes failed beyond retry.
+    #[error("slice {slice}: {source}")]
+    Write { slice: u32, source: WriteError },
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// The failures file could not be written (the run stops: a failure must not be lost).
+    #[error("failures file {path}: {source}")]
+    FailureLog { path: PathBuf, source: std::io::Error },
+    /// Bad `--slices` / `--slice-range` / `--worker`.
+    #[error("{0}")]
+    BadSlices(String),
+    /// Shutdown was requested.
+    #[error("cancelled")]
+    Cancelled,
+    /// A slice task panicked.
+    #[error("slice task failed: {0}")]
+    Task(String),
+}
+
+/// Shared state of one run.
+struct Ctx {
+    legacy: Es,
+    writer: BulkWriter,
+    cfg: CopyConfig,
+    version_source: LegacyVersionSource,
+    method: ScanMethod,
+    slices: u32,
+    store: CheckpointStore,
+    failures: FailureLog,
+    stats: Arc<Stats>,
+    limiter: Option<RateLimiter>,
+    bulk_permits: Semaphore,
+    cancel: CancellationToken,
+}
+
+enum SliceRun {
+    AlreadyDone,
+    Ran { resumed: bool, recoveries: u64 },
+}
+
+/// Copies the assigned slices of the source index into the target index and returns the
+/// summary. Checks first that a version source is configured and that the target is ready.
+pub async fn copy(legacy: &Es, target: &Es, cfg: CopyConfig, cancel: CancellationToken) -> Result<Summary, CopyError> {
+    let version_source = cfg.legacy_version.clone().ok_or(CopyError::NoVersionSource)?;
+    check_readiness(target, &cfg.target_index, &cfg.tags, cfg.min_gc_deletes).await?;
+    let server = cluster::version::detect(legacy).await?;
+    let method = ScanMethod::choose(cfg.scan_method, &server).map_err(|source| CopyError::Scan { slice: 0, source })?;
+    let slices = match cfg.slices {
+        Some(n) if n > 0 => n,
+        Some(_) => return Err(CopyError::BadSlices("--slices must be at least 1".into())),
+        None => default_slices(legacy, &cfg.source_index).await?,
+    };
+    let assigned = cfg.selection.slices(slices)?;
+    let store = CheckpointStore::open(&cfg.checkpoint_dir, &cfg.source_index, &cfg.target_index, slices)?;
+    let failures = FailureLog::open(&cfg.failures_file).map_err(|source| CopyError::FailureLog { path: cfg.failures_file.clone(), source })?;
+    let stats = Arc::new(Stats::new(&assigned));
+    let total = count(legacy, &cfg.source_index).await.ok().map(|t| t * assigned.len() as u64 / slices as u64);
+    tracing::info!(source = %cfg.source_index, target = %cfg.target_index, %server, method = method.as_str(), slices, assigned = ?assigned, "backfill starting");
+    let started = Instant::now();
+    let reporter = Reporter::start(stats.clone(), cfg.progress, total, cfg.log_interval);
+    let writer = BulkWriter::new(target.clone(), cfg.write.clone(), cancel.clone());
+    let ctx = Arc::new(Ctx {
+        legacy: legacy.clone(),
+        writer,
+        limiter: cfg.max_docs_per_sec.filter(|&r| r > 0).map(RateLimiter::new),
+        bulk_permits: Semaphore::new(cfg.bulk_concurrency.max(1)),
+        cfg,
+        version_source,
+        method,
+        slices,
+        store,
+        failures,
+        stats: stats.clone(),
+        cancel: cancel.child_token(),
+    });
+    let outcome = run_slices(&ctx, &assigned).await;
+    reporter.stop().await;
+    let runs = outcome?;
+    if ctx.cfg.refresh_at_end {
+        target.refresh(&ctx.cfg.target_index).await?;
+    }
+    let summary = summarize(&ctx, &assigned, &runs, started.elapsed());
+    tracing::info!("{summary}");
+    Ok(summary)
+}
+
+/// Runs every assigned slice concurrently; the first error cancels the others.
+async fn run_slices(ctx: &Arc<Ctx>, assigned: &[u32]) -> Result<Vec<(u32, SliceRun)>, CopyError> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (pos, &slice) in assigned.iter().enumerate() {
+        let ctx = ctx.clone();
+        tasks.spawn(async move { (slice, run_slice(ctx, pos, slice).await) });
+    }
+    let mut runs = Vec::new();
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((slice, Ok(run))) => runs.push((slice, run)),
+            Ok((_, Err(e))) => {
+                ctx.cancel.cancel();
+                if first_error.is_none() || matches!(first_error, Some(CopyError::Cancelled)) {
+                    first_error = Some(e);
+                }
+            }
+            Err(e) => {
+                ctx.cancel.cancel();
+                first_error.get_or_insert(CopyError::Task(e.to_string()));
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(runs),
+    }
+}
+
+fn summarize(ctx: &Ctx, assigned: &[u32], runs: &[(u32, SliceRun)], elapsed: Duration) -> Summary {
+    let s = &ctx.stats;
+    let scanned = s.scanned.load(Relaxed);
+    let pick = |f: fn(&SliceRun) -> bool| {
+        let mut v: Vec<u32> = runs.iter().filter(|(_, r)| f(r)).map(|(s, _)| *s).collect();
+        v.sort_unstable();
+        v
+    };
+    Summary {
+        source_index: ctx.cfg.source_index.clone(),
+        target_index: ctx.cfg.target_index.clone(),
+        method: ctx.method.as_str().into(),
+        slices: ctx.slices,
+        slices_assigned: assigned.to_vec(),
+        slices_already_done: pick(|r| matches!(r, SliceRun::AlreadyDone)),
+        slices_resumed: pick(|r| matches!(r, SliceRun::Ran { resumed: true, .. })),
+        scanned,
+        written: s.written.load(Relaxed),
+        superseded: s.superseded.load(Relaxed),
+        failed: s.failed.load(Relaxed),
+        context_recoveries: runs.iter().map(|(_, r)| if let SliceRun::Ran { recoveries, .. } = r { *recoveries } else { 0 }).sum(),
+        elapsed_secs: elapsed.as_secs_f64(),
+        docs_per_sec: scanned as f64 / elapsed.as_secs_f64().max(1e-3),
+        failures_file: ctx.cfg.failures_file.display().to_string(),
+    }
+}
+
+type BatchResult = Result<(BatchCounts, u64), CopyError>;
+
+/// Copies one slice from its checkpoint to its end.
+async fn run_slice(ctx: Arc<Ctx>, pos: usize, slice: u32) -> Result<SliceRun, CopyError> {
+    let (mut cp, resumed) = match ctx.store.load(slice)? {
+        Some(cp) if cp.done => {
+            tracing::info!(slice, "slice already done (checkpoint); skipping");
+            ctx.stats.slice_done(pos);
+            return Ok(SliceRun::AlreadyDone);
+        }
+        Some(cp) => {
+            tracing::info!(slice, resume_seq_no = cp.resume_seq_no, scanned_before = cp.scanned, "resuming slice from checkpoint");
+            (cp, true)
+        }
+        None => (ctx.store.fresh(slice), false),
+    };
+    cp.runs += 1;
+    let opts = ScanOptions {
+        index: ctx.cfg.source_index.clone(),
+        method: ctx.method,
+        slice: SliceSpec { id: slice, max: ctx.slices },
+        page_size: ctx.cfg.batch_size.max(1),
+        keep_alive: ctx.cfg.keep_alive.clone(),
+        source: true,
+        max_attempts: 10,
+    };
+    let mut scan = SliceScan::new(ctx.legacy.clone(), opts, cp.resume_seq_no, ctx.cfg.on_page.clone());
+    let result = pump(&ctx, pos, slice, &mut scan, &mut cp).await;
+    scan.close().await;
+    result?;
+    cp.done = true;
+    ctx.store.save(&mut cp)?;
+    ctx.stats.slice_done(pos);
+    ctx.stats.recoveries.fetch_add(scan.recoveries(), Relaxed);
+    Ok(SliceRun::Ran { resumed, recoveries: scan.recoveries() })
+}
+
+/// Reads pages and resolves their batches in order, saving the checkpoint after each.
+async fn pump(ctx: &Arc<Ctx>, pos: usize, slice: u32, scan: &mut SliceScan, cp: &mut SliceCheckpoint) -> Result<(), CopyError> {
+    let depth = ctx.cfg.bulk_concurrency.max(1);
+    let mut inflight: FuturesOrdered<tokio::task::JoinHandle<BatchResult>> = FuturesOrdered::new();
+    let mut exhausted = false;
+    loop {
+        if ctx.cancel.is_cancelled() {
+            return Err(CopyError::Cancelled);
+        }
+        if !exhausted && inflight.len() < depth {
+            let page = tokio::select! {
+                page = scan.next_page() => page.map_err(|source| CopyError::Scan { slice, source })?,
+                _ = ctx.cancel.cancelled() => return Err(CopyError::Cancelled),
+            };
+            match page {
+                Some(page) => {
+                    let batch = prepare(ctx, slice, page);
+                    inflight.push_back(tokio::spawn(write_batch(ctx.clone(), slice, batch)));
+                }
+                None => exhausted = true,
+            }
+            continue;
+        }
+        let Some(joined) = inflight.next().await else { return Ok(()) };
+        let (counts, resume_seq_no) = joined.map_err(|e| CopyError::Task(e.to_string()))??;
+        cp.resume_seq_no = resume_seq_no;
+        cp.scanned += counts.scanned;
+        cp.written += counts.written;
+        cp.superseded += counts.superseded;
+        cp.failed += counts.failed;
+        ctx.store.save(cp)?;
+        ctx.stats.add(pos, counts);
+    }
+}
+
+/// A page turned into writes, plus the documents that could not even be turned into one.
+struct Batch {
+    ops: Vec<BulkOp>,
+    failures: Vec<Failure>,
+    scanned: u64,
+    resume_seq_no: u64,
+}
+
+/// Rewrites a page's hits into externally versioned index operations. Consumes the hits so
+/// that sources move into the operations without copies (beyond the rewrite's own).
+fn prepare(ctx: &Ctx, slice: u32, page: Page) -> Batch {
+    let scanned = page.hits.len() as u64;
+    let mut ops = Vec::with_capacity(page.hits.len());
+    let mut failures = Vec::new();
+    for hit in page.hits {
+        match to_op(ctx, hit) {
+            Ok(op) => ops.push(op),
+            Err(mut f) => {
+                f.slice = slice;
+                failures.push(f);
+            }
+        }
+    }
+    Batch { ops, failures, scanned, resume_seq_no: page.resume_seq_no }
+}
+
+fn to_op(ctx: &Ctx, mut hit: Value) -> Result<BulkOp, Failure> {
+    let id = match hit.get_mut("_id").map(Value::take) {
+        Some(Value::String(id)) => id,
+        _ => return Err(failure(FailureKind::Hit, String::new(), None, None, "hit without _id".into())),
+    };
+    let routing = match hit.get_mut("_routing").map(Value::take) {
+        Some(Value::String(r)) => Some(r),
+        _ => None,
+    };
+    let version = schema::legacy_version(&hit, &ctx.version_source)
+        .map_err(|e| failure(FailureKind::Version, id.clone(), routing.clone(), None, e.to_string()))?;
+    let source = match hit.get_mut("_source").map(Value::take) {
+        Some(Value::Object(source)) => source,
+        _ => return Err(failure(FailureKind::Hit, id, routing, Some(version), "hit without an object _source".into())),
+    };
+    match ctx.cfg.tags.to_target(&source) {
+        Ok(doc) => Ok(BulkOp { index: ctx.cfg.target_index.clone(), id, routing, version, kind: BulkOpKind::Index(doc) }),
+        Err(e) => Err(failure(FailureKind::Rewrite, id, routing, Some(version), e.to_string())),
+    }
+}
+
+fn failure(kind: FailureKind, id: String, routing: Option<String>, version: Option<u64>, reason: String) -> Failure {
+    Failure { kind, id, routing, version, slice: 0, reason }
+}
+
+/// Writes one batch (rate-limited, within the process-wide bulk concurrency) and records its
+/// failures; resolves only when every document of the batch is resolved.
+async fn write_batch(ctx: Arc<Ctx>, slice: u32, batch: Batch) -> BatchResult {
+    if let Some(limiter) = &ctx.limiter {
+        limiter.acquire(batch.scanned as usize).await;
+    }
+    let mut counts = BatchCounts { scanned: batch.scanned, failed: batch.failures.len() as u64, ..Default::default() };
+    let mut failures = batch.failures;
+    if !batch.ops.is_empty() {
+        let _permit = ctx.bulk_permits.acquire().await.map_err(|_| CopyError::Cancelled)?;
+        let results = ctx.writer.write(&batch.ops).await.map_err(|source| match source {
+            WriteError::Cancelled => CopyError::Cancelled,
+            source => CopyError::Write { slice, source },
+        })?;
+        for (op, resolved) in batch.ops.into_iter().zip(results) {
+            match resolved {
+                Resolved::Applied => counts.written += 1,
+                Resolved::Superseded => counts.superseded += 1,
+                Resolved::Poison(reason) => {
+                    counts.failed += 1;
+                    failures.push(Failure { kind: FailureKind::Rejected, id: op.id, routing: op.routing, version: Some(op.version), slice, reason });
+                }
+            }
+        }
+    }
+    ctx.failures.record(&failures).map_err(|source| CopyError::FailureLog { path: ctx.failures.path().to_path_buf(), source })?;
+    Ok((counts, batch.resume_seq_no))
+}
+
+/// The default slice count: the source's primary shards, capped at 8 (more slices than that
+/// mostly add PIT and per-page slicing overhead on the source).
+async fn default_slices(legacy: &Es, index: &str) -> Result<u32, CopyError> {
+    let body = legacy.get(&format!("/{}/_settings/index.number_of_shards", enc(index))).await?;
+    let shards = body
+        .as_object()
+        .and_then(|m| m.values().next())
+        .and_then(|v| v.pointer("/settings/index/number_of_shards"))
+        .and_then(|v| v.as_str().and_then(|s| s.parse::<u32>().ok()).or_else(|| v.as_u64().map(|n| n as u32)))
+        .unwrap_or(1);
+    Ok(shards.clamp(1, 8))
+}
+
+/// The number of documents in an index (for the progress bar's ETA).
+pub async fn count(es: &Es, index: &str) -> Result<u64, EsError> {
+    let body = es.get(&format!("/{}/_count", enc(index))).await?;
+    Ok(body.get("count").and_then(Value::as_u64).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_selection() {
+        assert_eq!(SliceSelection::All.slices(3).unwrap(), vec![0, 1, 2]);
+        assert_eq!("0..4".parse::<SliceSelection>().unwrap().slices(8).unwrap(), vec![0, 1, 2, 3]);
+        assert_eq!("1/3".parse::<SliceSelection>().unwrap().slices(8).unwrap(), vec![1, 4, 7]);
+        assert!("4..4".parse::<SliceSelection>().unwrap().slices(8).is_err());
+        assert!("0..9".parse::<SliceSelection>().unwrap().slices(8).is_err());
+        assert!("3/3".parse::<SliceSelection>().unwrap().slices(8).is_err());
+        assert!("x".parse::<SliceSelection>().is_err());
+    }
+}

@@ -1,0 +1,592 @@
+//! `verify`: proves `target == transform(legacy)` document by document, and that queries
+//! return the same documents on both sides.
+//!
+//! ## Method
+//! Sorting or slicing by `_id` cannot be relied on for a merge-join of both sides (8.x+
+//! disables `_id` field data by default), so each side is walked on its own and checked by id:
+//! 1. **Legacy walk** (PIT or scroll, sliced, see [`crate::scan`]): each page's ids are fetched
+//!    from the target with `_mget` (with their routing); every pair is classified.
+//! 2. **Target walk** (PIT, `_source` off): each page's ids are looked up in the legacy cluster
+//!    with `_mget`; ids the legacy cluster lacks are *extra* (or *resurrected* when a known
+//!    delete, `--deletes-file`, is at least as new as the target's version: a stale write
+//!    brought a deleted document back).
+//! 3. **Re-check**: the legacy cluster keeps changing during a verify, so a difference may be
+//!    in flight. Every flagged id is re-read on both sides every `recheck_interval` until no
+//!    *in-flight* one (versions differ) is left or `settle_timeout` passes; ids that converge
+//!    meanwhile are dropped. What is left is reported by class.
+//!
+//! ## Classes
+//! - `missing`: in legacy, not in target.
+//! - `extra`: in target, not in legacy.
+//! - `resurrected`: extra, and a known delete of that id is at least as new as the target copy.
+//! - `different`: same version, different content (a real divergence: the transform or a
+//!   writer is wrong).
+//! - `in_flight`: versions differ (a writer has not caught up), still so at the deadline.
+//! - `untransformable`: the legacy document cannot be rewritten (see the copy's failures file).
+//!
+//! ## Query parity (`--parity`)
+//! At least 20 [`schema::Query`]s are built from tags found in the data (key+value, value, key
+//! exists, and bool combinations with a low-cardinality plain field) and run on both clusters
+//! (`to_legacy` / `to_target`); totals and id sets must be equal. A legacy query the legacy
+//! cluster cannot answer (e.g. `TagValue` expanding to more tag fields than the clause limit,
+//! the very mapping explosion the migration removes) is reported separately, not as a mismatch.
+
+use crate::scan::{ScanError, ScanMethod, ScanMethodChoice, ScanOptions, SliceScan, SliceSpec};
+use cluster::client::enc;
+use cluster::{Es, EsError};
+use elasticsearch::http::Method;
+use schema::{LegacyVersionSource, Query, TagRewrite};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What `verify` compares and how long it waits for in-flight differences.
+#[derive(Clone, Debug)]
+pub struct VerifyConfig {
+    pub source_index: String,
+    pub target_index: String,
+    pub tags: TagRewrite,
+    pub legacy_version: LegacyVersionSource,
+    /// Parallel slices of the legacy walk.
+    pub slices: u32,
+    /// Documents per page (and per `_mget`).
+    pub page_size: usize,
+    pub keep_alive: String,
+    pub scan_method: ScanMethodChoice,
+    /// How long to keep re-checking in-flight differences.
+    pub settle_timeout: Duration,
+    /// Pause between two re-checks.
+    pub recheck_interval: Duration,
+    /// Known deletes (id -> delete version), to tell resurrected documents from extra ones.
+    pub known_deletes: HashMap<String, u64>,
+    /// Sample ids kept per class in the report.
+    pub sample_limit: usize,
+    /// Run the query parity suite.
+    pub parity: bool,
+    /// Plain field for parity bool combinations (`None`: the lowest-cardinality scalar field).
+    pub parity_field: Option<String>,
+}
+
+impl VerifyConfig {
+    /// A config with the CLI's defaults.
+    pub fn new(source_index: &str, target_index: &str, legacy_version: LegacyVersionSource) -> Self {
+        VerifyConfig {
+            source_index: source_index.into(),
+            target_index: target_index.into(),
+            tags: TagRewrite::default(),
+            legacy_version,
+            slices: 2,
+            page_size: 1000,
+            keep_alive: "5m".into(),
+            scan_method: ScanMethodChoice::Auto,
+            settle_timeout: Duration::from_secs(30),
+            recheck_interval: Duration::from_secs(1),
+            known_deletes: HashMap::new(),
+            sample_limit: 20,
+            parity: false,
+            parity_field: None,
+        }
+    }
+}
+
+/// Why verify could not complete (a divergence is not an error: it is in the report).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Es(#[from] EsError),
+    #[error("scanning {side}: {source}")]
+    Scan { side: &'static str, source: ScanError },
+    #[error("unexpected _mget response from {side}: {detail}")]
+    Mget { side: &'static str, detail: String },
+    #[error("verify task failed: {0}")]
+    Task(String),
+}
+
+/// A class of difference: how many, and some ids.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct Category {
+    pub count: u64,
+    pub sample_ids: Vec<String>,
+}
+
+/// The outcome of a verify run.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct VerifyReport {
+    pub source_index: String,
+    pub target_index: String,
+    pub legacy_docs_scanned: u64,
+    pub target_docs_scanned: u64,
+    pub missing: Category,
+    pub extra: Category,
+    pub resurrected: Category,
+    pub different: Category,
+    pub in_flight: Category,
+    pub untransformable: Category,
+    /// Re-check rounds done while waiting for in-flight differences.
+    pub rechecks: u32,
+    pub parity: Option<ParityReport>,
+    /// True when every class is empty and parity (if run) passed.
+    pub converged: bool,
+    pub elapsed_secs: f64,
+}
+
+/// The query parity outcome.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct ParityReport {
+    /// Queries built.
+    pub queries: usize,
+    /// Queries both clusters answered and that were compared.
+    pub compared: usize,
+    pub mismatches: Vec<ParityMismatch>,
+    /// Queries the legacy cluster could not answer (not counted as mismatches).
+    pub legacy_errors: Vec<ParityFailure>,
+    /// Queries the target cluster could not answer (counted as failures).
+    pub target_errors: Vec<ParityFailure>,
+    pub passed: bool,
+}
+
+/// A query whose results differ.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct ParityMismatch {
+    pub query: Query,
+    pub legacy_total: u64,
+    pub target_total: u64,
+    pub only_legacy: Vec<String>,
+    pub only_target: Vec<String>,
+}
+
+/// A query one side could not run.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct ParityFailure {
+    pub query: Query,
+    pub error: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Finding {
+    Missing,
+    Extra,
+    Resurrected,
+    Different,
+    InFlight,
+    Untransformable,
+}
+
+/// The legacy side of one id: its version and its rewritten source (or why not).
+type LegacyState = Option<(u64, Result<Map<String, Value>, String>)>;
+/// The target side of one id: its version and source.
+type TargetState = Option<(u64, Option<Map<String, Value>>)>;
+
+/// Flagged ids: id -> (routing, finding).
+type Flags = BTreeMap<String, (Option<String>, Finding)>;
+
+struct Shared {
+    flags: Mutex<Flags>,
+    legacy_scanned: std::sync::atomic::AtomicU64,
+    target_scanned: std::sync::atomic::AtomicU64,
+    samples: Mutex<Vec<Map<String, Value>>>,
+}
+
+/// Walks both sides, re-checks in-flight differences, optionally runs the parity suite.
+pub async fn verify(legacy: &Es, target: &Es, cfg: &VerifyConfig) -> Result<VerifyReport, VerifyError> {
+    let started = Instant::now();
+    let legacy_method = ScanMethod::choose(cfg.scan_method, &cluster::version::detect(legacy).await?).map_err(|source| VerifyError::Scan { side: "legacy", source })?;
+    let target_method = ScanMethod::choose(ScanMethodChoice::Auto, &cluster::version::detect(target).await?).map_err(|source| VerifyError::Scan { side: "target", source })?;
+    let shared = Arc::new(Shared {
+        flags: Mutex::new(BTreeMap::new()),
+        legacy_scanned: 0.into(),
+        target_scanned: 0.into(),
+        samples: Mutex::new(Vec::new()),
+    });
+    let cfg = Arc::new(cfg.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    let slices = cfg.slices.max(1);
+    for id in 0..slices {
+        let (l, t, c, s) = (legacy.clone(), target.clone(), cfg.clone(), shared.clone());
+        tasks.spawn(async move { walk_legacy(&l, &t, &c, &s, legacy_method, SliceSpec { id, max: slices }).await });
+    }
+    {
+        let (l, t, c, s) = (legacy.clone(), target.clone(), cfg.clone(), shared.clone());
+        tasks.spawn(async move { walk_target(&l, &t, &c, &s, target_method).await });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.map_err(|e| VerifyError::Task(e.to_string()))??;
+    }
+    let mut flags = std::mem::take(&mut *shared.flags.lock().unwrap_or_else(|p| p.into_inner()));
+    let rechecks = settle(legacy, target, &cfg, &mut flags).await?;
+    let parity = if cfg.parity {
+        let samples = std::mem::take(&mut *shared.samples.lock().unwrap_or_else(|p| p.into_inner()));
+        Some(run_parity(legacy, target, &cfg, &samples).await?)
+    } else {
+        None
+    };
+    let mut report = VerifyReport {
+        source_index: cfg.source_index.clone(),
+        target_index: cfg.target_index.clone(),
+        legacy_docs_scanned: shared.legacy_scanned.load(std::sync::atomic::Ordering::Relaxed),
+        target_docs_scanned: shared.target_scanned.load(std::sync::atomic::Ordering::Relaxed),
+        missing: Category::default(),
+        extra: Category::default(),
+        resurrected: Category::default(),
+        different: Category::default(),
+        in_flight: Category::default(),
+        untransformable: Category::default(),
+        rechecks,
+        converged: false,
+        parity,
+        elapsed_secs: 0.0,
+    };
+    for (id, (_, finding)) in flags {
+        let cat = match finding {
+            Finding::Missing => &mut report.missing,
+            Finding::Extra => &mut report.extra,
+            Finding::Resurrected => &mut report.resurrected,
+            Finding::Different => &mut report.different,
+            Finding::InFlight => &mut report.in_flight,
+            Finding::Untransformable => &mut report.untransformable,
+        };
+        cat.count += 1;
+        if cat.sample_ids.len() < cfg.sample_limit {
+            cat.sample_ids.push(id);
+        }
+    }
+    let clean = [&report.missing, &report.extra, &report.resurrected, &report.different, &report.in_flight, &report.untransformable]
+        .iter()
+        .all(|c| c.count == 0);
+    report.converged = clean && report.parity.as_ref().is_none_or(|p| p.passed);
+    report.elapsed_secs = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Legacy walk of one slice: each page checked against the target with `_mget`.
+async fn walk_legacy(legacy: &Es, target: &Es, cfg: &VerifyConfig, shared: &Shared, method: ScanMethod, slice: SliceSpec) -> Result<(), VerifyError> {
+    let opts = scan_options(cfg, &cfg.source_index, method, slice, true);
+    let mut scan = SliceScan::new(legacy.clone(), opts, 0, None);
+    while let Some(page) = scan.next_page().await.map_err(|source| VerifyError::Scan { side: "legacy", source })? {
+        shared.legacy_scanned.fetch_add(page.hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        if slice.id == 0 {
+            keep_samples(shared, &page.hits);
+        }
+        let keys: Vec<(String, Option<String>)> = page.hits.iter().map(id_routing).collect();
+        let targets = mget(target, &cfg.target_index, &keys, true, "target").await?;
+        let mut found = Vec::new();
+        for ((hit, (id, routing)), t) in page.hits.iter().zip(keys).zip(targets) {
+            if let Some(f) = classify(&legacy_state(hit, cfg), &target_state(&t), None) {
+                found.push((id, (routing, f)));
+            }
+        }
+        shared.flags.lock().unwrap_or_else(|p| p.into_inner()).extend(found);
+    }
+    Ok(())
+}
+
+/// Target walk: each page's ids looked up in legacy; absent ones are extra or resurrected.
+async fn walk_target(legacy: &Es, target: &Es, cfg: &VerifyConfig, shared: &Shared, method: ScanMethod) -> Result<(), VerifyError> {
+    let opts = scan_options(cfg, &cfg.target_index, method, SliceSpec { id: 0, max: 1 }, false);
+    let mut scan = SliceScan::new(target.clone(), opts, 0, None);
+    while let Some(page) = scan.next_page().await.map_err(|source| VerifyError::Scan { side: "target", source })? {
+        shared.target_scanned.fetch_add(page.hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let keys: Vec<(String, Option<String>)> = page.hits.iter().map(id_routing).collect();
+        let legacies = mget(legacy, &cfg.source_index, &keys, false, "legacy").await?;
+        let mut found = Vec::new();
+        for ((hit, (id, routing)), l) in page.hits.iter().zip(keys).zip(legacies) {
+            if l.get("found") == Some(&Value::Bool(true)) {
+                continue; // present on both sides: the legacy walk compares it
+            }
+            let t = hit.get("_version").and_then(Value::as_u64).map(|v| (v, None));
+            if let Some(f) = classify(&None, &t, cfg.known_deletes.get(&id).copied()) {
+                found.push((id, (routing, f)));
+            }
+        }
+        shared.flags.lock().unwrap_or_else(|p| p.into_inner()).extend(found);
+    }
+    Ok(())
+}
+
+fn scan_options(cfg: &VerifyConfig, index: &str, method: ScanMethod, slice: SliceSpec, source: bool) -> ScanOptions {
+    ScanOptions { index: index.into(), method, slice, page_size: cfg.page_size.max(1), keep_alive: cfg.keep_alive.clone(), source, max_attempts: 10 }
+}
+
+fn keep_samples(shared: &Shared, hits: &[Value]) {
+    let mut samples = shared.samples.lock().unwrap_or_else(|p| p.into_inner());
+    for hit in hits.iter().take(500usize.saturating_sub(samples.len())) {
+        if let Some(src) = hit.get("_source").and_then(Value::as_object) {
+            samples.push(src.clone());
+        }
+    }
+}
+
+fn id_routing(hit: &Value) -> (String, Option<String>) {
+    let s = |k: &str| hit.get(k).and_then(Value::as_str).map(str::to_string);
+    (s("_id").unwrap_or_default(), s("_routing"))
+}
+
+/// The legacy state of a hit or `_mget` doc: absent, or (version, rewritten source | reason).
+fn legacy_state(doc: &Value, cfg: &VerifyConfig) -> LegacyState {
+    if doc.get("found") == Some(&Value::Bool(false)) {
+        return None;
+    }
+    let version = match schema::legacy_version(doc, &cfg.legacy_version) {
+        Ok(v) => v,
+        Err(e) => return Some((0, Err(format!("no version: {e}")))),
+    };
+    let rewritten = match doc.get("_source").and_then(Value::as_object) {
+        Some(src) => cfg.tags.to_target(src).map_err(|e| e.to_string()),
+        None => Err("no _source".into()),
+    };
+    Some((version, rewritten))
+}
+
+/// The target state of an `_mget` doc.
+fn target_state(doc: &Value) -> TargetState {
+    if doc.get("found") != Some(&Value::Bool(true)) {
+        return None;
+    }
+    let version = doc.get("_version").and_then(Value::as_u64).unwrap_or(0);
+    Some((version, doc.get("_source").and_then(Value::as_object).cloned()))
+}
+
+/// The class of one id given both sides (`None`: they agree).
+fn classify(legacy: &LegacyState, target: &TargetState, known_delete: Option<u64>) -> Option<Finding> {
+    match (legacy, target) {
+        (None, None) => None,
+        (Some((_, Err(_))), _) => Some(Finding::Untransformable),
+        (Some(_), None) => Some(Finding::Missing),
+        (None, Some((tv, _))) if known_delete.is_some_and(|d| d >= *tv) => Some(Finding::Resurrected),
+        (None, Some(_)) => Some(Finding::Extra),
+        (Some((lv, _)), Some((tv, _))) if lv != tv => Some(Finding::InFlight),
+        (Some((_, Ok(expected))), Some((_, actual))) if actual.as_ref() == Some(expected) => None,
+        (Some(_), Some(_)) => Some(Finding::Different),
+    }
+}
+
+/// `_mget` of ids (with routing) from one index; one doc per key, in order.
+async fn mget(es: &Es, index: &str, keys: &[(String, Option<String>)], source: bool, side: &'static str) -> Result<Vec<Value>, VerifyError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let docs: Vec<Value> = keys
+        .iter()
+        .map(|(id, routing)| {
+            let mut d = json!({"_id": id});
+            if let Some(r) = routing {
+                d["routing"] = json!(r);
+            }
+            d
+        })
+        .collect();
+    let path = format!("/{}/_mget?_source={source}", enc(index));
+    let mut resp = es.ok(Method::Post, &path, Some(&json!({"docs": docs}))).await?;
+    match resp.get_mut("docs").map(Value::take) {
+        Some(Value::Array(docs)) if docs.len() == keys.len() => {
+            if let Some(err) = docs.iter().find_map(|d| d.get("error")) {
+                return Err(VerifyError::Mget { side, detail: err.to_string() });
+            }
+            Ok(docs)
+        }
+        _ => Err(VerifyError::Mget { side, detail: format!("expected {} docs", keys.len()) }),
+    }
+}
+
+/// Re-reads flagged ids until no in-flight one is left or the settle timeout passes; returns
+/// the number of rounds.
+async fn settle(legacy: &Es, target: &Es, cfg: &VerifyConfig, flags: &mut Flags) -> Result<u32, VerifyError> {
+    let deadline = Instant::now() + cfg.settle_timeout;
+    let mut rounds = 0;
+    while flags.values().any(|(_, f)| *f == Finding::InFlight) && Instant::now() < deadline {
+        tokio::time::sleep(cfg.recheck_interval.min(deadline.saturating_duration_since(Instant::now()))).await;
+        rounds += 1;
+        recheck(legacy, target, cfg, flags).await?;
+        tracing::info!(round = rounds, flagged = flags.len(), in_flight = flags.values().filter(|(_, f)| *f == Finding::InFlight).count(), "re-checked differences");
+    }
+    Ok(rounds)
+}
+
+async fn recheck(legacy: &Es, target: &Es, cfg: &VerifyConfig, flags: &mut Flags) -> Result<(), VerifyError> {
+    let keys: Vec<(String, Option<String>)> = flags.iter().map(|(id, (r, _))| (id.clone(), r.clone())).collect();
+    for chunk in keys.chunks(cfg.page_size.max(1)) {
+        let ls = mget(legacy, &cfg.source_index, chunk, true, "legacy").await?;
+        let ts = mget(target, &cfg.target_index, chunk, true, "target").await?;
+        for (((id, _), l), t) in chunk.iter().zip(ls).zip(ts) {
+            match classify(&legacy_state(&l, cfg), &target_state(&t), cfg.known_deletes.get(id).copied()) {
+                None => {
+                    flags.remove(id);
+                }
+                Some(f) => {
+                    if let Some(entry) = flags.get_mut(id) {
+                        entry.1 = f;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---- query parity -------------------------------------------------------------------------
+
+/// Builds at least 20 queries from sampled legacy documents (fewer only when the sample has
+/// too few distinct tags): key+value, value, key exists, and bool combinations with a plain
+/// field. Deterministic for a given sample.
+pub fn parity_queries(samples: &[Map<String, Value>], tags: &TagRewrite, field: Option<&str>) -> Vec<Query> {
+    let mut pair_counts: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for doc in samples {
+        let Ok(t) = tags.to_target(doc) else { continue };
+        for tag in tags.target_tags(&t).unwrap_or_default() {
+            *pair_counts.entry((tag.key, tag.value)).or_default() += 1;
+        }
+    }
+    // Most frequent first, so queries match several documents.
+    let mut pairs: Vec<((String, String), usize)> = pair_counts.into_iter().collect();
+    pairs.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let pairs: Vec<(String, String)> = pairs.into_iter().map(|(p, _)| p).collect();
+    let mut keys: Vec<String> = Vec::new();
+    let mut values: Vec<String> = Vec::new();
+    for (k, v) in &pairs {
+        if !keys.contains(k) {
+            keys.push(k.clone());
+        }
+        if !values.contains(v) {
+            values.push(v.clone());
+        }
+    }
+    let field = field.map(str::to_string).or_else(|| pick_field(samples, tags));
+    let field_values: Vec<Value> = field.as_ref().map(|f| distinct_values(samples, f)).unwrap_or_default();
+    let kv = |i: usize| pairs.get(i).map(|(k, v)| Query::TagKeyValue { key: k.clone(), value: v.clone() });
+    let val = |i: usize| values.get(i).map(|v| Query::TagValue(v.clone()));
+    let ex = |i: usize| keys.get(i).map(|k| Query::TagKeyExists(k.clone()));
+    let term = |i: usize| field.as_ref().zip(field_values.get(i)).map(|(f, v)| Query::Term { field: f.clone(), value: v.clone() });
+    let b = |must: Vec<Option<Query>>, should: Vec<Option<Query>>, must_not: Vec<Option<Query>>| {
+        let all = |v: Vec<Option<Query>>| v.into_iter().collect::<Option<Vec<Query>>>();
+        Some(Query::Bool { must: all(must)?, should: all(should)?, must_not: all(must_not)? })
+    };
+    let mut out: Vec<Option<Query>> = Vec::new();
+    out.extend((0..6).map(kv));
+    out.extend((0..4).map(val));
+    out.extend((0..5).map(ex));
+    out.extend((0..2).map(term));
+    for i in 0..3 {
+        out.push(b(vec![kv(i), term(0)], vec![], vec![]));
+        out.push(b(vec![], vec![kv(i), kv(i + 3)], vec![]));
+        out.push(b(vec![ex(i)], vec![], vec![val(0)]));
+        out.push(b(vec![term(1)], vec![], vec![ex(i)]));
+        out.push(b(vec![term(0)], vec![val(i), ex(i + 1)], vec![kv(i + 1)]));
+    }
+    out.into_iter().flatten().collect()
+}
+
+/// The scalar top-level field (not the tags) with the fewest distinct values (at least 2) in
+/// the sample: a good partner for bool combinations.
+fn pick_field(samples: &[Map<String, Value>], tags: &TagRewrite) -> Option<String> {
+    let root = tags.legacy_path.split('.').next().unwrap_or("");
+    let mut seen: BTreeMap<&str, HashSet<String>> = BTreeMap::new();
+    for doc in samples {
+        for (k, v) in doc {
+            if k != root && k != &tags.target_field && matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
+                seen.entry(k).or_default().insert(v.to_string());
+            }
+        }
+    }
+    seen.into_iter().filter(|(_, vals)| vals.len() >= 2).min_by_key(|(_, vals)| vals.len()).map(|(k, _)| k.to_string())
+}
+
+fn distinct_values(samples: &[Map<String, Value>], field: &str) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for doc in samples {
+        if let Some(v) = doc.get(field).filter(|v| !v.is_null() && !v.is_array() && !v.is_object()) {
+            if !out.contains(v) {
+                out.push(v.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The ids a query returns (up to 10 000) and its exact total.
+async fn run_query(es: &Es, index: &str, query: &Value) -> Result<(u64, HashSet<String>), EsError> {
+    let body = json!({"query": query, "size": 10000, "_source": false, "track_total_hits": true});
+    let resp = es.ok(Method::Post, &format!("/{}/_search", enc(index)), Some(&body)).await?;
+    let total = resp.pointer("/hits/total/value").and_then(Value::as_u64).unwrap_or(0);
+    let ids = resp
+        .pointer("/hits/hits")
+        .and_then(Value::as_array)
+        .map(|hits| hits.iter().filter_map(|h| h.get("_id").and_then(Value::as_str).map(str::to_string)).collect())
+        .unwrap_or_default();
+    Ok((total, ids))
+}
+
+/// The innermost `reason` of an Elasticsearch error, which is what a reader needs ("field
+/// expansion matches too many fields, limit: 1024, got: 2005"), else the whole error.
+fn brief(e: &EsError) -> String {
+    let text = e.to_string();
+    const KEY: &str = "\"caused_by\":{\"reason\":\"";
+    match text.find(KEY).map(|i| &text[i + KEY.len()..]) {
+        Some(rest) => rest.split('"').next().unwrap_or(rest).to_string(),
+        None => text,
+    }
+}
+
+async fn run_parity(legacy: &Es, target: &Es, cfg: &VerifyConfig, samples: &[Map<String, Value>]) -> Result<ParityReport, VerifyError> {
+    let queries = parity_queries(samples, &cfg.tags, cfg.parity_field.as_deref());
+    let mut report = ParityReport { queries: queries.len(), compared: 0, mismatches: vec![], legacy_errors: vec![], target_errors: vec![], passed: false };
+    for q in queries {
+        let l = run_query(legacy, &cfg.source_index, &q.to_legacy(&cfg.tags)).await;
+        let t = run_query(target, &cfg.target_index, &q.to_target(&cfg.tags)).await;
+        match (l, t) {
+            (_, Err(e)) => report.target_errors.push(ParityFailure { query: q, error: brief(&e) }),
+            (Err(e), Ok(_)) => report.legacy_errors.push(ParityFailure { query: q, error: brief(&e) }),
+            (Ok((lt, lids)), Ok((tt, tids))) => {
+                report.compared += 1;
+                if lt != tt || lids != tids {
+                    let sample = |a: &HashSet<String>, b: &HashSet<String>| {
+                        let mut v: Vec<String> = a.difference(b).cloned().collect();
+                        v.sort();
+                        v.truncate(cfg.sample_limit);
+                        v
+                    };
+                    report.mismatches.push(ParityMismatch { only_legacy: sample(&lids, &tids), only_target: sample(&tids, &lids), query: q, legacy_total: lt, target_total: tt });
+                }
+            }
+        }
+    }
+    report.passed = report.compared > 0 && report.mismatches.is_empty() && report.target_errors.is_empty();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn classification() {
+        let doc = obj(json!({"a": 1}));
+        let l = |v: u64| Some((v, Ok(doc.clone())));
+        let t = |v: u64, d: Value| Some((v, Some(obj(d))));
+        assert_eq!(classify(&l(3), &t(3, json!({"a": 1})), None), None);
+        assert_eq!(classify(&l(3), &t(3, json!({"a": 2})), None), Some(Finding::Different));
+        assert_eq!(classify(&l(3), &t(4, json!({"a": 2})), None), Some(Finding::InFlight));
+        assert_eq!(classify(&l(3), &None, None), Some(Finding::Missing));
+        assert_eq!(classify(&None, &t(3, json!({})), None), Some(Finding::Extra));
+        assert_eq!(classify(&None, &t(3, json!({})), Some(2)), Some(Finding::Extra));
+        assert_eq!(classify(&None, &t(3, json!({})), Some(5)), Some(Finding::Resurrected));
+        assert_eq!(classify(&Some((1, Err("x".into()))), &None, None), Some(Finding::Untransformable));
+        assert_eq!(classify(&None, &None, Some(5)), None);
+    }
+
+    #[test]
+    fn builds_at_least_twenty_queries() {
+        let samples: Vec<Map<String, Value>> = (0..50)
+            .map(|i| obj(json!({"status": format!("s{}", i % 3), "n": i, "actions": {"tags": {format!("k{}", i % 7): format!("v{}", i % 5), "color": if i % 2 == 0 {"red"} else {"blue"}}}})))
+            .collect();
+        let qs = parity_queries(&samples, &TagRewrite::default(), None);
+        assert!(qs.len() >= 20, "{}", qs.len());
+        assert!(qs.iter().any(|q| matches!(q, Query::Term { field, .. } if field == "status")));
+        assert!(qs.iter().any(|q| matches!(q, Query::Bool { .. })));
+    }
+}

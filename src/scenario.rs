@@ -1,0 +1,103 @@
+//! One migration scenario for a test: a legacy index, a target index built from it, a command
+//! topic, an indexer group, all uniquely named so tests run in parallel.
+
+use crate::procs::Proc;
+use crate::sim::{self, LegacyIndexer, SimCommand};
+use crate::{kafka, unique, Services};
+use std::time::{Duration, Instant};
+
+/// Names and clients of one scenario.
+pub struct Scenario {
+    pub s: Services,
+    pub legacy_index: String,
+    pub target_index: String,
+    pub topic: String,
+    pub group: String,
+    pub partitions: i32,
+    pub legacy: LegacyIndexer,
+}
+
+impl Scenario {
+    /// Creates the legacy index (2 shards), the target index from it, and a topic.
+    pub async fn new(name: &str, partitions: i32) -> Scenario {
+        let s = Services::require().await;
+        let legacy_index = unique(&format!("{name}-old"));
+        let target_index = unique(&format!("{name}-new"));
+        let topic = unique(&format!("{name}-cmds"));
+        let group = unique(&format!("{name}-grp"));
+        sim::create_legacy_index(&s.legacy(), &legacy_index, 2).await.expect("legacy index");
+        sim::create_target_index(&s.legacy(), &legacy_index, &s.target(), &target_index).await.expect("target index");
+        kafka::create_topic(&s.kafka, &topic, partitions).await;
+        let legacy = LegacyIndexer::new(s.legacy(), &legacy_index);
+        Scenario { s, legacy_index, target_index, topic, group, partitions, legacy }
+    }
+
+    /// Produces commands to the topic, keyed by document id.
+    pub async fn produce(&self, cmds: &[SimCommand]) {
+        let p = kafka::producer(&self.s.kafka);
+        let sends = cmds.iter().map(|c| {
+            let payload = c.payload();
+            let p = &p;
+            async move { kafka::produce(p, &self.topic, Some(c.id.as_bytes()), &payload, &[]).await }
+        });
+        futures::future::join_all(sends).await;
+    }
+
+    /// The legacy indexer applies commands and they are produced to the topic: the live system.
+    pub async fn live(&mut self, cmds: &[SimCommand]) {
+        self.legacy.apply(cmds).await.expect("legacy indexer");
+        self.produce(cmds).await;
+    }
+
+    /// Indexer arguments for this scenario, plus `extra`.
+    pub fn indexer_args(&self, extra: &[&str]) -> Vec<String> {
+        let mut a: Vec<String> = vec![
+            "--brokers".into(), self.s.kafka.clone(),
+            "--topic".into(), self.topic.clone(),
+            "--group".into(), self.group.clone(),
+            "--version-source".into(), "field:version".into(),
+            "--legacy-version".into(), "_version".into(),
+            "--index-map".into(), format!("{}={}", self.legacy_index, self.target_index),
+            "--legacy-url".into(), self.s.legacy_url.clone(),
+            "--target-url".into(), self.s.target_url.clone(),
+            "--session-timeout-ms".into(), "6000".into(),
+            "--shutdown-timeout-secs".into(), "10".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    }
+
+    /// Starts an indexer process for this scenario.
+    pub fn start_indexer(&self, name: &str, extra: &[&str]) -> Proc {
+        Proc::start("indexer", &format!("{}-{name}", self.topic), &self.indexer_args(extra))
+    }
+
+    /// Runs an indexer until it is caught up and idle, asserting it exits 0.
+    pub fn run_indexer_to_idle(&self, name: &str, extra: &[&str], timeout: Duration) {
+        let mut args = vec!["--exit-when-idle-secs", "2"];
+        args.extend_from_slice(extra);
+        let p = self.start_indexer(name, &args);
+        let status = p.wait(timeout);
+        assert!(status.success(), "indexer {name} exited with {status} (see target/test-logs)");
+    }
+
+    /// Asserts `target == transform(legacy)` document by document, versions included.
+    pub async fn assert_converged(&self) {
+        let diffs = sim::differences(&self.s.legacy(), &self.legacy_index, &self.s.target(), &self.target_index).await.expect("read both clusters");
+        assert!(diffs.is_empty(), "{} differences, first ones:\n{}", diffs.len(), diffs.iter().take(10).cloned().collect::<Vec<_>>().join("\n"));
+    }
+
+    /// Committed offsets of the indexer group, per partition.
+    pub fn committed(&self) -> Vec<i64> {
+        kafka::committed(&self.s.kafka, &self.group, &self.topic, self.partitions)
+    }
+
+    /// Waits until `f()` is true or panics after `timeout`.
+    pub async fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The indexer against real Kafka and real clusters: replay, restart, crashes, rebalances,
+//! poison records, and deletes that must stay deleted.
+
+use cutover::scenario::Scenario;
+use cutover::sim::{generate, WorkloadSpec};
+use rand::{Rng, SeedableRng};
+use std::time::Duration;
+
+const RUN: Duration = Duration::from_secs(180);
+
+/// Replay from offset zero while the legacy indexer keeps applying new commands: upserts,
+/// merges (many on documents the target does not have yet) and deletes end exactly as the
+/// legacy cluster holds them.
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_converges_while_the_legacy_indexer_runs() {
+    let mut sc = Scenario::new("replay", 3).await;
+    let cmds = generate(&WorkloadSpec::new(&sc.legacy_index, 400, 4000, 7));
+    sc.live(&cmds[..2000]).await;
+    let indexer = sc.start_indexer("main", &["--exit-when-idle-secs", "3"]);
+    for chunk in cmds[2000..].chunks(500) {
+        sc.live(chunk).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(indexer.wait(RUN).success());
+    sc.assert_converged().await;
+    let committed: i64 = sc.committed().iter().sum();
+    assert_eq!(committed, 4000, "every record committed");
+}
+
+/// A SIGTERM mid-topic stops cleanly with offsets committed part-way (read from Kafka); the
+/// restart resumes there, consumes only the rest, and the end state is exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_resumes_from_committed_offsets() {
+    let mut sc = Scenario::new("restart", 2).await;
+    let cmds = generate(&WorkloadSpec::new(&sc.legacy_index, 300, 3000, 11));
+    sc.live(&cmds).await;
+    let slow = ["--batch-max-docs", "20", "--linger-ms", "0", "--max-in-flight", "1", "--refresh"];
+    let first = sc.start_indexer("first", &slow);
+    Scenario::eventually("some progress", RUN, || first.metric("cutover_indexer_applied_total").unwrap_or(0.0) > 300.0).await;
+    first.signal("TERM");
+    let status = first.wait(Duration::from_secs(30));
+    assert!(status.success(), "SIGTERM exit: {status}");
+    let after_first: i64 = sc.committed().iter().map(|&o| o.max(0)).sum();
+    assert!(after_first > 0 && after_first < 3000, "committed part-way: {after_first}");
+
+    let mut second = sc.start_indexer("second", &["--exit-when-idle-secs", "2"]);
+    let mut consumed = 0.0;
+    while second.running() {
+        consumed = second.metric("cutover_indexer_consumed_total").unwrap_or(consumed);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(second.wait(Duration::from_secs(5)).success());
+    assert!(consumed as i64 <= 3000 - after_first, "second run consumed {consumed}, but {after_first} were committed");
+    assert_eq!(sc.committed().iter().sum::<i64>(), 3000);
+    sc.assert_converged().await;
+}
+
+/// kill -9 at five seeded random instants, then a final run: nothing lost, nothing extra.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_nine_at_random_points_loses_nothing() {
+    let mut sc = Scenario::new("kill9", 3).await;
+    let cmds = generate(&WorkloadSpec::new(&sc.legacy_index, 300, 3000, 23));
+    sc.live(&cmds).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0xC0FFEE);
+    let slow = ["--batch-max-docs", "25", "--linger-ms", "0", "--refresh"];
+    for round in 0..5 {
+        let p = sc.start_indexer(&format!("crash{round}"), &slow);
+        tokio::time::sleep(Duration::from_millis(rng.random_range(800..3000))).await;
+        p.kill9();
+    }
+    let mid: i64 = sc.committed().iter().map(|&o| o.max(0)).sum();
+    sc.run_indexer_to_idle("final", &[], RUN);
+    assert!(mid < 3000, "the crashes happened mid-run (committed {mid})");
+    sc.assert_converged().await;
+}
+
+/// Two processes in one group; one is killed mid-run; the survivor takes its partitions over.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_indexers_one_killed_mid_run() {
+    let mut sc = Scenario::new("pair", 4).await;
+    let cmds = generate(&WorkloadSpec::new(&sc.legacy_index, 300, 3000, 31));
+    sc.live(&cmds).await;
+    let slow = ["--batch-max-docs", "20", "--linger-ms", "0", "--refresh"];
+    let a = sc.start_indexer("a", &slow);
+    let b = sc.start_indexer("b", &["--batch-max-docs", "20", "--linger-ms", "0", "--refresh", "--exit-when-idle-secs", "3"]);
+    Scenario::eventually("both consuming", RUN, || {
+        a.metric("cutover_indexer_applied_total").unwrap_or(0.0) > 50.0 && b.metric("cutover_indexer_applied_total").unwrap_or(0.0) > 50.0
+    })
+    .await;
+    a.kill9();
+    assert!(b.wait(RUN).success());
+    assert_eq!(sc.committed().iter().sum::<i64>(), 3000);
+    sc.assert_converged().await;
+}
