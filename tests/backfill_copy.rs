@@ -51,6 +51,7 @@ async fn copies_200k_documents_and_verifies_exactly() {
     assert_eq!(report.target_docs_scanned, docs as u64);
     let parity = report.parity.as_ref().unwrap();
     assert!(parity.compared >= 20, "only {} parity queries compared: {parity:?}", parity.compared);
+    assert!(parity.compared_by_ids >= 15, "only {} parity queries compared by ids: {parity:?}", parity.compared_by_ids);
     assert!(parity.mismatches.is_empty(), "{:?}", parity.mismatches);
     assert!(report.converged, "{report:?}");
 

@@ -92,3 +92,46 @@ async fn two_indexers_one_killed_mid_run() {
     assert_eq!(sc.committed().iter().sum::<i64>(), 3000);
     sc.assert_converged().await;
 }
+
+/// A delete applied by the indexer is not resurrected by a stale (older-version) write that
+/// arrives more than 60 s later, because the target index runs with a raised `gc_deletes`.
+/// A control index with a 1 s `gc_deletes` shows the hazard is real: there the same stale
+/// write brings the document back.
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_is_not_resurrected_after_sixty_seconds() {
+    use serde_json::json;
+    let mut sc = Scenario::new("tomb", 1).await;
+    let idx = sc.legacy_index.clone();
+    let cmds: Vec<cutover::sim::SimCommand> = [
+        json!({"op": "upsert", "id": "gone", "index": idx, "version": 1, "doc": {"title": "soon deleted", "actions": {"tags": {"k": "v"}}}}),
+        json!({"op": "delete", "id": "gone", "index": idx, "version": 2}),
+    ]
+    .into_iter()
+    .map(|e| cutover::sim::SimCommand { id: "gone".into(), version: e["version"].as_u64().unwrap(), envelope: e })
+    .collect();
+    sc.live(&cmds).await;
+    sc.run_indexer_to_idle("tomb", &[], RUN);
+    let target = sc.s.target();
+    assert!(target.get_doc(&sc.target_index, "gone", None).await.unwrap().is_none());
+
+    // Control: same delete, gc_deletes of 1 s.
+    let control = cutover::unique("tomb-control");
+    target.ok(elasticsearch::http::Method::Put, &format!("/{control}"), Some(&json!({"settings": {"index": {"gc_deletes": "1s", "number_of_shards": 1, "number_of_replicas": 0}}}))).await.unwrap();
+    let write = |index: &str, action: &str, version: u64| {
+        let meta = json!({action: {"_index": index, "_id": "gone", "version": version, "version_type": "external"}});
+        if action == "delete" { format!("{meta}\n") } else { format!("{meta}\n{}\n", json!({"title": "stale", "tags": []})) }
+    };
+    target.bulk(format!("{}{}", write(&control, "index", 1), write(&control, "delete", 2)).into(), true).await.unwrap();
+
+    tokio::time::sleep(Duration::from_secs(65)).await;
+    for index in [&sc.target_index, &control] {
+        target.refresh(index).await.unwrap();
+        target.ok(elasticsearch::http::Method::Post, &format!("/{index}/_flush"), None).await.unwrap();
+    }
+    // The backfill's view of the document from before the delete arrives now.
+    let stale = target.bulk(write(&sc.target_index, "index", 1).into(), true).await.unwrap();
+    assert_eq!(stale["items"][0]["index"]["status"], 409, "stale write superseded: {stale}");
+    assert!(target.get_doc(&sc.target_index, "gone", None).await.unwrap().is_none(), "delete stays deleted");
+    let resurrected = target.bulk(write(&control, "index", 1).into(), true).await.unwrap();
+    assert_eq!(resurrected["items"][0]["index"]["status"], 201, "control: with gc_deletes=1s the stale write resurrects: {resurrected}");
+}

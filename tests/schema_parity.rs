@@ -147,10 +147,12 @@ fn legacy_docs(seed: u64, count: usize) -> Vec<(String, Map<String, Value>)> {
         .collect()
 }
 
-/// `_bulk`-indexes the documents in chunks; returns every item of every response.
+/// `_bulk`-indexes the documents in chunks; returns every item of every response. A chunk
+/// that gets no answer (a loaded test machine, the 60 s client timeout) is sent again: index
+/// operations with fixed ids are idempotent.
 async fn bulk_index(es: &cluster::Es, index: &str, docs: &[(String, Map<String, Value>)]) -> Vec<Value> {
     let mut items = Vec::new();
-    for chunk in docs.chunks(500) {
+    for chunk in docs.chunks(250) {
         let mut body = Vec::new();
         for (id, doc) in chunk {
             serde_json::to_writer(&mut body, &json!({"index": {"_index": index, "_id": id}})).unwrap();
@@ -158,7 +160,18 @@ async fn bulk_index(es: &cluster::Es, index: &str, docs: &[(String, Map<String, 
             serde_json::to_writer(&mut body, doc).unwrap();
             body.push(b'\n');
         }
-        let resp = es.bulk(body.into(), false).await.expect("bulk request");
+        let mut attempt = 0;
+        let resp = loop {
+            match es.bulk(body.clone().into(), false).await {
+                Ok(resp) => break resp,
+                Err(e) if e.is_retryable() && attempt < 4 => {
+                    attempt += 1;
+                    eprintln!("bulk to {index}: {e}; retry {attempt}");
+                    tokio::time::sleep(std::time::Duration::from_secs(2 * attempt)).await;
+                }
+                Err(e) => panic!("bulk request to {index}: {e}"),
+            }
+        };
         items.extend(resp["items"].as_array().expect("bulk items").iter().map(|i| i["index"].clone()));
     }
     assert_eq!(items.len(), docs.len());

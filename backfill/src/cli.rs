@@ -326,7 +326,7 @@ async fn run_copy(a: CopyArgs) -> Result<Outcome, CliError> {
 
 async fn run_verify(a: VerifyArgs) -> Result<Outcome, CliError> {
     let (legacy, target) = clients(a.legacy, a.target)?;
-    let version = a.legacy_version.ok_or_else(|| CliError::Copy(CopyError::NoVersionSource))?;
+    let version = a.legacy_version.ok_or(CliError::Copy(CopyError::NoVersionSource))?;
     let cfg = VerifyConfig {
         source_index: a.indices.source_index,
         target_index: a.indices.target_index,

@@ -137,8 +137,10 @@ pub struct VerifyReport {
 pub struct ParityReport {
     /// Queries built.
     pub queries: usize,
-    /// Queries both clusters answered and that were compared.
+    /// Queries both clusters answered and that were compared (totals, and ids below).
     pub compared: usize,
+    /// Of those, queries small enough (<= 10 000 hits) to compare their id sets exactly.
+    pub compared_by_ids: usize,
     pub mismatches: Vec<ParityMismatch>,
     /// Queries the legacy cluster could not answer (not counted as mismatches).
     pub legacy_errors: Vec<ParityFailure>,
@@ -438,9 +440,11 @@ pub fn parity_queries(samples: &[Map<String, Value>], tags: &TagRewrite, field: 
             *pair_counts.entry((tag.key, tag.value)).or_default() += 1;
         }
     }
-    // Most frequent first, so queries match several documents.
+    // Most frequent first, so queries match several documents; but pairs in more than a fifth
+    // of the sample last, as their result sets likely exceed the 10 000 ids compared exactly.
+    let common = samples.len() / 5;
     let mut pairs: Vec<((String, String), usize)> = pair_counts.into_iter().collect();
-    pairs.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    pairs.sort_by(|a, b| (a.1 > common).cmp(&(b.1 > common)).then_with(|| b.1.cmp(&a.1)).then_with(|| a.0.cmp(&b.0)));
     let pairs: Vec<(String, String)> = pairs.into_iter().map(|(p, _)| p).collect();
     let mut keys: Vec<String> = Vec::new();
     let mut values: Vec<String> = Vec::new();
@@ -504,6 +508,10 @@ fn distinct_values(samples: &[Map<String, Value>], field: &str) -> Vec<Value> {
     out
 }
 
+/// Result sets up to this size are compared id by id; larger ones by their exact totals only
+/// (without a sortable `_id` the first 10 000 hits of two clusters are different samples).
+const MAX_IDS: u64 = 10_000;
+
 /// The ids a query returns (up to 10 000) and its exact total.
 async fn run_query(es: &Es, index: &str, query: &Value) -> Result<(u64, HashSet<String>), EsError> {
     let body = json!({"query": query, "size": 10000, "_source": false, "track_total_hits": true});
@@ -530,7 +538,7 @@ fn brief(e: &EsError) -> String {
 
 async fn run_parity(legacy: &Es, target: &Es, cfg: &VerifyConfig, samples: &[Map<String, Value>]) -> Result<ParityReport, VerifyError> {
     let queries = parity_queries(samples, &cfg.tags, cfg.parity_field.as_deref());
-    let mut report = ParityReport { queries: queries.len(), compared: 0, mismatches: vec![], legacy_errors: vec![], target_errors: vec![], passed: false };
+    let mut report = ParityReport { queries: queries.len(), compared: 0, compared_by_ids: 0, mismatches: vec![], legacy_errors: vec![], target_errors: vec![], passed: false };
     for q in queries {
         let l = run_query(legacy, &cfg.source_index, &q.to_legacy(&cfg.tags)).await;
         let t = run_query(target, &cfg.target_index, &q.to_target(&cfg.tags)).await;
@@ -539,7 +547,11 @@ async fn run_parity(legacy: &Es, target: &Es, cfg: &VerifyConfig, samples: &[Map
             (Err(e), Ok(_)) => report.legacy_errors.push(ParityFailure { query: q, error: brief(&e) }),
             (Ok((lt, lids)), Ok((tt, tids))) => {
                 report.compared += 1;
-                if lt != tt || lids != tids {
+                let ids_comparable = lt <= MAX_IDS && tt <= MAX_IDS;
+                if ids_comparable {
+                    report.compared_by_ids += 1;
+                }
+                if lt != tt || (ids_comparable && lids != tids) {
                     let sample = |a: &HashSet<String>, b: &HashSet<String>| {
                         let mut v: Vec<String> = a.difference(b).cloned().collect();
                         v.sort();

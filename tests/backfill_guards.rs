@@ -1,0 +1,214 @@
+//! What the backfill refuses to do and what it must never lose: no version source, a target
+//! that is missing or forgets deletes too early, a target created with another definition;
+//! poison documents (counted, logged, written to the failures file), 409s counted as
+//! superseded, slices split across two workers, and the Prometheus endpoint of the binary.
+
+mod backfill_support;
+
+use backfill::{CopyError, IndexError, SliceSelection};
+use backfill_support::*;
+use cutover::{unique, Services};
+use elasticsearch::http::Method;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+const KEYS: usize = 100;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_without_version_source_or_ready_target() {
+    let s = Services::require().await;
+    let (legacy, target) = (s.legacy(), s.target());
+    let source = unique("bf-guard-src");
+    load_legacy(&legacy, &source, &Spec { docs: 50, shards: 1, keys: KEYS }).await;
+    let dir = scratch("guard");
+
+    // No version source: refused, with the reason.
+    let mut cfg = copy_config(&source, "whatever", &dir);
+    cfg.legacy_version = None;
+    let err = backfill::copy(&legacy, &target, cfg, CancellationToken::new()).await.unwrap_err();
+    assert!(matches!(err, CopyError::NoVersionSource));
+    assert!(err.to_string().contains("external version"), "{err}");
+    let out = std::process::Command::new(backfill_bin())
+        .args(["copy", "--legacy-url", &s.legacy_url, "--target-url", &s.target_url, "--source-index", &source, "--target-index", "x", "--no-metrics"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to start"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Target missing.
+    let missing = unique("bf-guard-none");
+    let err = backfill::copy(&legacy, &target, copy_config(&source, &missing, &dir), CancellationToken::new()).await.unwrap_err();
+    assert!(matches!(err, CopyError::Index(IndexError::TargetMissing(_))), "{err}");
+
+    // Target whose gc_deletes is the 60 s default: deletes would be resurrected.
+    let low = unique("bf-guard-low");
+    let cfg = backfill::CreateIndexConfig {
+        source_index: source.clone(),
+        target_index: low.clone(),
+        tags: Default::default(),
+        gc_deletes: "60s".into(),
+        extra_settings: Default::default(),
+    };
+    assert_eq!(backfill::create_index(&legacy, &target, &cfg).await.unwrap(), backfill::CreateOutcome::Created);
+    let err = backfill::copy(&legacy, &target, copy_config(&source, &low, &dir), CancellationToken::new()).await.unwrap_err();
+    assert!(matches!(err, CopyError::Index(IndexError::NotReady { .. })), "{err}");
+    assert!(err.to_string().contains("gc_deletes"), "{err}");
+
+    // create-index against an index with another definition: an error naming the differences.
+    let cfg48 = backfill::CreateIndexConfig { gc_deletes: "48h".into(), ..cfg };
+    let err = backfill::create_index(&legacy, &target, &cfg48).await.unwrap_err();
+    let IndexError::DefinitionMismatch { differences, .. } = &err else { panic!("{err}") };
+    assert!(differences.iter().any(|d| d.contains("gc_deletes")), "{differences:?}");
+    // ... and the same through the binary (exit code non-zero, differences on stderr).
+    let out = std::process::Command::new(backfill_bin())
+        .args(["create-index", "--legacy-url", &s.legacy_url, "--target-url", &s.target_url, "--source-index", &source, "--target-index", &low])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("different definition"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    cleanup(&legacy, &source).await;
+    cleanup(&target, &low).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_documents_are_counted_logged_and_kept_and_409_is_superseded() {
+    let s = Services::require().await;
+    let (legacy, target) = (s.legacy(), s.target());
+    let source = unique("bf-poison-src");
+    let dest = unique("bf-poison-dst");
+    let docs = 1_000;
+    load_legacy(&legacy, &source, &Spec { docs, shards: 2, keys: KEYS }).await;
+    // Poison 1: no version at all.
+    let mut no_version = source_of(1, KEYS);
+    no_version.as_object_mut().unwrap().remove("version");
+    put_legacy(&legacy, &source, "no-version", None, 7, &no_version).await;
+    // Poison 2: a tag value the legacy field ignores (ignore_above) but the target keyword
+    // refuses (a term longer than Lucene's 32 766 bytes).
+    let mut huge = source_of(2, KEYS);
+    huge["actions"]["tags"]["big"] = json!("x".repeat(40_000));
+    huge["version"] = json!(9);
+    put_legacy(&legacy, &source, "huge-tag", None, 9, &huge).await;
+    create_target(&legacy, &target, &source, &dest).await;
+    // A newer version already in the target (as if the replay got there first): 409.
+    let newer = schema::TagRewrite::default().to_target(source_of(0, KEYS).as_object().unwrap()).unwrap();
+    let path = format!("/{dest}/_doc/{}?version={}&version_type=external", id_of(0), version_of(0) + 100);
+    let (status, resp) = target.request(Method::Put, &path, Some(&json!(newer))).await.unwrap();
+    assert_eq!(status, 201, "{resp}");
+
+    let dir = scratch("poison");
+    let summary = backfill::copy(&legacy, &target, copy_config(&source, &dest, &dir), CancellationToken::new()).await.unwrap();
+    eprintln!("{summary}");
+    assert_eq!(summary.scanned, docs as u64 + 2);
+    assert_eq!(summary.failed, 2);
+    assert_eq!(summary.superseded, 1);
+    assert_eq!(summary.written, docs as u64 - 1);
+    let lines: Vec<Value> = std::fs::read_to_string(dir.join("failures.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let by_id = |id: &str| lines.iter().find(|l| l["id"] == id).unwrap_or_else(|| panic!("{id} not in {lines:?}")).clone();
+    assert_eq!(by_id("no-version")["kind"], "version");
+    assert!(by_id("no-version")["reason"].as_str().unwrap().contains("version"));
+    assert_eq!(by_id("huge-tag")["kind"], "rejected");
+    assert!(!by_id("huge-tag")["reason"].as_str().unwrap().is_empty());
+
+    cleanup(&legacy, &source).await;
+    cleanup(&target, &dest).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_split_the_slices() {
+    let s = Services::require().await;
+    let (legacy, target) = (s.legacy(), s.target());
+    let source = unique("bf-split-src");
+    let dest = unique("bf-split-dst");
+    let docs = 3_000;
+    load_legacy(&legacy, &source, &Spec { docs, shards: 2, keys: KEYS }).await;
+    create_target(&legacy, &target, &source, &dest).await;
+    let dir = scratch("split");
+    let mut total = 0;
+    for (i, range) in [(0, SliceSelection::Range { start: 0, end: 3 }), (1, SliceSelection::Worker { index: 1, count: 2 })] {
+        // Worker 0 takes slices 0..3 of 6; worker 1 takes 1, 3, 5: overlapping on purpose on
+        // slice 1 (finished: skipped), and 5 is new.
+        let mut cfg = copy_config(&source, &dest, &dir);
+        cfg.slices = Some(6);
+        cfg.selection = range;
+        let summary = backfill::copy(&legacy, &target, cfg, CancellationToken::new()).await.unwrap();
+        eprintln!("worker {i}: {summary}");
+        total += summary.scanned;
+        if i == 1 {
+            assert_eq!(summary.slices_already_done, vec![1]);
+        }
+    }
+    // Slice 4 is nobody's yet: run it alone.
+    let mut cfg = copy_config(&source, &dest, &dir);
+    cfg.slices = Some(6);
+    cfg.selection = SliceSelection::Range { start: 4, end: 5 };
+    total += backfill::copy(&legacy, &target, cfg, CancellationToken::new()).await.unwrap().scanned;
+    assert_eq!(total, docs as u64, "each document read exactly once across workers");
+    let report = backfill::verify(&legacy, &target, &verify_config(&source, &dest)).await.unwrap();
+    assert!(report.converged, "{report:?}");
+    cleanup(&legacy, &source).await;
+    cleanup(&target, &dest).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `GET /metrics` over a plain TCP connection.
+async fn scrape(addr: &str) -> Option<String> {
+    let mut conn = tokio::net::TcpStream::connect(addr).await.ok()?;
+    conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").await.ok()?;
+    let mut out = String::new();
+    conn.read_to_string(&mut out).await.ok()?;
+    Some(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_serves_prometheus_metrics_and_writes_the_summary() {
+    let s = Services::require().await;
+    let (legacy, target) = (s.legacy(), s.target());
+    let source = unique("bf-metrics-src");
+    let dest = unique("bf-metrics-dst");
+    let docs = 4_000;
+    load_legacy(&legacy, &source, &Spec { docs, shards: 2, keys: KEYS }).await;
+    create_target(&legacy, &target, &source, &dest).await;
+    let dir = scratch("metrics");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = tokio::process::Command::new(backfill_bin())
+        .args(["copy", "--legacy-url", &s.legacy_url, "--target-url", &s.target_url, "--source-index", &source, "--target-index", &dest])
+        .args(["--legacy-version", "_version", "--batch-size", "200", "--max-docs-per-sec", "1500", "--log-interval-secs", "1", "--metrics-addr", &addr])
+        .arg("--checkpoint-dir")
+        .arg(dir.join("cp"))
+        .arg("--failures-file")
+        .arg(dir.join("f.jsonl"))
+        .arg("--summary-json")
+        .arg(dir.join("summary.json"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = None;
+    while Instant::now() < deadline && seen.is_none() {
+        if let Some(body) = scrape(&addr).await.filter(|b| b.contains("backfill_docs_scanned_total") && b.contains("backfill_slice_scanned")) {
+            seen = Some(body);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let body = seen.expect("metrics endpoint never showed backfill metrics");
+    assert!(body.contains("backfill_docs_written_total"), "{body}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("scanned {docs}")), "{stdout}");
+    let summary: backfill::Summary = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!((summary.scanned, summary.written, summary.failed), (docs as u64, docs as u64, 0));
+    // Not a terminal: progress went to the log as lines.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("backfill progress"));
+    cleanup(&legacy, &source).await;
+    cleanup(&target, &dest).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

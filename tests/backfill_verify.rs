@@ -1,0 +1,106 @@
+//! verify tells each kind of divergence apart when one of each is planted after an exact copy:
+//! a missing document, a changed field (same version), an extra document, a resurrected delete,
+//! and in-flight updates (one that settles during the re-check window, one that does not).
+//! Also through the binary: exit code 2 and the JSON report.
+
+mod backfill_support;
+
+use backfill::VerifyReport;
+use backfill_support::*;
+use cluster::client::enc;
+use cutover::{unique, Services};
+use elasticsearch::http::Method;
+use serde_json::json;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const DOCS: usize = 2_000;
+const KEYS: usize = 200;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_classifies_each_planted_divergence() {
+    let s = Services::require().await;
+    let (legacy, target) = (s.legacy(), s.target());
+    let source = unique("bf-verify-src");
+    let dest = unique("bf-verify-dst");
+    load_legacy(&legacy, &source, &Spec { docs: DOCS, shards: 2, keys: KEYS }).await;
+    create_target(&legacy, &target, &source, &dest).await;
+    let dir = scratch("verify");
+    backfill::copy(&legacy, &target, copy_config(&source, &dest, &dir), CancellationToken::new()).await.unwrap();
+    let clean = backfill::verify(&legacy, &target, &verify_config(&source, &dest)).await.unwrap();
+    assert!(clean.converged, "{clean:?}");
+
+    // missing: gone from the target only.
+    let (status, _) = target.request(Method::Delete, &format!("/{dest}/_doc/{}", enc(&id_of(10))), None).await.unwrap();
+    assert_eq!(status, 200);
+    // different: same version, one field changed (a routed document, to exercise routing).
+    let i = 23;
+    let mut doc = schema::TagRewrite::default().to_target(source_of(i, KEYS).as_object().unwrap()).unwrap();
+    doc.insert("status".into(), json!("tampered"));
+    let path = format!("/{dest}/_doc/{}?routing={}&version={}&version_type=external_gte", enc(&id_of(i)), routing_of(i).unwrap(), version_of(i));
+    let (status, resp) = target.request(Method::Put, &path, Some(&json!(doc))).await.unwrap();
+    assert_eq!(status, 200, "{resp}");
+    // extra: only in the target.
+    let (status, _) = target.request(Method::Put, &format!("/{dest}/_doc/ghost-1?version=5&version_type=external"), Some(&json!({"tags": []}))).await.unwrap();
+    assert_eq!(status, 201);
+    // resurrected: deleted in legacy at a newer version; the target still holds the old copy.
+    let dead = 30;
+    let (status, _) = legacy.request(Method::Delete, &format!("/{source}/_doc/{}?version={}&version_type=external", id_of(dead), version_of(dead) + 1), None).await.unwrap();
+    assert_eq!(status, 200);
+    // in flight: legacy moved on; one will be replayed into the target during the re-check.
+    for i in [40, 50] {
+        let mut src = source_of(i, KEYS);
+        src["version"] = json!(version_of(i) + 1);
+        src["status"] = json!("updated");
+        put_legacy(&legacy, &source, &id_of(i), routing_of(i).as_deref(), version_of(i) + 1, &src).await;
+    }
+    legacy.refresh(&source).await.unwrap();
+    target.refresh(&dest).await.unwrap();
+
+    let replay = {
+        let (target, dest) = (target.clone(), dest.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let mut src = source_of(50, KEYS);
+            src["version"] = json!(version_of(50) + 1);
+            src["status"] = json!("updated");
+            let doc = schema::TagRewrite::default().to_target(src.as_object().unwrap()).unwrap();
+            let path = format!("/{dest}/_doc/{}?version={}&version_type=external", id_of(50), version_of(50) + 1);
+            let (status, resp) = target.request(Method::Put, &path, Some(&json!(doc))).await.unwrap();
+            assert_eq!(status, 200, "{resp}");
+        })
+    };
+    let mut cfg = verify_config(&source, &dest);
+    cfg.settle_timeout = Duration::from_secs(5);
+    cfg.known_deletes.insert(id_of(dead), version_of(dead) + 1);
+    let report = backfill::verify(&legacy, &target, &cfg).await.unwrap();
+    replay.await.unwrap();
+    eprintln!("{}", serde_json::to_string_pretty(&report).unwrap());
+    assert!(!report.converged);
+    assert_eq!(report.missing.sample_ids, vec![id_of(10)]);
+    assert_eq!(report.different.sample_ids, vec![id_of(23)]);
+    assert_eq!(report.extra.sample_ids, vec!["ghost-1".to_string()]);
+    assert_eq!(report.resurrected.sample_ids, vec![id_of(dead)]);
+    assert_eq!(report.in_flight.sample_ids, vec![id_of(40)], "doc 50 settled during the re-check");
+    assert!(report.rechecks >= 2);
+    assert_eq!(report.untransformable.count, 0);
+
+    // The binary: exit code 2 (not converged) and the JSON report. Without known deletes the
+    // resurrected document can only be reported as extra.
+    let report_path = dir.join("report.json");
+    let out = std::process::Command::new(backfill_bin())
+        .args(["verify", "--legacy-url", &s.legacy_url, "--target-url", &s.target_url, "--source-index", &source, "--target-index", &dest])
+        .args(["--legacy-version", "field:version", "--settle-timeout-secs", "1"])
+        .arg("--report-json")
+        .arg(&report_path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let from_cli: VerifyReport = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    assert_eq!((from_cli.missing.count, from_cli.different.count, from_cli.extra.count, from_cli.resurrected.count), (1, 1, 2, 0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("NOT CONVERGED"));
+
+    cleanup(&legacy, &source).await;
+    cleanup(&target, &dest).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,92 @@
+//! Bad input gets a clear error and loses nothing: every kind of undecodable record, and a
+//! document the target's mapping refuses, lands in the dead-letter topic with its reason and
+//! original bytes; everything else is applied; the offsets pass all of them.
+
+use cutover::scenario::Scenario;
+use cutover::sim::{generate, WorkloadSpec};
+use cutover::kafka;
+use rdkafka::Message;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn poison_records_are_dead_lettered_with_their_reason() {
+    let mut sc = Scenario::new("poison", 1).await;
+    let good = generate(&WorkloadSpec::new(&sc.legacy_index, 50, 200, 5));
+    sc.live(&good[..100]).await;
+
+    let idx = sc.legacy_index.clone();
+    let big = "x".repeat(8000);
+    // (expected kind, key, payload)
+    let bad: Vec<(&str, Option<&str>, Option<Vec<u8>>)> = vec![
+        ("empty_payload", Some("p1"), None),
+        ("too_large", Some("p2"), Some(json!({"op": "upsert", "id": "p2", "index": idx, "version": 1, "doc": {"title": big}}).to_string().into_bytes())),
+        ("invalid_utf8", Some("p3"), Some(vec![b'{', 0xff, 0xfe, b'}'])),
+        ("invalid_json", Some("p4"), Some(b"{\"op\": \"upsert\", ".to_vec())),
+        ("not_an_object", Some("p5"), Some(b"[1, 2, 3]".to_vec())),
+        ("unknown_op", Some("p6"), Some(json!({"op": "frobnicate", "id": "p6", "index": idx, "version": 1}).to_string().into_bytes())),
+        ("missing_id", None, Some(json!({"op": "delete", "index": idx, "version": 1}).to_string().into_bytes())),
+        ("missing_index", Some("p8"), Some(json!({"op": "delete", "id": "p8", "version": 1}).to_string().into_bytes())),
+        ("missing_version", Some("p9"), Some(json!({"op": "delete", "id": "p9", "index": idx}).to_string().into_bytes())),
+        ("negative_version", Some("p10"), Some(json!({"op": "delete", "id": "p10", "index": idx, "version": -4}).to_string().into_bytes())),
+        ("non_integer_version", Some("p11"), Some(json!({"op": "delete", "id": "p11", "index": idx, "version": "12"}).to_string().into_bytes())),
+        ("wrong_field_type", Some("p12"), Some(json!({"op": "upsert", "id": "p12", "index": idx, "version": 1, "doc": "not an object"}).to_string().into_bytes())),
+        // Decodes fine, but the target's mapping refuses it (`n` is a long).
+        ("mapping", Some("p13"), Some(json!({"op": "upsert", "id": "p13", "index": idx, "version": 1, "doc": {"n": "not a number"}}).to_string().into_bytes())),
+    ];
+    let producer = kafka::producer(&sc.s.kafka);
+    let mut offsets = BTreeMap::new();
+    for (kind, key, payload) in &bad {
+        let (_, offset) = match payload {
+            Some(p) => kafka::produce(&producer, &sc.topic, key.map(str::as_bytes), p, &[("trace", b"t-1")]).await,
+            None => {
+                use rdkafka::producer::FutureRecord;
+                let rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&sc.topic).key(key.unwrap().as_bytes());
+                let d = producer.send(rec, Duration::from_secs(10)).await.map_err(|(e, _)| e).unwrap();
+                (d.partition, d.offset)
+            }
+        };
+        offsets.insert(offset, *kind);
+    }
+    sc.live(&good[100..]).await;
+
+    sc.run_indexer_to_idle("dlq", &["--max-payload-bytes", "4096"], Duration::from_secs(120));
+    sc.assert_converged().await;
+    assert_eq!(sc.committed(), vec![(good.len() + bad.len()) as i64], "offsets pass the dead-lettered records");
+
+    let dlq = kafka::read_all(&sc.s.kafka, &format!("{}.dlq", sc.topic), bad.len(), Duration::from_secs(30));
+    assert_eq!(dlq.len(), bad.len(), "one dead letter per bad record");
+    for m in &dlq {
+        let offset: i64 = kafka::header(m, "cutover.offset").unwrap().parse().unwrap();
+        let expected = offsets[&offset];
+        assert_eq!(kafka::header(m, "cutover.error.kind").as_deref(), Some(expected), "kind of offset {offset}");
+        assert!(!kafka::header(m, "cutover.reason").unwrap_or_default().is_empty(), "a reason for {expected}");
+        assert_eq!(kafka::header(m, "cutover.topic").as_deref(), Some(sc.topic.as_str()));
+        assert_eq!(kafka::header(m, "cutover.partition").as_deref(), Some("0"));
+        let (_, key, payload) = bad.iter().find(|(k, _, _)| *k == expected).unwrap();
+        assert_eq!(m.key(), key.map(str::as_bytes), "original key kept ({expected})");
+        assert_eq!(m.payload(), payload.as_deref(), "original bytes kept ({expected})");
+        if payload.is_some() {
+            assert_eq!(kafka::header(m, "trace").as_deref(), Some("t-1"), "original headers kept ({expected})");
+        }
+    }
+}
+
+/// `--on-poison halt` stops at the first poison record without committing past it.
+#[tokio::test(flavor = "multi_thread")]
+async fn halt_mode_stops_before_the_poison_record() {
+    let mut sc = Scenario::new("halt", 1).await;
+    let good = generate(&WorkloadSpec::new(&sc.legacy_index, 20, 50, 9));
+    sc.live(&good).await;
+    let producer = kafka::producer(&sc.s.kafka);
+    kafka::produce(&producer, &sc.topic, Some(b"x"), b"{broken", &[]).await;
+    sc.live(&generate(&WorkloadSpec::new(&sc.legacy_index, 20, 10, 10))).await;
+    let p = sc.start_indexer("halt", &["--on-poison", "halt"]);
+    let status = p.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(3), "halt exit code");
+    let committed = sc.committed()[0];
+    assert!(committed <= 50, "never committed past the poison record at offset 50 (committed {committed})");
+    let dlq = kafka::read_all(&sc.s.kafka, &format!("{}.dlq", sc.topic), 1, Duration::from_secs(3));
+    assert!(dlq.is_empty(), "halt mode writes no dead letter");
+}
