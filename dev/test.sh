@@ -9,4 +9,6 @@ dev/services.sh up
 eval "$(dev/services.sh env)"
 export RUST_BACKTRACE=1
 # Two cores: run the slow end-to-end binaries with limited parallelism so timeouts stay honest.
+# End-to-end tests run the real binaries (kill -9, SIGTERM): build them first.
+cargo build --workspace --bins --locked
 cargo test --workspace --locked --no-fail-fast -- --test-threads="${TEST_THREADS:-4}"

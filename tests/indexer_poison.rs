@@ -90,3 +90,58 @@ async fn halt_mode_stops_before_the_poison_record() {
     let dlq = kafka::read_all(&sc.s.kafka, &format!("{}.dlq", sc.topic), 1, Duration::from_secs(3));
     assert!(dlq.is_empty(), "halt mode writes no dead letter");
 }
+
+/// The indexer refuses to start (exit code 2, a message saying why) when the target index is
+/// missing, or when its `gc_deletes` is too short to keep deletes for the migration window.
+#[tokio::test(flavor = "multi_thread")]
+async fn refuses_an_unfit_target() {
+    use cutover::procs::Proc;
+    let sc = Scenario::new("refuse", 1).await;
+    let target = sc.s.target();
+    target
+        .ok(elasticsearch::http::Method::Put, &format!("/{}/_settings", sc.target_index), Some(&json!({"index": {"gc_deletes": "60s"}})))
+        .await
+        .unwrap();
+    let p = sc.start_indexer("gc", &[]);
+    let status = p.wait(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(2));
+    let log = std::fs::read_to_string(log_path(&format!("{}-gc", sc.topic))).unwrap();
+    assert!(log.contains("gc_deletes"), "the refusal names gc_deletes: {log}");
+
+    let mut args = sc.indexer_args(&[]);
+    let at = args.iter().position(|a| a == "--index-map").unwrap();
+    args[at + 1] = format!("{}=does-not-exist-{}", sc.legacy_index, sc.topic);
+    let p = Proc::start("indexer", &format!("{}-missing", sc.topic), &args);
+    assert_eq!(p.wait(Duration::from_secs(30)).code(), Some(2));
+    let log = std::fs::read_to_string(log_path(&format!("{}-missing", sc.topic))).unwrap();
+    assert!(log.contains("does not exist") && log.contains("create-index"), "the refusal says how to fix it: {log}");
+}
+
+/// `/ready` answers 503 while records are unapplied and 200 once the lag is 0 everywhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_gate_follows_the_lag() {
+    use cutover::procs::http_get;
+    let mut sc = Scenario::new("ready", 2).await;
+    let cmds = generate(&WorkloadSpec::new(&sc.legacy_index, 100, 1500, 77));
+    sc.live(&cmds).await;
+    let p = sc.start_indexer("gate", &["--batch-max-docs", "20", "--linger-ms", "0", "--max-in-flight", "1", "--refresh"]);
+    Scenario::eventually("metrics endpoint up", Duration::from_secs(30), || http_get(p.metrics_port, "/health").is_some()).await;
+    let early = http_get(p.metrics_port, "/ready").unwrap();
+    assert!(early.starts_with("HTTP/1.0 503") || early.starts_with("HTTP/1.1 503"), "not ready while lagging: {early}");
+    Scenario::eventually("caught up", Duration::from_secs(120), || {
+        http_get(p.metrics_port, "/ready").is_some_and(|r| r.contains(" 200 ") && r.contains("\"caught_up\":true"))
+    })
+    .await;
+    sc.assert_converged().await;
+    let metrics = http_get(p.metrics_port, "/metrics").unwrap();
+    for name in ["cutover_indexer_consumed_total", "cutover_indexer_applied_total", "cutover_bulk_latency_seconds_bucket", "cutover_indexer_lag", "cutover_bulk_in_flight"] {
+        assert!(metrics.contains(name), "/metrics exposes {name}");
+    }
+    p.signal("TERM");
+    assert!(p.wait(Duration::from_secs(30)).success());
+}
+
+fn log_path(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().parent().unwrap().join("test-logs").join(format!("{name}.log"))
+}

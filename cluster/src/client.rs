@@ -163,7 +163,7 @@ impl Es {
     /// Sends an NDJSON `_bulk` body and returns the parsed response. A non-2xx status for the
     /// whole request (e.g. 429 from a full write queue, 503) is an error the caller retries.
     pub async fn bulk(&self, ndjson: Bytes, refresh: bool) -> Result<Value, EsError> {
-        let path = if refresh { "/_bulk?refresh=wait_for" } else { "/_bulk" };
+        let path = if refresh { "/_bulk?refresh=true" } else { "/_bulk" };
         let (status, bytes) = self.raw(Method::Post, path, Some(ndjson), "application/x-ndjson", None).await?;
         if !(200..300).contains(&status) {
             return Err(EsError::Status {

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 async fn main() {
     let cfg = IndexerConfig::parse();
     init_logging(cfg.ops.log_format);
-    let prometheus = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+    let prometheus = match indexer::http::recorder() {
         Ok(h) => h,
         Err(e) => {
             eprintln!("cannot install the metrics recorder: {e}");
