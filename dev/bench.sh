@@ -17,14 +17,14 @@
 #                  ConsumerPerformance on the same topic
 # 4. dev/bench/report.py writes BENCHMARKS.md (figures, ratios, machine, reproduce command).
 #
-# Environment: DOCS (distinct ids, default 130000) and HISTORY (commands, default 390000) size
+# Environment: DOCS (distinct ids, default 150000) and HISTORY (commands, default 450000) size
 # the data (the defaults leave ~100k live documents); BACKFILL_TUNED (default
 # "--slices 4 --bulk-concurrency 8"; empty to skip); CEILING_CONNECTIONS (default "2 4 8");
 # REPLAY=0 skips the indexer part; KEEP=1 keeps the indices and topics it created.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
-DOCS=${DOCS:-130000} HISTORY=${HISTORY:-390000} TAG_KEYS=${TAG_KEYS:-600}
+DOCS=${DOCS:-150000} HISTORY=${HISTORY:-450000} TAG_KEYS=${TAG_KEYS:-600}
 BACKFILL_TUNED=${BACKFILL_TUNED---slices 4 --bulk-concurrency 8}
 CEILING_CONNECTIONS=${CEILING_CONNECTIONS:-2 4 8}
 REPLAY=${REPLAY:-1} KEEP=${KEEP:-0} IDLE_SECS=1
@@ -155,7 +155,7 @@ fi
 # --- report --------------------------------------------------------------------------------
 CMD=dev/bench.sh
 for v in DOCS HISTORY TAG_KEYS BACKFILL_TUNED CEILING_CONNECTIONS REPLAY; do
-  case "$v=${!v}" in DOCS=130000|HISTORY=390000|TAG_KEYS=600|"BACKFILL_TUNED=--slices 4 --bulk-concurrency 8"|"CEILING_CONNECTIONS=2 4 8"|REPLAY=1) ;;
+  case "$v=${!v}" in DOCS=150000|HISTORY=450000|TAG_KEYS=600|"BACKFILL_TUNED=--slices 4 --bulk-concurrency 8"|"CEILING_CONNECTIONS=2 4 8"|REPLAY=1) ;;
     *) CMD="$v='${!v}' $CMD" ;; esac
 done
 python3 - "$WORK/meta.json" <<PY

@@ -4,7 +4,11 @@
 #
 #   dev/services.sh up [kafka|legacy|target|tiny ...] start (idempotent) and wait for health
 #                                                     (`tiny` is an extra 9.x node with a one-slot
-#                                                     write queue, to provoke real 429s in tests)
+#                                                     write queue, to provoke real 429s in tests;
+#                                                     `secure` a 9.x node with security and HTTPS:
+#                                                     password for `elastic` in
+#                                                     $CUTOVER_STATE/secure/elastic-password, CA in
+#                                                     $CUTOVER_STATE/secure/config/certs/ca.crt)
 #   dev/services.sh down [kafka|legacy|target ...]   stop what this script started (PID files)
 #   dev/services.sh status                            endpoints and the versions servers report
 #   dev/services.sh restart NAME                      down then up, for fault tests
@@ -30,6 +34,7 @@ KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
 LEGACY_PORT=${LEGACY_PORT:-9200}
 TARGET_PORT=${TARGET_PORT:-9201}
 TINY_PORT=${TINY_PORT:-9202}
+SECURE_PORT=${SECURE_PORT:-9203}
 UP_TIMEOUT=${UP_TIMEOUT:-180}
 ES_USER=${ES_USER:-cutover-es}
 
@@ -189,15 +194,34 @@ as_es() { # as_es USER ENV... COMMAND...: run as the Elasticsearch user
 
 es_url() { echo "http://127.0.0.1:$1"; }
 
-es_port() { case $1 in legacy) echo "$LEGACY_PORT" ;; target) echo "$TARGET_PORT" ;; tiny) echo "$TINY_PORT" ;; esac; }
+es_port() { case $1 in legacy) echo "$LEGACY_PORT" ;; target) echo "$TARGET_PORT" ;; tiny) echo "$TINY_PORT" ;; secure) echo "$SECURE_PORT" ;; esac; }
+
+es_base() { # es_base NAME: the URL scripts and clients use
+  if [ "$1" = secure ]; then echo "https://127.0.0.1:$SECURE_PORT"; else es_url "$(es_port "$1")"; fi
+}
+
+# A CA and a node certificate for 127.0.0.1/localhost, made with openssl, for the HTTPS node.
+make_certs() {
+  local certs=$1
+  [ -f "$certs/node.crt" ] && return 0
+  command -v openssl >/dev/null || die "openssl is required for the secure node"
+  mkdir -p "$certs"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=cutover-dev-ca" \
+    -keyout "$certs/ca.key" -out "$certs/ca.crt" >/dev/null 2>&1
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$certs/node.key" -out "$certs/node.csr" >/dev/null 2>&1
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$certs/san.ext"
+  openssl x509 -req -in "$certs/node.csr" -CA "$certs/ca.crt" -CAkey "$certs/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$certs/san.ext" -out "$certs/node.crt" >/dev/null 2>&1
+  rm -f "$certs/ca.key" "$certs/node.csr"
+}
 
 es_curl() { # es_curl NAME PATH: GET with the credentials the cluster needs
-  local name=$1 path=$2 port auth=()
-  port=$(es_port "$name")
+  local name=$1 path=$2 auth=()
   if [ -f "$STATE/$name/elastic-password" ] && [ -f "$STATE/$name/security-on" ]; then
     auth=(-u "elastic:$(cat "$STATE/$name/elastic-password")")
   fi
-  curl -fsS --max-time 5 "${auth[@]}" "$(es_url "$port")$path"
+  [ "$name" = secure ] && auth+=(--cacert "$STATE/secure/config/certs/ca.crt")
+  curl -fsS --max-time 5 "${auth[@]}" "$(es_base "$name")$path"
 }
 
 # GET / lives in a module the integ-test-zips of 8.x+ lack: ask the nodes API instead.
@@ -212,6 +236,7 @@ up_es() { # up_es legacy|target
     legacy) version=$LEGACY_ES_VERSION; port=$LEGACY_PORT; tport=9300; java=$(legacy_java_home) ;;
     target) version=$TARGET_ES_VERSION; port=$TARGET_PORT; tport=9301; java=$(java_home 21) ;;
     tiny) version=$TARGET_ES_VERSION; port=$TINY_PORT; tport=9302; java=$(java_home 21) ;;
+    secure) version=$TARGET_ES_VERSION; port=$SECURE_PORT; tport=9303; java=$(java_home 21) ;;
   esac
   port_busy "$port" && die "port $port is taken by a process this script did not start"
   home=$(fetch_es "$version"); dir=$STATE/$name; user=$(es_user)
@@ -220,6 +245,7 @@ up_es() { # up_es legacy|target
   cp -n "$home/config/"* "$dir/config/" 2>/dev/null || true
   local security=false
   if [ "$name" = target ] && [ "${TARGET_SECURITY:-false}" = true ]; then security=true; fi
+  [ "$name" = secure ] && security=true
   cat >"$dir/config/elasticsearch.yml" <<EOF
 cluster.name: cutover-$name
 node.name: $name
@@ -234,6 +260,15 @@ action.destructive_requires_name: false
 EOF
   if [ "$name" = tiny ]; then
     printf 'thread_pool.write.size: 1\nthread_pool.write.queue_size: 1\n' >>"$dir/config/elasticsearch.yml"
+  fi
+  if [ "$name" = secure ]; then
+    make_certs "$dir/config/certs"
+    cat >>"$dir/config/elasticsearch.yml" <<EOF
+xpack.security.http.ssl.enabled: true
+xpack.security.http.ssl.key: certs/node.key
+xpack.security.http.ssl.certificate: certs/node.crt
+xpack.security.http.ssl.certificate_authorities: [certs/ca.crt]
+EOF
   fi
   mkdir -p "$dir/config/jvm.options.d"
   printf -- '-Xms512m\n-Xmx512m\n' >"$dir/config/jvm.options.d/heap.options"
@@ -277,18 +312,17 @@ status() {
   local v
   if running kafka; then echo "kafka   127.0.0.1:$KAFKA_PORT  Apache Kafka $KAFKA_VERSION (pid $(cat "$(pidfile kafka)"))"
   else echo "kafka   127.0.0.1:$KAFKA_PORT  not running"; fi
-  for name in legacy target tiny; do
-    local port; port=$(es_port "$name")
-    [ "$name" = tiny ] && ! running tiny && continue
+  for name in legacy target tiny secure; do
+    case $name in tiny|secure) running "$name" || continue ;; esac
     if running "$name" && v=$(es_version "$name"); then
-      echo "$name  $(es_url "$port")  Elasticsearch $v (pid $(cat "$(pidfile "$name")"))"
-    else echo "$name  $(es_url "$port")  not running"; fi
+      echo "$name  $(es_base "$name")  Elasticsearch $v (pid $(cat "$(pidfile "$name")"))"
+    else echo "$name  $(es_base "$name")  not running"; fi
   done
 }
 
 names() { if [ $# -eq 0 ]; then echo kafka legacy target; else echo "$@"; fi; }
 
-up_one() { case $1 in kafka) up_kafka ;; legacy|target|tiny) up_es "$1" ;; *) die "unknown service $1" ;; esac; }
+up_one() { case $1 in kafka) up_kafka ;; legacy|target|tiny|secure) up_es "$1" ;; *) die "unknown service $1" ;; esac; }
 
 cmd=${1:-status}; shift || true
 mkdir -p "$STATE"
@@ -297,7 +331,7 @@ case $cmd in
     for n in $(names "$@"); do mkdir -p "$STATE/$n"; up_one "$n"; done
     status ;;
   down)
-    if [ $# -eq 0 ]; then set -- tiny kafka legacy target; fi
+    if [ $# -eq 0 ]; then set -- secure tiny kafka legacy target; fi
     for n in "$@"; do down_one "$n"; done ;;
   restart)
     for n in $(names "$@"); do down_one "$n"; mkdir -p "$STATE/$n"; up_one "$n"; done ;;
@@ -307,6 +341,7 @@ case $cmd in
     echo "export CUTOVER_KAFKA=127.0.0.1:$KAFKA_PORT"
     echo "export CUTOVER_LEGACY_URL=$(es_url "$LEGACY_PORT")"
     echo "export CUTOVER_TARGET_URL=$(es_url "$TARGET_PORT")"
-    echo "export CUTOVER_TINY_URL=$(es_url "$TINY_PORT")" ;;
+    echo "export CUTOVER_TINY_URL=$(es_url "$TINY_PORT")"
+    echo "export CUTOVER_SECURE_URL=$(es_base secure)" ;;
   *) sed -n '2,20p' "$0"; exit 2 ;;
 esac

@@ -105,3 +105,19 @@ pub fn header(m: &OwnedMessage, name: &str) -> Option<String> {
     use rdkafka::message::Headers;
     m.headers()?.iter().find(|h| h.key == name).and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).into_owned())
 }
+
+/// Simulates retention: deletes every record before `fraction` of each partition's end offset
+/// (Kafka's DeleteRecords), so a consumer starting from the earliest offset never sees them.
+/// Returns the new low watermarks.
+pub async fn expire_oldest(brokers: &str, topic: &str, partitions: i32, fraction: f64) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create().expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).expect("watermarks");
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Offset((high as f64 * fraction) as i64)).expect("partition");
+    }
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().expect("admin client");
+    let result = admin.delete_records(&tpl, &AdminOptions::new()).await.expect("delete_records");
+    result.elements().iter().map(|e| e.offset().to_raw().unwrap_or(-1)).collect()
+}

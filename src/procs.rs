@@ -20,11 +20,16 @@ pub fn free_port() -> u16 {
 }
 
 /// Where a test process's logs go: `target/test-logs/<name>.log`.
-pub fn log_file(name: &str) -> std::fs::File {
+pub fn log_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(|d| d.parent()).and_then(|d| d.parent()).expect("target").join("test-logs");
     std::fs::create_dir_all(&dir).expect("log dir");
-    std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file")
+    dir.join(format!("{name}.log"))
+}
+
+/// Creates (truncates) a test process's log file.
+pub fn log_file(name: &str) -> std::fs::File {
+    std::fs::File::create(log_path(name)).expect("log file")
 }
 
 /// A running binary with its metrics port.

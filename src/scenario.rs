@@ -101,3 +101,29 @@ impl Scenario {
         }
     }
 }
+
+impl Scenario {
+    /// Backfill arguments for this scenario (`copy`), plus `extra`.
+    pub fn backfill_args(&self, checkpoints: &std::path::Path, extra: &[&str]) -> Vec<String> {
+        let mut a: Vec<String> = vec![
+            "copy".into(),
+            "--legacy-url".into(), self.s.legacy_url.clone(),
+            "--target-url".into(), self.s.target_url.clone(),
+            "--source-index".into(), self.legacy_index.clone(),
+            "--target-index".into(), self.target_index.clone(),
+            "--legacy-version".into(), "_version".into(),
+            "--checkpoint-dir".into(), checkpoints.display().to_string(),
+            "--progress".into(), "log".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    }
+
+    /// Runs `backfill copy` to completion, asserting it exits 0.
+    pub fn run_backfill(&self, name: &str, extra: &[&str]) {
+        let dir = std::env::temp_dir().join(format!("{}-{name}-checkpoints", self.topic));
+        let p = Proc::start("backfill", &format!("{}-{name}", self.topic), &self.backfill_args(&dir, extra));
+        let status = p.wait(Duration::from_secs(300));
+        assert!(status.success(), "backfill {name} exited with {status} (see target/test-logs)");
+    }
+}

@@ -177,7 +177,7 @@ async fn binary_serves_prometheus_metrics_and_writes_the_summary() {
     let dir = scratch("metrics");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
-    let mut child = tokio::process::Command::new(backfill_bin())
+    let child = tokio::process::Command::new(backfill_bin())
         .args(["copy", "--legacy-url", &s.legacy_url, "--target-url", &s.target_url, "--source-index", &source, "--target-index", &dest])
         .args(["--legacy-version", "_version", "--batch-size", "200", "--max-docs-per-sec", "1500", "--log-interval-secs", "1", "--metrics-addr", &addr])
         .arg("--checkpoint-dir")

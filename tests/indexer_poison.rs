@@ -105,7 +105,7 @@ async fn refuses_an_unfit_target() {
     let p = sc.start_indexer("gc", &[]);
     let status = p.wait(Duration::from_secs(30));
     assert_eq!(status.code(), Some(2));
-    let log = std::fs::read_to_string(log_path(&format!("{}-gc", sc.topic))).unwrap();
+    let log = std::fs::read_to_string(cutover::procs::log_path(&format!("{}-gc", sc.topic))).unwrap();
     assert!(log.contains("gc_deletes"), "the refusal names gc_deletes: {log}");
 
     let mut args = sc.indexer_args(&[]);
@@ -113,7 +113,7 @@ async fn refuses_an_unfit_target() {
     args[at + 1] = format!("{}=does-not-exist-{}", sc.legacy_index, sc.topic);
     let p = Proc::start("indexer", &format!("{}-missing", sc.topic), &args);
     assert_eq!(p.wait(Duration::from_secs(30)).code(), Some(2));
-    let log = std::fs::read_to_string(log_path(&format!("{}-missing", sc.topic))).unwrap();
+    let log = std::fs::read_to_string(cutover::procs::log_path(&format!("{}-missing", sc.topic))).unwrap();
     assert!(log.contains("does not exist") && log.contains("create-index"), "the refusal says how to fix it: {log}");
 }
 
@@ -139,9 +139,4 @@ async fn readiness_gate_follows_the_lag() {
     }
     p.signal("TERM");
     assert!(p.wait(Duration::from_secs(30)).success());
-}
-
-fn log_path(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().parent().unwrap().join("test-logs").join(format!("{name}.log"))
 }

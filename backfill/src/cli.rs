@@ -328,8 +328,8 @@ async fn run_verify(a: VerifyArgs) -> Result<Outcome, CliError> {
     let (legacy, target) = clients(a.legacy, a.target)?;
     let version = a.legacy_version.ok_or(CliError::Copy(CopyError::NoVersionSource))?;
     let cfg = VerifyConfig {
-        source_index: a.indices.source_index,
-        target_index: a.indices.target_index,
+        source_index: a.indices.source_index.clone(),
+        target_index: a.indices.target_index.clone(),
         tags: (&a.tags).into(),
         legacy_version: version,
         slices: a.slices.max(1),
@@ -338,9 +338,16 @@ async fn run_verify(a: VerifyArgs) -> Result<Outcome, CliError> {
         scan_method: a.scan_method,
         settle_timeout: Duration::from_secs(a.settle_timeout_secs),
         recheck_interval: Duration::from_millis(a.recheck_interval_ms.max(10)),
-        known_deletes: match &a.deletes_file {
-            Some(p) => read_deletes(p)?,
-            None => HashMap::new(),
+        known_deletes: {
+            // The indexer's tombstone records, plus any list the user gives.
+            let mut known = crate::verify::indexer_tombstones(&target, &a.indices.target_index).await?;
+            if let Some(p) = &a.deletes_file {
+                for (id, v) in read_deletes(p)? {
+                    let e = known.entry(id).or_insert(v);
+                    *e = (*e).max(v);
+                }
+            }
+            known
         },
         sample_limit: a.sample_limit,
         parity: a.parity,

@@ -77,10 +77,7 @@ pub struct Applier {
     pub cancel: CancellationToken,
 }
 
-/// Name of the side index recording deletes of `target` (see the module doc).
-pub fn tombstone_index(target: &str) -> String {
-    format!("cutover-tombstones-{target}")
-}
+pub use schema::tombstone_index;
 
 /// A document's last known state, read from one cluster.
 #[derive(Clone, Debug)]
