@@ -37,7 +37,7 @@ eval "$(dev/services.sh env)"
 L=$CUTOVER_LEGACY_URL T=$CUTOVER_TARGET_URL K=$CUTOVER_KAFKA
 
 say "building release binaries"
-cargo build --release --locked --bins -q
+cargo build --release --locked --workspace --bins -q
 BIN=$ROOT/target/release
 
 VENV=$ROOT/.dev-state/bench-venv
@@ -85,8 +85,8 @@ count_check() { # INDEX NAME: refresh, compare _count with N, then drop the inde
 }
 fresh_target() { # INDEX
   CREATED_INDICES+=("$1")
-  "$BIN/backfill" create-index --legacy-url "$L" --target-url "$T" --source-index "$LEGACY" --target-index "$1" >/dev/null 2>&1 \
-    || die "create-index $1"
+  "$BIN/backfill" create-index --legacy-url "$L" --target-url "$T" --source-index "$LEGACY" --target-index "$1" \
+    >"$WORK/create-$1.log" 2>&1 || { cat "$WORK/create-$1.log" >&2; die "create-index $1"; }
 }
 PIDS=.dev-state/legacy/pid,.dev-state/target/pid
 measure() { python3 dev/bench/measure.py "$WORK/results/$1.json" "$1" "$2" -- "${@:3}"; }
@@ -186,4 +186,4 @@ json.dump(meta, open(sys.argv[1], "w"), indent=1)
 PY
 python3 dev/bench/report.py "$WORK" BENCHMARKS.md
 say "wrote BENCHMARKS.md (raw results in ${WORK#$ROOT/})"
-sed -n '/^## Results/,/^## Ratios/p;/^## Ratios/,/^$/p' BENCHMARKS.md | sed -n '1,40p'
+sed -n '/^## Results/,/^## What each/p' BENCHMARKS.md | sed '$d'

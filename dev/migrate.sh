@@ -20,7 +20,7 @@ dev/services.sh up
 eval "$(dev/services.sh env)"
 
 echo "== building release binaries"
-cargo build --release --locked --bins -q
+cargo build --release --locked --workspace --bins -q
 BIN=$ROOT/target/release
 RUN=$(date +%s)
 LEGACY_INDEX=items-$RUN

@@ -95,7 +95,7 @@ async fn verify_classifies_each_planted_divergence() {
         .arg(&report_path)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     let from_cli: VerifyReport = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
     assert_eq!((from_cli.missing.count, from_cli.different.count, from_cli.extra.count, from_cli.resurrected.count), (1, 1, 2, 0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("NOT CONVERGED"));

@@ -1,5 +1,5 @@
 //! `backfill`: parse the command line, set up logging, run the library, map the outcome to an
-//! exit code (0 ok, 1 error, 2 verify found differences).
+//! exit code (0 ok, 1 error, 2 usage error (clap), 3 verify found differences).
 
 use anyhow::Result;
 use backfill::cli::{run, Cli, Outcome};
@@ -11,7 +11,8 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if cli.log_format == "json" {
         builder.json().init();
     } else {
@@ -19,6 +20,6 @@ async fn main() -> Result<ExitCode> {
     }
     Ok(match run(cli).await? {
         Outcome::Ok => ExitCode::SUCCESS,
-        Outcome::Diverged => ExitCode::from(2),
+        Outcome::Diverged => ExitCode::from(3),
     })
 }

@@ -203,6 +203,11 @@ pub async fn indexer_tombstones(target: &Es, target_index: &str) -> Result<HashM
     if status == 404 {
         return Ok(out);
     }
+    if !(200..300).contains(&status) {
+        // Without the tombstones a resurrected delete would pass for a merely extra document:
+        // fail loudly rather than report less than we can see.
+        return Err(VerifyError::Es(EsError::Status { method: "POST".into(), path: format!("/{index}/_search"), status, body: page.to_string() }));
+    }
     loop {
         let hits = page["hits"]["hits"].as_array().cloned().unwrap_or_default();
         if hits.is_empty() {
