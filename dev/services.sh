@@ -162,7 +162,7 @@ up_kafka() {
       --ignore-formatted >"$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; die "kafka storage format failed"; }
   fi
   log "starting kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT"
-  LOG_DIR=$dir nohup "$java" -Xms512m -Xmx512m -XX:+UseG1GC \
+  LOG_DIR=$dir setsid nohup "$java" -Xms512m -Xmx512m -XX:+UseG1GC \
     -Dkafka.logs.dir="$dir" -Dlog4j2.configurationFile="$ROOT/dev/kafka/log4j2.xml" \
     -cp "$libs/*" kafka.Kafka "$dir/server.properties" >"$dir/server.log" 2>&1 &
   echo $! >"$(pidfile kafka)"
@@ -183,12 +183,11 @@ es_user() {
   echo "$ES_USER"
 }
 
-as_es() { # as_es USER ENV... COMMAND...: run as the Elasticsearch user
-  local user=$1; shift
+as_es() { # as_es USER: prints the command prefix that runs a command as the Elasticsearch user
   if [ "$(id -u)" = 0 ]; then
-    setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups env HOME=/tmp "$@"
+    echo setpriv --reuid="$1" --regid="$(id -g "$1")" --init-groups env HOME=/tmp
   else
-    env "$@"
+    echo env
   fi
 }
 
@@ -285,7 +284,9 @@ EOF
   fi
   if [ "$(id -u)" = 0 ]; then chown -R "$user" "$dir"; chown -R "$user" "$home"; fi
   log "starting $name Elasticsearch $version on 127.0.0.1:$port (java: $java, user: $user, security: $security)"
-  as_es "$user" ES_PATH_CONF="$dir/config" ES_JAVA_HOME="$java" ES_TMPDIR="$dir/tmp" \
+  # `setsid` directly under `&`: $! is then the id of the new process group.
+  # shellcheck disable=SC2046
+  setsid $(as_es "$user") ES_PATH_CONF="$dir/config" ES_JAVA_HOME="$java" ES_TMPDIR="$dir/tmp" \
     ES_JAVA_OPTS="-Xms512m -Xmx512m" \
     nohup "$home/bin/elasticsearch" >"$dir/console.log" 2>&1 &
   echo $! >"$(pidfile "$name")"
@@ -295,16 +296,19 @@ EOF
 
 # --- down / status ---------------------------------------------------------------------------------
 
+# Each server runs in a session (process group) of its own, started with setsid, whose id is
+# the PID in its file: Elasticsearch 8+ starts its server JVM as a child of a launcher, and
+# stopping the group stops both, without ever looking processes up by name.
 down_one() {
   local name=$1 f pid
   f=$(pidfile "$name")
-  if ! running "$name"; then rm -f "$f"; log "$name not running"; return 0; fi
+  if [ ! -f "$f" ]; then log "$name not running"; return 0; fi
   pid=$(cat "$f")
-  log "stopping $name (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  if kill -0 "$pid" 2>/dev/null; then log "$name ignored SIGTERM for 30s; killing"; kill -KILL "$pid" 2>/dev/null || true; fi
-  # Elasticsearch's launcher starts the server JVM as a child: it exits with it.
+  if ! kill -0 -- "-$pid" 2>/dev/null; then rm -f "$f"; log "$name not running"; return 0; fi
+  log "stopping $name (process group $pid)"
+  kill -TERM -- "-$pid" 2>/dev/null || true
+  for _ in $(seq 1 60); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.5; done
+  if kill -0 -- "-$pid" 2>/dev/null; then log "$name ignored SIGTERM for 30s; killing"; kill -KILL -- "-$pid" 2>/dev/null || true; sleep 1; fi
   rm -f "$f"
 }
 
