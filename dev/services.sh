@@ -183,6 +183,24 @@ es_user() {
   echo "$ES_USER"
 }
 
+# The Elasticsearch user must be able to reach the checkout's state folder. When the checkout
+# lives under a private home (e.g. /root), grant that user traverse-only access to each
+# ancestor (an ACL when setfacl exists, else o+x), and say so.
+grant_traverse() {
+  local user=$1 d=$STATE
+  [ "$(id -u)" = 0 ] || return 0
+  while [ "$d" != / ]; do
+    if ! setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups test -x "$d" 2>/dev/null; then
+      if command -v setfacl >/dev/null && setfacl -m "u:$user:x" "$d" 2>/dev/null; then
+        log "granted $user traverse access (ACL) to $d"
+      else
+        chmod o+x "$d" && log "granted traverse access (o+x) to $d so $user can reach $STATE"
+      fi
+    fi
+    d=$(dirname "$d")
+  done
+}
+
 as_es() { # as_es USER: prints the command prefix that runs a command as the Elasticsearch user
   if [ "$(id -u)" = 0 ]; then
     echo setpriv --reuid="$1" --regid="$(id -g "$1")" --init-groups env HOME=/tmp
@@ -239,6 +257,7 @@ up_es() { # up_es legacy|target
   esac
   port_busy "$port" && die "port $port is taken by a process this script did not start"
   home=$(fetch_es "$version"); dir=$STATE/$name; user=$(es_user)
+  grant_traverse "$user"
   mkdir -p "$dir/data" "$dir/logs" "$dir/config" "$dir/tmp"
   # A private config folder per cluster: the distribution stays read-only and shared.
   cp -n "$home/config/"* "$dir/config/" 2>/dev/null || true

@@ -121,3 +121,9 @@ pub async fn expire_oldest(brokers: &str, topic: &str, partitions: i32, fraction
     let result = admin.delete_records(&tpl, &AdminOptions::new()).await.expect("delete_records");
     result.elements().iter().map(|e| e.offset().to_raw().unwrap_or(-1)).collect()
 }
+
+/// Produces one record to an explicit partition (tests of mis-keyed topics).
+pub async fn produce_to(p: &FutureProducer, topic: &str, partition: i32, key: &[u8], payload: &[u8]) -> i64 {
+    let rec = FutureRecord::to(topic).partition(partition).key(key).payload(payload);
+    p.send(rec, Duration::from_secs(30)).await.map_err(|(e, _)| e).expect("produce").offset
+}

@@ -140,3 +140,32 @@ async fn readiness_gate_follows_the_lag() {
     p.signal("TERM");
     assert!(p.wait(Duration::from_secs(30)).success());
 }
+
+/// Commands that break the model's assumptions are reported: a document on two partitions
+/// (topic not keyed by id) and a version going backwards along a partition.
+#[tokio::test(flavor = "multi_thread")]
+async fn invariant_violations_are_reported() {
+    let sc = Scenario::new("invariants", 2).await;
+    let idx = sc.legacy_index.clone();
+    let p = kafka::producer(&sc.s.kafka);
+    let doc = |v: u64| json!({"op": "upsert", "id": "x", "index": idx, "version": v, "doc": {"title": "t"}}).to_string().into_bytes();
+    kafka::produce_to(&p, &sc.topic, 0, b"x", &doc(5)).await;
+    kafka::produce_to(&p, &sc.topic, 0, b"x", &doc(3)).await; // backwards on partition 0
+    let p2 = kafka::producer(&sc.s.kafka);
+    kafka::produce_to(&p2, &sc.topic, 1, b"x", &doc(9)).await; // same document, other partition
+    let mut indexer = sc.start_indexer("inv", &["--exit-when-idle-secs", "3", "--max-in-flight", "1"]);
+    let mut seen = (0.0, 0.0);
+    while indexer.running() {
+        if let (Some(a), Some(b)) = (
+            indexer.metric("cutover_indexer_invariant_violations_total{kind=\"version_backwards\"}"),
+            indexer.metric("cutover_indexer_invariant_violations_total{kind=\"partition\"}"),
+        ) {
+            seen = (a, b);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(indexer.wait(Duration::from_secs(5)).success());
+    assert!(seen.0 >= 1.0 && seen.1 >= 1.0, "both violations reported: {seen:?}");
+    let got = sc.s.target().get_doc(&sc.target_index, "x", None).await.unwrap().expect("document written");
+    assert_eq!(got.0, 9, "the highest version wins regardless");
+}

@@ -230,6 +230,7 @@ impl Applier {
             match es.ok(elasticsearch::http::Method::Post, "/_mget", Some(&body)).await {
                 Ok(v) => break v,
                 Err(e) if e.is_retryable() => {
+                    metrics::counter!("cutover_retries_total").increment(1);
                     tracing::warn!(error = %e, "reading merge bases failed; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff.next_delay()) => {}

@@ -149,7 +149,7 @@ pub struct OpsArgs {
     #[arg(long, value_enum, default_value_t = OnPoison::DeadLetter)]
     pub on_poison: OnPoison,
     /// Address of the HTTP endpoint serving `/metrics` (Prometheus) and `/ready` (200 when the
-    /// lag is 0 on every assigned partition: the gate for switching reads).
+    /// lag is 0 on every partition of the topic, for the whole group: the gate for switching reads).
     #[arg(long, env = "CUTOVER_INDEXER_METRICS_ADDR", default_value = "127.0.0.1:9464")]
     pub metrics_addr: SocketAddr,
     /// Log format.

@@ -154,6 +154,9 @@ impl Router {
     }
 }
 
+/// How long a full lane may block the consumer before it pauses the assignment.
+const PAUSE_AFTER: Duration = Duration::from_secs(1);
+
 /// Consumes until `stop` fires. Returns when the loop has stopped fetching.
 pub async fn consume_loop(
     consumer: &IndexerConsumer,
@@ -167,7 +170,7 @@ pub async fn consume_loop(
     let mut backlog: VecDeque<(usize, Item)> = VecDeque::new();
     let mut paused = false;
     loop {
-        // Hand over what is waiting first; when a lane is full, pause and keep polling.
+        // Hand over what is waiting first.
         while let Some((lane, item)) = backlog.pop_front() {
             match lanes[lane].try_send(item) {
                 Ok(()) => {}
@@ -183,10 +186,9 @@ pub async fn consume_loop(
             paused = false;
         }
         if !backlog.is_empty() {
-            if !paused {
-                pause(consumer, true);
-                paused = true;
-            }
+            // A full lane is ordinary backpressure: wait for room. Only when it lasts (the
+            // cluster is slow or down) pause the assignment and keep polling, so the group's
+            // liveness checks go on; pausing discards prefetched records, so not sooner.
             let lane = backlog[0].0;
             tokio::select! {
                 permit = lanes[lane].reserve() => {
@@ -194,7 +196,11 @@ pub async fn consume_loop(
                     let (_, item) = backlog.pop_front().expect("non-empty backlog");
                     permit.send(item);
                 }
-                m = consumer.recv() => accept(m, router, tracker, &mut backlog),
+                _ = tokio::time::sleep(PAUSE_AFTER), if !paused => {
+                    pause(consumer, true);
+                    paused = true;
+                }
+                m = consumer.recv(), if paused => accept(m, router, tracker, &mut backlog),
                 _ = store_tick.tick() => store(consumer, tracker),
                 _ = stop.cancelled() => return,
             }

@@ -1,8 +1,8 @@
 //! Lag per partition and the readiness gate.
 //!
-//! The lag of a partition is the broker's high watermark minus the next offset this indexer may
-//! commit (everything before it is applied or dead-lettered). "Caught up" means every assigned
-//! partition has lag 0: the moment reads can be switched to the new cluster.
+//! The lag of a partition is the broker's high watermark minus the next offset the group may
+//! commit (everything before it is applied or dead-lettered). "Caught up" means every partition
+//! of the topic has lag 0: the moment reads can be switched to the new cluster.
 
 use rdkafka::consumer::Consumer;
 use rdkafka::Offset;
@@ -39,28 +39,37 @@ impl Readiness {
     }
 }
 
-/// Measures the lag of every assigned partition once (blocking calls to the broker).
-pub fn measure(consumer: &IndexerConsumer, tracker: &Tracker) -> Option<ReadyState> {
+/// Measures the lag of every partition of the topic once (blocking calls to the broker).
+///
+/// Partitions assigned to this process count from what it has applied; the others from the
+/// group's committed offsets. So "caught up" means the *group* is caught up on the whole
+/// topic: a partition still held by a dead member (until its session times out) or by another
+/// instance that lags keeps the gate closed.
+pub fn measure(consumer: &IndexerConsumer, tracker: &Tracker, topic: &str) -> Option<ReadyState> {
     let assignment = consumer.assignment().ok()?;
     if assignment.count() == 0 {
         return Some(ReadyState::default());
     }
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).ok()?;
+    let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    let mut all = rdkafka::TopicPartitionList::new();
+    for &p in &partitions {
+        all.add_partition(topic, p);
+    }
+    let committed = consumer.committed_offsets(all, Duration::from_secs(5)).ok()?;
     let processed = tracker.watermarks();
-    let committed = consumer.committed(Duration::from_secs(5)).ok();
     let mut lag = BTreeMap::new();
-    for e in assignment.elements() {
-        let (topic, partition) = (e.topic().to_string(), e.partition());
-        let (low, high) = consumer.fetch_watermarks(&topic, partition, Duration::from_secs(5)).ok()?;
-        let from_commit = committed
-            .as_ref()
-            .and_then(|c| c.find_partition(&topic, partition))
-            .and_then(|c| match c.offset() {
-                Offset::Offset(o) => Some(o),
-                _ => None,
-            });
-        let position = processed.get(&(topic.clone(), partition)).copied().or(from_commit).unwrap_or(low).max(low);
+    for &partition in &partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(5)).ok()?;
+        let from_commit = committed.find_partition(topic, partition).and_then(|c| match c.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        });
+        let mine = assignment.find_partition(topic, partition).is_some();
+        let applied = if mine { processed.get(&(topic.to_string(), partition)).copied() } else { None };
+        let position = applied.or(from_commit).unwrap_or(low).max(low);
         let l = (high - position).max(0);
-        metrics::gauge!("cutover_indexer_lag", "topic" => topic.clone(), "partition" => partition.to_string()).set(l as f64);
+        metrics::gauge!("cutover_indexer_lag", "topic" => topic.to_string(), "partition" => partition.to_string()).set(l as f64);
         lag.insert(format!("{topic}[{partition}]"), l);
     }
     let caught_up = !lag.is_empty() && lag.values().all(|&l| l == 0) && tracker.total_in_flight() == 0;
@@ -69,6 +78,7 @@ pub fn measure(consumer: &IndexerConsumer, tracker: &Tracker) -> Option<ReadySta
 
 /// Measures the lag every `every` until `stop`; returns how long the indexer has been caught up.
 pub async fn run(
+    topic: String,
     consumer: Arc<IndexerConsumer>,
     tracker: Arc<Tracker>,
     readiness: Arc<Readiness>,
@@ -78,8 +88,8 @@ pub async fn run(
 ) {
     let mut caught_up_since: Option<tokio::time::Instant> = None;
     loop {
-        let (c, t) = (consumer.clone(), tracker.clone());
-        if let Ok(Some(state)) = tokio::task::spawn_blocking(move || measure(&c, &t)).await {
+        let (c, t, name) = (consumer.clone(), tracker.clone(), topic.clone());
+        if let Ok(Some(state)) = tokio::task::spawn_blocking(move || measure(&c, &t, &name)).await {
             metrics::gauge!("cutover_indexer_caught_up").set(if state.caught_up { 1.0 } else { 0.0 });
             metrics::gauge!("cutover_indexer_in_flight").set(tracker.total_in_flight() as f64);
             caught_up_since = match (state.caught_up, caught_up_since) {

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::apply::{ApplyError, Applier, Outcome};
 use crate::config::OnPoison;
 use crate::deadletter::{DeadLetter, DeadLetterSink};
+use crate::invariants::Watch;
 use crate::offsets::{Ticket, Tracker};
 
 /// A record as the consumer hands it to a lane: decoded, or with the reason it is not.
@@ -60,6 +61,7 @@ pub struct LaneShared {
 
 /// Runs one lane until its channel closes (shutdown) or a write is cancelled.
 pub async fn run_lane(mut rx: mpsc::Receiver<Item>, limits: LaneLimits, shared: LaneShared) {
+    let mut watch = Watch::new(WATCHED_DOCUMENTS);
     while let Some(first) = rx.recv().await {
         let mut bytes = first.raw.len();
         let mut batch = vec![first];
@@ -73,8 +75,25 @@ pub async fn run_lane(mut rx: mpsc::Receiver<Item>, limits: LaneLimits, shared: 
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }
+        check_invariants(&mut watch, &batch);
         if process(batch, &shared).await.is_err() {
             return; // cancelled: the records stay uncommitted and are replayed after restart
+        }
+    }
+}
+
+/// Documents each lane remembers to detect invariant violations.
+const WATCHED_DOCUMENTS: usize = 100_000;
+
+/// Reports commands that break the model's assumptions (they are still applied: the versions
+/// decide, and the report tells the user their topic is not what the model needs).
+fn check_invariants(watch: &mut Watch, batch: &[Item]) {
+    for item in batch {
+        let Ok(cmd) = &item.decoded else { continue };
+        if let Some(v) = watch.observe(&cmd.index, &cmd.id, item.ticket.tp.1, item.ticket.offset, cmd.version) {
+            metrics::counter!("cutover_indexer_invariant_violations_total", "kind" => v.kind()).increment(1);
+            tracing::warn!(index = %cmd.index, id = %cmd.id, partition = item.ticket.tp.1, offset = item.ticket.offset, violation = ?v,
+                "command breaks the convergence model (topic not keyed by document id, or versions not increasing)");
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`lanes`]: per-document-ordered batching and parallel bulk requests.
 //! - [`apply`]: the convergence model (external versions, read-merge-write, tombstones).
 //! - [`deadletter`]: the dead-letter topic.
+//! - [`invariants`]: reports commands that break the model's assumptions (keying, versions).
 //! - [`lag`], [`http`]: lag, readiness gate, Prometheus metrics.
 //! - [`startup`]: the checks that refuse to start on an unfit target.
 
@@ -16,6 +17,7 @@ pub mod config;
 pub mod consume;
 pub mod deadletter;
 pub mod http;
+pub mod invariants;
 pub mod lag;
 pub mod lanes;
 pub mod offsets;
@@ -107,6 +109,7 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
         workers.push(tokio::spawn(lanes::run_lane(rx, limits.clone(), shared.clone())));
     }
     let lag_task = tokio::spawn(lag::run(
+        cfg.kafka.topic.clone(),
         consumer.clone(),
         tracker.clone(),
         readiness,
