@@ -127,3 +127,19 @@ impl Scenario {
         assert!(status.success(), "backfill {name} exited with {status} (see target/test-logs)");
     }
 }
+
+impl Scenario {
+    /// Once all commands are produced: waits for the indexer's readiness gate (the whole group
+    /// caught up), then stops it with SIGTERM and asserts a clean exit. Unlike
+    /// `--exit-when-idle-secs`, this cannot stop an indexer that caught up between two bursts
+    /// of live traffic.
+    pub async fn drain_and_stop(&self, p: Proc) {
+        Scenario::eventually("indexer caught up", Duration::from_secs(240), || {
+            crate::procs::http_get(p.metrics_port, "/ready").is_some_and(|r| r.contains("\"caught_up\":true"))
+        })
+        .await;
+        p.signal("TERM");
+        let status = p.wait(Duration::from_secs(30));
+        assert!(status.success(), "indexer exit after SIGTERM: {status}");
+    }
+}

@@ -40,21 +40,21 @@ async fn replay_alone_misses_expired_history() {
 async fn backfill_before_replay() {
     let (mut sc, cmds) = history_with_retention("before", 2).await;
     sc.run_backfill("copy", &[]);
-    let indexer = sc.start_indexer("replay", &["--exit-when-idle-secs", "3"]);
+    let indexer = sc.start_indexer("replay", &[]);
     live_tail(&mut sc, &cmds).await;
-    assert!(indexer.wait(RUN).success());
+    sc.drain_and_stop(indexer).await;
     sc.assert_converged().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn backfill_during_replay() {
     let (mut sc, cmds) = history_with_retention("during", 3).await;
-    let indexer = sc.start_indexer("replay", &["--exit-when-idle-secs", "5", "--batch-max-docs", "100"]);
+    let indexer = sc.start_indexer("replay", &["--batch-max-docs", "100"]);
     let dir = std::env::temp_dir().join(format!("{}-checkpoints", sc.topic));
     let backfill = cutover::procs::Proc::start("backfill", &format!("{}-copy", sc.topic), &sc.backfill_args(&dir, &["--batch-size", "200"]));
     live_tail(&mut sc, &cmds).await;
     assert!(backfill.wait(RUN).success());
-    assert!(indexer.wait(RUN).success());
+    sc.drain_and_stop(indexer).await;
     sc.assert_converged().await;
 }
 
@@ -68,11 +68,6 @@ async fn backfill_after_replay_caught_up() {
     .await;
     sc.run_backfill("copy", &[]);
     live_tail(&mut sc, &cmds).await;
-    Scenario::eventually("indexer caught up again", RUN, || {
-        cutover::procs::http_get(indexer.metrics_port, "/ready").is_some_and(|r| r.contains("\"caught_up\":true"))
-    })
-    .await;
-    indexer.signal("TERM");
-    assert!(indexer.wait(Duration::from_secs(30)).success());
+    sc.drain_and_stop(indexer).await;
     sc.assert_converged().await;
 }

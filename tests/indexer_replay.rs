@@ -16,12 +16,12 @@ async fn replay_converges_while_the_legacy_indexer_runs() {
     let mut sc = Scenario::new("replay", 3).await;
     let cmds = generate(&WorkloadSpec::new(&sc.legacy_index, 400, 4000, 7));
     sc.live(&cmds[..2000]).await;
-    let indexer = sc.start_indexer("main", &["--exit-when-idle-secs", "3"]);
+    let indexer = sc.start_indexer("main", &[]);
     for chunk in cmds[2000..].chunks(500) {
         sc.live(chunk).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    assert!(indexer.wait(RUN).success());
+    sc.drain_and_stop(indexer).await;
     sc.assert_converged().await;
     let committed: i64 = sc.committed().iter().sum();
     assert_eq!(committed, 4000, "every record committed");

@@ -186,6 +186,17 @@ enum SliceRun {
     Ran { resumed: bool, recoveries: u64 },
 }
 
+/// Refreshes the source before the scan opens its contexts, so that every write the legacy
+/// cluster acknowledged before the copy started is visible to it. Without this, writes from the
+/// last refresh interval (or longer, on a search-idle shard) would be invisible to the scan, and
+/// if their commands had already left the topic (retention), nobody would copy them. A refresh
+/// changes no document; a cluster that refuses it (e.g. a read-only role) gets a warning.
+pub async fn refresh_source(legacy: &Es, index: &str) {
+    if let Err(e) = legacy.refresh(index).await {
+        tracing::warn!(index, error = %e, "could not refresh the source index; writes acknowledged in the last refresh interval may be invisible to this scan");
+    }
+}
+
 /// Copies the assigned slices of the source index into the target index and returns the
 /// summary. Checks first that a version source is configured and that the target is ready.
 pub async fn copy(legacy: &Es, target: &Es, cfg: CopyConfig, cancel: CancellationToken) -> Result<Summary, CopyError> {
@@ -193,6 +204,7 @@ pub async fn copy(legacy: &Es, target: &Es, cfg: CopyConfig, cancel: Cancellatio
     check_readiness(target, &cfg.target_index, &cfg.tags, cfg.min_gc_deletes).await?;
     let server = cluster::version::detect(legacy).await?;
     let method = ScanMethod::choose(cfg.scan_method, &server).map_err(|source| CopyError::Scan { slice: 0, source })?;
+    refresh_source(legacy, &cfg.source_index).await;
     let slices = match cfg.slices {
         Some(n) if n > 0 => n,
         Some(_) => return Err(CopyError::BadSlices("--slices must be at least 1".into())),

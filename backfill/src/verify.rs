@@ -230,6 +230,9 @@ pub async fn indexer_tombstones(target: &Es, target_index: &str) -> Result<HashM
 /// Walks both sides, re-checks in-flight differences, optionally runs the parity suite.
 pub async fn verify(legacy: &Es, target: &Es, cfg: &VerifyConfig) -> Result<VerifyReport, VerifyError> {
     let started = Instant::now();
+    // Both sides see every acknowledged write before the walks start.
+    crate::copy::refresh_source(legacy, &cfg.source_index).await;
+    crate::copy::refresh_source(target, &cfg.target_index).await;
     let legacy_method = ScanMethod::choose(cfg.scan_method, &cluster::version::detect(legacy).await?).map_err(|source| VerifyError::Scan { side: "legacy", source })?;
     let target_method = ScanMethod::choose(ScanMethodChoice::Auto, &cluster::version::detect(target).await?).map_err(|source| VerifyError::Scan { side: "target", source })?;
     let shared = Arc::new(Shared {

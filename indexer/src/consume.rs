@@ -35,12 +35,14 @@ impl ConsumerContext for Ctx {
         if let Rebalance::Revoke(tpl) = rebalance {
             let tps = tps_of(tpl);
             let started = Instant::now();
+            // Lanes finish what they hold; records the consumer still holds are dropped (their
+            // offsets are not committed, so the next owner reads them).
             tokio::task::block_in_place(|| {
-                while self.tracker.in_flight(&tps) > 0 && started.elapsed() < self.drain_timeout {
+                while self.tracker.in_lanes(&tps) > 0 && started.elapsed() < self.drain_timeout {
                     std::thread::sleep(Duration::from_millis(20));
                 }
             });
-            let left = self.tracker.in_flight(&tps);
+            let left = self.tracker.in_lanes(&tps);
             if left > 0 {
                 tracing::warn!(left, "revoke: records still in flight after the drain timeout; they will be replayed by the next owner");
             }
@@ -170,15 +172,19 @@ pub async fn consume_loop(
     let mut backlog: VecDeque<(usize, Item)> = VecDeque::new();
     let mut paused = false;
     loop {
-        // Hand over what is waiting first.
+        // Hand over what is waiting first (dropping records of partitions revoked meanwhile).
         while let Some((lane, item)) = backlog.pop_front() {
-            match lanes[lane].try_send(item) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(item)) => {
+            match lanes[lane].try_reserve() {
+                Ok(permit) => {
+                    if tracker.dispatch(&item.ticket) {
+                        permit.send(item);
+                    }
+                }
+                Err(mpsc::error::TrySendError::Full(())) => {
                     backlog.push_front((lane, item));
                     break;
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => return,
+                Err(mpsc::error::TrySendError::Closed(())) => return,
             }
         }
         if backlog.is_empty() && paused {
@@ -194,7 +200,9 @@ pub async fn consume_loop(
                 permit = lanes[lane].reserve() => {
                     let Ok(permit) = permit else { return };
                     let (_, item) = backlog.pop_front().expect("non-empty backlog");
-                    permit.send(item);
+                    if tracker.dispatch(&item.ticket) {
+                        permit.send(item);
+                    }
                 }
                 _ = tokio::time::sleep(PAUSE_AFTER), if !paused => {
                     pause(consumer, true);

@@ -15,6 +15,8 @@ pub type Tp = (String, i32);
 #[derive(Debug, Default)]
 struct Partition {
     in_flight: BTreeSet<i64>,
+    /// Of those, how many the consumer still holds (received, not yet handed to a lane).
+    queued: usize,
     /// One past the highest offset received.
     next: i64,
     /// The last offset handed to `store_offsets` (to skip unchanged ones).
@@ -60,6 +62,7 @@ impl Tracker {
         for tp in tps {
             if let Some(p) = parts.get_mut(tp) {
                 p.in_flight.clear();
+                p.queued = 0;
                 p.generation += 1;
                 p.next = -1;
             }
@@ -71,8 +74,29 @@ impl Tracker {
         let mut parts = self.parts.lock().expect("tracker lock");
         let p = parts.entry((topic.to_string(), partition)).or_default();
         p.in_flight.insert(offset);
+        p.queued += 1;
         p.next = p.next.max(offset + 1);
         Ticket { tp: (topic.to_string(), partition), offset, generation: p.generation }
+    }
+
+    /// Marks a record handed to a lane. Returns false when its partition was revoked meanwhile:
+    /// the record must then be dropped (the next owner reads it again).
+    pub fn dispatch(&self, t: &Ticket) -> bool {
+        let mut parts = self.parts.lock().expect("tracker lock");
+        match parts.get_mut(&t.tp) {
+            Some(p) if p.generation == t.generation => {
+                p.queued = p.queued.saturating_sub(1);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Records of the given partitions that lanes are still working on (a revoke waits for
+    /// these; the ones the consumer still holds are dropped instead).
+    pub fn in_lanes(&self, tps: &[Tp]) -> usize {
+        let parts = self.parts.lock().expect("tracker lock");
+        tps.iter().filter_map(|tp| parts.get(tp)).map(|p| p.in_flight.len().saturating_sub(p.queued)).sum()
     }
 
     /// Marks a record applied or dead-lettered. A ticket from an earlier assignment is ignored.
@@ -139,6 +163,19 @@ mod tests {
         t.complete(&a);
         assert_eq!(t.take_advanced(), vec![(tp(), 13)]);
         assert!(t.take_advanced().is_empty(), "unchanged offsets are not stored twice");
+    }
+
+    #[test]
+    fn revoke_waits_only_for_records_in_lanes() {
+        let t = Tracker::default();
+        t.assign(&[tp()]);
+        let a = t.receive("t", 0, 1);
+        let b = t.receive("t", 0, 2);
+        assert_eq!(t.in_lanes(&[tp()]), 0, "both still held by the consumer");
+        assert!(t.dispatch(&a));
+        assert_eq!(t.in_lanes(&[tp()]), 1);
+        t.revoke(&[tp()]);
+        assert!(!t.dispatch(&b), "a record of a revoked partition is dropped, not dispatched");
     }
 
     #[test]
