@@ -127,3 +127,10 @@ pub async fn produce_to(p: &FutureProducer, topic: &str, partition: i32, key: &[
     let rec = FutureRecord::to(topic).partition(partition).key(key).payload(payload);
     p.send(rec, Duration::from_secs(30)).await.map_err(|(e, _)| e).expect("produce").offset
 }
+
+/// Deletes topics (missing ones are fine).
+pub async fn delete_topics(brokers: &str, topics: &[&str]) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().expect("admin client");
+    let _ = admin.delete_topics(topics, &AdminOptions::new()).await;
+}

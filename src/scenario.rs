@@ -143,3 +143,17 @@ impl Scenario {
         assert!(status.success(), "indexer exit after SIGTERM: {status}");
     }
 }
+
+impl Scenario {
+    /// Deletes what the scenario created (indices on both clusters, the tombstone index, the
+    /// topic and its dead-letter topic), so a long test run does not fill the small test heaps.
+    /// Called at the end of a passing test; a failing one leaves its state for inspection.
+    pub async fn cleanup(&self) {
+        use elasticsearch::http::Method;
+        let _ = self.s.legacy().request(Method::Delete, &format!("/{}", self.legacy_index), None).await;
+        for index in [self.target_index.clone(), schema::tombstone_index(&self.target_index)] {
+            let _ = self.s.target().request(Method::Delete, &format!("/{index}"), None).await;
+        }
+        kafka::delete_topics(&self.s.kafka, &[&self.topic, &format!("{}.dlq", self.topic)]).await;
+    }
+}

@@ -174,7 +174,7 @@ impl LegacyIndexer {
         if body.is_empty() {
             return Ok(());
         }
-        let resp = self.es.bulk(body.into(), false).await?;
+        let resp = bulk_retrying(&self.es, body.into()).await?;
         for item in resp["items"].as_array().into_iter().flatten() {
             let r = item.as_object().and_then(|o| o.values().next()).cloned().unwrap_or_default();
             let status = r["status"].as_u64().unwrap_or(0);
@@ -208,6 +208,27 @@ impl LegacyIndexer {
             _ => false,
         }
     }
+}
+
+/// Sends a `_bulk` body, retrying the whole request while the cluster answers 429/5xx (a
+/// small test heap trips its circuit breaker now and then) or any item is rejected with 429.
+/// Retrying is safe: every write in cutover's tests is externally versioned.
+pub async fn bulk_retrying(es: &Es, body: bytes::Bytes) -> anyhow::Result<Value> {
+    let mut backoff = cluster::Backoff::new(std::time::Duration::from_millis(200), std::time::Duration::from_secs(5));
+    loop {
+        match es.bulk(body.clone(), false).await {
+            Ok(resp) if !has_rejected_items(&resp) => return Ok(resp),
+            Ok(_) => {}
+            Err(e) if e.is_retryable() => {}
+            Err(e) => return Err(e.into()),
+        }
+        anyhow::ensure!(backoff.attempts() < 20, "bulk still rejected after 20 attempts");
+        tokio::time::sleep(backoff.next_delay()).await;
+    }
+}
+
+fn has_rejected_items(resp: &Value) -> bool {
+    resp["items"].as_array().into_iter().flatten().any(|i| i.as_object().and_then(|o| o.values().next()).is_some_and(|r| r["status"] == 429))
 }
 
 fn patch_of(env: &Value) -> MergePatch {

@@ -44,6 +44,7 @@ async fn backfill_before_replay() {
     live_tail(&mut sc, &cmds).await;
     sc.drain_and_stop(indexer).await;
     sc.assert_converged().await;
+    sc.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -56,6 +57,7 @@ async fn backfill_during_replay() {
     assert!(backfill.wait(RUN).success());
     sc.drain_and_stop(indexer).await;
     sc.assert_converged().await;
+    sc.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -70,4 +72,5 @@ async fn backfill_after_replay_caught_up() {
     live_tail(&mut sc, &cmds).await;
     sc.drain_and_stop(indexer).await;
     sc.assert_converged().await;
+    sc.cleanup().await;
 }

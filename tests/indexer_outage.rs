@@ -27,4 +27,5 @@ async fn target_outage_pauses_and_recovers() {
     assert!(retries_during > 0.0, "the outage was met with retries");
     assert_eq!(sc.committed().iter().sum::<i64>(), 3000);
     sc.assert_converged().await;
+    sc.cleanup().await;
 }

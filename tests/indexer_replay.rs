@@ -53,6 +53,7 @@ async fn restart_resumes_from_committed_offsets() {
     assert!(consumed as i64 <= 3000 - after_first, "second run consumed {consumed}, but {after_first} were committed");
     assert_eq!(sc.committed().iter().sum::<i64>(), 3000);
     sc.assert_converged().await;
+    sc.cleanup().await;
 }
 
 /// kill -9 at five seeded random instants while the indexer is working (each run first
@@ -78,6 +79,7 @@ async fn kill_nine_at_random_points_loses_nothing() {
     assert!(mid > 0 && mid < 6000, "the crashes happened mid-run (committed after each crash: {progress:?})");
     assert_eq!(sc.committed().iter().sum::<i64>(), 6000);
     sc.assert_converged().await;
+    sc.cleanup().await;
 }
 
 /// Two processes in one group; one is killed mid-run; the survivor takes its partitions over.
@@ -97,6 +99,7 @@ async fn two_indexers_one_killed_mid_run() {
     assert!(b.wait(RUN).success());
     assert_eq!(sc.committed().iter().sum::<i64>(), 3000);
     sc.assert_converged().await;
+    sc.cleanup().await;
 }
 
 /// A delete applied by the indexer is not resurrected by a stale (older-version) write that

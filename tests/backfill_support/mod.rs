@@ -122,7 +122,7 @@ pub async fn load_legacy(es: &Es, index: &str, spec: &Spec) {
                     serde_json::to_writer(&mut body, &source_of(i, keys)).unwrap();
                     body.push(b'\n');
                 }
-                let resp = es.bulk(body.into(), false).await.expect("legacy bulk");
+                let resp = cutover::sim::bulk_retrying(&es, body.into()).await.expect("legacy bulk");
                 assert_eq!(resp["errors"], json!(false), "legacy bulk errors: {}", &resp.to_string()[..2000.min(resp.to_string().len())]);
             }
         })
