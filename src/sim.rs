@@ -285,26 +285,12 @@ pub async fn create_target_index(legacy: &Es, legacy_index: &str, target: &Es, t
 pub async fn read_all(es: &Es, index: &str) -> anyhow::Result<BTreeMap<String, (u64, Map<String, Value>)>> {
     es.refresh(index).await?;
     let mut out = BTreeMap::new();
-    let mut body = json!({"size": 5000, "version": true, "sort": ["_doc"], "query": {"match_all": {}}});
-    let first = es.ok(Method::Post, &format!("/{index}/_search?scroll=1m"), Some(&body)).await?;
-    let mut page = first;
-    loop {
-        let hits = page["hits"]["hits"].as_array().cloned().unwrap_or_default();
-        if hits.is_empty() {
-            break;
-        }
-        for h in hits {
-            let id = h["_id"].as_str().unwrap_or_default().to_string();
-            let v = h["_version"].as_u64().unwrap_or(0);
-            out.insert(id, (v, h["_source"].as_object().cloned().unwrap_or_default()));
-        }
-        let scroll_id = page["_scroll_id"].as_str().unwrap_or_default().to_string();
-        body = json!({"scroll": "1m", "scroll_id": scroll_id});
-        page = es.ok(Method::Post, "/_search/scroll", Some(&body)).await?;
-    }
-    if let Some(sid) = page["_scroll_id"].as_str() {
-        let _ = es.request(Method::Delete, "/_search/scroll", Some(&json!({"scroll_id": sid}))).await;
-    }
+    let body = json!({"size": 5000, "version": true, "sort": ["_doc"], "query": {"match_all": {}}});
+    cluster::scroll::for_each_hit(es, index, &body, |h| {
+        let id = h["_id"].as_str().unwrap_or_default().to_string();
+        out.insert(id, (h["_version"].as_u64().unwrap_or(0), h["_source"].as_object().cloned().unwrap_or_default()));
+    })
+    .await?;
     Ok(out)
 }
 

@@ -169,3 +169,38 @@ async fn invariant_violations_are_reported() {
     let got = sc.s.target().get_doc(&sc.target_index, "x", None).await.unwrap().expect("document written");
     assert_eq!(got.0, 9, "the highest version wins regardless");
 }
+
+/// The chain from the indexer's tombstone records to `verify`: a delete the indexer applied,
+/// then (with the tombstone forgotten by a too-short `gc_deletes`) a stale write brings the
+/// document back; verify reads the tombstone index by itself and reports it as resurrected,
+/// not merely extra.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_reports_a_resurrected_delete_from_indexer_tombstones() {
+    let sc = Scenario::new("resurrect", 1).await;
+    let idx = sc.legacy_index.clone();
+    let p = kafka::producer(&sc.s.kafka);
+    for (v, op) in [(1u64, "upsert"), (2, "delete")] {
+        let env = json!({"op": op, "id": "r", "index": idx, "version": v, "doc": {"title": "t"}});
+        kafka::produce(&p, &sc.topic, Some(b"r"), env.to_string().as_bytes(), &[]).await;
+    }
+    sc.run_indexer_to_idle("tomb", &[], Duration::from_secs(60));
+    let target = sc.s.target();
+    let settings = json!({"index": {"gc_deletes": "1s"}});
+    target.ok(elasticsearch::http::Method::Put, &format!("/{}/_settings", sc.target_index), Some(&settings)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    target.refresh(&sc.target_index).await.unwrap();
+    let stale = format!("{}\n{}\n", json!({"index": {"_index": sc.target_index, "_id": "r", "version": 1, "version_type": "external"}}), json!({"title": "t", "tags": []}));
+    let resp = target.bulk(stale.into(), true).await.unwrap();
+    assert_eq!(resp["items"][0]["index"]["status"], 201, "the stale write resurrected the document: {resp}");
+
+    let mut cfg = backfill::verify::VerifyConfig::new(&sc.legacy_index, &sc.target_index, schema::LegacyVersionSource::Version);
+    cfg.known_deletes = backfill::verify::indexer_tombstones(&target, &sc.target_index).await.unwrap();
+    assert_eq!(cfg.known_deletes.get("r"), Some(&2), "the indexer recorded the delete");
+    cfg.settle_timeout = Duration::from_secs(2);
+    let report = backfill::verify::verify(&sc.s.legacy(), &target, &cfg).await.unwrap();
+    assert!(!report.converged);
+    assert_eq!(report.resurrected.count, 1, "{report:?}");
+    assert_eq!(report.resurrected.sample_ids, vec!["r".to_string()]);
+    assert_eq!(report.extra.count, 0);
+    sc.cleanup().await;
+}

@@ -77,11 +77,8 @@ pub enum ScanMethod {
 impl ScanMethod {
     /// Chooses the method for a server; see the module doc for why 7.10/7.11 use scroll.
     pub fn choose(choice: ScanMethodChoice, server: &ServerVersion) -> Result<Self, ScanError> {
-        let pit = if server.is_opensearch() {
-            server.supports_pit().then_some(ScanMethod::OsPit)
-        } else {
-            ((server.major, server.minor) >= (7, 12)).then_some(ScanMethod::EsPit)
-        };
+        let kind = if server.is_opensearch() { ScanMethod::OsPit } else { ScanMethod::EsPit };
+        let pit = server.supports_pit().then_some(kind);
         match choice {
             ScanMethodChoice::Auto => Ok(pit.unwrap_or(ScanMethod::Scroll)),
             ScanMethodChoice::Scroll => Ok(ScanMethod::Scroll),

@@ -196,34 +196,16 @@ struct Shared {
 /// document that is in the target but deleted in the legacy cluster is reported as
 /// *resurrected* rather than merely *extra*.
 pub async fn indexer_tombstones(target: &Es, target_index: &str) -> Result<HashMap<String, u64>, VerifyError> {
-    let index = schema::tombstone_index(target_index);
     let mut out = HashMap::new();
     let body = json!({"size": 5000, "sort": ["_doc"], "_source": ["version"], "query": {"match_all": {}}});
-    let (status, mut page) = target.request(Method::Post, &format!("/{}/_search?scroll=1m", enc(&index)), Some(&body)).await?;
-    if status == 404 {
-        return Ok(out);
-    }
-    if !(200..300).contains(&status) {
-        // Without the tombstones a resurrected delete would pass for a merely extra document:
-        // fail loudly rather than report less than we can see.
-        return Err(VerifyError::Es(EsError::Status { method: "POST".into(), path: format!("/{index}/_search"), status, body: page.to_string() }));
-    }
-    loop {
-        let hits = page["hits"]["hits"].as_array().cloned().unwrap_or_default();
-        if hits.is_empty() {
-            break;
+    // A missing index means no deletes were recorded; any other failure is an error, because
+    // without the tombstones a resurrected delete would pass for a merely extra document.
+    cluster::scroll::for_each_hit(target, &schema::tombstone_index(target_index), &body, |h| {
+        if let (Some(id), Some(v)) = (h["_id"].as_str(), h["_source"]["version"].as_u64()) {
+            out.insert(id.to_string(), v);
         }
-        for h in hits {
-            if let (Some(id), Some(v)) = (h["_id"].as_str(), h["_source"]["version"].as_u64()) {
-                out.insert(id.to_string(), v);
-            }
-        }
-        let scroll_id = page["_scroll_id"].as_str().unwrap_or_default().to_string();
-        page = target.ok(Method::Post, "/_search/scroll", Some(&json!({"scroll": "1m", "scroll_id": scroll_id}))).await?;
-    }
-    if let Some(sid) = page["_scroll_id"].as_str() {
-        let _ = target.request(Method::Delete, "/_search/scroll", Some(&json!({"scroll_id": sid}))).await;
-    }
+    })
+    .await?;
     Ok(out)
 }
 

@@ -11,11 +11,13 @@
 //! - [`retry`]: exponential backoff with jitter.
 //! - [`write`]: "write these operations until every one is resolved", the loop both writers use.
 //! - [`version`]: which Elasticsearch (or OpenSearch) answers.
+//! - [`scroll`]: a full scroll over a small or quiet index.
 
 pub mod bulk;
 pub mod client;
 pub mod config;
 pub mod retry;
+pub mod scroll;
 pub mod version;
 pub mod write;
 

@@ -38,12 +38,14 @@ impl ServerVersion {
         self.distribution == "opensearch"
     }
 
-    /// Elasticsearch 7.10+ and OpenSearch 2.4+ have point-in-time readers.
+    /// True when the server has a point-in-time reader a scan can resume in: OpenSearch 2.4+,
+    /// and Elasticsearch 7.12+ (PIT exists from 7.10, but the cheap `_shard_doc` tiebreak sort
+    /// that `search_after` needs arrived in 7.12).
     pub fn supports_pit(&self) -> bool {
         if self.is_opensearch() {
             (self.major, self.minor) >= (2, 4)
         } else {
-            (self.major, self.minor) >= (7, 10)
+            (self.major, self.minor) >= (7, 12)
         }
     }
 }
@@ -86,6 +88,8 @@ mod tests {
         assert!(v.supports_pit());
         let old = ServerVersion::from_root(&json!({"version": {"number": "6.8.23"}})).unwrap();
         assert!(!old.supports_pit());
+        let no_tiebreak = ServerVersion::from_root(&json!({"version": {"number": "7.10.2"}})).unwrap();
+        assert!(!no_tiebreak.supports_pit());
         let os = ServerVersion::from_root(&json!({"version": {"distribution": "opensearch", "number": "2.11.0"}})).unwrap();
         assert!(os.is_opensearch() && os.supports_pit());
         assert!(ServerVersion::from_root(&json!({"version": {"number": "9.2.0-SNAPSHOT"}})).unwrap().major == 9);
