@@ -30,21 +30,19 @@ pub struct BulkOp {
 
 impl BulkOp {
     /// Appends this operation's NDJSON lines (action line, and source line for index) to `out`.
+    /// The action line is serialized from borrowed fields: no allocation per operation.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        let action = match self.kind {
-            BulkOpKind::Index(_) => "index",
-            BulkOpKind::Delete => "delete",
+        let meta = ActionMeta {
+            index: &self.index,
+            id: &self.id,
+            routing: self.routing.as_deref(),
+            version: self.version,
+            version_type: "external",
         };
-        let mut meta = Map::new();
-        meta.insert("_index".into(), Value::String(self.index.clone()));
-        meta.insert("_id".into(), Value::String(self.id.clone()));
-        if let Some(r) = &self.routing {
-            meta.insert("routing".into(), Value::String(r.clone()));
-        }
-        meta.insert("version".into(), Value::from(self.version));
-        meta.insert("version_type".into(), Value::String("external".into()));
-        let mut line = Map::new();
-        line.insert(action.into(), Value::Object(meta));
+        let line = match self.kind {
+            BulkOpKind::Index(_) => ActionLine { index: Some(&meta), delete: None },
+            BulkOpKind::Delete => ActionLine { index: None, delete: Some(&meta) },
+        };
         serde_json::to_writer(&mut *out, &line).expect("serialize to Vec");
         out.push(b'\n');
         if let BulkOpKind::Index(source) = &self.kind {
@@ -61,6 +59,28 @@ impl BulkOp {
         }
         counter.0 + self.index.len() + self.id.len() + 96
     }
+}
+
+/// `{"index": {...}}` or `{"delete": {...}}`.
+#[derive(serde::Serialize)]
+struct ActionLine<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<&'a ActionMeta<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delete: Option<&'a ActionMeta<'a>>,
+}
+
+/// The metadata of one bulk action, borrowed from the [`BulkOp`].
+#[derive(serde::Serialize)]
+struct ActionMeta<'a> {
+    #[serde(rename = "_index")]
+    index: &'a str,
+    #[serde(rename = "_id")]
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    routing: Option<&'a str>,
+    version: u64,
+    version_type: &'static str,
 }
 
 struct ByteCounter(usize);
