@@ -136,23 +136,13 @@ pub async fn check_readiness(target: &Es, index: &str, tags: &TagRewrite, min_gc
     }
 }
 
-/// Parses an Elasticsearch-style duration (`500ms`, `90s`, `30m`, `48h`, `2d`); a bare number
-/// is milliseconds, as Elasticsearch reads it.
+/// Parses an Elasticsearch-style duration (`500ms`, `90s`, `30m`, `48h`, `2d`) with the same
+/// rules as the checks that use it ([`schema::parse_time_value_ms`]); a bare number is
+/// milliseconds, as the CLI has always accepted.
 pub fn parse_duration(text: &str) -> Result<Duration, IndexError> {
     let t = text.trim();
-    let bad = || IndexError::BadDuration(text.to_string());
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let ms = match unit {
-        "" | "ms" => n,
-        "s" => n * 1000,
-        "m" => n * 60_000,
-        "h" => n * 3_600_000,
-        "d" => n * 86_400_000,
-        _ => return Err(bad()),
-    };
-    Ok(Duration::from_millis(ms))
+    let ms = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) { t.parse().ok() } else { schema::parse_time_value_ms(t) };
+    ms.map(Duration::from_millis).ok_or_else(|| IndexError::BadDuration(text.to_string()))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use elasticsearch::auth::Credentials;
 use elasticsearch::cert::{Certificate, CertificateValidation};
 use elasticsearch::http::headers::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
-use elasticsearch::http::{Method, StatusCode};
+use elasticsearch::http::Method;
 use elasticsearch::Elasticsearch;
 use serde_json::Value;
 use std::time::Duration;
@@ -236,9 +236,6 @@ fn truncate(v: &Value) -> String {
         s
     }
 }
-
-/// Status code helper re-exported for callers matching on statuses.
-pub type Status = StatusCode;
 
 #[cfg(test)]
 mod tests {

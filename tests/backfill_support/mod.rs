@@ -183,21 +183,7 @@ pub async fn cleanup(es: &Es, index: &str) {
     let _ = es.request(Method::Delete, &format!("/{index}"), None).await;
 }
 
-/// The `backfill` binary next to this test executable (`target/<profile>/backfill`), built
-/// with `cargo build -p cutover-backfill` when absent (`cargo test --workspace` builds it).
+/// The `backfill` binary next to this test executable (`dev/test.sh` builds every binary first).
 pub fn backfill_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf();
-    let bin = profile_dir.join(format!("backfill{}", std::env::consts::EXE_SUFFIX));
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-p", "cutover-backfill", "--bin", "backfill"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build -p cutover-backfill failed");
-    }
-    assert!(bin.exists(), "{} not found", bin.display());
-    bin
+    cutover::procs::bin("backfill")
 }
