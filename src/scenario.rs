@@ -6,6 +6,9 @@ use crate::sim::{self, LegacyIndexer, SimCommand};
 use crate::{kafka, unique, Services};
 use std::time::{Duration, Instant};
 
+/// The default lag of the simulated legacy indexer behind the topic.
+pub const LEGACY_LAG: Duration = Duration::from_millis(1500);
+
 /// Names and clients of one scenario.
 pub struct Scenario {
     pub s: Services,
@@ -15,6 +18,10 @@ pub struct Scenario {
     pub group: String,
     pub partitions: i32,
     pub legacy: LegacyIndexer,
+    /// How far the legacy indexer lags the topic in [`Scenario::live`]: commands are produced
+    /// first and applied to the legacy cluster this much later, so the new indexer is already
+    /// replaying them (as a real legacy consumer a few seconds behind would let it).
+    pub legacy_lag: Duration,
 }
 
 impl Scenario {
@@ -29,7 +36,7 @@ impl Scenario {
         sim::create_target_index(&s.legacy(), &legacy_index, &s.target(), &target_index).await.expect("target index");
         kafka::create_topic(&s.kafka, &topic, partitions).await;
         let legacy = LegacyIndexer::new(s.legacy(), &legacy_index);
-        Scenario { s, legacy_index, target_index, topic, group, partitions, legacy }
+        Scenario { s, legacy_index, target_index, topic, group, partitions, legacy, legacy_lag: LEGACY_LAG }
     }
 
     /// Produces commands to the topic, keyed by document id.
@@ -43,10 +50,12 @@ impl Scenario {
         futures::future::join_all(sends).await;
     }
 
-    /// The legacy indexer applies commands and they are produced to the topic: the live system.
+    /// The live system: commands are produced to the topic, and the legacy indexer applies them
+    /// `legacy_lag` later (it lags the new indexer, which may already have applied them).
     pub async fn live(&mut self, cmds: &[SimCommand]) {
-        self.legacy.apply(cmds).await.expect("legacy indexer");
         self.produce(cmds).await;
+        tokio::time::sleep(self.legacy_lag).await;
+        self.legacy.apply(cmds).await.expect("legacy indexer");
     }
 
     /// Indexer arguments for this scenario, plus `extra`.
