@@ -5,7 +5,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::TopicPartitionList;
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,62 @@ pub async fn produce(
     }
     let delivery = p.send(rec, Duration::from_secs(30)).await.map_err(|(e, _)| e).expect("produce");
     (delivery.partition, delivery.offset)
+}
+
+/// One record to produce: key, value (None: a null value), headers.
+#[derive(Clone, Debug, Default)]
+pub struct Rec {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(&'static str, Vec<u8>)>,
+}
+
+fn future_record<'a>(topic: &'a str, rec: &'a Rec) -> FutureRecord<'a, [u8], [u8]> {
+    let mut hs = OwnedHeaders::new();
+    for (k, v) in &rec.headers {
+        hs = hs.insert(Header { key: k, value: Some(v.as_slice()) });
+    }
+    let mut r: FutureRecord<'a, [u8], [u8]> = FutureRecord::to(topic).headers(hs);
+    if let Some(k) = &rec.key {
+        r = r.key(k.as_slice());
+    }
+    if let Some(v) = &rec.value {
+        r = r.payload(v.as_slice());
+    }
+    r
+}
+
+/// Produces one [`Rec`] and waits for it to be stored.
+pub async fn produce_rec(p: &FutureProducer, topic: &str, rec: &Rec) -> (i32, i64) {
+    let delivery = p.send(future_record(topic, rec), Duration::from_secs(30)).await.map_err(|(e, _)| e).expect("produce");
+    (delivery.partition, delivery.offset)
+}
+
+/// Produces `records` with a transactional producer (a fresh `transactional.id`), committed in
+/// transactions of `per_txn` records; after the k-th committed transaction, `aborted[k]` (when
+/// present) is produced in a transaction that is aborted. The log then holds commit and abort
+/// markers, which occupy offsets but are never delivered, and aborted records, which a
+/// `read_committed` consumer (librdkafka's default) never delivers.
+pub async fn produce_transactions(brokers: &str, topic: &str, records: &[Rec], per_txn: usize, aborted: &[Vec<Rec>]) {
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("transactional.id", crate::unique("txn"))
+        .set("linger.ms", "5")
+        .create()
+        .expect("transactional producer");
+    let t = Duration::from_secs(30);
+    let blocking = |f: &dyn Fn() -> rdkafka::error::KafkaResult<()>| tokio::task::block_in_place(|| f().expect("transaction"));
+    blocking(&|| p.init_transactions(t));
+    for (k, chunk) in records.chunks(per_txn.max(1)).enumerate() {
+        blocking(&|| p.begin_transaction());
+        futures::future::join_all(chunk.iter().map(|r| produce_rec(&p, topic, r))).await;
+        blocking(&|| p.commit_transaction(t));
+        if let Some(poison) = aborted.get(k) {
+            blocking(&|| p.begin_transaction());
+            futures::future::join_all(poison.iter().map(|r| produce_rec(&p, topic, r))).await;
+            blocking(&|| p.abort_transaction(t));
+        }
+    }
 }
 
 /// Reads every record of `topic` from the beginning until `expected` records arrived or

@@ -2,9 +2,13 @@
 //! it to the old cluster (as the team's existing indexer does), and readers that compare the two
 //! clusters document by document.
 //!
-//! The legacy indexer here writes with external versions (`_version` = the command's version),
-//! applies merges with [`schema::MergePatch::apply_legacy`] and treats a merge of an absent
-//! document as a no-op, like the update API without upsert.
+//! By default the legacy indexer here writes with external versions (`_version` = the
+//! command's version), applies merges with [`schema::MergePatch::apply_legacy`] and treats a
+//! merge of an absent document as a no-op, like the update API without upsert. Each way real
+//! legacy indexers differ is an option of [`LegacyBehaviour`]: merges that create the document
+//! (`doc_as_upsert`), null-value records as deletes (compacted topics), the version kept in
+//! `_source` (internal versioning), a transactional producer, tag values over Lucene's term
+//! limit (kept in `_source` thanks to `ignore_above`).
 
 use cluster::Es;
 use elasticsearch::http::Method;
@@ -29,27 +33,66 @@ pub struct WorkloadSpec {
     /// Percentages of upserts and merges (the rest are deletes).
     pub upsert_pct: u32,
     pub merge_pct: u32,
+    /// Deletes of documents without custom routing become null-value records keyed by id
+    /// (Kafka's compaction convention; a null value carries no routing).
+    pub null_deletes: bool,
+    /// Percentage of upserts and merges that carry a tag value over 32 KiB (some of them
+    /// multi-byte), beyond Lucene's 32,766-byte term limit.
+    pub long_tag_pct: u32,
 }
 
 impl WorkloadSpec {
     /// A small mixed workload.
     pub fn new(index: &str, docs: usize, commands: usize, seed: u64) -> Self {
-        WorkloadSpec { seed, docs, commands, tag_keys: 200, index: index.to_string(), upsert_pct: 50, merge_pct: 35 }
+        WorkloadSpec {
+            seed,
+            docs,
+            commands,
+            tag_keys: 200,
+            index: index.to_string(),
+            upsert_pct: 50,
+            merge_pct: 35,
+            null_deletes: false,
+            long_tag_pct: 0,
+        }
     }
 }
 
 /// One command of the topic: its id, version and the canonical JSON envelope.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct SimCommand {
     pub id: String,
     pub version: u64,
     pub envelope: Value,
+    /// Produced as a record with a null value (a delete on a compacted topic); the envelope
+    /// still describes it, for the simulator.
+    pub null_value: bool,
 }
 
 impl SimCommand {
     /// The envelope as bytes, as produced to Kafka.
     pub fn payload(&self) -> Vec<u8> {
         serde_json::to_vec(&self.envelope).expect("JSON")
+    }
+
+    /// The record value as produced: None for a null-value record.
+    pub fn value(&self) -> Option<Vec<u8>> {
+        (!self.null_value).then(|| self.payload())
+    }
+
+    /// The record headers: the version, as decimal text (for `--version-source header:version`).
+    pub fn headers(&self) -> Vec<(&'static str, Vec<u8>)> {
+        vec![("version", self.version.to_string().into_bytes())]
+    }
+}
+
+/// A tag value over 32 KiB: ASCII or 2-byte characters, so one term exceeds Lucene's limit.
+fn long_tag_value(rng: &mut StdRng) -> Value {
+    let n = rng.random_range(0..1000);
+    if rng.random_bool(0.5) {
+        json!(format!("{n}{}", "x".repeat(33_000)))
+    } else {
+        json!(format!("{n}{}", "é".repeat(17_000)))
     }
 }
 
@@ -102,9 +145,15 @@ pub fn generate(spec: &WorkloadSpec) -> Vec<SimCommand> {
         if let Some(r) = routing_of(n) {
             env["routing"] = json!(r);
         }
+        let long_tag = spec.long_tag_pct > 0 && rng.random_range(0..100) < spec.long_tag_pct;
+        let mut null_value = false;
         if roll < spec.upsert_pct {
             env["op"] = json!("upsert");
-            env["doc"] = Value::Object(legacy_doc(&mut rng, n, spec.tag_keys));
+            let mut doc = legacy_doc(&mut rng, n, spec.tag_keys);
+            if long_tag {
+                doc["actions"]["tags"]["long"] = long_tag_value(&mut rng);
+            }
+            env["doc"] = Value::Object(doc);
         } else if roll < spec.upsert_pct + spec.merge_pct {
             env["op"] = json!("merge");
             let status = ["open", "closed", "merged"][rng.random_range(0..3)];
@@ -116,14 +165,18 @@ pub fn generate(spec: &WorkloadSpec) -> Vec<SimCommand> {
             for _ in 0..rng.random_range(0..3) {
                 add.insert(tag_key(&mut rng, spec.tag_keys), tag_value(&mut rng));
             }
+            if long_tag {
+                add.insert("long".into(), long_tag_value(&mut rng));
+            }
             env["tags_add"] = Value::Object(add);
             if rng.random_bool(0.3) {
                 env["tags_remove"] = json!([tag_key(&mut rng, spec.tag_keys)]);
             }
         } else {
             env["op"] = json!("delete");
+            null_value = spec.null_deletes && routing_of(n).is_none();
         }
-        out.push(SimCommand { id, version, envelope: env });
+        out.push(SimCommand { id, version, envelope: env, null_value });
     }
     out
 }
@@ -135,39 +188,80 @@ pub enum LegacyState {
     Deleted { version: u64, routing: Option<String> },
 }
 
+/// How the simulated legacy system behaves where real ones differ (the default is the one
+/// cutover first assumed: merges of absent documents ignored, `_version` external, ...).
+#[derive(Clone, Debug, Default)]
+pub struct LegacyBehaviour {
+    /// A merge of a document that exists nowhere creates it from the merge alone
+    /// (`doc_as_upsert`) instead of being ignored.
+    pub merge_creates: bool,
+    /// A null-value record deletes the document named by its key (compacted topics).
+    pub null_deletes: bool,
+    /// The command's version is stored in `_source` at this path, and the legacy cluster's
+    /// `_version` is its own internal counter (no external versioning).
+    pub version_field: Option<String>,
+    /// The service produces its commands in Kafka transactions (commit markers in the log),
+    /// and aborts some transactions whose records must never be applied.
+    pub transactional: bool,
+    /// The legacy tag fields have `ignore_above` (1024), so documents with tag values over
+    /// Lucene's 32,766-byte term limit are kept (in `_source`, unindexed).
+    pub long_tags: bool,
+}
+
+impl LegacyBehaviour {
+    /// The legacy version source that reads this behaviour's documents.
+    pub fn legacy_version(&self) -> String {
+        self.version_field.as_ref().map_or("_version".to_string(), |p| format!("field:{p}"))
+    }
+}
+
+/// The `ignore_above` of the simulated legacy tag fields when [`LegacyBehaviour::long_tags`].
+pub const LEGACY_TAG_IGNORE_ABOVE: u64 = 1024;
+
 /// The legacy indexer: applies commands to an in-memory model and writes the resulting states to
-/// the legacy cluster with external versions, chunk by chunk.
+/// the legacy cluster with external versions (or, when it keeps the version in the document,
+/// internal ones), chunk by chunk.
 pub struct LegacyIndexer {
     pub es: Es,
     pub index: String,
     pub tags: TagRewrite,
     pub state: HashMap<String, LegacyState>,
+    pub behaviour: LegacyBehaviour,
 }
 
 impl LegacyIndexer {
     /// An indexer writing to `index` on `es`.
     pub fn new(es: Es, index: &str) -> Self {
-        LegacyIndexer { es, index: index.to_string(), tags: TagRewrite::default(), state: HashMap::new() }
+        Self::with_behaviour(es, index, LegacyBehaviour::default())
+    }
+
+    /// An indexer with the given behaviour.
+    pub fn with_behaviour(es: Es, index: &str, behaviour: LegacyBehaviour) -> Self {
+        LegacyIndexer { es, index: index.to_string(), tags: TagRewrite::default(), state: HashMap::new(), behaviour }
     }
 
     /// Applies commands in order and writes the touched documents' final states in one bulk.
     pub async fn apply(&mut self, cmds: &[SimCommand]) -> anyhow::Result<()> {
         let mut touched: Vec<String> = Vec::new();
         for c in cmds {
-            if self.apply_one(&c.envelope) {
+            let applied = if c.null_value { self.apply_null(c) } else { self.apply_one(&c.envelope) };
+            if applied {
                 touched.push(c.id.clone());
             }
         }
         touched.sort();
         touched.dedup();
         let mut body = Vec::new();
+        let external = self.behaviour.version_field.is_none();
         for id in &touched {
             let line = match &self.state[id] {
                 LegacyState::Live { version, routing, source } => {
-                    let meta = bulk_meta("index", &self.index, id, routing, *version);
+                    let meta = bulk_meta("index", &self.index, id, routing, external.then_some(*version));
                     format!("{meta}\n{}\n", Value::Object(source.clone()))
                 }
-                LegacyState::Deleted { version, routing } => format!("{}\n", bulk_meta("delete", &self.index, id, routing, *version)),
+                LegacyState::Deleted { version, routing } => {
+                    format!("{}\n", bulk_meta("delete", &self.index, id, routing, external.then_some(*version)))
+                }
             };
             body.extend_from_slice(line.as_bytes());
         }
@@ -183,30 +277,47 @@ impl LegacyIndexer {
         Ok(())
     }
 
+    /// A null-value record: a delete of the keyed document if this legacy indexer reads them
+    /// so, else skipped.
+    fn apply_null(&mut self, c: &SimCommand) -> bool {
+        if !self.behaviour.null_deletes {
+            return false;
+        }
+        let routing = match self.state.get(&c.id) {
+            Some(LegacyState::Live { routing, .. } | LegacyState::Deleted { routing, .. }) => routing.clone(),
+            None => None,
+        };
+        self.state.insert(c.id.clone(), LegacyState::Deleted { version: c.version, routing });
+        true
+    }
+
     /// Applies one envelope to the model; true when the document changed.
     fn apply_one(&mut self, env: &Value) -> bool {
         let id = env["id"].as_str().expect("id").to_string();
         let version = env["version"].as_u64().expect("version");
         let routing = env["routing"].as_str().map(str::to_string);
-        match env["op"].as_str() {
-            Some("upsert") => {
-                let source = env["doc"].as_object().cloned().unwrap_or_default();
-                self.state.insert(id, LegacyState::Live { version, routing, source });
-                true
-            }
+        let mut source = match env["op"].as_str() {
+            Some("upsert") => env["doc"].as_object().cloned().unwrap_or_default(),
             Some("delete") => {
                 self.state.insert(id, LegacyState::Deleted { version, routing });
-                true
+                return true;
             }
             Some("merge") => {
-                let Some(LegacyState::Live { source, .. }) = self.state.get(&id) else { return false };
-                let mut source = source.clone();
+                let mut source = match self.state.get(&id) {
+                    Some(LegacyState::Live { source, .. }) => source.clone(),
+                    _ if self.behaviour.merge_creates => Map::new(),
+                    _ => return false,
+                };
                 patch_of(env).apply_legacy(&mut source, &self.tags);
-                self.state.insert(id, LegacyState::Live { version, routing, source });
-                true
+                source
             }
-            _ => false,
+            _ => return false,
+        };
+        if let Some(path) = &self.behaviour.version_field {
+            schema::store_version(&mut source, path, version);
         }
+        self.state.insert(id, LegacyState::Live { version, routing, source });
+        true
     }
 }
 
@@ -241,8 +352,12 @@ fn patch_of(env: &Value) -> MergePatch {
     }
 }
 
-fn bulk_meta(action: &str, index: &str, id: &str, routing: &Option<String>, version: u64) -> Value {
-    let mut m = json!({"_index": index, "_id": id, "version": version, "version_type": "external"});
+fn bulk_meta(action: &str, index: &str, id: &str, routing: &Option<String>, version: Option<u64>) -> Value {
+    let mut m = json!({"_index": index, "_id": id});
+    if let Some(v) = version {
+        m["version"] = json!(v);
+        m["version_type"] = json!("external");
+    }
     if let Some(r) = routing {
         m["routing"] = json!(r);
     }
@@ -251,10 +366,21 @@ fn bulk_meta(action: &str, index: &str, id: &str, routing: &Option<String>, vers
 
 /// The legacy index's mapping as the team had it: every tag key a dynamic keyword field.
 pub fn legacy_index_body(shards: u32) -> Value {
+    legacy_index_body_for(shards, &LegacyBehaviour::default())
+}
+
+/// The legacy index's mapping for a behaviour: with `long_tags`, the tag fields have
+/// `ignore_above` (else one tag over the term limit would make the legacy cluster refuse the
+/// document too).
+pub fn legacy_index_body_for(shards: u32, behaviour: &LegacyBehaviour) -> Value {
+    let mut tag_mapping = json!({"type": "keyword"});
+    if behaviour.long_tags {
+        tag_mapping["ignore_above"] = json!(LEGACY_TAG_IGNORE_ABOVE);
+    }
     json!({
         "settings": {"index": {"number_of_shards": shards, "number_of_replicas": 0}},
         "mappings": {
-            "dynamic_templates": [{"tags_as_keyword": {"path_match": "actions.tags.*", "mapping": {"type": "keyword"}}}],
+            "dynamic_templates": [{"tags_as_keyword": {"path_match": "actions.tags.*", "mapping": tag_mapping}}],
             "properties": {
                 "title": {"type": "text"},
                 "status": {"type": "keyword"},
@@ -268,7 +394,12 @@ pub fn legacy_index_body(shards: u32) -> Value {
 
 /// Creates the legacy index.
 pub async fn create_legacy_index(es: &Es, index: &str, shards: u32) -> anyhow::Result<()> {
-    es.ok(Method::Put, &format!("/{index}"), Some(&legacy_index_body(shards))).await?;
+    create_legacy_index_for(es, index, shards, &LegacyBehaviour::default()).await
+}
+
+/// Creates the legacy index for a behaviour.
+pub async fn create_legacy_index_for(es: &Es, index: &str, shards: u32, behaviour: &LegacyBehaviour) -> anyhow::Result<()> {
+    es.ok(Method::Put, &format!("/{index}"), Some(&legacy_index_body_for(shards, behaviour))).await?;
     Ok(())
 }
 
@@ -297,8 +428,26 @@ pub async fn read_all(es: &Es, index: &str) -> anyhow::Result<BTreeMap<String, (
 /// Compares the target with `transform(legacy)` document by document (content and version) and
 /// returns human-readable differences (empty = converged).
 pub async fn differences(legacy: &Es, legacy_index: &str, target: &Es, target_index: &str) -> anyhow::Result<Vec<String>> {
+    differences_by(legacy, legacy_index, target, target_index, &schema::LegacyVersionSource::Version).await
+}
+
+/// [`differences`], with the legacy documents' version read from `version` (`_version`, or the
+/// `_source` field a legacy indexer keeps it in).
+pub async fn differences_by(
+    legacy: &Es,
+    legacy_index: &str,
+    target: &Es,
+    target_index: &str,
+    version: &schema::LegacyVersionSource,
+) -> anyhow::Result<Vec<String>> {
     let tags = TagRewrite::default();
-    let old = read_all(legacy, legacy_index).await?;
+    let mut old = read_all(legacy, legacy_index).await?;
+    if let schema::LegacyVersionSource::Field(_) = version {
+        for (id, (v, src)) in old.iter_mut() {
+            let hit = json!({"_source": src});
+            *v = schema::legacy_version(&hit, version).map_err(|e| anyhow::anyhow!("legacy {id}: {e}"))?;
+        }
+    }
     let new = read_all(target, target_index).await?;
     let mut diffs = Vec::new();
     for (id, (v, src)) in &old {
@@ -315,6 +464,41 @@ pub async fn differences(legacy: &Es, legacy_index: &str, target: &Es, target_in
         if !old.contains_key(id) {
             diffs.push(format!("{id}: extra in target (v{tv}), absent in legacy"));
         }
+    }
+    Ok(diffs)
+}
+
+/// Compares a cluster's documents with the simulator's final model: every live state present
+/// at its version with exactly `transform(source)` (or the legacy source itself when
+/// `transform` is false, for the legacy cluster), every deleted or never-created document
+/// absent. Differences are human-readable (empty = equal).
+pub fn model_differences(
+    model: &HashMap<String, LegacyState>,
+    docs: &BTreeMap<String, (u64, Map<String, Value>)>,
+    transform: bool,
+    version: &schema::LegacyVersionSource,
+) -> anyhow::Result<Vec<String>> {
+    let tags = TagRewrite::default();
+    let mut diffs = Vec::new();
+    for (id, state) in model {
+        match (state, docs.get(id)) {
+            (LegacyState::Live { version: v, source, .. }, Some((dv, got))) => {
+                let want = if transform { tags.to_target(source)? } else { source.clone() };
+                let got_version = match (transform, version) {
+                    (false, schema::LegacyVersionSource::Field(_)) => schema::legacy_version(&json!({"_source": got}), version)?,
+                    _ => *dv,
+                };
+                if got_version != *v || got != &want {
+                    diffs.push(format!("{id}: has v{got_version}, model v{v} (content equal: {})", got == &want));
+                }
+            }
+            (LegacyState::Live { version: v, .. }, None) => diffs.push(format!("{id}: missing (model v{v})")),
+            (LegacyState::Deleted { version: v, .. }, Some((dv, _))) => diffs.push(format!("{id}: present at v{dv}, deleted at v{v} in the model")),
+            (LegacyState::Deleted { .. }, None) => {}
+        }
+    }
+    for id in docs.keys().filter(|id| !model.contains_key(*id)) {
+        diffs.push(format!("{id}: present, never created in the model"));
     }
     Ok(diffs)
 }

@@ -116,7 +116,7 @@ async fn delete_is_not_resurrected_after_sixty_seconds() {
         json!({"op": "delete", "id": "gone", "index": idx, "version": 2}),
     ]
     .into_iter()
-    .map(|e| cutover::sim::SimCommand { id: "gone".into(), version: e["version"].as_u64().unwrap(), envelope: e })
+    .map(|e| cutover::sim::SimCommand { id: "gone".into(), version: e["version"].as_u64().unwrap(), envelope: e, ..Default::default() })
     .collect();
     sc.live(&cmds).await;
     sc.run_indexer_to_idle("tomb", &[], RUN);

@@ -9,8 +9,17 @@
 //!   copy is at `vL >= v` the legacy indexer already applied this merge, so the legacy copy is
 //!   written at its own version; if `vL < v` it is the base, unless this indexer deleted the
 //!   document after `vL` (the legacy indexer can lag): deletes are recorded in a side index of
-//!   tombstones that reads never see, and a tombstone newer than `vL` makes the merge a no-op,
-//!   as is a merge of a document that exists nowhere (what the update API does too).
+//!   tombstones that reads never see. A tombstone at `t >= v` makes the merge superseded (a
+//!   replay of a command older than the delete).
+//! - A merge of a document that exists nowhere (absent from both clusters, or deleted after the
+//!   legacy copy) follows the legacy indexer's rule (`--merge-absent`): `ignore` is a no-op
+//!   (the update API without upsert), `create` writes the merge alone applied to an empty
+//!   document at `v` (`doc_as_upsert`). See [`decide`] and the README for the case analysis.
+//! - With `--legacy-version field:<path>` every document written carries the command's version
+//!   at `<path>` (set after the command's own changes), as the legacy indexer stores it.
+//! - A command whose target index is not one this indexer was configured with is poison
+//!   (`unknown_index`): writing it would auto-create an index with a dynamic mapping and the
+//!   default 60 s `gc_deletes`.
 //!
 //! Why this is race-free: commands of one document live in one partition and are applied in
 //! order by one lane, so when a merge at `v` reads a base at `vb`, every command between `vb`
@@ -24,6 +33,7 @@
 use cluster::bulk::{BulkOp, BulkOpKind};
 use cluster::write::WriteError;
 use cluster::{Backoff, BulkWriter, Es, EsError, Resolved};
+use crate::config::MergeAbsent;
 use schema::{Command, LegacyVersionSource, MergePatch, Op, TagRewrite};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -36,7 +46,8 @@ pub enum Outcome {
     Applied,
     /// A newer state was already there.
     Superseded,
-    /// A merge of a document that does not exist (or was deleted): nothing to do.
+    /// A merge of a document that does not exist (or was deleted) under `--merge-absent
+    /// ignore`: nothing to do.
     NoOp,
     /// The command cannot be applied; it goes to the dead-letter topic.
     Poison { kind: &'static str, reason: String },
@@ -72,8 +83,16 @@ pub struct Applier {
     pub legacy: Es,
     pub tags: TagRewrite,
     pub legacy_version: LegacyVersionSource,
+    /// With `--legacy-version field:<path>`: the path where every written document carries
+    /// the command's version.
+    pub version_field: Option<String>,
+    /// The legacy indexer's rule for a merge of a document that exists nowhere.
+    pub merge_absent: MergeAbsent,
     /// `(legacy index, target index)` pairs; unmapped indices keep their name.
     pub index_map: Vec<(String, String)>,
+    /// The target indices checked at start; a command for another one is `unknown_index`
+    /// poison (empty: no check).
+    pub known_targets: Vec<String>,
     pub cancel: CancellationToken,
 }
 
@@ -94,10 +113,40 @@ impl Applier {
     /// Applies `cmds` in order per document; returns one outcome per command.
     pub async fn apply(&self, cmds: &[&Command]) -> Result<Vec<Outcome>, ApplyError> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; cmds.len()];
-        for round in rounds(cmds, |c| (self.target_index(&c.index), c.id.as_str())) {
+        let mut known = Vec::with_capacity(cmds.len());
+        for (i, c) in cmds.iter().enumerate() {
+            match self.unknown_index(c) {
+                Some(reason) => outcomes[i] = Some(Outcome::Poison { kind: "unknown_index", reason }),
+                None => known.push(i),
+            }
+        }
+        for round in rounds(&known, |&i| (self.target_index(&cmds[i].index), cmds[i].id.as_str())) {
+            let round: Vec<usize> = round.into_iter().map(|k| known[k]).collect();
             self.apply_round(cmds, &round, &mut outcomes).await?;
         }
         Ok(outcomes.into_iter().map(|o| o.expect("every command has an outcome")).collect())
+    }
+
+    /// Why a command's index is not one of this indexer's targets, if it is not.
+    fn unknown_index(&self, cmd: &Command) -> Option<String> {
+        let target = self.target_index(&cmd.index);
+        if self.known_targets.is_empty() || self.known_targets.iter().any(|t| t == target) {
+            return None;
+        }
+        Some(format!(
+            "index {:?} maps to target {target:?}, which is not a target of this indexer ({}); map it with --index-map {}=<target> or set --default-index (writing it would auto-create {target:?} with a dynamic mapping and 60 s gc_deletes)",
+            cmd.index,
+            self.known_targets.join(", "),
+            cmd.index
+        ))
+    }
+
+    /// The legacy-form document as the legacy indexer stores it: with the command's version at
+    /// the version field, when it keeps one.
+    fn with_version(&self, doc: &mut Map<String, Value>, version: u64) {
+        if let Some(path) = &self.version_field {
+            schema::store_version(doc, path, version);
+        }
     }
 
     async fn apply_round(&self, cmds: &[&Command], round: &[usize], outcomes: &mut [Option<Outcome>]) -> Result<(), ApplyError> {
@@ -109,10 +158,21 @@ impl Applier {
             let cmd = cmds[i];
             let target = self.target_index(&cmd.index).to_string();
             let planned = match &cmd.op {
-                Op::Upsert(doc) => match self.tags.to_target(doc) {
-                    Ok(src) => Plan::Write(cmd.version, src),
-                    Err(e) => Plan::Done(Outcome::Poison { kind: "rewrite", reason: e.to_string() }),
-                },
+                Op::Upsert(doc) => {
+                    let stored;
+                    let doc = if self.version_field.is_some() {
+                        let mut d = doc.clone();
+                        self.with_version(&mut d, cmd.version);
+                        stored = d;
+                        &stored
+                    } else {
+                        doc
+                    };
+                    match self.tags.to_target(doc) {
+                        Ok(src) => Plan::Write(cmd.version, src),
+                        Err(e) => Plan::Done(Outcome::Poison { kind: "rewrite", reason: e.to_string() }),
+                    }
+                }
                 Op::Delete => Plan::Delete,
                 Op::Merge(patch) => self.plan_merge(cmd, patch, bases.get(&i)),
             };
@@ -144,30 +204,41 @@ impl Applier {
     }
 
     fn plan_merge(&self, cmd: &Command, patch: &MergePatch, base: Option<&Base>) -> Plan {
+        let poison = |e: schema::RewriteError| Plan::Done(Outcome::Poison { kind: "rewrite", reason: e.to_string() });
         let merged = |mut src: Map<String, Value>| match patch.apply_target(&mut src, &self.tags) {
-            Ok(()) => Plan::Write(cmd.version, src),
-            Err(e) => Plan::Done(Outcome::Poison { kind: "rewrite", reason: e.to_string() }),
+            Ok(()) => {
+                self.with_version(&mut src, cmd.version);
+                Plan::Write(cmd.version, src)
+            }
+            Err(e) => poison(e),
         };
-        match base {
-            Some(Base::Target(s)) if s.version >= cmd.version => Plan::Done(Outcome::Superseded),
-            Some(Base::Target(s)) => merged(s.source.clone()),
-            Some(Base::Legacy { stored, tombstone }) => {
-                if stored.version >= cmd.version {
-                    // The legacy indexer already applied this merge: its copy is the state.
-                    match self.tags.to_target(&stored.source) {
-                        Ok(src) => Plan::Write(stored.version, src),
-                        Err(e) => Plan::Done(Outcome::Poison { kind: "rewrite", reason: e.to_string() }),
-                    }
-                } else if tombstone.is_some_and(|t| t > stored.version) {
-                    Plan::Done(Outcome::NoOp) // deleted after the legacy copy: merging a deleted doc
-                } else {
-                    match self.tags.to_target(&stored.source) {
-                        Ok(src) => merged(src),
-                        Err(e) => Plan::Done(Outcome::Poison { kind: "rewrite", reason: e.to_string() }),
-                    }
+        let absent = Base::Absent { tombstone: None };
+        let base = base.unwrap_or(&absent);
+        match decide(base, cmd.version, self.merge_absent) {
+            Decision::Superseded => Plan::Done(Outcome::Superseded),
+            Decision::NoOp => Plan::Done(Outcome::NoOp),
+            Decision::MergeOnTarget => match base {
+                Base::Target(s) => merged(s.source.clone()),
+                _ => unreachable!("decided from a target base"),
+            },
+            // The legacy indexer already applied this merge: its copy is the state.
+            Decision::LegacyCopy | Decision::MergeOnLegacy => {
+                let Base::Legacy { stored, .. } = base else { unreachable!("decided from a legacy base") };
+                match self.tags.to_target(&stored.source) {
+                    Ok(src) if stored.version >= cmd.version => Plan::Write(stored.version, src),
+                    Ok(src) => merged(src),
+                    Err(e) => poison(e),
                 }
             }
-            Some(Base::Absent) | None => Plan::Done(Outcome::NoOp),
+            Decision::Create => {
+                let mut doc = Map::new();
+                patch.apply_legacy(&mut doc, &self.tags);
+                self.with_version(&mut doc, cmd.version);
+                match self.tags.to_target(&doc) {
+                    Ok(src) => Plan::Write(cmd.version, src),
+                    Err(e) => poison(e),
+                }
+            }
         }
     }
 
@@ -203,9 +274,10 @@ impl Applier {
         let in_legacy = self.mget(&self.legacy, &legacy_keys, true).await?;
         let tombs = self.mget(self.writer.es(), &tomb_keys, false).await?;
         for ((&k, legacy), tomb) in absent.iter().zip(in_legacy).zip(tombs) {
+            let tombstone = tomb.map(|t| t.version);
             let base = match legacy {
-                Some(stored) => Base::Legacy { stored, tombstone: tomb.map(|t| t.version) },
-                None => Base::Absent,
+                Some(stored) => Base::Legacy { stored, tombstone },
+                None => Base::Absent { tombstone },
             };
             bases.insert(merges[k], base);
         }
@@ -268,10 +340,48 @@ enum Plan {
     Delete,
 }
 
+/// Where a merge's base was found. `tombstone`: the version of this indexer's last delete of
+/// the document, if any.
 enum Base {
     Target(Stored),
     Legacy { stored: Stored, tombstone: Option<u64> },
-    Absent,
+    Absent { tombstone: Option<u64> },
+}
+
+/// What a merge at version `v` does, given its base (see the README's case analysis).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Decision {
+    /// A newer state (or a newer delete) is already there.
+    Superseded,
+    /// The document exists nowhere and the legacy indexer ignores such merges.
+    NoOp,
+    /// Merge onto the target's document, write at `v`.
+    MergeOnTarget,
+    /// The legacy copy at `vL >= v` already includes this merge: write it at `vL`.
+    LegacyCopy,
+    /// Merge onto the legacy copy at `vL < v`, write at `v`.
+    MergeOnLegacy,
+    /// The document exists nowhere and the legacy indexer creates it from the merge alone.
+    Create,
+}
+
+fn decide(base: &Base, v: u64, mode: MergeAbsent) -> Decision {
+    let nowhere = match mode {
+        MergeAbsent::Ignore => Decision::NoOp,
+        MergeAbsent::Create => Decision::Create,
+    };
+    match base {
+        Base::Target(s) if s.version >= v => Decision::Superseded,
+        Base::Target(_) => Decision::MergeOnTarget,
+        // This indexer deleted the document at `t >= v`, after the legacy copy: a replay.
+        Base::Legacy { stored, tombstone: Some(t) } if *t >= v && *t > stored.version => Decision::Superseded,
+        Base::Absent { tombstone: Some(t) } if *t >= v => Decision::Superseded,
+        Base::Legacy { stored, .. } if stored.version >= v => Decision::LegacyCopy,
+        // Deleted (by this indexer) after the legacy copy: the copy is no valid base.
+        Base::Legacy { stored, tombstone: Some(t) } if *t > stored.version => nowhere,
+        Base::Legacy { .. } => Decision::MergeOnLegacy,
+        Base::Absent { .. } => nowhere,
+    }
 }
 
 struct DocKey {
@@ -315,6 +425,37 @@ mod tests {
         let ids = ["a", "b", "a", "c", "a", "b"];
         let r = rounds(&ids, |s| *s);
         assert_eq!(r, vec![vec![0, 1, 3], vec![2, 5], vec![4]]);
+    }
+
+    fn stored(version: u64) -> Stored {
+        Stored { version, source: Map::new() }
+    }
+
+    /// Every case of the README's argument, in both modes.
+    #[test]
+    fn merge_decisions() {
+        use Decision::*;
+        let v = 10;
+        let legacy = |vl: u64, t: Option<u64>| Base::Legacy { stored: stored(vl), tombstone: t };
+        let cases: Vec<(&str, Base, Decision, Decision)> = vec![
+            ("target newer", Base::Target(stored(12)), Superseded, Superseded),
+            ("target same", Base::Target(stored(10)), Superseded, Superseded),
+            ("target older", Base::Target(stored(7)), MergeOnTarget, MergeOnTarget),
+            ("legacy already applied it", legacy(10, None), LegacyCopy, LegacyCopy),
+            ("legacy ahead", legacy(15, Some(12)), LegacyCopy, LegacyCopy),
+            ("legacy applied it, deleted since", legacy(10, Some(11)), Superseded, Superseded),
+            ("legacy older", legacy(5, None), MergeOnLegacy, MergeOnLegacy),
+            ("legacy older, old tombstone", legacy(5, Some(3)), MergeOnLegacy, MergeOnLegacy),
+            ("deleted after the legacy copy", legacy(5, Some(8)), NoOp, Create),
+            ("legacy older, delete newer than the merge", legacy(5, Some(11)), Superseded, Superseded),
+            ("nothing anywhere", Base::Absent { tombstone: None }, NoOp, Create),
+            ("absent, older delete", Base::Absent { tombstone: Some(4) }, NoOp, Create),
+            ("absent, delete newer than the merge", Base::Absent { tombstone: Some(10) }, Superseded, Superseded),
+        ];
+        for (what, base, ignore, create) in cases {
+            assert_eq!(decide(&base, v, MergeAbsent::Ignore), ignore, "{what} (ignore)");
+            assert_eq!(decide(&base, v, MergeAbsent::Create), create, "{what} (create)");
+        }
     }
 
     #[test]

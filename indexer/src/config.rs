@@ -73,11 +73,27 @@ pub struct DecodeArgs {
     /// ordered and the migration would not converge.
     #[arg(long, env = "CUTOVER_VERSION_SOURCE")]
     pub version_source: schema::VersionSource,
-    /// Where a legacy document's version lives: `field:<path>` in `_source`, or `_version` when
-    /// the legacy indexer wrote with external versions. Used to take merge bases from the legacy
-    /// cluster.
-    #[arg(long, env = "CUTOVER_LEGACY_VERSION", default_value = "_version")]
-    pub legacy_version: schema::LegacyVersionSource,
+    /// Where a legacy document's version lives: `field:<path>` in `_source` (the legacy indexer
+    /// stores the command's version in the document), or `_version` when the legacy indexer
+    /// wrote with external versions. Required, as for the backfill: merge bases are taken from
+    /// the legacy cluster at this version, and with `field:<path>` the indexer also writes the
+    /// command's version at `<path>` in every document it writes, as the legacy indexer does,
+    /// so replayed and copied documents are identical.
+    #[arg(long, env = "CUTOVER_LEGACY_VERSION")]
+    pub legacy_version: Option<schema::LegacyVersionSource>,
+    /// What the LEGACY indexer does with a merge (partial update) of a document that does not
+    /// exist: `ignore` it (the update API without upsert) or `create` the document from the
+    /// merge alone (`doc_as_upsert`, Kafka Connect's upsert mode). Required: the new cluster
+    /// must end up as the legacy indexer leaves the old one, and guessing wrong loses (or
+    /// invents) documents silently. See README, "Legacy indexer behaviours".
+    #[arg(long, env = "CUTOVER_MERGE_ABSENT", value_enum)]
+    pub merge_absent: Option<MergeAbsent>,
+    /// What a record with a null value is: `dead-letter` (not a command), or `delete`: Kafka's
+    /// compaction convention, a delete of the document whose id is the record key, in
+    /// --default-index, at the version from a `header:` or `offset` version source (a `field:`
+    /// source cannot version it: such records are dead-lettered as `null_value_unversioned`).
+    #[arg(long, env = "CUTOVER_NULL_VALUE", value_enum, default_value_t = NullValue::DeadLetter)]
+    pub null_value: NullValue,
     /// Index used when a command names none.
     #[arg(long)]
     pub default_index: Option<String>,
@@ -123,6 +139,24 @@ pub struct BatchArgs {
     /// Largest backoff between retries, in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     pub max_backoff_ms: u64,
+}
+
+/// The legacy indexer's rule for a merge of a document that exists nowhere.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MergeAbsent {
+    /// The merge is a no-op (the update API without upsert).
+    Ignore,
+    /// The merge creates the document from its own fields (`doc_as_upsert`).
+    Create,
+}
+
+/// What a null-value record means.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NullValue {
+    /// Dead-letter it (kind `null_value`).
+    DeadLetter,
+    /// Delete the document named by the record key (compacted topics).
+    Delete,
 }
 
 /// What to do with a record that cannot be applied.
@@ -188,6 +222,24 @@ impl IndexerConfig {
         self.decode.index_map.iter().find(|(l, _)| l == legacy_index).map(|(_, t)| t.as_str()).unwrap_or(legacy_index)
     }
 
+    /// The choices the indexer refuses to guess, checked before anything is consumed: the
+    /// legacy version source and the legacy indexer's merge rule; and a version field the tag
+    /// rewrite would own.
+    pub fn refusals(&self) -> Result<(schema::LegacyVersionSource, MergeAbsent), String> {
+        let legacy_version = self.decode.legacy_version.clone().ok_or_else(|| {
+            "no legacy version source (--legacy-version field:<path> or _version). Merge bases are read from the legacy cluster at this version, and with field:<path> the indexer writes the command's version into every document as the legacy indexer does; without it replayed documents would not match the backfill's copies and merges could be applied twice".to_string()
+        })?;
+        let merge_absent = self.decode.merge_absent.ok_or_else(|| {
+            "say what your legacy indexer does with a merge of a document that does not exist: --merge-absent ignore (the update API without upsert: nothing happens) or --merge-absent create (doc_as_upsert, Kafka Connect upsert mode: the merge alone becomes the document). The new cluster must end up as the legacy indexer leaves the old one; a wrong guess loses or invents documents silently (README: Legacy indexer behaviours)".to_string()
+        })?;
+        if let schema::LegacyVersionSource::Field(path) = &legacy_version {
+            if let Some(problem) = schema::version_field_problem(path, &self.tags()) {
+                return Err(format!("--legacy-version field:{path}: {problem}"));
+            }
+        }
+        Ok((legacy_version, merge_absent))
+    }
+
     /// The shutdown budget.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.ops.shutdown_timeout_secs)
@@ -228,5 +280,21 @@ mod tests {
         assert_eq!(ok.target_index("c"), "c");
         assert_eq!(ok.dead_letter_topic(), "t.dlq");
         assert_eq!(ok.kafka.properties, vec![("fetch.min.bytes".to_string(), "1".to_string())]);
+        assert_eq!(ok.decode.null_value, NullValue::DeadLetter, "null values are dead-lettered unless asked");
+    }
+
+    #[test]
+    fn refuses_to_guess_the_legacy_indexer() {
+        let base = ["indexer", "--topic", "t", "--version-source", "field:version"];
+        let parse = |extra: &[&str]| IndexerConfig::try_parse_from(base.iter().chain(extra)).unwrap();
+        let err = parse(&["--merge-absent", "ignore"]).refusals().unwrap_err();
+        assert!(err.contains("--legacy-version"), "{err}");
+        let err = parse(&["--legacy-version", "_version"]).refusals().unwrap_err();
+        assert!(err.contains("--merge-absent ignore") && err.contains("--merge-absent create"), "{err}");
+        let ok = parse(&["--legacy-version", "field:seq", "--merge-absent", "create", "--null-value", "delete"]);
+        assert_eq!(ok.refusals().unwrap(), (schema::LegacyVersionSource::Field("seq".into()), MergeAbsent::Create));
+        assert_eq!(ok.decode.null_value, NullValue::Delete);
+        let err = parse(&["--legacy-version", "field:tags.v", "--merge-absent", "ignore"]).refusals().unwrap_err();
+        assert!(err.contains("tag rewrite"), "{err}");
     }
 }

@@ -55,10 +55,17 @@ impl ConsumerContext for Ctx {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             let tps = tps_of(tpl);
             self.tracker.assign(&tps);
+            if let Ok(positions) = consumer.position() {
+                for e in positions.elements() {
+                    if let Offset::Offset(o) = e.offset() {
+                        self.tracker.position_at_assign(&(e.topic().to_string(), e.partition()), o);
+                    }
+                }
+            }
             tracing::info!(partitions = ?tps, "partitions assigned");
         }
     }
@@ -72,7 +79,16 @@ fn tps_of(tpl: &TopicPartitionList) -> Vec<Tp> {
 }
 
 /// Hands advanced offsets to librdkafka's offset store; auto-commit sends them on its interval.
+/// Runs on the consumer's task (or its callbacks), where every delivered record is already
+/// registered, so the consumer's position can move idle partitions past transaction markers.
 pub fn store<C: ConsumerContext>(consumer: &impl Consumer<C>, tracker: &Tracker) {
+    if let Ok(positions) = consumer.position() {
+        for e in positions.elements() {
+            if let Offset::Offset(position) = e.offset() {
+                tracker.skip_to(&(e.topic().to_string(), e.partition()), position);
+            }
+        }
+    }
     let advanced = tracker.take_advanced();
     if advanced.is_empty() {
         return;

@@ -122,6 +122,10 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
     decode.default_index = cfg.decode.default_index.clone();
     decode.max_bytes = cfg.decode.max_payload_bytes;
     decode.tags = cfg.tags();
+    decode.null_value = match cfg.decode.null_value {
+        config::NullValue::DeadLetter => schema::NullValuePolicy::DeadLetter,
+        config::NullValue::Delete => schema::NullValuePolicy::Delete,
+    };
     if let Some(path) = &cfg.decode.envelope {
         decode.envelope = startup::read_envelope(path)?;
     }

@@ -23,6 +23,9 @@ struct Partition {
     stored: i64,
     /// Bumped on every assignment so completions from an earlier assignment are ignored.
     generation: u64,
+    /// The consumer's position when the partition was assigned, before anything was fetched:
+    /// possibly left from an earlier assignment, so never a reason to skip (see `skip_to`).
+    position_at_assign: Option<i64>,
 }
 
 impl Partition {
@@ -53,6 +56,15 @@ impl Tracker {
             let p = parts.entry(tp.clone()).or_default();
             let generation = p.generation + 1;
             *p = Partition { generation, next: -1, stored: -1, ..Default::default() };
+        }
+    }
+
+    /// Remembers the consumer's position of a partition at assignment (before any fetch of
+    /// this assignment): a position left from an earlier assignment of the same partition must
+    /// not move it past records that were dropped at the revoke.
+    pub fn position_at_assign(&self, tp: &Tp, position: i64) {
+        if let Some(p) = self.parts.lock().expect("tracker lock").get_mut(tp) {
+            p.position_at_assign = Some(position);
         }
     }
 
@@ -105,6 +117,24 @@ impl Tracker {
         if let Some(p) = parts.get_mut(&t.tp) {
             if p.generation == t.generation {
                 p.in_flight.remove(&t.offset);
+            }
+        }
+    }
+
+    /// Moves a partition past offsets the consumer will never deliver: the consumer's position
+    /// is `position` and every record delivered so far is complete. Records are registered as
+    /// soon as they are delivered, so with nothing in flight the offsets between the last one
+    /// received and the position hold no record: transaction markers (a transactional producer
+    /// writes one per transaction), aborted transactions' records, compacted-away records.
+    /// Without this the stored offset and the lag would stop one short of the end forever.
+    /// Call it only where no delivered record can be waiting to be registered (the consumer's
+    /// own task).
+    pub fn skip_to(&self, tp: &Tp, position: i64) {
+        let mut parts = self.parts.lock().expect("tracker lock");
+        if let Some(p) = parts.get_mut(tp) {
+            let stale = p.next < 0 && p.position_at_assign == Some(position);
+            if !stale && p.in_flight.is_empty() && position > p.next {
+                p.next = position;
             }
         }
     }
@@ -163,6 +193,30 @@ mod tests {
         t.complete(&a);
         assert_eq!(t.take_advanced(), vec![(tp(), 13)]);
         assert!(t.take_advanced().is_empty(), "unchanged offsets are not stored twice");
+    }
+
+    #[test]
+    fn skips_offsets_without_records_only_when_idle() {
+        let t = Tracker::default();
+        t.assign(&[tp()]);
+        let a = t.receive("t", 0, 10);
+        t.skip_to(&tp(), 12); // a commit marker at 11, but record 10 is not applied yet
+        assert_eq!(t.take_advanced(), vec![(tp(), 10)]);
+        t.complete(&a);
+        assert_eq!(t.take_advanced(), vec![(tp(), 11)]);
+        t.skip_to(&tp(), 12);
+        assert_eq!(t.take_advanced(), vec![(tp(), 12)], "past the marker once idle");
+        t.skip_to(&tp(), 5);
+        assert!(t.take_advanced().is_empty(), "never backwards");
+        t.skip_to(&("u".to_string(), 3), 7);
+        t.revoke(&[tp()]);
+        t.assign(&[tp()]);
+        t.position_at_assign(&tp(), 12);
+        t.skip_to(&tp(), 12);
+        assert!(t.take_advanced().is_empty(), "a position from the earlier assignment moves nothing");
+        t.skip_to(&tp(), 13);
+        assert_eq!(t.take_advanced(), vec![(tp(), 13)], "a fresh position does");
+        assert!(t.watermarks().get(&("u".to_string(), 3)).is_none(), "unassigned partitions are not tracked");
     }
 
     #[test]

@@ -9,13 +9,14 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::{tombstone_index, Applier};
-use crate::config::{read_properties, IndexerConfig};
+use crate::config::{read_properties, IndexerConfig, NullValue};
 use crate::IndexerError;
 
 /// Connects to both clusters, checks the target, and returns the applier and the librdkafka
 /// properties (file, then -X).
 pub async fn prepare(cfg: &IndexerConfig, abort: CancellationToken) -> Result<(Applier, Vec<(String, String)>), IndexerError> {
     let refused = |m: String| IndexerError::Refused(m);
+    let (legacy_version, merge_absent) = cfg.refusals().map_err(refused)?;
     let target = Es::connect(&ClusterConfig::from(cfg.target.clone())).map_err(|e| refused(e.to_string()))?;
     let legacy = Es::connect(&ClusterConfig::from(cfg.legacy.clone())).map_err(|e| refused(e.to_string()))?;
     let min_gc = schema::parse_time_value_ms(&cfg.ops.min_gc_deletes)
@@ -25,7 +26,7 @@ pub async fn prepare(cfg: &IndexerConfig, abort: CancellationToken) -> Result<(A
         return Err(refused("no target index known: give --default-index or --index-map legacy=target".into()));
     }
     for index in &targets {
-        check_target(&target, index, &cfg.tags(), min_gc).await?;
+        check_target(&target, index, &cfg.tags(), min_gc, cfg.decode.null_value).await?;
         ensure_tombstone_index(&target, index).await?;
     }
     let mut props = Vec::new();
@@ -43,15 +44,21 @@ pub async fn prepare(cfg: &IndexerConfig, abort: CancellationToken) -> Result<(A
         writer: BulkWriter::new(target, opts, abort.clone()),
         legacy,
         tags: cfg.tags(),
-        legacy_version: cfg.decode.legacy_version.clone(),
+        version_field: match &legacy_version {
+            schema::LegacyVersionSource::Field(path) => Some(path.clone()),
+            schema::LegacyVersionSource::Version => None,
+        },
+        legacy_version,
+        merge_absent,
         index_map: cfg.decode.index_map.clone(),
+        known_targets: targets,
         cancel: abort,
     };
     Ok((applier, props))
 }
 
 /// Every target index the configuration names.
-fn known_targets(cfg: &IndexerConfig) -> Vec<String> {
+pub fn known_targets(cfg: &IndexerConfig) -> Vec<String> {
     let mut out: Vec<String> = cfg.decode.index_map.iter().map(|(_, t)| t.clone()).collect();
     if let Some(d) = &cfg.decode.default_index {
         out.push(cfg.target_index(d).to_string());
@@ -62,7 +69,7 @@ fn known_targets(cfg: &IndexerConfig) -> Vec<String> {
 }
 
 /// Refuses an absent or unfit target index, saying what is wrong and how to fix it.
-async fn check_target(es: &Es, index: &str, tags: &schema::TagRewrite, min_gc_ms: u64) -> Result<(), IndexerError> {
+async fn check_target(es: &Es, index: &str, tags: &schema::TagRewrite, min_gc_ms: u64, null_value: NullValue) -> Result<(), IndexerError> {
     let (status, body) = es
         .request(elasticsearch::http::Method::Get, &format!("/{}", cluster::client::enc(index)), None)
         .await
@@ -76,6 +83,11 @@ async fn check_target(es: &Es, index: &str, tags: &schema::TagRewrite, min_gc_ms
     let problems = schema::readiness_problems(&actual, tags, min_gc_ms);
     if !problems.is_empty() {
         return Err(IndexerError::Refused(format!("target index {index:?} is not ready: {}", problems.join("; "))));
+    }
+    if null_value == NullValue::Delete && actual["mappings"]["_routing"]["required"] == json!(true) {
+        return Err(IndexerError::Refused(format!(
+            "--null-value delete: target index {index:?} requires custom routing, and a null-value record carries none (its delete would miss the document's shard); dead-letter null values instead (--null-value dead-letter) and replay them with routing"
+        )));
     }
     Ok(())
 }

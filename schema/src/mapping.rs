@@ -9,7 +9,13 @@
 //!   patterns are removed. A bare `match` names a leaf field, never the map, so it is kept;
 //! - the tag map's property is removed, and parents on its path left without properties too;
 //! - `properties.<target_field>` becomes a strict object of two keyword fields
-//!   (`keyToValue`, `value`); a legacy property of that name is an error.
+//!   (`keyToValue`, `value`); a legacy property of that name is an error. Both carry
+//!   `ignore_above`, so a tag over Lucene's 32,766-byte term limit is kept in `_source` but not
+//!   indexed, instead of costing the whole document: `value` takes the legacy tag fields'
+//!   `ignore_above` (the largest found in the tag templates and properties), else
+//!   [`MAX_TAG_IGNORE_ABOVE`]; `keyToValue`, which also holds the key, always takes
+//!   [`MAX_TAG_IGNORE_ABOVE`] (never capped by the value's limit, or a key-value query would
+//!   miss values the legacy field indexes).
 //!
 //! Settings rules: `settings.index.*` is copied minus what only describes the old index
 //! ([`DROPPED_SETTINGS`]), `index.gc_deletes` is set to the configured value (deletes must
@@ -132,11 +138,60 @@ fn part(index: &Value, name: &str) -> Result<Map<String, Value>, MappingError> {
     }
 }
 
-/// The strict two-keyword object the target tags are indexed with.
-pub fn tag_field_mapping() -> Value {
+/// The largest `ignore_above` of the target tag fields, in characters (UTF-16 units, as
+/// Elasticsearch counts): Lucene refuses a term over 32,766 bytes and a character takes up to
+/// 4 bytes in UTF-8, so 8191 characters always fit (Elasticsearch's own recommendation).
+pub const MAX_TAG_IGNORE_ABOVE: u64 = 8191;
+
+/// The strict two-keyword object the target tags are indexed with; `value_ignore_above` is
+/// capped at [`MAX_TAG_IGNORE_ABOVE`], which `keyToValue` always has.
+pub fn tag_field_mapping(value_ignore_above: u64) -> Value {
     json!({"type": "object", "dynamic": "strict", "properties": {
-        KEY_TO_VALUE_FIELD: {"type": "keyword"}, VALUE_FIELD: {"type": "keyword"}
+        KEY_TO_VALUE_FIELD: {"type": "keyword", "ignore_above": MAX_TAG_IGNORE_ABOVE},
+        VALUE_FIELD: {"type": "keyword", "ignore_above": value_ignore_above.min(MAX_TAG_IGNORE_ABOVE)}
     }})
+}
+
+/// The `ignore_above` of the legacy tag fields: the largest one in the dynamic templates that
+/// address the tag map (their mapping or its keyword sub-fields) and in the mapped tag
+/// properties; None when none has one.
+pub fn legacy_tag_ignore_above(mappings: &Map<String, Value>, legacy_path: &str) -> Option<u64> {
+    fn own(m: &Value) -> Vec<u64> {
+        let mut out: Vec<u64> = m.get("ignore_above").and_then(Value::as_u64).into_iter().collect();
+        if let Some(Value::Object(fields)) = m.get("fields") {
+            out.extend(fields.values().filter_map(|f| f.get("ignore_above")?.as_u64()));
+        }
+        out
+    }
+    fn walk(m: &Value, out: &mut Vec<u64>) {
+        out.extend(own(m));
+        if let Some(Value::Object(props)) = m.get("properties") {
+            props.values().for_each(|p| walk(p, out));
+        }
+    }
+    let mut found = Vec::new();
+    if let Some(Value::Array(templates)) = mappings.get("dynamic_templates") {
+        for t in templates.iter().filter_map(|n| n.as_object()?.values().next()) {
+            let addresses_tags = match t.get("path_match") {
+                Some(Value::String(p)) => targets_tags(p, legacy_path),
+                Some(Value::Array(ps)) => ps
+                    .iter()
+                    .any(|p| p.as_str().is_some_and(|p| targets_tags(p, legacy_path))),
+                _ => false,
+            };
+            if addresses_tags {
+                found.extend(t.get("mapping").map(own).unwrap_or_default());
+            }
+        }
+    }
+    let mut node = Value::Object(mappings.clone());
+    for seg in legacy_path.split('.') {
+        node = node.get("properties").and_then(|p| p.get(seg)).cloned().unwrap_or(Value::Null);
+    }
+    if let Some(Value::Object(props)) = node.get("properties") {
+        props.values().for_each(|p| walk(p, &mut found));
+    }
+    found.into_iter().max()
 }
 
 fn target_mappings(
@@ -144,6 +199,8 @@ fn target_mappings(
     tags: &TagRewrite,
 ) -> Result<Map<String, Value>, MappingError> {
     let mut m = drop_type_level(legacy);
+    let value_ignore_above =
+        legacy_tag_ignore_above(&m, &tags.legacy_path).unwrap_or(MAX_TAG_IGNORE_ABOVE);
     drop_tag_templates(&mut m, &tags.legacy_path);
     let segs: Vec<&str> = tags.legacy_path.split('.').collect();
     remove_property(&mut m, &segs);
@@ -156,7 +213,10 @@ fn target_mappings(
             field: tags.target_field.clone(),
         });
     }
-    props.insert(tags.target_field.clone(), tag_field_mapping());
+    props.insert(
+        tags.target_field.clone(),
+        tag_field_mapping(value_ignore_above),
+    );
     Ok(m)
 }
 

@@ -14,6 +14,7 @@ fn contract_names_are_reachable_from_the_root() {
         default_index: None,
         max_bytes: 1 << 20,
         tags: tags.clone(),
+        null_value: schema::NullValuePolicy::DeadLetter,
     };
     let payload = serde_json::to_vec(&json!({
         "op": "upsert", "id": "d1", "index": "docs", "version": 4,

@@ -1,7 +1,10 @@
 //! Decoding one raw Kafka record into a [`Command`].
 //!
 //! Checks run in a fixed order (payload size, UTF-8, JSON, object, op, id, index, version,
-//! routing, op body) so a record with several problems always reports the same one. Every
+//! routing, op body) so a record with several problems always reports the same one. A record
+//! whose value is null (not merely empty) follows the [`NullValuePolicy`]: dead-lettered, or a
+//! delete of the document named by the record key (Kafka's compaction convention), checked in
+//! the order id, index, version. Every
 //! problem a bulk request would only discover later (a doc the rewrite rejects, an id
 //! Elasticsearch refuses, a merge touching the tag fields) is caught here, so poison records
 //! are dead-lettered before they reach a batch.
@@ -31,6 +34,20 @@ pub struct DecodeConfig {
     pub max_bytes: usize,
     /// The tag rewrite, to reject upserts and merges the target form cannot represent.
     pub tags: TagRewrite,
+    /// What a record with a null value means.
+    pub null_value: NullValuePolicy,
+}
+
+/// What a record with a null value (Kafka's compaction "tombstone") means.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NullValuePolicy {
+    /// It is not a command: dead-letter it (`null_value`), naming the option that applies it.
+    #[default]
+    DeadLetter,
+    /// It deletes the document whose id is the record key, in the default index, at the
+    /// version read from the header or offset version source; a `field:` version source
+    /// cannot version it (`null_value_unversioned`). It carries no routing.
+    Delete,
 }
 
 impl DecodeConfig {
@@ -42,6 +59,7 @@ impl DecodeConfig {
             default_index: None,
             max_bytes: DEFAULT_MAX_BYTES,
             tags: TagRewrite::default(),
+            null_value: NullValuePolicy::default(),
         }
     }
 }
@@ -88,6 +106,9 @@ pub fn decode(rec: &RawRecord<'_>, cfg: &DecodeConfig) -> Result<Command, Decode
 }
 
 fn decode_inner(rec: &RawRecord<'_>, cfg: &DecodeConfig) -> Result<Command, Failure> {
+    if rec.payload.is_none() {
+        return null_value(rec, cfg);
+    }
     let body = parse_body(rec.payload, cfg.max_bytes)?;
     let env = &cfg.envelope;
     let op_kind = fields::op_kind(&body, env)?;
@@ -102,6 +123,40 @@ fn decode_inner(rec: &RawRecord<'_>, cfg: &DecodeConfig) -> Result<Command, Fail
         version,
         routing,
         op,
+    })
+}
+
+/// A record with a null value: dead-lettered, or a delete keyed by the record key.
+fn null_value(rec: &RawRecord<'_>, cfg: &DecodeConfig) -> Result<Command, Failure> {
+    use DecodeErrorKind::*;
+    if cfg.null_value == NullValuePolicy::DeadLetter {
+        return Err((
+            NullValue,
+            "null value (a delete in Kafka's compaction convention); the indexer applies such records as deletes only with --null-value delete".to_owned(),
+        ));
+    }
+    let id = fields::id(&Map::new(), rec.key, &cfg.envelope)?;
+    let index = cfg.default_index.clone().ok_or((
+        MissingIndex,
+        "a null-value record names no index and there is no default index (--default-index)"
+            .to_owned(),
+    ))?;
+    let version = match &cfg.version {
+        VersionSource::Field(path) => {
+            return Err((
+                NullValueUnversioned,
+                format!("a null value has no body to read the version `field:{path}` from; null-value deletes need --version-source header:<name> or offset"),
+            ))
+        }
+        VersionSource::Header(name) => header_version(rec.header(name), name)?,
+        VersionSource::Offset => offset_version(rec.offset)?,
+    };
+    Ok(Command {
+        id,
+        index,
+        version,
+        routing: None,
+        op: crate::command::Op::Delete,
     })
 }
 

@@ -46,11 +46,17 @@ pub enum DecodeErrorKind {
     NonIntegerVersion,
     /// A field of the wrong type or shape (doc, merge parts, id, index, routing).
     WrongFieldType,
+    /// A record with a null value (a delete in Kafka's compaction convention) while the
+    /// null-value policy is to dead-letter it (indexer `--null-value dead-letter`).
+    NullValue,
+    /// A null-value record to apply as a delete, but the version source is a body field,
+    /// which a null value does not have (use `header:<name>` or `offset`).
+    NullValueUnversioned,
 }
 
 impl DecodeErrorKind {
     /// Every kind, for exhaustive tests and metric pre-registration.
-    pub const ALL: [DecodeErrorKind; 12] = [
+    pub const ALL: [DecodeErrorKind; 14] = [
         Self::EmptyPayload,
         Self::TooLarge,
         Self::InvalidUtf8,
@@ -63,6 +69,8 @@ impl DecodeErrorKind {
         Self::NegativeVersion,
         Self::NonIntegerVersion,
         Self::WrongFieldType,
+        Self::NullValue,
+        Self::NullValueUnversioned,
     ];
 
     /// snake_case name, e.g. `unknown_op`; goes into a dead-letter header and metric labels,
@@ -81,6 +89,8 @@ impl DecodeErrorKind {
             Self::NegativeVersion => "negative_version",
             Self::NonIntegerVersion => "non_integer_version",
             Self::WrongFieldType => "wrong_field_type",
+            Self::NullValue => "null_value",
+            Self::NullValueUnversioned => "null_value_unversioned",
         }
     }
 }

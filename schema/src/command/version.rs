@@ -130,6 +130,45 @@ pub fn legacy_version(hit: &Value, src: &LegacyVersionSource) -> Result<u64, Leg
     json_version(value, what).map_err(|(kind, detail)| LegacyVersionError { kind, detail })
 }
 
+/// Writes `version` at the dotted `path` of a LEGACY-form document, as a legacy indexer that
+/// keeps the command's version in the document (`--legacy-version field:<path>`) does: set
+/// after the command's own changes, replacing whatever was there; missing or non-object
+/// parents on the path become objects. Also valid on the TARGET form for every path
+/// [`version_field_problem`] accepts: `to_target(store(d)) == store(to_target(d))`.
+pub fn store_version(doc: &mut Map<String, Value>, path: &str, version: u64) {
+    let mut segs = path.split('.').peekable();
+    let mut map = doc;
+    while let Some(seg) = segs.next() {
+        if segs.peek().is_none() {
+            map.insert(seg.to_owned(), Value::from(version));
+            return;
+        }
+        let slot = map
+            .entry(seg.to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !slot.is_object() {
+            *slot = Value::Object(Map::new());
+        }
+        map = slot.as_object_mut().expect("made an object");
+    }
+}
+
+/// Why a legacy version field at `path` cannot be kept in the documents the writers produce:
+/// an empty segment, or a path the tag rewrite owns (the legacy tag path's root, or the target
+/// tag field), where storing it would not commute with the rewrite.
+pub fn version_field_problem(path: &str, tags: &crate::rewrite::TagRewrite) -> Option<String> {
+    if path.split('.').any(str::is_empty) {
+        return Some(format!("version field `{path}` has an empty path segment"));
+    }
+    tags.is_reserved_field(path).then(|| {
+        format!(
+            "version field `{path}` lies under `{}` or `{}`, which the tag rewrite owns",
+            tags.legacy_segments()[0],
+            tags.target_field
+        )
+    })
+}
+
 /// The value at a dotted path inside a JSON object.
 pub(crate) fn lookup<'a>(map: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
     let mut segs = path.split('.');
@@ -257,6 +296,50 @@ mod tests {
             b"\xff",
         ] {
             assert_eq!(kind(Some(bad)), Err(NonIntegerVersion), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn stores_versions_at_dotted_paths() {
+        let mut doc = json!({"a": 1, "meta": "x"}).as_object().unwrap().clone();
+        store_version(&mut doc, "seq", 7);
+        store_version(&mut doc, "meta.v", 8);
+        store_version(&mut doc, "m.n.o", 9);
+        assert_eq!(
+            Value::Object(doc.clone()),
+            json!({"a": 1, "seq": 7, "meta": {"v": 8}, "m": {"n": {"o": 9}}})
+        );
+        let hit = json!({"_source": doc});
+        let src = LegacyVersionSource::Field("m.n.o".into());
+        assert_eq!(legacy_version(&hit, &src), Ok(9));
+    }
+
+    #[test]
+    fn version_fields_the_rewrite_owns_are_refused() {
+        let tr = crate::rewrite::TagRewrite::default();
+        assert_eq!(version_field_problem("seq", &tr), None);
+        assert_eq!(version_field_problem("meta.seq", &tr), None);
+        for bad in ["actions", "actions.seq", "tags", "tags.v", "a..b", ""] {
+            assert!(version_field_problem(bad, &tr).is_some(), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn storing_the_version_commutes_with_the_rewrite(
+            doc in crate::rewrite::tests::arb_legacy_doc(),
+            path in "[d-g]{1,2}(\\.[d-g]{1,2}){0,2}",
+            v in 0u64..=i64::MAX as u64,
+        ) {
+            let tr = crate::rewrite::TagRewrite::default();
+            proptest::prop_assume!(version_field_problem(&path, &tr).is_none());
+            let Ok(mut target) = tr.to_target(&doc) else { return Ok(()) };
+            let mut legacy = doc.clone();
+            store_version(&mut legacy, &path, v);
+            store_version(&mut target, &path, v);
+            proptest::prop_assert_eq!(tr.to_target(&legacy).unwrap(), target);
+            let hit = json!({"_source": legacy});
+            proptest::prop_assert_eq!(legacy_version(&hit, &LegacyVersionSource::Field(path)), Ok(v));
         }
     }
 

@@ -2,6 +2,7 @@
 
 use super::settings::flat_index_settings;
 use super::{index_body, parse_time_value_ms};
+use super::MAX_TAG_IGNORE_ABOVE;
 use crate::rewrite::{TagRewrite, KEY_TO_VALUE_FIELD, VALUE_FIELD};
 use serde_json::Value;
 
@@ -11,7 +12,9 @@ const DEFAULT_GC_DELETES: &str = "60s";
 /// Checks, at writer start, that an existing target index is fit: the tag field mapped as an
 /// object of keyword `keyToValue`/`value` (not `nested`, which the plain term queries would
 /// miss), its `dynamic` `strict` or `false` (inherited from the root when unset) so no stray
-/// sub-field can appear, and `gc_deletes` at least `min_gc_deletes_ms` so deletes are not
+/// sub-field can appear, both keywords with an `ignore_above` of at most
+/// [`MAX_TAG_IGNORE_ABOVE`] (else one tag over Lucene's term limit costs the whole document),
+/// and `gc_deletes` at least `min_gc_deletes_ms` so deletes are not
 /// resurrected. Returns the problems, empty when fit. Accepts the index body or the whole
 /// `GET /<index>` response.
 pub fn readiness_problems(
@@ -48,6 +51,20 @@ fn tag_field_problems(index: &Value, tags: &TagRewrite) -> Vec<String> {
                 format!("`{}`", t.as_str().unwrap_or("?"))
             });
             problems.push(format!("`{field}.{sub}` is {found}, expected `keyword`"));
+            continue;
+        }
+        let ignore_above = def
+            .get("properties")
+            .and_then(|p| p.get(sub))
+            .and_then(|d| d.get("ignore_above"))
+            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
+        if !ignore_above.is_some_and(|n| n <= MAX_TAG_IGNORE_ABOVE) {
+            let shown = ignore_above.map_or("no `ignore_above`".to_owned(), |n| {
+                format!("`ignore_above` {n}")
+            });
+            problems.push(format!(
+                "`{field}.{sub}` has {shown}: a tag over Lucene's 32766-byte term limit would make the target refuse the whole document; set `ignore_above` to at most {MAX_TAG_IGNORE_ABOVE} (`backfill create-index` does; PUT /<index>/_mapping can change it)"
+            ));
         }
     }
     let dynamic = def.get("dynamic").or_else(|| mappings.get("dynamic"));

@@ -45,7 +45,7 @@ fn expected_target() -> Value {
                 "title": {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 256}}},
                 "version": {"type": "long"},
                 "tags": {"type": "object", "dynamic": "strict", "properties": {
-                    "keyToValue": {"type": "keyword"}, "value": {"type": "keyword"}
+                    "keyToValue": {"type": "keyword", "ignore_above": 8191}, "value": {"type": "keyword", "ignore_above": 8191}
                 }}
             }
         },
@@ -116,6 +116,40 @@ fn keeps_non_tag_templates_and_siblings() {
     );
     assert_eq!(out["aliases"], json!({}));
     assert_eq!(out["settings"], json!({"index": {"gc_deletes": "48h"}}));
+}
+
+#[test]
+fn tag_fields_take_the_legacy_ignore_above() {
+    let with = |template: Value, props: Value| {
+        let legacy = json!({"mappings": {
+            "dynamic_templates": [{"t": {"path_match": "actions.tags.*", "mapping": template}},
+                                  {"other": {"path_match": "meta.*", "mapping": {"type": "keyword", "ignore_above": 5}}}],
+            "properties": {"actions": {"properties": {"tags": {"properties": props}}}}
+        }});
+        let out = target_definition(&legacy, &TargetDefinitionConfig::default()).unwrap();
+        let tags = &out["mappings"]["properties"]["tags"]["properties"];
+        (tags["value"]["ignore_above"].as_u64(), tags["keyToValue"]["ignore_above"].as_u64())
+    };
+    let kw = |n: u64| json!({"type": "keyword", "ignore_above": n});
+    assert_eq!(with(kw(1024), json!({})), (Some(1024), Some(8191)));
+    assert_eq!(with(json!({"type": "keyword"}), json!({"a": kw(300), "b": {"properties": {"c": kw(400)}}})), (Some(400), Some(8191)));
+    assert_eq!(with(json!({"type": "text", "fields": {"raw": kw(256)}}), json!({})), (Some(256), Some(8191)));
+    assert_eq!(with(kw(32766), json!({})), (Some(8191), Some(8191)), "capped below the term limit");
+    assert_eq!(with(json!({"type": "keyword"}), json!({})), (Some(8191), Some(8191)), "the default");
+}
+
+#[test]
+fn readiness_wants_ignore_above_on_both_tag_fields() {
+    let tags = TagRewrite::default();
+    let mut actual = actual_9x();
+    actual["mappings"]["properties"]["tags"]["properties"]["value"] = json!({"type": "keyword"});
+    actual["mappings"]["properties"]["tags"]["properties"]["keyToValue"] =
+        json!({"type": "keyword", "ignore_above": 32766});
+    let problems = readiness_problems(&actual, &tags, 1);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[0].starts_with("`tags.keyToValue` has `ignore_above` 32766"), "{problems:?}");
+    assert!(problems[1].starts_with("`tags.value` has no `ignore_above`"), "{problems:?}");
+    assert!(problems[1].contains("at most 8191"), "{problems:?}");
 }
 
 #[test]

@@ -113,10 +113,69 @@ fn error_carries_coordinates() {
 
 #[test]
 fn empty_payload() {
-    let mut r = rec(b"");
+    let r = rec(b"");
     assert_eq!(decode(&r, &cfg()).unwrap_err().kind, EmptyPayload);
-    r.payload = None;
-    assert_eq!(decode(&r, &cfg()).unwrap_err().kind, EmptyPayload);
+}
+
+fn null_rec<'a>(key: Option<&'a [u8]>, headers: Vec<(&'a str, Option<&'a [u8]>)>) -> RawRecord<'a> {
+    RawRecord {
+        topic: "cmds",
+        partition: 0,
+        offset: 9,
+        key,
+        payload: None,
+        headers,
+    }
+}
+
+#[test]
+fn null_value_is_dead_lettered_by_default_naming_the_flag() {
+    let e = decode(&null_rec(Some(b"d1"), vec![]), &cfg()).unwrap_err();
+    assert_eq!(e.kind, NullValue);
+    assert!(e.detail.contains("--null-value delete"), "{e}");
+}
+
+#[test]
+fn null_value_deletes_with_header_or_offset_versions() {
+    let mut c = DecodeConfig::new(VersionSource::Header("v".into()));
+    c.null_value = NullValuePolicy::Delete;
+    c.default_index = Some("docs".into());
+    let got = decode(&null_rec(Some(b"d1"), vec![("v", Some(b"17"))]), &c).unwrap();
+    assert_eq!(
+        got,
+        Command {
+            id: "d1".into(),
+            index: "docs".into(),
+            version: 17,
+            routing: None,
+            op: Op::Delete
+        }
+    );
+    let missing = decode(&null_rec(Some(b"d1"), vec![]), &c).unwrap_err();
+    assert_eq!(missing.kind, MissingVersion);
+    c.version = VersionSource::Offset;
+    assert_eq!(decode(&null_rec(Some(b"d1"), vec![]), &c).unwrap().version, 9);
+}
+
+#[test]
+fn null_value_deletes_need_a_key_an_index_and_a_non_field_version() {
+    let mut c = cfg();
+    c.null_value = NullValuePolicy::Delete;
+    c.default_index = Some("docs".into());
+    let e = decode(&null_rec(Some(b"d1"), vec![]), &c).unwrap_err();
+    assert_eq!(e.kind, NullValueUnversioned);
+    assert!(e.detail.contains("header:<name> or offset"), "{e}");
+    c.version = VersionSource::Offset;
+    assert_eq!(decode(&null_rec(None, vec![]), &c).unwrap_err().kind, MissingId);
+    c.default_index = None;
+    let e = decode(&null_rec(Some(b"d1"), vec![]), &c).unwrap_err();
+    assert_eq!(e.kind, MissingIndex);
+    assert!(e.detail.contains("--default-index"), "{e}");
+    // An empty (not null) value is never a delete.
+    c.default_index = Some("docs".into());
+    let mut empty = null_rec(Some(b"d1"), vec![]);
+    empty.payload = Some(b"");
+    assert_eq!(decode(&empty, &c).unwrap_err().kind, EmptyPayload);
 }
 
 #[test]
