@@ -1,6 +1,7 @@
-//! Bad input gets a clear error and loses nothing: every kind of undecodable record, and a
-//! document the target's mapping refuses, lands in the dead-letter topic with its reason and
-//! original bytes; everything else is applied; the offsets pass all of them.
+//! Bad input gets a clear error and loses nothing: every kind of undecodable record, a command
+//! naming an index the indexer has no target for, and a document the target's mapping refuses,
+//! land in the dead-letter topic with their reason and original bytes; everything else is
+//! applied; the offsets pass all of them; no index is created by accident.
 
 use cutover::scenario::Scenario;
 use cutover::sim::{generate, WorkloadSpec};
@@ -18,9 +19,10 @@ async fn poison_records_are_dead_lettered_with_their_reason() {
 
     let idx = sc.legacy_index.clone();
     let big = "x".repeat(8000);
+    let stray = cutover::unique("poison-stray");
     // (expected kind, key, payload)
     let bad: Vec<(&str, Option<&str>, Option<Vec<u8>>)> = vec![
-        ("empty_payload", Some("p1"), None),
+        ("null_value", Some("p1"), None),
         ("too_large", Some("p2"), Some(json!({"op": "upsert", "id": "p2", "index": idx, "version": 1, "doc": {"title": big}}).to_string().into_bytes())),
         ("invalid_utf8", Some("p3"), Some(vec![b'{', 0xff, 0xfe, b'}'])),
         ("invalid_json", Some("p4"), Some(b"{\"op\": \"upsert\", ".to_vec())),
@@ -34,6 +36,8 @@ async fn poison_records_are_dead_lettered_with_their_reason() {
         ("wrong_field_type", Some("p12"), Some(json!({"op": "upsert", "id": "p12", "index": idx, "version": 1, "doc": "not an object"}).to_string().into_bytes())),
         // Decodes fine, but the target's mapping refuses it (`n` is a long).
         ("mapping", Some("p13"), Some(json!({"op": "upsert", "id": "p13", "index": idx, "version": 1, "doc": {"n": "not a number"}}).to_string().into_bytes())),
+        // An index the indexer has no target for: never auto-created.
+        ("unknown_index", Some("p14"), Some(json!({"op": "upsert", "id": "p14", "index": stray, "version": 1, "doc": {"title": "t"}}).to_string().into_bytes())),
     ];
     let producer = kafka::producer(&sc.s.kafka);
     let mut offsets = BTreeMap::new();
@@ -70,7 +74,36 @@ async fn poison_records_are_dead_lettered_with_their_reason() {
         if payload.is_some() {
             assert_eq!(kafka::header(m, "trace").as_deref(), Some("t-1"), "original headers kept ({expected})");
         }
+        if expected == "null_value" || expected == "unknown_index" {
+            let reason = kafka::header(m, "cutover.reason").unwrap_or_default();
+            let flag = if expected == "null_value" { "--null-value delete" } else { "--index-map" };
+            assert!(reason.contains(flag), "the reason names {flag}: {reason}");
+        }
     }
+    let (status, _) = sc.s.target().request(elasticsearch::http::Method::Get, &format!("/{stray}"), None).await.unwrap();
+    assert_eq!(status, 404, "no index auto-created for the unknown one");
+    sc.cleanup().await;
+}
+
+/// A command naming an index without a target halts under `--on-poison halt` (exit 3), before
+/// anything is created or committed past it.
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_index_halts_under_on_poison_halt() {
+    let mut sc = Scenario::new("unknown-halt", 1).await;
+    let good = generate(&WorkloadSpec::new(&sc.legacy_index, 20, 50, 11));
+    sc.live(&good).await;
+    let stray = cutover::unique("halt-stray");
+    let producer = kafka::producer(&sc.s.kafka);
+    let env = json!({"op": "upsert", "id": "s1", "index": stray, "version": 1, "doc": {"title": "t"}});
+    kafka::produce(&producer, &sc.topic, Some(b"s1"), env.to_string().as_bytes(), &[]).await;
+    let p = sc.start_indexer("halt", &["--on-poison", "halt"]);
+    assert_eq!(p.wait(Duration::from_secs(60)).code(), Some(3), "halt exit code");
+    assert!(sc.committed()[0] <= 50, "never committed past the stray command at offset 50");
+    let log = std::fs::read_to_string(cutover::procs::log_path(&format!("{}-halt", sc.topic))).unwrap();
+    assert!(log.contains("unknown_index"), "the halt names the kind: {log}");
+    let (status, _) = sc.s.target().request(elasticsearch::http::Method::Get, &format!("/{stray}"), None).await.unwrap();
+    assert_eq!(status, 404, "no index auto-created");
+    sc.cleanup().await;
 }
 
 /// `--on-poison halt` stops at the first poison record without committing past it.
@@ -115,6 +148,18 @@ async fn refuses_an_unfit_target() {
     assert_eq!(p.wait(Duration::from_secs(30)).code(), Some(2));
     let log = std::fs::read_to_string(cutover::procs::log_path(&format!("{}-missing", sc.topic))).unwrap();
     assert!(log.contains("does not exist") && log.contains("create-index"), "the refusal says how to fix it: {log}");
+
+    // No guessing the legacy indexer: without --merge-absent or --legacy-version, refused.
+    for flag in ["--merge-absent", "--legacy-version"] {
+        let mut args = sc.indexer_args(&[]);
+        let at = args.iter().position(|a| a == flag).unwrap();
+        args.drain(at..at + 2);
+        let name = format!("{}-no{flag}", sc.topic);
+        let p = Proc::start("indexer", &name, &args);
+        assert_eq!(p.wait(Duration::from_secs(30)).code(), Some(2), "refused without {flag}");
+        let log = std::fs::read_to_string(cutover::procs::log_path(&name)).unwrap();
+        assert!(log.contains(flag), "the refusal names {flag}: {log}");
+    }
 }
 
 /// `/ready` answers 503 while records are unapplied and 200 once the lag is 0 everywhere.

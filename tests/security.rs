@@ -90,7 +90,7 @@ async fn writers_reach_a_secured_tls_cluster() {
 
     let indexer_args: Vec<String> = [
         "--brokers", &s.kafka, "--topic", &topic, "--group", &unique("sec-grp"), "--version-source", "field:version",
-        "--index-map", &format!("{legacy_index}={target_index}"), "--legacy-url", &s.legacy_url,
+        "--legacy-version", "_version", "--merge-absent", "ignore", "--index-map", &format!("{legacy_index}={target_index}"), "--legacy-url", &s.legacy_url,
         "--target-url", &sec.url, "--target-ca-file", &ca, "--target-username", "elastic", "--exit-when-idle-secs", "2",
     ]
     .iter()
