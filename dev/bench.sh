@@ -133,7 +133,7 @@ if [ "$REPLAY" = 1 ]; then
   idx=bench-indexer-$RUN
   fresh_target "$idx"
   measure indexer "$PIDS,.dev-state/kafka/pid" "$BIN/indexer" --brokers "$K" --legacy-url "$L" --target-url "$T" \
-    --topic "$UPSERTS" --group "bench-indexer-$RUN" --version-source field:version --legacy-version _version \
+    --topic "$UPSERTS" --group "bench-indexer-$RUN" --version-source field:version --legacy-version _version --merge-absent ignore \
     --index-map "$LEGACY=$idx" --exit-when-idle-secs "$IDLE_SECS" --metrics-addr 127.0.0.1:0 \
     >"$WORK/indexer.log" 2>&1 || { tail "$WORK/indexer.log"; die "indexer"; }
   count_check "$idx" indexer

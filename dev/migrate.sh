@@ -62,7 +62,7 @@ echo "== backfill create-index $TARGET_INDEX"
 
 echo "== indexer: replaying $TOPIC from the oldest retained offset (group $GROUP)"
 "$BIN/indexer" "${COMMON[@]}" --brokers "$CUTOVER_KAFKA" --topic "$TOPIC" --group "$GROUP" \
-  --version-source field:version --legacy-version _version --index-map "$LEGACY_INDEX=$TARGET_INDEX" \
+  --version-source field:version --legacy-version _version --merge-absent ignore --index-map "$LEGACY_INDEX=$TARGET_INDEX" \
   --metrics-addr 127.0.0.1:9464 >"$WORK/indexer.log" 2>&1 &
 INDEXER_PID=$!
 
