@@ -86,13 +86,21 @@ async fn poison_documents_are_counted_logged_and_kept_and_409_is_superseded() {
     let mut no_version = source_of(1, KEYS);
     no_version.as_object_mut().unwrap().remove("version");
     put_legacy(&legacy, &source, "no-version", None, 7, &no_version).await;
-    // Poison 2: a tag value the legacy field ignores (ignore_above) but the target keyword
-    // refuses (a term longer than Lucene's 32 766 bytes).
+    // Not poison: a tag value the legacy field ignores (ignore_above) and that is longer than
+    // Lucene's 32 766-byte term limit; the target's tag keywords have ignore_above too, so the
+    // document is kept whole.
     let mut huge = source_of(2, KEYS);
     huge["actions"]["tags"]["big"] = json!("x".repeat(40_000));
     huge["version"] = json!(9);
     put_legacy(&legacy, &source, "huge-tag", None, 9, &huge).await;
+    // Poison 2: a field the target maps more strictly than the legacy cluster (a field
+    // added to the target's mapping, then a legacy document the legacy mapping accepts).
     create_target(&legacy, &target, &source, &dest).await;
+    target.ok(Method::Put, &format!("/{dest}/_mapping"), Some(&json!({"properties": {"conflict": {"type": "long"}}}))).await.unwrap();
+    let mut conflict = source_of(3, KEYS);
+    conflict["conflict"] = json!("not a number");
+    conflict["version"] = json!(11);
+    put_legacy(&legacy, &source, "conflict", None, 11, &conflict).await;
     // A newer version already in the target (as if the replay got there first): 409.
     let newer = schema::TagRewrite::default().to_target(source_of(0, KEYS).as_object().unwrap()).unwrap();
     let path = format!("/{dest}/_doc/{}?version={}&version_type=external", id_of(0), version_of(0) + 100);
@@ -102,17 +110,20 @@ async fn poison_documents_are_counted_logged_and_kept_and_409_is_superseded() {
     let dir = scratch("poison");
     let summary = backfill::copy(&legacy, &target, copy_config(&source, &dest, &dir), CancellationToken::new()).await.unwrap();
     eprintln!("{summary}");
-    assert_eq!(summary.scanned, docs as u64 + 2);
+    assert_eq!(summary.scanned, docs as u64 + 3);
     assert_eq!(summary.failed, 2);
     assert_eq!(summary.superseded, 1);
-    assert_eq!(summary.written, docs as u64 - 1);
+    assert_eq!(summary.written, docs as u64);
     let lines: Vec<Value> = std::fs::read_to_string(dir.join("failures.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
     let by_id = |id: &str| lines.iter().find(|l| l["id"] == id).unwrap_or_else(|| panic!("{id} not in {lines:?}")).clone();
     assert_eq!(by_id("no-version")["kind"], "version");
     assert!(by_id("no-version")["reason"].as_str().unwrap().contains("version"));
-    assert_eq!(by_id("huge-tag")["kind"], "rejected");
-    assert!(!by_id("huge-tag")["reason"].as_str().unwrap().is_empty());
+    assert_eq!(by_id("conflict")["kind"], "rejected");
+    assert!(!by_id("conflict")["reason"].as_str().unwrap().is_empty());
+    let (_, kept) = target.get_doc(&dest, "huge-tag", None).await.unwrap().expect("the long tag's document is kept");
+    let tags = kept["tags"].as_array().unwrap();
+    assert!(tags.iter().any(|t| t["value"].as_str().is_some_and(|v| v.len() == 40_000)), "with its _source intact");
 
     cleanup(&legacy, &source).await;
     cleanup(&target, &dest).await;
