@@ -21,7 +21,8 @@ async fn poison_records_are_dead_lettered_with_their_reason() {
     let big = "x".repeat(8000);
     let stray = cutover::unique("poison-stray");
     // (expected kind, key, payload)
-    let bad: Vec<(&str, Option<&str>, Option<Vec<u8>>)> = vec![
+    type Bad<'a> = (&'a str, Option<&'a str>, Option<Vec<u8>>);
+    let bad: Vec<Bad<'_>> = vec![
         ("null_value", Some("p1"), None),
         ("too_large", Some("p2"), Some(json!({"op": "upsert", "id": "p2", "index": idx, "version": 1, "doc": {"title": big}}).to_string().into_bytes())),
         ("invalid_utf8", Some("p3"), Some(vec![b'{', 0xff, 0xfe, b'}'])),

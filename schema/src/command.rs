@@ -17,8 +17,8 @@ pub use decode::{
 pub use envelope::Envelope;
 pub use error::{DecodeError, DecodeErrorKind};
 pub use version::{
-    legacy_version, store_version, version_field_problem, LegacyVersionError,
-    LegacyVersionSource, SourceParseError, VersionSource,
+    legacy_version, store_version, version_field_problem, LegacyVersionError, LegacyVersionSource,
+    SourceParseError, VersionSource,
 };
 
 use serde_json::{Map, Value};

@@ -157,9 +157,17 @@ pub fn tag_field_mapping(value_ignore_above: u64) -> Value {
 /// properties; None when none has one.
 pub fn legacy_tag_ignore_above(mappings: &Map<String, Value>, legacy_path: &str) -> Option<u64> {
     fn own(m: &Value) -> Vec<u64> {
-        let mut out: Vec<u64> = m.get("ignore_above").and_then(Value::as_u64).into_iter().collect();
+        let mut out: Vec<u64> = m
+            .get("ignore_above")
+            .and_then(Value::as_u64)
+            .into_iter()
+            .collect();
         if let Some(Value::Object(fields)) = m.get("fields") {
-            out.extend(fields.values().filter_map(|f| f.get("ignore_above")?.as_u64()));
+            out.extend(
+                fields
+                    .values()
+                    .filter_map(|f| f.get("ignore_above")?.as_u64()),
+            );
         }
         out
     }
@@ -171,7 +179,10 @@ pub fn legacy_tag_ignore_above(mappings: &Map<String, Value>, legacy_path: &str)
     }
     let mut found = Vec::new();
     if let Some(Value::Array(templates)) = mappings.get("dynamic_templates") {
-        for t in templates.iter().filter_map(|n| n.as_object()?.values().next()) {
+        for t in templates
+            .iter()
+            .filter_map(|n| n.as_object()?.values().next())
+        {
             let addresses_tags = match t.get("path_match") {
                 Some(Value::String(p)) => targets_tags(p, legacy_path),
                 Some(Value::Array(ps)) => ps
@@ -186,7 +197,11 @@ pub fn legacy_tag_ignore_above(mappings: &Map<String, Value>, legacy_path: &str)
     }
     let mut node = Value::Object(mappings.clone());
     for seg in legacy_path.split('.') {
-        node = node.get("properties").and_then(|p| p.get(seg)).cloned().unwrap_or(Value::Null);
+        node = node
+            .get("properties")
+            .and_then(|p| p.get(seg))
+            .cloned()
+            .unwrap_or(Value::Null);
     }
     if let Some(Value::Object(props)) = node.get("properties") {
         props.values().for_each(|p| walk(p, &mut found));

@@ -1,8 +1,8 @@
 //! The start-up check both writers run against an existing target index.
 
 use super::settings::flat_index_settings;
-use super::{index_body, parse_time_value_ms};
 use super::MAX_TAG_IGNORE_ABOVE;
+use super::{index_body, parse_time_value_ms};
 use crate::rewrite::{TagRewrite, KEY_TO_VALUE_FIELD, VALUE_FIELD};
 use serde_json::Value;
 
@@ -58,7 +58,7 @@ fn tag_field_problems(index: &Value, tags: &TagRewrite) -> Vec<String> {
             .and_then(|p| p.get(sub))
             .and_then(|d| d.get("ignore_above"))
             .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
-        if !ignore_above.is_some_and(|n| n <= MAX_TAG_IGNORE_ABOVE) {
+        if ignore_above.is_none_or(|n| n > MAX_TAG_IGNORE_ABOVE) {
             let shown = ignore_above.map_or("no `ignore_above`".to_owned(), |n| {
                 format!("`ignore_above` {n}")
             });

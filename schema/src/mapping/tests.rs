@@ -128,14 +128,37 @@ fn tag_fields_take_the_legacy_ignore_above() {
         }});
         let out = target_definition(&legacy, &TargetDefinitionConfig::default()).unwrap();
         let tags = &out["mappings"]["properties"]["tags"]["properties"];
-        (tags["value"]["ignore_above"].as_u64(), tags["keyToValue"]["ignore_above"].as_u64())
+        (
+            tags["value"]["ignore_above"].as_u64(),
+            tags["keyToValue"]["ignore_above"].as_u64(),
+        )
     };
     let kw = |n: u64| json!({"type": "keyword", "ignore_above": n});
     assert_eq!(with(kw(1024), json!({})), (Some(1024), Some(8191)));
-    assert_eq!(with(json!({"type": "keyword"}), json!({"a": kw(300), "b": {"properties": {"c": kw(400)}}})), (Some(400), Some(8191)));
-    assert_eq!(with(json!({"type": "text", "fields": {"raw": kw(256)}}), json!({})), (Some(256), Some(8191)));
-    assert_eq!(with(kw(32766), json!({})), (Some(8191), Some(8191)), "capped below the term limit");
-    assert_eq!(with(json!({"type": "keyword"}), json!({})), (Some(8191), Some(8191)), "the default");
+    assert_eq!(
+        with(
+            json!({"type": "keyword"}),
+            json!({"a": kw(300), "b": {"properties": {"c": kw(400)}}})
+        ),
+        (Some(400), Some(8191))
+    );
+    assert_eq!(
+        with(
+            json!({"type": "text", "fields": {"raw": kw(256)}}),
+            json!({})
+        ),
+        (Some(256), Some(8191))
+    );
+    assert_eq!(
+        with(kw(32766), json!({})),
+        (Some(8191), Some(8191)),
+        "capped below the term limit"
+    );
+    assert_eq!(
+        with(json!({"type": "keyword"}), json!({})),
+        (Some(8191), Some(8191)),
+        "the default"
+    );
 }
 
 #[test]
@@ -147,8 +170,14 @@ fn readiness_wants_ignore_above_on_both_tag_fields() {
         json!({"type": "keyword", "ignore_above": 32766});
     let problems = readiness_problems(&actual, &tags, 1);
     assert_eq!(problems.len(), 2, "{problems:?}");
-    assert!(problems[0].starts_with("`tags.keyToValue` has `ignore_above` 32766"), "{problems:?}");
-    assert!(problems[1].starts_with("`tags.value` has no `ignore_above`"), "{problems:?}");
+    assert!(
+        problems[0].starts_with("`tags.keyToValue` has `ignore_above` 32766"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].starts_with("`tags.value` has no `ignore_above`"),
+        "{problems:?}"
+    );
     assert!(problems[1].contains("at most 8191"), "{problems:?}");
 }
 

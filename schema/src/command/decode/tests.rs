@@ -154,7 +154,10 @@ fn null_value_deletes_with_header_or_offset_versions() {
     let missing = decode(&null_rec(Some(b"d1"), vec![]), &c).unwrap_err();
     assert_eq!(missing.kind, MissingVersion);
     c.version = VersionSource::Offset;
-    assert_eq!(decode(&null_rec(Some(b"d1"), vec![]), &c).unwrap().version, 9);
+    assert_eq!(
+        decode(&null_rec(Some(b"d1"), vec![]), &c).unwrap().version,
+        9
+    );
 }
 
 #[test]
@@ -166,7 +169,10 @@ fn null_value_deletes_need_a_key_an_index_and_a_non_field_version() {
     assert_eq!(e.kind, NullValueUnversioned);
     assert!(e.detail.contains("header:<name> or offset"), "{e}");
     c.version = VersionSource::Offset;
-    assert_eq!(decode(&null_rec(None, vec![]), &c).unwrap_err().kind, MissingId);
+    assert_eq!(
+        decode(&null_rec(None, vec![]), &c).unwrap_err().kind,
+        MissingId
+    );
     c.default_index = None;
     let e = decode(&null_rec(Some(b"d1"), vec![]), &c).unwrap_err();
     assert_eq!(e.kind, MissingIndex);
