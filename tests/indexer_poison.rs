@@ -24,6 +24,7 @@ async fn poison_records_are_dead_lettered_with_their_reason() {
     type Bad<'a> = (&'a str, Option<&'a str>, Option<Vec<u8>>);
     let bad: Vec<Bad<'_>> = vec![
         ("null_value", Some("p1"), None),
+        ("empty_payload", Some("p0"), Some(Vec::new())),
         ("too_large", Some("p2"), Some(json!({"op": "upsert", "id": "p2", "index": idx, "version": 1, "doc": {"title": big}}).to_string().into_bytes())),
         ("invalid_utf8", Some("p3"), Some(vec![b'{', 0xff, 0xfe, b'}'])),
         ("invalid_json", Some("p4"), Some(b"{\"op\": \"upsert\", ".to_vec())),
