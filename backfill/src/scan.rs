@@ -390,7 +390,7 @@ pub fn page_hits(status: u16, mut resp: Value, path: &str) -> Result<Vec<Value>,
         return Err(ScanError::ContextLost(short(&resp)));
     }
     if !(200..300).contains(&status) {
-        return Err(EsError::Status { method: "POST".into(), path: path.to_string(), status, body: short(&resp) }.into());
+        return Err(EsError::status_of("POST", path, status, &resp).into());
     }
     let failed = resp.pointer("/_shards/failed").and_then(Value::as_u64).ok_or_else(|| ScanError::Malformed("no _shards.failed".into()))?;
     if failed > 0 {

@@ -549,11 +549,9 @@ async fn run_query(es: &Es, index: &str, query: &Value) -> Result<(u64, HashSet<
 /// The innermost `reason` of an Elasticsearch error, which is what a reader needs ("field
 /// expansion matches too many fields, limit: 1024, got: 2005"), else the whole error.
 fn brief(e: &EsError) -> String {
-    let text = e.to_string();
-    const KEY: &str = "\"caused_by\":{\"reason\":\"";
-    match text.find(KEY).map(|i| &text[i + KEY.len()..]) {
-        Some(rest) => rest.split('"').next().unwrap_or(rest).to_string(),
-        None => text,
+    match e.cause().map(|c| c.root()) {
+        Some(root) if !root.reason.is_empty() => root.reason.clone(),
+        _ => e.to_string(),
     }
 }
 

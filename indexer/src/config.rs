@@ -116,8 +116,9 @@ pub struct BatchArgs {
     /// so one document's commands stay in order.
     #[arg(long, default_value_t = 4)]
     pub max_in_flight: usize,
-    /// Give up on a batch after this many retries (default: retry forever; an outage pauses the
-    /// indexer instead of losing data).
+    /// Give up on a batch after this many consecutive retries and halt (exit code 4) without
+    /// committing past it (default: retry forever; an outage pauses the indexer instead of
+    /// losing data).
     #[arg(long)]
     pub max_retries: Option<u32>,
     /// Largest backoff between retries, in milliseconds.
@@ -186,6 +187,15 @@ impl IndexerConfig {
     /// The target index of a command's index.
     pub fn target_index<'a>(&'a self, legacy_index: &'a str) -> &'a str {
         self.decode.index_map.iter().find(|(l, _)| l == legacy_index).map(|(_, t)| t.as_str()).unwrap_or(legacy_index)
+    }
+
+    /// How every retry loop of the indexer waits out a busy or sick cluster.
+    pub fn retry_policy(&self) -> cluster::RetryPolicy {
+        cluster::RetryPolicy {
+            max_retries: self.batch.max_retries,
+            max_delay: Duration::from_millis(self.batch.max_backoff_ms),
+            ..Default::default()
+        }
     }
 
     /// The shutdown budget.
