@@ -13,6 +13,8 @@
 #   dev/services.sh status                            endpoints and the versions servers report
 #   dev/services.sh restart NAME                      down then up, for fault tests
 #   dev/services.sh kafka-tool CLASS ARGS...         run a Kafka tool (e.g. org.apache.kafka.tools.TopicCommand)
+#   dev/services.sh es-users NODE ARGS...            the file-realm user tool of a secured node
+#                                                     (fault tests: add, then remove, a user)
 #   dev/services.sh env                               print the endpoints as shell exports
 #
 # Environment (all optional):
@@ -360,6 +362,11 @@ case $cmd in
     for n in $(names "$@"); do down_one "$n"; mkdir -p "$STATE/$n"; up_one "$n"; done ;;
   status) status ;;
   kafka-tool) kafka_java "$@" ;;
+  es-users) # es-users NODE ARGS...: the file realm's user tool of a secured node, as its user
+    node=${1:?es-users needs a node name}; shift
+    # shellcheck disable=SC2046
+    $(as_es "$(es_user)") ES_PATH_CONF="$STATE/$node/config" ES_JAVA_HOME="$(java_home 21)" \
+      "$(fetch_es "$TARGET_ES_VERSION")/bin/elasticsearch-users" "$@" ;;
   env)
     echo "export CUTOVER_KAFKA=127.0.0.1:$KAFKA_PORT"
     echo "export CUTOVER_LEGACY_URL=$(es_url "$LEGACY_PORT")"

@@ -134,3 +134,15 @@ pub async fn delete_topics(brokers: &str, topics: &[&str]) {
         ClientConfig::new().set("bootstrap.servers", brokers).create().expect("admin client");
     let _ = admin.delete_topics(topics, &AdminOptions::new()).await;
 }
+
+/// How many records `topic` holds (high minus low watermark, over every partition); 0 when the
+/// topic does not exist.
+pub fn records_in(brokers: &str, topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).set("allow.auto.create.topics", "false").create().expect("consumer");
+    let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)) else { return 0 };
+    let partitions: Vec<i32> = md.topics().iter().filter(|t| t.error().is_none()).flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    partitions
+        .into_iter()
+        .map(|p| consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).map(|(low, high)| high - low).unwrap_or(0))
+        .sum()
+}

@@ -279,7 +279,14 @@ pub async fn consume_loop(
                     pause(consumer, paused_flag, true);
                     paused = true;
                 }
-                m = consumer.recv(), if paused => accept(m, router, tracker, &mut backlog),
+                m = consumer.recv(), if paused => {
+                    accept(m, router, tracker, &mut backlog);
+                    // Paused partitions deliver nothing new; if records keep coming (a partition
+                    // whose pause was lost), pause the whole assignment again.
+                    if backlog.bytes > MAX_BACKLOG_BYTES {
+                        pause(consumer, paused_flag, true);
+                    }
+                }
                 _ = store_tick.tick() => store(consumer, tracker),
                 _ = stop.cancelled() => return,
             }
@@ -311,9 +318,8 @@ fn accept(
 /// Pauses or resumes the whole assignment; the flag makes the rebalance callback pause
 /// partitions assigned while paused.
 fn pause(consumer: &IndexerConsumer, flag: &AtomicBool, on: bool) {
-    flag.store(on, Ordering::SeqCst);
-    if on {
-        tracing::info!("lanes full: pausing the assignment until they drain");
+    if flag.swap(on, Ordering::SeqCst) != on {
+        tracing::info!(paused = on, "lanes full: pausing the assignment until they drain (or resuming)");
     }
     let Ok(assignment) = consumer.assignment() else { return };
     let result = if on { consumer.pause(&assignment) } else { consumer.resume(&assignment) };

@@ -67,6 +67,10 @@ async fn check_target(es: &Es, index: &str, tags: &schema::TagRewrite, min_gc_ms
             "target index {index:?} does not exist; create it with `backfill create-index` (it sets the mapping and gc_deletes)"
         )));
     }
+    if !(200..300).contains(&status) {
+        let e = cluster::EsError::status_of("GET", &format!("/{index}"), status, &body);
+        return Err(IndexerError::Refused(format!("cannot read target index {index:?}: {e}")));
+    }
     let actual = body.as_object().and_then(|m| m.values().next()).cloned().unwrap_or_default();
     let problems = schema::readiness_problems(&actual, tags, min_gc_ms);
     if !problems.is_empty() {
