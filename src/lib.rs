@@ -84,7 +84,9 @@ impl SecureKafka {
     /// the calling test, never skips it), and registers its properties with [`kafka::register`]
     /// so the harness's Kafka helpers reach it through the secured listener.
     pub fn require() -> Self {
-        procs::services(&["up", "kafka-secure"]);
+        // Once per test binary: tests running in parallel must not race to start the node.
+        static STARTED: std::sync::Once = std::sync::Once::new();
+        STARTED.call_once(|| procs::services(&["up", "kafka-secure"]));
         let state = std::env::var("CUTOVER_STATE")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".dev-state"));

@@ -402,3 +402,131 @@ async fn unsafe_overrides_and_secrets_on_the_command_line_are_refused() {
     assert_eq!(sc.committed(), vec![-1001]);
     sc.cleanup().await;
 }
+
+/// Runs Kafka's ConfigCommand against the secured listener as the node's admin user.
+fn kafka_configs(sec: &SecureKafka, args: &[&str]) {
+    let tools = sec.config.with_file_name("tools.properties");
+    let tools = tools.display().to_string();
+    let mut all = vec![
+        "kafka-tool",
+        "kafka.admin.ConfigCommand",
+        "--bootstrap-server",
+        &sec.brokers,
+        "--command-config",
+        &tools,
+    ];
+    all.extend_from_slice(args);
+    cutover::procs::services(&all);
+}
+
+/// Credentials revoked while the indexer runs: it stops by itself (exit code 5, naming the
+/// cause) instead of retrying silently, dead-letters nothing, commits nothing past what it
+/// applied; with valid credentials it resumes from the committed offsets and converges.
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_revoked_mid_run_stop_the_indexer_cleanly() {
+    let sec = SecureKafka::require();
+    let mut sc = Scenario::on_kafka("krevoke", 1, Some(&sec.brokers)).await;
+    // A user of its own, to revoke (its throwaway password is on the tool's command line).
+    let user = unique("revocable");
+    let user_password = unique("pw");
+    let scram = format!("SCRAM-SHA-512=[iterations=4096,password={user_password}]");
+    kafka_configs(
+        &sec,
+        &[
+            "--alter",
+            "--add-config",
+            &scram,
+            "--entity-type",
+            "users",
+            "--entity-name",
+            &user,
+        ],
+    );
+    let ca = sec.prop("ssl.ca.location");
+    let config = props_file(
+        "kafka-revocable",
+        &[
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("sasl.username", &user),
+            ("sasl.password", &user_password),
+            ("ssl.ca.location", &ca),
+        ],
+    );
+    let config = config.display().to_string();
+    let cmds = generate(&WorkloadSpec::new(&sc.legacy_index, 40, 600, 21));
+    sc.live(&cmds[..200]).await;
+    let p = sc.start_indexer("revoked", &["--kafka-config", &config]);
+    wait_ready(&p).await;
+
+    // Revoke while traffic goes on (the broker makes clients re-authenticate every 10 s).
+    kafka_configs(
+        &sec,
+        &[
+            "--alter",
+            "--delete-config",
+            "SCRAM-SHA-512",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            &user,
+        ],
+    );
+    let revoked = Instant::now();
+    let mut p = p;
+    let mut sent = 200;
+    while p.running() && revoked.elapsed() < Duration::from_secs(60) {
+        if sent < cmds.len() {
+            sc.produce(&cmds[sent..sent + 50]).await;
+            sent += 50;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let status = p.wait(Duration::from_secs(30));
+    let secs = revoked.elapsed().as_secs_f64();
+    let log = log_of(&format!("{}-revoked", sc.topic));
+    eprintln!(
+        "revoked: exit {:?} {secs:.1}s after the revocation: {}",
+        status.code(),
+        log.lines()
+            .filter(|l| l.contains("kafka unavailable"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    assert_eq!(status.code(), Some(5), "exit code 5: {log}");
+    assert!(
+        log.contains("rejected the SASL credentials"),
+        "the cause is named: {log}"
+    );
+    assert!(!log.contains(&user_password), "the secret is not logged");
+    let committed = sc.committed()[0];
+    assert!(
+        committed >= 200 && committed <= sent as i64,
+        "committed {committed} of {sent}"
+    );
+    assert!(
+        kafka::read_all(
+            &sc.s.kafka,
+            &format!("{}.dlq", sc.topic),
+            1,
+            Duration::from_secs(3)
+        )
+        .is_empty(),
+        "nothing dead-lettered"
+    );
+
+    // The rest of the traffic; the legacy cluster gets it all; valid credentials resume the replay.
+    if sent < cmds.len() {
+        sc.produce(&cmds[sent..]).await;
+    }
+    sc.legacy.apply(&cmds[200..]).await.expect("legacy indexer");
+    let secure_config = sec.config.display().to_string();
+    sc.run_indexer_to_idle(
+        "resumed",
+        &["--kafka-config", &secure_config],
+        Duration::from_secs(60),
+    );
+    assert_eq!(sc.committed(), vec![cmds.len() as i64]);
+    sc.assert_converged().await;
+    sc.cleanup().await;
+}

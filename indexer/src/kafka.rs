@@ -573,10 +573,11 @@ mod tests {
             "in the file it is fine"
         );
         // A misspelt secret key: librdkafka's own error would print the value.
-        let err = base_config("127.0.0.1:1", &kv(&[("sasl.pasword", "hunter2")]))
+        let Err(err) = base_config("127.0.0.1:1", &kv(&[("sasl.pasword", "hunter2")]))
             .create::<BaseConsumer>()
-            .err()
-            .expect("unknown property");
+        else {
+            panic!("an unknown property is an error");
+        };
         assert!(
             err.to_string().contains("hunter2"),
             "librdkafka echoes values: {err}"
