@@ -8,7 +8,11 @@
 #                                                     `secure` a 9.x node with security and HTTPS:
 #                                                     password for `elastic` in
 #                                                     $CUTOVER_STATE/secure/elastic-password, CA in
-#                                                     $CUTOVER_STATE/secure/config/certs/ca.crt)
+#                                                     $CUTOVER_STATE/secure/config/certs/ca.crt;
+#                                                     `kafka-secure` a second Kafka node whose
+#                                                     client listener is SASL_SSL/SCRAM-SHA-512:
+#                                                     librdkafka properties with its secret in
+#                                                     $CUTOVER_STATE/kafka-secure/client.properties)
 #   dev/services.sh down [kafka|legacy|target ...]   stop what this script started (PID files)
 #   dev/services.sh status                            endpoints and the versions servers report
 #   dev/services.sh restart NAME                      down then up, for fault tests
@@ -20,6 +24,7 @@
 # Environment (all optional):
 #   CUTOVER_STATE      state folder (default: <checkout>/.dev-state), git-ignored
 #   KAFKA_PORT=9092 KAFKA_CONTROLLER_PORT=9093 LEGACY_PORT=9200 TARGET_PORT=9201
+#   KAFKA_SECURE_PORT=9094 KAFKA_SECURE_CONTROLLER_PORT=9095
 #   TARGET_SECURITY=true   start the target with security on; the password for `elastic`
 #                          is read from TARGET_ELASTIC_PASSWORD (default: generated into
 #                          $CUTOVER_STATE/target/elastic-password, mode 600, never printed)
@@ -170,6 +175,87 @@ up_kafka() {
   echo $! >"$(pidfile kafka)"
   wait_for kafka "$dir/server.log" kafka_healthy || die "kafka did not start"
   log "kafka healthy"
+}
+
+# --- Kafka with SASL_SSL + SCRAM (`kafka-secure`) ---------------------------------------------
+# A second, independent KRaft node (own ports, own storage under $STATE/kafka-secure) whose
+# only broker listener is SASL_SSL: TLS with a CA and certificate made by openssl (make_certs),
+# SCRAM-SHA-512 credentials for the user `cutover` written into the metadata at format time.
+# The password is generated into $STATE/kafka-secure/password (mode 600) and never printed or
+# passed on a command line; clients read it from the mode-600 properties files next to it:
+#   client.properties  librdkafka (what the indexer's --kafka-config and the tests use)
+#   tools.properties   Kafka's Java tools (--command-config)
+
+KAFKA_SECURE_PORT=${KAFKA_SECURE_PORT:-9094}
+KAFKA_SECURE_CONTROLLER_PORT=${KAFKA_SECURE_CONTROLLER_PORT:-9095}
+KAFKA_SECURE_USER=cutover
+
+kafka_secure_healthy() {
+  kafka_java org.apache.kafka.tools.BrokerApiVersionsCommand \
+    --bootstrap-server "127.0.0.1:$KAFKA_SECURE_PORT" --command-config "$STATE/kafka-secure/tools.properties" >/dev/null 2>&1
+}
+
+# Writes (once) the password, the PEM keystore, the server and client properties, all mode 600.
+kafka_secure_files() {
+  local dir=$1 pw certs=$1/certs
+  make_certs "$certs"
+  (
+    umask 077
+    [ -s "$dir/password" ] || head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24 >"$dir/password"
+    pw=$(cat "$dir/password")
+    # Kafka's PEM keystore: the (PKCS#8, unencrypted) private key, then the certificate.
+    cat "$certs/node.key" "$certs/node.crt" >"$certs/keystore.pem"
+    sed -e "s|@DATA@|$dir/data|" -e "s|@PORT@|$KAFKA_SECURE_PORT|g" -e "s|@CPORT@|$KAFKA_SECURE_CONTROLLER_PORT|g" \
+      -e "s|@CERTS@|$certs|g" -e "s|@USER@|$KAFKA_SECURE_USER|g" -e "s|@PASSWORD@|$pw|g" \
+      "$ROOT/dev/kafka/server-secure.properties" >"$dir/server.properties"
+    cat >"$dir/client.properties" <<EOF
+# librdkafka properties for the kafka-secure node (dev/services.sh); mode 600: holds a secret.
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.username=$KAFKA_SECURE_USER
+sasl.password=$pw
+ssl.ca.location=$certs/ca.crt
+EOF
+    cat >"$dir/tools.properties" <<EOF
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$KAFKA_SECURE_USER" password="$pw";
+ssl.truststore.type=PEM
+ssl.truststore.location=$certs/ca.crt
+EOF
+  )
+}
+
+up_kafka_secure() {
+  if running kafka-secure; then log "kafka-secure already running (pid $(cat "$(pidfile kafka-secure)"))"; return 0; fi
+  local port
+  for port in "$KAFKA_SECURE_PORT" "$KAFKA_SECURE_CONTROLLER_PORT"; do
+    port_busy "$port" && die "port $port is taken by a process this script did not start"
+  done
+  local dir=$STATE/kafka-secure libs java
+  libs=$(fetch_kafka); java=$(java_home 17)/bin/java
+  mkdir -p "$dir/data"; chmod 700 "$dir"
+  kafka_secure_files "$dir"
+  if [ ! -f "$dir/data/meta.properties" ]; then
+    log "formatting kafka-secure KRaft storage (SCRAM-SHA-512 user $KAFKA_SECURE_USER)"
+    # The SCRAM password goes through a mode-600 argument file (java @file), never argv.
+    (
+      umask 077
+      printf '%s\n' kafka.tools.StorageTool format --config "$dir/server.properties" \
+        --cluster-id cutover-secure-cluster-01 --ignore-formatted --add-scram \
+        "SCRAM-SHA-512=[name=$KAFKA_SECURE_USER,password=$(cat "$dir/password")]" >"$dir/format.args"
+    )
+    (umask 077; "$java" -cp "$libs/*" -Dlog4j2.configurationFile="$ROOT/dev/kafka/log4j2-tools.xml" "@$dir/format.args" \
+      >"$dir/format.log" 2>&1) || { rm -f "$dir/format.args"; sed "s/$(cat "$dir/password")/***/g" "$dir/format.log" >&2; die "kafka-secure storage format failed"; }
+    rm -f "$dir/format.args"
+  fi
+  log "starting kafka-secure $KAFKA_VERSION on 127.0.0.1:$KAFKA_SECURE_PORT (SASL_SSL, SCRAM-SHA-512)"
+  LOG_DIR=$dir setsid nohup "$java" -Xms256m -Xmx256m -XX:+UseG1GC \
+    -Dkafka.logs.dir="$dir" -Dlog4j2.configurationFile="$ROOT/dev/kafka/log4j2.xml" \
+    -cp "$libs/*" kafka.Kafka "$dir/server.properties" >"$dir/server.log" 2>&1 &
+  echo $! >"$(pidfile kafka-secure)"
+  wait_for kafka-secure "$dir/server.log" kafka_secure_healthy || die "kafka-secure did not start"
+  log "kafka-secure healthy"
 }
 
 # --- Elasticsearch --------------------------------------------------------------------------
@@ -337,6 +423,9 @@ status() {
   local v
   if running kafka; then echo "kafka   127.0.0.1:$KAFKA_PORT  Apache Kafka $KAFKA_VERSION (pid $(cat "$(pidfile kafka)"))"
   else echo "kafka   127.0.0.1:$KAFKA_PORT  not running"; fi
+  if running kafka-secure; then
+    echo "kafka-secure  127.0.0.1:$KAFKA_SECURE_PORT  Apache Kafka $KAFKA_VERSION, SASL_SSL/SCRAM-SHA-512 (pid $(cat "$(pidfile kafka-secure)"))"
+  fi
   for name in legacy target tiny secure; do
     case $name in tiny|secure) running "$name" || continue ;; esac
     if running "$name" && v=$(es_version "$name"); then
@@ -347,7 +436,7 @@ status() {
 
 names() { if [ $# -eq 0 ]; then echo kafka legacy target; else echo "$@"; fi; }
 
-up_one() { case $1 in kafka) up_kafka ;; legacy|target|tiny|secure) up_es "$1" ;; *) die "unknown service $1" ;; esac; }
+up_one() { case $1 in kafka) up_kafka ;; kafka-secure) up_kafka_secure ;; legacy|target|tiny|secure) up_es "$1" ;; *) die "unknown service $1" ;; esac; }
 
 cmd=${1:-status}; shift || true
 mkdir -p "$STATE"
@@ -356,7 +445,7 @@ case $cmd in
     for n in $(names "$@"); do mkdir -p "$STATE/$n"; up_one "$n"; done
     status ;;
   down)
-    if [ $# -eq 0 ]; then set -- secure tiny kafka legacy target; fi
+    if [ $# -eq 0 ]; then set -- secure tiny kafka-secure kafka legacy target; fi
     for n in "$@"; do down_one "$n"; done ;;
   restart)
     for n in $(names "$@"); do down_one "$n"; mkdir -p "$STATE/$n"; up_one "$n"; done ;;
@@ -372,6 +461,8 @@ case $cmd in
     echo "export CUTOVER_LEGACY_URL=$(es_url "$LEGACY_PORT")"
     echo "export CUTOVER_TARGET_URL=$(es_url "$TARGET_PORT")"
     echo "export CUTOVER_TINY_URL=$(es_url "$TINY_PORT")"
-    echo "export CUTOVER_SECURE_URL=$(es_base secure)" ;;
-  *) sed -n '2,20p' "$0"; exit 2 ;;
+    echo "export CUTOVER_SECURE_URL=$(es_base secure)"
+    echo "export CUTOVER_KAFKA_SECURE=127.0.0.1:$KAFKA_SECURE_PORT"
+    echo "export CUTOVER_KAFKA_SECURE_CONFIG=$STATE/kafka-secure/client.properties" ;;
+  *) sed -n '2,28p' "$0"; exit 2 ;;
 esac

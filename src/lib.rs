@@ -67,6 +67,44 @@ impl Services {
     }
 }
 
+/// The `kafka-secure` node of `dev/services.sh` (SASL_SSL with SCRAM-SHA-512, a CA of its own):
+/// its listener and the librdkafka properties file, mode 600, that holds its credentials.
+#[derive(Clone, Debug)]
+pub struct SecureKafka {
+    /// Bootstrap address of the SASL_SSL listener (`CUTOVER_KAFKA_SECURE`).
+    pub brokers: String,
+    /// The librdkafka properties file (`CUTOVER_KAFKA_SECURE_CONFIG`): what `--kafka-config` takes.
+    pub config: std::path::PathBuf,
+    /// Its properties, password included: never print them.
+    pub props: Vec<(String, String)>,
+}
+
+impl SecureKafka {
+    /// Starts the node if needed (`dev/services.sh up kafka-secure`, idempotent; a failure fails
+    /// the calling test, never skips it), and registers its properties with [`kafka::register`]
+    /// so the harness's Kafka helpers reach it through the secured listener.
+    pub fn require() -> Self {
+        // Once per test binary: tests running in parallel must not race to start the node.
+        static STARTED: std::sync::Once = std::sync::Once::new();
+        STARTED.call_once(|| procs::services(&["up", "kafka-secure"]));
+        let state = std::env::var("CUTOVER_STATE")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".dev-state"));
+        let brokers = std::env::var("CUTOVER_KAFKA_SECURE").unwrap_or_else(|_| "127.0.0.1:9094".into());
+        let config = std::env::var("CUTOVER_KAFKA_SECURE_CONFIG")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| state.join("kafka-secure/client.properties"));
+        let props = indexer::config::read_properties(&config).unwrap_or_else(|e| panic!("{}: {e}", config.display()));
+        kafka::register(&brokers, props.clone());
+        SecureKafka { brokers, config, props }
+    }
+
+    /// A property of the node's client configuration.
+    pub fn prop(&self, key: &str) -> String {
+        self.props.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("{key} missing from {}", self.config.display()))
+    }
+}
+
 /// A name no other test (or earlier run) uses: `<prefix>-<pid>-<ms>-<n>`, lower case as index
 /// names must be.
 pub fn unique(prefix: &str) -> String {

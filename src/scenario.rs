@@ -27,7 +27,16 @@ pub struct Scenario {
 impl Scenario {
     /// Creates the legacy index (2 shards), the target index from it, and a topic.
     pub async fn new(name: &str, partitions: i32) -> Scenario {
-        let s = Services::require().await;
+        Self::on_kafka(name, partitions, None).await
+    }
+
+    /// Like [`Scenario::new`], with the topic on other brokers (e.g. the `kafka-secure` node,
+    /// registered with [`kafka::register`]); the indexer gets them as `--brokers`.
+    pub async fn on_kafka(name: &str, partitions: i32, brokers: Option<&str>) -> Scenario {
+        let mut s = Services::require().await;
+        if let Some(b) = brokers {
+            s.kafka = b.to_string();
+        }
         let legacy_index = unique(&format!("{name}-old"));
         let target_index = unique(&format!("{name}-new"));
         let topic = unique(&format!("{name}-cmds"));

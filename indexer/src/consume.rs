@@ -36,9 +36,15 @@ pub struct Ctx {
     /// or down). Partitions assigned meanwhile are paused as they arrive, so a rebalance never
     /// lets the backlog grow.
     pub paused: Arc<AtomicBool>,
+    /// Counts librdkafka's errors; stops the indexer on credentials or TLS refused.
+    pub watch: Arc<crate::kafka::Watch>,
 }
 
-impl ClientContext for Ctx {}
+impl ClientContext for Ctx {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.watch.report(&error, reason);
+    }
+}
 
 impl Ctx {
     fn commit_result(&self, result: &KafkaResult<()>, when: &str) {

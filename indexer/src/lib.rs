@@ -11,6 +11,7 @@
 //! - [`invariants`]: reports commands that break the model's assumptions (keying, versions).
 //! - [`lag`], [`http`]: lag, readiness gate, Prometheus metrics.
 //! - [`startup`]: the checks that refuse to start on an unfit target.
+//! - [`kafka`]: refused librdkafka overrides, the start-up probe of the brokers, fatal client errors.
 
 pub mod apply;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod consume;
 pub mod deadletter;
 pub mod http;
 pub mod invariants;
+pub mod kafka;
 pub mod lag;
 pub mod lanes;
 pub mod offsets;
@@ -52,6 +54,10 @@ pub enum IndexerError {
     /// deleted or closed, retries exhausted); nothing past the refused records was committed.
     #[error("halted: {0}")]
     ClusterRefused(String),
+    /// Kafka cannot be used as configured: credentials or TLS refused (at start-up or later),
+    /// or no broker reachable within `--kafka-connect-timeout-secs`.
+    #[error("kafka unavailable: {0}")]
+    KafkaUnavailable(String),
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("metrics endpoint: {0}")]
@@ -60,12 +66,14 @@ pub enum IndexerError {
 
 impl IndexerError {
     /// The process exit code for this error: 2 refused to start, 3 halted on a poison record
-    /// (`--on-poison halt`), 4 halted because the cluster must be fixed first, 1 other.
+    /// (`--on-poison halt`), 4 halted because the cluster must be fixed first, 5 Kafka
+    /// unavailable (credentials, TLS, unreachable), 1 other.
     pub fn exit_code(&self) -> i32 {
         match self {
             IndexerError::Refused(_) => 2,
             IndexerError::Halted(_) => 3,
             IndexerError::ClusterRefused(_) => 4,
+            IndexerError::KafkaUnavailable(_) => 5,
             _ => 1,
         }
     }
@@ -81,7 +89,8 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
     let tracker = Arc::new(Tracker::default());
     let readiness = Arc::new(Readiness::default());
     let paused = Arc::new(AtomicBool::new(false));
-    let ctx = Ctx { tracker: tracker.clone(), drain_timeout: cfg.shutdown_timeout(), readiness: readiness.clone(), paused: paused.clone() };
+    let watch = Arc::new(kafka::Watch::new(stop.clone()));
+    let ctx = Ctx { tracker: tracker.clone(), drain_timeout: cfg.shutdown_timeout(), readiness: readiness.clone(), paused: paused.clone(), watch: watch.clone() };
     let consumer = Arc::new(consume::build_consumer(
         &cfg.kafka.brokers,
         &cfg.kafka.group,
@@ -160,6 +169,9 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
         Some(lanes::Stop::Poison(reason)) => return Err(IndexerError::Halted(reason)),
         Some(lanes::Stop::Cluster(reason)) => return Err(IndexerError::ClusterRefused(reason)),
         None => {}
+    }
+    if let Some(reason) = watch.fatal() {
+        return Err(IndexerError::KafkaUnavailable(reason));
     }
     tracing::info!("indexer stopped cleanly");
     Ok(())

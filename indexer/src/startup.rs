@@ -11,10 +11,19 @@ use crate::apply::{tombstone_index, Applier};
 use crate::config::{read_properties, IndexerConfig};
 use crate::IndexerError;
 
-/// Connects to both clusters, checks the target, and returns the applier and the librdkafka
-/// properties (file, then -X).
+/// Checks the librdkafka properties (file, then -X; see [`crate::kafka`]), connects to both
+/// clusters, checks the target, probes the brokers, and returns the applier and the properties.
 pub async fn prepare(cfg: &IndexerConfig, abort: CancellationToken) -> Result<(Applier, Vec<(String, String)>), IndexerError> {
     let refused = |m: String| IndexerError::Refused(m);
+    // The Kafka properties first: a refused one stops before any connection.
+    let mut file_props = Vec::new();
+    if let Some(path) = &cfg.kafka.kafka_config {
+        file_props = read_properties(path).map_err(|e| refused(format!("cannot read {}: {e}", path.display())))?;
+        crate::kafka::warn_if_readable(path, &file_props);
+    }
+    crate::kafka::check_properties(&file_props, &cfg.kafka.properties).map_err(refused)?;
+    let mut props = file_props;
+    props.extend(cfg.kafka.properties.iter().cloned());
     let target = Es::connect(&ClusterConfig::from(cfg.target.clone())).map_err(|e| refused(e.to_string()))?;
     let legacy = Es::connect(&ClusterConfig::from(cfg.legacy.clone())).map_err(|e| refused(e.to_string()))?;
     let min_gc = schema::parse_time_value_ms(&cfg.ops.min_gc_deletes)
@@ -27,11 +36,9 @@ pub async fn prepare(cfg: &IndexerConfig, abort: CancellationToken) -> Result<(A
         let replicas = check_target(&target, index, &cfg.tags(), min_gc).await?;
         ensure_tombstone_index(&target, index, replicas).await?;
     }
-    let mut props = Vec::new();
-    if let Some(path) = &cfg.kafka.kafka_config {
-        props = read_properties(path).map_err(|e| refused(format!("cannot read {}: {e}", path.display())))?;
-    }
-    props.extend(cfg.kafka.properties.iter().cloned());
+    // Kafka last, just before joining the group: credentials, TLS, reachability.
+    let connect_timeout = std::time::Duration::from_secs(cfg.kafka.kafka_connect_timeout_secs);
+    crate::kafka::probe(&cfg.kafka.brokers, &props, &cfg.kafka.topic, connect_timeout).await?;
     let opts = WriteOptions { retry: cfg.retry_policy(), refresh: cfg.ops.refresh };
     let applier = Applier {
         writer: BulkWriter::new(target, opts, abort.clone()),
