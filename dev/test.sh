@@ -11,4 +11,11 @@ export RUST_BACKTRACE=1
 # Two cores: run the slow end-to-end binaries with limited parallelism so timeouts stay honest.
 # End-to-end tests run the real binaries (kill -9, SIGTERM): build them first.
 cargo build --workspace --bins --locked
-cargo test --workspace --locked --no-fail-fast -- --test-threads="${TEST_THREADS:-4}"
+# The version-pair tests (tests/version_pairs.rs) need Elasticsearch 6.8 and OpenSearch 2.x:
+# those two servers are started for that binary only, in its own step, and stopped after.
+status=0
+cargo test --workspace --locked --no-fail-fast -- --test-threads="${TEST_THREADS:-4}" --skip version_pair_ || status=$?
+trap 'dev/services.sh down opensearch legacy6' EXIT
+dev/services.sh up legacy6 opensearch
+cargo test --locked --test version_pairs --no-fail-fast -- --test-threads=2 || status=$?
+exit "$status"

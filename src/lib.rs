@@ -14,13 +14,17 @@ use cluster::{ClusterConfig, Es};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Endpoints of the three services, from the environment `dev/services.sh env` prints, with
-/// the script's defaults.
+/// Endpoints of the services, from the environment `dev/services.sh env` prints, with the
+/// script's defaults.
 #[derive(Clone, Debug)]
 pub struct Services {
     pub kafka: String,
     pub legacy_url: String,
     pub target_url: String,
+    /// Elasticsearch 6.8 (`dev/services.sh up legacy6`), for the version-pair tests only.
+    pub legacy6_url: String,
+    /// OpenSearch 2.x (`dev/services.sh up opensearch`), for the version-pair tests only.
+    pub opensearch_url: String,
 }
 
 impl Services {
@@ -31,6 +35,8 @@ impl Services {
             kafka: var("CUTOVER_KAFKA", "127.0.0.1:9092"),
             legacy_url: var("CUTOVER_LEGACY_URL", "http://127.0.0.1:9200"),
             target_url: var("CUTOVER_TARGET_URL", "http://127.0.0.1:9201"),
+            legacy6_url: var("CUTOVER_LEGACY6_URL", "http://127.0.0.1:9204"),
+            opensearch_url: var("CUTOVER_OPENSEARCH_URL", "http://127.0.0.1:9205"),
         }
     }
 
@@ -54,6 +60,17 @@ impl Services {
             missing.join(", ")
         );
         s
+    }
+
+    /// Asserts that the on-demand cluster `service` (a `dev/services.sh` name such as `legacy6`)
+    /// answers at `url`: the calling test fails (never skips) with the command that starts it.
+    pub async fn require_extra(service: &str, url: &str) -> Es {
+        let es = Es::connect(&ClusterConfig::plain(url.to_string())).expect("valid URL");
+        assert!(
+            es.get("/_cluster/health").await.is_ok(),
+            "{service} unreachable at {url} (start it with `dev/services.sh up {service}`, as dev/test.sh does for this test binary; tests never skip)"
+        );
+        es
     }
 
     /// A client of the legacy cluster.

@@ -10,7 +10,7 @@ use cluster::Es;
 use elasticsearch::http::Method;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use schema::{MergePatch, TagRewrite};
+use schema::{LegacyVersionSource, MergePatch, TagRewrite};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 
@@ -135,19 +135,57 @@ pub enum LegacyState {
     Deleted { version: u64, routing: Option<String> },
 }
 
+/// How the legacy world sits on the legacy cluster: the mapping type of an index created on
+/// 6.x, and where the legacy indexer keeps each document's version.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LegacyLayout {
+    /// The single mapping type of a 6.x index (`_doc`, or a custom name such as `item`, which
+    /// 6.x indices created on 5.x carry); `None` on 7.x+ and OpenSearch (typeless).
+    pub doc_type: Option<String>,
+    /// `None`: the legacy indexer writes with external versions (the version is `_version`).
+    /// `Some(path)`: it stores the command's version in `_source` at this top-level field and
+    /// writes with internal versions (`_version` is then a write counter, meaningless here).
+    pub version_field: Option<String>,
+}
+
+impl LegacyLayout {
+    /// Where the writers read a legacy document's version.
+    pub fn version_source(&self) -> LegacyVersionSource {
+        match &self.version_field {
+            Some(f) => LegacyVersionSource::Field(f.clone()),
+            None => LegacyVersionSource::Version,
+        }
+    }
+
+    /// The same, as the `--legacy-version` argument of `indexer` and `backfill`.
+    pub fn version_arg(&self) -> String {
+        match &self.version_field {
+            Some(f) => format!("field:{f}"),
+            None => "_version".into(),
+        }
+    }
+}
+
 /// The legacy indexer: applies commands to an in-memory model and writes the resulting states to
-/// the legacy cluster with external versions, chunk by chunk.
+/// the legacy cluster, chunk by chunk: with external versions, or with the version kept in the
+/// document ([`LegacyLayout::version_field`]).
 pub struct LegacyIndexer {
     pub es: Es,
     pub index: String,
     pub tags: TagRewrite,
     pub state: HashMap<String, LegacyState>,
+    pub layout: LegacyLayout,
 }
 
 impl LegacyIndexer {
-    /// An indexer writing to `index` on `es`.
+    /// An indexer writing to `index` on `es` with external versions (typeless index).
     pub fn new(es: Es, index: &str) -> Self {
-        LegacyIndexer { es, index: index.to_string(), tags: TagRewrite::default(), state: HashMap::new() }
+        Self::with_layout(es, index, LegacyLayout::default())
+    }
+
+    /// An indexer writing to `index` on `es` as `layout` says.
+    pub fn with_layout(es: Es, index: &str, layout: LegacyLayout) -> Self {
+        LegacyIndexer { es, index: index.to_string(), tags: TagRewrite::default(), state: HashMap::new(), layout }
     }
 
     /// Applies commands in order and writes the touched documents' final states in one bulk.
@@ -164,10 +202,14 @@ impl LegacyIndexer {
         for id in &touched {
             let line = match &self.state[id] {
                 LegacyState::Live { version, routing, source } => {
-                    let meta = bulk_meta("index", &self.index, id, routing, *version);
-                    format!("{meta}\n{}\n", Value::Object(source.clone()))
+                    let meta = bulk_meta("index", &self.index, id, routing, *version, &self.layout);
+                    let mut source = source.clone();
+                    if let Some(field) = &self.layout.version_field {
+                        source.insert(field.clone(), json!(version));
+                    }
+                    format!("{meta}\n{}\n", Value::Object(source))
                 }
-                LegacyState::Deleted { version, routing } => format!("{}\n", bulk_meta("delete", &self.index, id, routing, *version)),
+                LegacyState::Deleted { version, routing } => format!("{}\n", bulk_meta("delete", &self.index, id, routing, *version, &self.layout)),
             };
             body.extend_from_slice(line.as_bytes());
         }
@@ -241,8 +283,17 @@ fn patch_of(env: &Value) -> MergePatch {
     }
 }
 
-fn bulk_meta(action: &str, index: &str, id: &str, routing: &Option<String>, version: u64) -> Value {
-    let mut m = json!({"_index": index, "_id": id, "version": version, "version_type": "external"});
+/// A bulk action line: external versions unless the version lives in the document; `_type`
+/// on a 6.x index (6.x bulk refuses an action without it: "type is missing").
+fn bulk_meta(action: &str, index: &str, id: &str, routing: &Option<String>, version: u64, layout: &LegacyLayout) -> Value {
+    let mut m = json!({"_index": index, "_id": id});
+    if layout.version_field.is_none() {
+        m["version"] = json!(version);
+        m["version_type"] = json!("external");
+    }
+    if let Some(t) = &layout.doc_type {
+        m["_type"] = json!(t);
+    }
     if let Some(r) = routing {
         m["routing"] = json!(r);
     }
@@ -251,24 +302,39 @@ fn bulk_meta(action: &str, index: &str, id: &str, routing: &Option<String>, vers
 
 /// The legacy index's mapping as the team had it: every tag key a dynamic keyword field.
 pub fn legacy_index_body(shards: u32) -> Value {
+    legacy_index_body_typed(shards, None)
+}
+
+/// The same for a 6.x cluster, whose create-index body nests the mapping under its single type.
+pub fn legacy_index_body_typed(shards: u32, doc_type: Option<&str>) -> Value {
+    let mapping = json!({
+        "dynamic_templates": [{"tags_as_keyword": {"path_match": "actions.tags.*", "mapping": {"type": "keyword"}}}],
+        "properties": {
+            "title": {"type": "text"},
+            "status": {"type": "keyword"},
+            "n": {"type": "long"},
+            "touched": {"type": "long"},
+            "actions": {"properties": {"clicks": {"type": "integer"}}}
+        }
+    });
+    let mappings = match doc_type {
+        Some(t) => json!({ t: mapping }),
+        None => mapping,
+    };
     json!({
         "settings": {"index": {"number_of_shards": shards, "number_of_replicas": 0}},
-        "mappings": {
-            "dynamic_templates": [{"tags_as_keyword": {"path_match": "actions.tags.*", "mapping": {"type": "keyword"}}}],
-            "properties": {
-                "title": {"type": "text"},
-                "status": {"type": "keyword"},
-                "n": {"type": "long"},
-                "touched": {"type": "long"},
-                "actions": {"properties": {"clicks": {"type": "integer"}}}
-            }
-        }
+        "mappings": mappings
     })
 }
 
 /// Creates the legacy index.
 pub async fn create_legacy_index(es: &Es, index: &str, shards: u32) -> anyhow::Result<()> {
-    es.ok(Method::Put, &format!("/{index}"), Some(&legacy_index_body(shards))).await?;
+    create_legacy_index_typed(es, index, shards, None).await
+}
+
+/// Creates the legacy index, with its mapping under `doc_type` on a 6.x cluster.
+pub async fn create_legacy_index_typed(es: &Es, index: &str, shards: u32, doc_type: Option<&str>) -> anyhow::Result<()> {
+    es.ok(Method::Put, &format!("/{index}"), Some(&legacy_index_body_typed(shards, doc_type))).await?;
     Ok(())
 }
 
@@ -297,11 +363,21 @@ pub async fn read_all(es: &Es, index: &str) -> anyhow::Result<BTreeMap<String, (
 /// Compares the target with `transform(legacy)` document by document (content and version) and
 /// returns human-readable differences (empty = converged).
 pub async fn differences(legacy: &Es, legacy_index: &str, target: &Es, target_index: &str) -> anyhow::Result<Vec<String>> {
+    differences_with(legacy, legacy_index, target, target_index, &LegacyVersionSource::Version).await
+}
+
+/// [`differences`] where the legacy version is read from `version` (`_version`, or a field
+/// of `_source` when the legacy indexer keeps it there).
+pub async fn differences_with(legacy: &Es, legacy_index: &str, target: &Es, target_index: &str, version: &LegacyVersionSource) -> anyhow::Result<Vec<String>> {
     let tags = TagRewrite::default();
     let old = read_all(legacy, legacy_index).await?;
     let new = read_all(target, target_index).await?;
     let mut diffs = Vec::new();
     for (id, (v, src)) in &old {
+        let v = &match version {
+            LegacyVersionSource::Version => *v,
+            field => schema::legacy_version(&json!({"_source": src}), field).map_err(|e| anyhow::anyhow!("legacy {id}: {e}"))?,
+        };
         let want = tags.to_target(src)?;
         match new.get(id) {
             None => diffs.push(format!("{id}: missing in target (legacy v{v})")),
