@@ -341,9 +341,25 @@ es_curl() { # es_curl NAME PATH: GET with the credentials the cluster needs
 # GET / lives in a module the integ-test-zips of 8.x+ lack: ask the nodes API instead.
 es_version() { es_curl "$1" '/_nodes/_local?filter_path=nodes.*.version' 2>/dev/null | sed -n 's/.*"version":"\([^"]*\)".*/\1/p'; }
 
+# Disk watermarks in bytes, not percent. The default 85/90/95 % apply to the whole disk, which
+# these clusters share with cargo's target directories: at 90 % used a fresh index gets no
+# primary (red, every write waits) while tens of GB are still free. Tests that need an
+# unavailable shard make one on purpose (allocation filters), never through the disk.
+disk_watermarks() {
+  printf '%s\n' 'cluster.routing.allocation.disk.watermark.low: 2gb' \
+    'cluster.routing.allocation.disk.watermark.high: 1gb' \
+    'cluster.routing.allocation.disk.watermark.flood_stage: 512mb'
+}
+
+warn_low_disk() {
+  local free_kb; free_kb=$(df -Pk "$STATE" | awk 'NR == 2 { print $4 }')
+  if [ "${free_kb:-0}" -lt 3145728 ]; then log "warning: less than 3 GB free under $STATE: Elasticsearch stops allocating shards below 1 GB"; fi
+}
+
 es_healthy() { es_curl "$1" '/_cluster/health?wait_for_status=yellow&timeout=1s' | grep -q '"status":"\(green\|yellow\)"'; }
 
 up_es() { # up_es legacy|target
+  warn_low_disk
   local name=$1 version port tport java home dir user
   if running "$name"; then log "$name already running (pid $(cat "$(pidfile "$name")"))"; return 0; fi
   case $name in
@@ -372,6 +388,7 @@ transport.port: $tport
 discovery.type: single-node
 xpack.security.enabled: $security
 action.destructive_requires_name: false
+$(disk_watermarks)
 EOF
   if [ "$name" = tiny ]; then
     printf 'thread_pool.write.size: 1\nthread_pool.write.queue_size: 1\n' >>"$dir/config/elasticsearch.yml"
@@ -456,6 +473,7 @@ fetch_opensearch() { # prints the extracted home of OpenSearch $OPENSEARCH_VERSI
 # process group, PID file, wait for health); each distribution names its settings, launcher
 # and environment variables its own way.
 up_pair_server() {
+  warn_low_disk
   local name=$1 port tport java home dir user conf
   if running "$name"; then log "$name already running (pid $(cat "$(pidfile "$name")"))"; return 0; fi
   case $name in
@@ -480,6 +498,7 @@ http.port: $port
 $transport_key: $tport
 discovery.type: single-node
 action.destructive_requires_name: false
+$(disk_watermarks)
 EOF
   if [ "$(id -u)" = 0 ]; then chown -R "$user" "$dir"; chown -R "$user" "$home"; fi
   log "starting $name ($(basename "$home")) on 127.0.0.1:$port (java: $java, user: $user)"
