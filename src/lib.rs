@@ -14,13 +14,17 @@ use cluster::{ClusterConfig, Es};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Endpoints of the three services, from the environment `dev/services.sh env` prints, with
-/// the script's defaults.
+/// Endpoints of the services, from the environment `dev/services.sh env` prints, with the
+/// script's defaults.
 #[derive(Clone, Debug)]
 pub struct Services {
     pub kafka: String,
     pub legacy_url: String,
     pub target_url: String,
+    /// Elasticsearch 6.8 (`dev/services.sh up legacy6`), for the version-pair tests only.
+    pub legacy6_url: String,
+    /// OpenSearch 2.x (`dev/services.sh up opensearch`), for the version-pair tests only.
+    pub opensearch_url: String,
 }
 
 impl Services {
@@ -31,6 +35,8 @@ impl Services {
             kafka: var("CUTOVER_KAFKA", "127.0.0.1:9092"),
             legacy_url: var("CUTOVER_LEGACY_URL", "http://127.0.0.1:9200"),
             target_url: var("CUTOVER_TARGET_URL", "http://127.0.0.1:9201"),
+            legacy6_url: var("CUTOVER_LEGACY6_URL", "http://127.0.0.1:9204"),
+            opensearch_url: var("CUTOVER_OPENSEARCH_URL", "http://127.0.0.1:9205"),
         }
     }
 
@@ -56,6 +62,17 @@ impl Services {
         s
     }
 
+    /// Asserts that the on-demand cluster `service` (a `dev/services.sh` name such as `legacy6`)
+    /// answers at `url`: the calling test fails (never skips) with the command that starts it.
+    pub async fn require_extra(service: &str, url: &str) -> Es {
+        let es = Es::connect(&ClusterConfig::plain(url.to_string())).expect("valid URL");
+        assert!(
+            es.get("/_cluster/health").await.is_ok(),
+            "{service} unreachable at {url} (start it with `dev/services.sh up {service}`, as dev/test.sh does for this test binary; tests never skip)"
+        );
+        es
+    }
+
     /// A client of the legacy cluster.
     pub fn legacy(&self) -> Es {
         Es::connect(&ClusterConfig::plain(self.legacy_url.clone())).expect("valid URL")
@@ -64,6 +81,44 @@ impl Services {
     /// A client of the target cluster.
     pub fn target(&self) -> Es {
         Es::connect(&ClusterConfig::plain(self.target_url.clone())).expect("valid URL")
+    }
+}
+
+/// The `kafka-secure` node of `dev/services.sh` (SASL_SSL with SCRAM-SHA-512, a CA of its own):
+/// its listener and the librdkafka properties file, mode 600, that holds its credentials.
+#[derive(Clone, Debug)]
+pub struct SecureKafka {
+    /// Bootstrap address of the SASL_SSL listener (`CUTOVER_KAFKA_SECURE`).
+    pub brokers: String,
+    /// The librdkafka properties file (`CUTOVER_KAFKA_SECURE_CONFIG`): what `--kafka-config` takes.
+    pub config: std::path::PathBuf,
+    /// Its properties, password included: never print them.
+    pub props: Vec<(String, String)>,
+}
+
+impl SecureKafka {
+    /// Starts the node if needed (`dev/services.sh up kafka-secure`, idempotent; a failure fails
+    /// the calling test, never skips it), and registers its properties with [`kafka::register`]
+    /// so the harness's Kafka helpers reach it through the secured listener.
+    pub fn require() -> Self {
+        // Once per test binary: tests running in parallel must not race to start the node.
+        static STARTED: std::sync::Once = std::sync::Once::new();
+        STARTED.call_once(|| procs::services(&["up", "kafka-secure"]));
+        let state = std::env::var("CUTOVER_STATE")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".dev-state"));
+        let brokers = std::env::var("CUTOVER_KAFKA_SECURE").unwrap_or_else(|_| "127.0.0.1:9094".into());
+        let config = std::env::var("CUTOVER_KAFKA_SECURE_CONFIG")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| state.join("kafka-secure/client.properties"));
+        let props = indexer::config::read_properties(&config).unwrap_or_else(|e| panic!("{}: {e}", config.display()));
+        kafka::register(&brokers, props.clone());
+        SecureKafka { brokers, config, props }
+    }
+
+    /// A property of the node's client configuration.
+    pub fn prop(&self, key: &str) -> String {
+        self.props.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("{key} missing from {}", self.config.display()))
     }
 }
 

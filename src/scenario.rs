@@ -1,8 +1,11 @@
 //! One migration scenario for a test: a legacy index, a target index built from it, a command
-//! topic, an indexer group, all uniquely named so tests run in parallel.
+//! topic, an indexer group, all uniquely named so tests run in parallel. The legacy and target
+//! clusters are parameters ([`Scenario::with_clusters`]): 7.17 -> 9.x by default, or any other
+//! pair the version tests run (6.8 and OpenSearch).
 
 use crate::procs::Proc;
 use crate::sim::{self, LegacyBehaviour, LegacyIndexer, SimCommand};
+use cluster::{ClusterConfig, Es};
 use crate::{kafka, unique, Services};
 use std::time::{Duration, Instant};
 
@@ -12,6 +15,10 @@ pub const LEGACY_LAG: Duration = Duration::from_millis(1500);
 /// Names and clients of one scenario.
 pub struct Scenario {
     pub s: Services,
+    /// The legacy cluster of this scenario (`s.legacy_url` unless chosen otherwise).
+    pub legacy_url: String,
+    /// The target cluster of this scenario (`s.target_url` unless chosen otherwise).
+    pub target_url: String,
     pub legacy_index: String,
     pub target_index: String,
     pub topic: String,
@@ -42,7 +49,7 @@ impl IndexerFlags {
         IndexerFlags {
             // Null-value records have no body: their version comes from a header.
             version_source: if b.null_deletes { "header:version" } else { "field:version" }.into(),
-            legacy_version: b.legacy_version(),
+            legacy_version: b.version_arg(),
             merge_absent: if b.merge_creates { "create" } else { "ignore" }.into(),
             null_value: if b.null_deletes { "delete" } else { "dead-letter" }.into(),
         }
@@ -50,29 +57,109 @@ impl IndexerFlags {
 }
 
 impl Scenario {
-    /// Creates the legacy index (2 shards), the target index from it, and a topic.
+    /// Creates the legacy index (2 shards), the target index from it, and a topic, on the
+    /// default pair (legacy 7.17, target 9.x).
     pub async fn new(name: &str, partitions: i32) -> Scenario {
         Self::with_behaviour(name, partitions, LegacyBehaviour::default()).await
     }
 
     /// [`Scenario::new`] with a legacy system behaving as `behaviour`.
     pub async fn with_behaviour(name: &str, partitions: i32, behaviour: LegacyBehaviour) -> Scenario {
+        Self::on_default_pair(name, partitions, behaviour, None).await
+    }
+
+    /// Like [`Scenario::new`], with the topic on other brokers (e.g. the `kafka-secure` node,
+    /// registered with [`kafka::register`]); the indexer gets them as `--brokers`.
+    pub async fn on_kafka(name: &str, partitions: i32, brokers: Option<&str>) -> Scenario {
+        Self::on_default_pair(name, partitions, LegacyBehaviour::default(), brokers).await
+    }
+
+    async fn on_default_pair(name: &str, partitions: i32, behaviour: LegacyBehaviour, brokers: Option<&str>) -> Scenario {
         let s = Services::require().await;
+        let (legacy_url, target_url) = (s.legacy_url.clone(), s.target_url.clone());
+        let sc = Self::build(name, partitions, &legacy_url, &target_url, behaviour, brokers).await;
+        sim::create_target_index(&sc.legacy_es(), &sc.legacy_index, &sc.target_es(), &sc.target_index).await.expect("target index");
+        sc
+    }
+
+    /// A scenario on any pair of clusters: creates the legacy index (2 shards; under
+    /// `behaviour.doc_type` on 6.x) and the topic, but NOT the target index, which the caller
+    /// creates as the pair's test requires (e.g. with `backfill create-index`,
+    /// [`Scenario::run_create_index`]). Kafka must answer; so must both clusters.
+    pub async fn with_clusters(name: &str, partitions: i32, legacy_url: &str, target_url: &str, behaviour: LegacyBehaviour) -> Scenario {
+        Self::build(name, partitions, legacy_url, target_url, behaviour, None).await
+    }
+
+    async fn build(name: &str, partitions: i32, legacy_url: &str, target_url: &str, behaviour: LegacyBehaviour, brokers: Option<&str>) -> Scenario {
+        let mut s = Services::require().await;
+        if let Some(b) = brokers {
+            s.kafka = b.to_string();
+        }
+        let service = |url: &str| match url {
+            u if u == s.legacy6_url => "legacy6",
+            u if u == s.opensearch_url => "opensearch",
+            u if u == s.target_url => "target",
+            _ => "legacy",
+        };
+        let legacy_es = Services::require_extra(service(legacy_url), legacy_url).await;
+        Services::require_extra(service(target_url), target_url).await;
         let legacy_index = unique(&format!("{name}-old"));
         let target_index = unique(&format!("{name}-new"));
         let topic = unique(&format!("{name}-cmds"));
         let group = unique(&format!("{name}-grp"));
-        sim::create_legacy_index_for(&s.legacy(), &legacy_index, 2, &behaviour).await.expect("legacy index");
-        sim::create_target_index(&s.legacy(), &legacy_index, &s.target(), &target_index).await.expect("target index");
+        sim::create_legacy_index_for(&legacy_es, &legacy_index, 2, &behaviour).await.expect("legacy index");
         kafka::create_topic(&s.kafka, &topic, partitions).await;
         let flags = IndexerFlags::for_behaviour(&behaviour);
-        let legacy = LegacyIndexer::with_behaviour(s.legacy(), &legacy_index, behaviour);
-        Scenario { s, legacy_index, target_index, topic, group, partitions, legacy, legacy_lag: LEGACY_LAG, flags }
+        let legacy = LegacyIndexer::with_behaviour(legacy_es, &legacy_index, behaviour);
+        Scenario {
+            s,
+            legacy_url: legacy_url.to_string(),
+            target_url: target_url.to_string(),
+            legacy_index,
+            target_index,
+            topic,
+            group,
+            partitions,
+            legacy,
+            legacy_lag: LEGACY_LAG,
+            flags,
+        }
+    }
+
+    /// A client of this scenario's legacy cluster.
+    pub fn legacy_es(&self) -> Es {
+        Es::connect(&ClusterConfig::plain(self.legacy_url.clone())).expect("valid URL")
+    }
+
+    /// A client of this scenario's target cluster.
+    pub fn target_es(&self) -> Es {
+        Es::connect(&ClusterConfig::plain(self.target_url.clone())).expect("valid URL")
+    }
+
+    /// Runs `backfill create-index` (the target definition derived from the legacy index as
+    /// the legacy cluster reports it), asserting it exits 0.
+    pub fn run_create_index(&self, extra: &[&str]) {
+        let mut args: Vec<String> = vec![
+            "create-index".into(),
+            "--legacy-url".into(), self.legacy_url.clone(),
+            "--target-url".into(), self.target_url.clone(),
+            "--source-index".into(), self.legacy_index.clone(),
+            "--target-index".into(), self.target_index.clone(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let out = std::process::Command::new(crate::procs::bin("backfill")).args(&args).output().expect("run backfill create-index");
+        assert!(
+            out.status.success(),
+            "backfill create-index exited with {}: {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// The legacy version source that truly reads the legacy documents.
     pub fn legacy_version(&self) -> schema::LegacyVersionSource {
-        self.legacy.behaviour.legacy_version().parse().expect("legacy version source")
+        self.legacy.behaviour.version_source()
     }
 
     /// Produces commands to the topic, keyed by document id, with the version also in a
@@ -125,8 +212,8 @@ impl Scenario {
             "--merge-absent".into(), self.flags.merge_absent.clone(),
             "--null-value".into(), self.flags.null_value.clone(),
             "--index-map".into(), format!("{}={}", self.legacy_index, self.target_index),
-            "--legacy-url".into(), self.s.legacy_url.clone(),
-            "--target-url".into(), self.s.target_url.clone(),
+            "--legacy-url".into(), self.legacy_url.clone(),
+            "--target-url".into(), self.target_url.clone(),
             "--session-timeout-ms".into(), "6000".into(),
             "--shutdown-timeout-secs".into(), "10".into(),
         ];
@@ -161,7 +248,7 @@ impl Scenario {
     /// The differences between the target and `transform(legacy)` (versions read as the
     /// legacy behaviour stores them).
     pub async fn differences(&self) -> Vec<String> {
-        sim::differences_by(&self.s.legacy(), &self.legacy_index, &self.s.target(), &self.target_index, &self.legacy_version())
+        sim::differences_with(&self.legacy_es(), &self.legacy_index, &self.target_es(), &self.target_index, &self.legacy_version())
             .await
             .expect("read both clusters")
     }
@@ -171,10 +258,10 @@ impl Scenario {
     /// they agree with each other.
     pub async fn assert_converged_to_model(&self) {
         let version = self.legacy_version();
-        let legacy = sim::read_all(&self.s.legacy(), &self.legacy_index).await.expect("read legacy");
+        let legacy = sim::read_all(&self.legacy_es(), &self.legacy_index).await.expect("read legacy");
         let diffs = sim::model_differences(&self.legacy.state, &legacy, false, &version).expect("compare legacy");
         assert!(diffs.is_empty(), "legacy cluster != simulator model: {} differences, first: {:?}", diffs.len(), &diffs[..diffs.len().min(5)]);
-        let target = sim::read_all(&self.s.target(), &self.target_index).await.expect("read target");
+        let target = sim::read_all(&self.target_es(), &self.target_index).await.expect("read target");
         let diffs = sim::model_differences(&self.legacy.state, &target, true, &version).expect("compare target");
         assert!(diffs.is_empty(), "target != transform(model): {} differences, first: {:?}", diffs.len(), &diffs[..diffs.len().min(10)]);
         self.assert_converged().await;
@@ -200,16 +287,46 @@ impl Scenario {
     pub fn backfill_args(&self, checkpoints: &std::path::Path, extra: &[&str]) -> Vec<String> {
         let mut a: Vec<String> = vec![
             "copy".into(),
-            "--legacy-url".into(), self.s.legacy_url.clone(),
-            "--target-url".into(), self.s.target_url.clone(),
+            "--legacy-url".into(), self.legacy_url.clone(),
+            "--target-url".into(), self.target_url.clone(),
             "--source-index".into(), self.legacy_index.clone(),
             "--target-index".into(), self.target_index.clone(),
-            "--legacy-version".into(), self.legacy.behaviour.legacy_version(),
+            "--legacy-version".into(), self.legacy.behaviour.version_arg(),
             "--checkpoint-dir".into(), checkpoints.display().to_string(),
             "--progress".into(), "log".into(),
         ];
         a.extend(extra.iter().map(|s| s.to_string()));
         a
+    }
+
+    /// Runs `backfill verify --parity` (the binary, as an operator would) and returns its JSON
+    /// report, asserting the exit code says converged (0) and parity passed.
+    pub fn run_verify_parity(&self, name: &str) -> backfill::VerifyReport {
+        let report = std::env::temp_dir().join(format!("{}-{name}-verify.json", self.topic));
+        let args: Vec<String> = vec![
+            "verify".into(),
+            "--legacy-url".into(), self.legacy_url.clone(),
+            "--target-url".into(), self.target_url.clone(),
+            "--source-index".into(), self.legacy_index.clone(),
+            "--target-index".into(), self.target_index.clone(),
+            "--legacy-version".into(), self.legacy.behaviour.version_arg(),
+            "--parity".into(),
+            "--settle-timeout-secs".into(), "10".into(),
+            "--report-json".into(), report.display().to_string(),
+        ];
+        let log = crate::procs::log_path(&format!("{}-{name}", self.topic));
+        let out = std::process::Command::new(crate::procs::bin("backfill")).args(&args).output().expect("run backfill verify");
+        let _ = std::fs::write(&log, [out.stdout.as_slice(), out.stderr.as_slice()].concat());
+        let parsed: Option<backfill::VerifyReport> = std::fs::read(&report).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let _ = std::fs::remove_file(&report);
+        let parsed = parsed.unwrap_or_else(|| panic!("backfill verify wrote no report (exit {}); see {}", out.status, log.display()));
+        assert!(
+            out.status.success() && parsed.converged,
+            "backfill verify exit {}: {}",
+            out.status,
+            serde_json::to_string_pretty(&parsed).unwrap_or_default()
+        );
+        parsed
     }
 
     /// Runs `backfill copy` to completion, asserting it exits 0.
@@ -243,9 +360,9 @@ impl Scenario {
     /// Called at the end of a passing test; a failing one leaves its state for inspection.
     pub async fn cleanup(&self) {
         use elasticsearch::http::Method;
-        let _ = self.s.legacy().request(Method::Delete, &format!("/{}", self.legacy_index), None).await;
+        let _ = self.legacy_es().request(Method::Delete, &format!("/{}", self.legacy_index), None).await;
         for index in [self.target_index.clone(), schema::tombstone_index(&self.target_index)] {
-            let _ = self.s.target().request(Method::Delete, &format!("/{index}"), None).await;
+            let _ = self.target_es().request(Method::Delete, &format!("/{index}"), None).await;
         }
         kafka::delete_topics(&self.s.kafka, &[&self.topic, &format!("{}.dlq", self.topic)]).await;
     }

@@ -14,7 +14,7 @@ use cluster::Es;
 use elasticsearch::http::Method;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use schema::{MergePatch, TagRewrite};
+use schema::{LegacyVersionSource, MergePatch, TagRewrite};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 
@@ -189,8 +189,9 @@ pub enum LegacyState {
 }
 
 /// How the simulated legacy system behaves where real ones differ (the default is the one
-/// cutover first assumed: merges of absent documents ignored, `_version` external, ...).
-#[derive(Clone, Debug, Default)]
+/// cutover first assumed: merges of absent documents ignored, `_version` external, a typeless
+/// index, ...).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct LegacyBehaviour {
     /// A merge of a document that exists nowhere creates it from the merge alone
     /// (`doc_as_upsert`) instead of being ignored.
@@ -206,11 +207,22 @@ pub struct LegacyBehaviour {
     /// The legacy tag fields have `ignore_above` (1024), so documents with tag values over
     /// Lucene's 32,766-byte term limit are kept (in `_source`, unindexed).
     pub long_tags: bool,
+    /// The single mapping type of a 6.x index (`_doc`, or a custom name such as `item`, which
+    /// 6.x indices created on 5.x carry); `None` on 7.x+ and OpenSearch (typeless).
+    pub doc_type: Option<String>,
 }
 
 impl LegacyBehaviour {
-    /// The legacy version source that reads this behaviour's documents.
-    pub fn legacy_version(&self) -> String {
+    /// Where the writers read a legacy document's version.
+    pub fn version_source(&self) -> LegacyVersionSource {
+        match &self.version_field {
+            Some(f) => LegacyVersionSource::Field(f.clone()),
+            None => LegacyVersionSource::Version,
+        }
+    }
+
+    /// The same, as the `--legacy-version` argument of `indexer` and `backfill`.
+    pub fn version_arg(&self) -> String {
         self.version_field.as_ref().map_or("_version".to_string(), |p| format!("field:{p}"))
     }
 }
@@ -219,8 +231,8 @@ impl LegacyBehaviour {
 pub const LEGACY_TAG_IGNORE_ABOVE: u64 = 1024;
 
 /// The legacy indexer: applies commands to an in-memory model and writes the resulting states to
-/// the legacy cluster with external versions (or, when it keeps the version in the document,
-/// internal ones), chunk by chunk.
+/// the legacy cluster, chunk by chunk: with external versions, or with the version kept in the
+/// document ([`LegacyBehaviour::version_field`]) and internal ones.
 pub struct LegacyIndexer {
     pub es: Es,
     pub index: String,
@@ -230,7 +242,7 @@ pub struct LegacyIndexer {
 }
 
 impl LegacyIndexer {
-    /// An indexer writing to `index` on `es`.
+    /// An indexer writing to `index` on `es` with external versions (typeless index).
     pub fn new(es: Es, index: &str) -> Self {
         Self::with_behaviour(es, index, LegacyBehaviour::default())
     }
@@ -252,16 +264,13 @@ impl LegacyIndexer {
         touched.sort();
         touched.dedup();
         let mut body = Vec::new();
-        let external = self.behaviour.version_field.is_none();
         for id in &touched {
             let line = match &self.state[id] {
                 LegacyState::Live { version, routing, source } => {
-                    let meta = bulk_meta("index", &self.index, id, routing, external.then_some(*version));
+                    let meta = bulk_meta("index", &self.index, id, routing, *version, &self.behaviour);
                     format!("{meta}\n{}\n", Value::Object(source.clone()))
                 }
-                LegacyState::Deleted { version, routing } => {
-                    format!("{}\n", bulk_meta("delete", &self.index, id, routing, external.then_some(*version)))
-                }
+                LegacyState::Deleted { version, routing } => format!("{}\n", bulk_meta("delete", &self.index, id, routing, *version, &self.behaviour)),
             };
             body.extend_from_slice(line.as_bytes());
         }
@@ -352,11 +361,16 @@ fn patch_of(env: &Value) -> MergePatch {
     }
 }
 
-fn bulk_meta(action: &str, index: &str, id: &str, routing: &Option<String>, version: Option<u64>) -> Value {
+/// A bulk action line: external versions unless the version lives in the document; `_type`
+/// on a 6.x index (6.x bulk refuses an action without it: "type is missing").
+fn bulk_meta(action: &str, index: &str, id: &str, routing: &Option<String>, version: u64, behaviour: &LegacyBehaviour) -> Value {
     let mut m = json!({"_index": index, "_id": id});
-    if let Some(v) = version {
-        m["version"] = json!(v);
+    if behaviour.version_field.is_none() {
+        m["version"] = json!(version);
         m["version_type"] = json!("external");
+    }
+    if let Some(t) = &behaviour.doc_type {
+        m["_type"] = json!(t);
     }
     if let Some(r) = routing {
         m["routing"] = json!(r);
@@ -369,26 +383,31 @@ pub fn legacy_index_body(shards: u32) -> Value {
     legacy_index_body_for(shards, &LegacyBehaviour::default())
 }
 
-/// The legacy index's mapping for a behaviour: with `long_tags`, the tag fields have
+/// The legacy index's create body for a behaviour: with `long_tags`, the tag fields have
 /// `ignore_above` (else one tag over the term limit would make the legacy cluster refuse the
-/// document too).
+/// document too); with a `doc_type` (6.x), the mapping nests under that single type.
 pub fn legacy_index_body_for(shards: u32, behaviour: &LegacyBehaviour) -> Value {
     let mut tag_mapping = json!({"type": "keyword"});
     if behaviour.long_tags {
         tag_mapping["ignore_above"] = json!(LEGACY_TAG_IGNORE_ABOVE);
     }
+    let mapping = json!({
+        "dynamic_templates": [{"tags_as_keyword": {"path_match": "actions.tags.*", "mapping": tag_mapping}}],
+        "properties": {
+            "title": {"type": "text"},
+            "status": {"type": "keyword"},
+            "n": {"type": "long"},
+            "touched": {"type": "long"},
+            "actions": {"properties": {"clicks": {"type": "integer"}}}
+        }
+    });
+    let mappings = match &behaviour.doc_type {
+        Some(t) => json!({ t: mapping }),
+        None => mapping,
+    };
     json!({
         "settings": {"index": {"number_of_shards": shards, "number_of_replicas": 0}},
-        "mappings": {
-            "dynamic_templates": [{"tags_as_keyword": {"path_match": "actions.tags.*", "mapping": tag_mapping}}],
-            "properties": {
-                "title": {"type": "text"},
-                "status": {"type": "keyword"},
-                "n": {"type": "long"},
-                "touched": {"type": "long"},
-                "actions": {"properties": {"clicks": {"type": "integer"}}}
-            }
-        }
+        "mappings": mappings
     })
 }
 
@@ -428,18 +447,12 @@ pub async fn read_all(es: &Es, index: &str) -> anyhow::Result<BTreeMap<String, (
 /// Compares the target with `transform(legacy)` document by document (content and version) and
 /// returns human-readable differences (empty = converged).
 pub async fn differences(legacy: &Es, legacy_index: &str, target: &Es, target_index: &str) -> anyhow::Result<Vec<String>> {
-    differences_by(legacy, legacy_index, target, target_index, &schema::LegacyVersionSource::Version).await
+    differences_with(legacy, legacy_index, target, target_index, &LegacyVersionSource::Version).await
 }
 
-/// [`differences`], with the legacy documents' version read from `version` (`_version`, or the
-/// `_source` field a legacy indexer keeps it in).
-pub async fn differences_by(
-    legacy: &Es,
-    legacy_index: &str,
-    target: &Es,
-    target_index: &str,
-    version: &schema::LegacyVersionSource,
-) -> anyhow::Result<Vec<String>> {
+/// [`differences`] where the legacy version is read from `version` (`_version`, or a field
+/// of `_source` when the legacy indexer keeps it there).
+pub async fn differences_with(legacy: &Es, legacy_index: &str, target: &Es, target_index: &str, version: &LegacyVersionSource) -> anyhow::Result<Vec<String>> {
     let tags = TagRewrite::default();
     let mut old = read_all(legacy, legacy_index).await?;
     if let schema::LegacyVersionSource::Field(_) = version {
@@ -451,6 +464,10 @@ pub async fn differences_by(
     let new = read_all(target, target_index).await?;
     let mut diffs = Vec::new();
     for (id, (v, src)) in &old {
+        let v = &match version {
+            LegacyVersionSource::Version => *v,
+            field => schema::legacy_version(&json!({"_source": src}), field).map_err(|e| anyhow::anyhow!("legacy {id}: {e}"))?,
+        };
         let want = tags.to_target(src)?;
         match new.get(id) {
             None => diffs.push(format!("{id}: missing in target (legacy v{v})")),

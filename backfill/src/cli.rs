@@ -304,7 +304,7 @@ async fn run_copy(a: CopyArgs) -> Result<Outcome, CliError> {
         min_gc_deletes: parse_duration(&a.min_gc_deletes)?,
         progress: a.progress,
         log_interval: Duration::from_secs(a.log_interval_secs.max(1)),
-        write: WriteOptions { max_retries: a.max_retries, ..WriteOptions::default() },
+        write: WriteOptions { retry: cluster::RetryPolicy { max_retries: a.max_retries, ..Default::default() }, ..WriteOptions::default() },
         refresh_at_end: true,
         on_page: None,
     };

@@ -91,7 +91,7 @@ pub async fn create_index(legacy: &Es, target: &Es, cfg: &CreateIndexConfig) -> 
             let actual = get_index(target, &cfg.target_index).await?.ok_or_else(|| IndexError::TargetMissing(cfg.target_index.clone()))?;
             compare(&cfg.target_index, &expected, &actual)
         }
-        _ => Err(EsError::Status { method: "PUT".into(), path, status, body: body.to_string() }.into()),
+        _ => Err(EsError::status_of("PUT", &path, status, &body).into()),
     }
 }
 
@@ -119,7 +119,7 @@ pub async fn get_index(es: &Es, index: &str) -> Result<Option<Value>, IndexError
             })?;
             Ok(obj.values_mut().next().map(Value::take))
         }
-        _ => Err(EsError::Status { method: "GET".into(), path, status, body: body.to_string() }.into()),
+        _ => Err(EsError::status_of("GET", &path, status, &body).into()),
     }
 }
 

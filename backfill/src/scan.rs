@@ -31,10 +31,10 @@
 //! ## Methods
 //! - Elasticsearch 7.12+: PIT + `search_after`, tiebreak `_shard_doc`.
 //! - OpenSearch 2.4+: PIT through `/_search/point_in_time`, tiebreak `_id` (OpenSearch has no
-//!   `_shard_doc`; `_id` sorting is allowed there). Not exercised by the test suite.
+//!   `_shard_doc`; `_id` sorting is allowed there). Tested on 2.19 (tests/version_pairs.rs).
 //! - Anything older (including Elasticsearch 7.10/7.11, whose PIT has no `_shard_doc`): sliced
 //!   scroll, also sorted by `_seq_no` so that it resumes the same way (sorting by `_doc` would be
-//!   cheaper but could only restart a slice from its beginning).
+//!   cheaper but could only restart a slice from its beginning). Tested on 6.8 (tests/version_pairs.rs).
 //!
 //! ## Failures
 //! A lost context can come back as HTTP 404 *or* as HTTP 200 with empty hits and
@@ -390,7 +390,7 @@ pub fn page_hits(status: u16, mut resp: Value, path: &str) -> Result<Vec<Value>,
         return Err(ScanError::ContextLost(short(&resp)));
     }
     if !(200..300).contains(&status) {
-        return Err(EsError::Status { method: "POST".into(), path: path.to_string(), status, body: short(&resp) }.into());
+        return Err(EsError::status_of("POST", path, status, &resp).into());
     }
     let failed = resp.pointer("/_shards/failed").and_then(Value::as_u64).ok_or_else(|| ScanError::Malformed("no _shards.failed".into()))?;
     if failed > 0 {

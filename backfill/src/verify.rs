@@ -537,7 +537,7 @@ const MAX_IDS: u64 = 10_000;
 async fn run_query(es: &Es, index: &str, query: &Value) -> Result<(u64, HashSet<String>), EsError> {
     let body = json!({"query": query, "size": 10000, "_source": false, "track_total_hits": true});
     let resp = es.ok(Method::Post, &format!("/{}/_search", enc(index)), Some(&body)).await?;
-    let total = resp.pointer("/hits/total/value").and_then(Value::as_u64).unwrap_or(0);
+    let total = hits_total(&resp).ok_or_else(|| EsError::Decode { method: "POST".into(), path: format!("/{index}/_search"), detail: "no hits.total".into() })?;
     let ids = resp
         .pointer("/hits/hits")
         .and_then(Value::as_array)
@@ -546,14 +546,19 @@ async fn run_query(es: &Es, index: &str, query: &Value) -> Result<(u64, HashSet<
     Ok((total, ids))
 }
 
+/// The exact hit count of a search with `track_total_hits: true`: `{"value": n}` on 7.x+ and
+/// OpenSearch, a plain number on 6.x.
+fn hits_total(resp: &Value) -> Option<u64> {
+    let total = resp.pointer("/hits/total")?;
+    total.get("value").unwrap_or(total).as_u64()
+}
+
 /// The innermost `reason` of an Elasticsearch error, which is what a reader needs ("field
 /// expansion matches too many fields, limit: 1024, got: 2005"), else the whole error.
 fn brief(e: &EsError) -> String {
-    let text = e.to_string();
-    const KEY: &str = "\"caused_by\":{\"reason\":\"";
-    match text.find(KEY).map(|i| &text[i + KEY.len()..]) {
-        Some(rest) => rest.split('"').next().unwrap_or(rest).to_string(),
-        None => text,
+    match e.cause().map(|c| c.root()) {
+        Some(root) if !root.reason.is_empty() => root.reason.clone(),
+        _ => e.to_string(),
     }
 }
 
@@ -610,6 +615,13 @@ mod tests {
         assert_eq!(classify(&None, &t(3, json!({})), Some(5)), Some(Finding::Resurrected));
         assert_eq!(classify(&Some((1, Err("x".into()))), &None, None), Some(Finding::Untransformable));
         assert_eq!(classify(&None, &None, Some(5)), None);
+    }
+
+    #[test]
+    fn hits_total_of_every_server_generation() {
+        assert_eq!(hits_total(&json!({"hits": {"total": {"value": 7, "relation": "eq"}}})), Some(7));
+        assert_eq!(hits_total(&json!({"hits": {"total": 7}})), Some(7), "6.x");
+        assert_eq!(hits_total(&json!({"hits": {}})), None);
     }
 
     #[test]

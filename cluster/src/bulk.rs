@@ -5,6 +5,7 @@
 //! exactly one class: applied, superseded (409: a newer version is already there), retryable
 //! (429, 5xx, timeouts) or poison (the document itself is wrong: mapping or parse errors).
 
+use crate::error::{Class, ErrorCause};
 use serde_json::{Map, Value};
 use std::io::Write;
 
@@ -110,8 +111,11 @@ pub enum ItemClass {
     Applied,
     /// 409 version conflict: a newer (or equal) version is already stored. Not an error.
     Superseded,
-    /// 429, 5xx, shard unavailable: try again later.
+    /// 429, 5xx, shard unavailable, write block: try again later.
     Retryable,
+    /// The cluster is misconfigured for this write (index missing or closed, no privilege):
+    /// stop, never dead-letter.
+    Halt,
     /// The document cannot be written as it is (mapping, parse, illegal argument): dead-letter.
     Poison,
 }
@@ -123,6 +127,7 @@ impl ItemClass {
             ItemClass::Applied => "applied",
             ItemClass::Superseded => "superseded",
             ItemClass::Retryable => "retryable",
+            ItemClass::Halt => "halt",
             ItemClass::Poison => "poison",
         }
     }
@@ -136,22 +141,18 @@ pub struct ItemOutcome {
     pub reason: Option<String>,
 }
 
-/// Classifies one item by status and error type.
-pub fn classify_item(status: u16, error: Option<&Value>) -> ItemClass {
-    match status {
-        200..=299 => ItemClass::Applied,
-        404 if error.is_none() => ItemClass::Applied, // delete of a document that is not there
-        409 => ItemClass::Superseded,
-        429 | 500..=599 => ItemClass::Retryable,
-        _ => {
-            let kind = error.and_then(|e| e.get("type")).and_then(Value::as_str).unwrap_or("");
-            // An index that does not exist yet, or a shard that is not ready, heals by itself.
-            if matches!(kind, "unavailable_shards_exception" | "cluster_block_exception" | "es_rejected_execution_exception") {
-                ItemClass::Retryable
-            } else {
-                ItemClass::Poison
-            }
-        }
+/// Classifies one item by status and error (the failure classes are decided in
+/// [`crate::error::classify_item`]).
+pub fn classify_item(status: u16, error: Option<&ErrorCause>) -> ItemClass {
+    match (status, error) {
+        (200..=299, _) => ItemClass::Applied,
+        (404, None) => ItemClass::Applied, // delete of a document that is not there
+        (409, _) => ItemClass::Superseded,
+        (_, cause) => match crate::error::classify_item(status, cause.unwrap_or(&ErrorCause::default())) {
+            Class::Retry => ItemClass::Retryable,
+            Class::Halt => ItemClass::Halt,
+            Class::Split | Class::Poison => ItemClass::Poison,
+        },
     }
 }
 
@@ -171,14 +172,9 @@ pub fn outcomes(response: &Value, expected: usize) -> Result<Vec<ItemOutcome>, S
 fn item_outcome(item: &Value) -> ItemOutcome {
     let body = item.as_object().and_then(|o| o.values().next()).unwrap_or(&Value::Null);
     let status = body.get("status").and_then(Value::as_u64).unwrap_or(500) as u16;
-    let error = body.get("error").filter(|e| !e.is_null());
-    let class = classify_item(status, error);
-    let reason = error.map(|e| {
-        let kind = e.get("type").and_then(Value::as_str).unwrap_or("error");
-        let why = e.get("reason").and_then(Value::as_str).unwrap_or("");
-        format!("{kind}: {why}")
-    });
-    ItemOutcome { class, status, reason }
+    let error = body.get("error").filter(|e| !e.is_null()).map(|e| ErrorCause::parse(&serde_json::json!({ "error": e })));
+    let class = classify_item(status, error.as_ref());
+    ItemOutcome { class, status, reason: error.map(|e| e.to_string()) }
 }
 
 #[cfg(test)]
@@ -216,10 +212,14 @@ mod tests {
             {"index": {"status": 400, "error": {"type": "document_parsing_exception", "reason": "failed to parse field [n]"}}},
             {"delete": {"status": 404, "result": "not_found"}},
             {"index": {"status": 503, "error": {"type": "unavailable_shards_exception", "reason": "primary shard is not active"}}},
+            {"index": {"status": 404, "error": {"type": "index_not_found_exception", "reason": "no such index [x]"}}},
+            {"index": {"status": 400, "error": {"type": "index_closed_exception", "reason": "closed"}}},
+            {"index": {"status": 403, "error": {"type": "cluster_block_exception", "reason": "index [x] blocked by: [FORBIDDEN/8/index write (api)]"}}},
         ]});
-        let got: Vec<ItemClass> = outcomes(&resp, 6).unwrap().into_iter().map(|o| o.class).collect();
-        assert_eq!(got, vec![ItemClass::Applied, ItemClass::Superseded, ItemClass::Retryable, ItemClass::Poison, ItemClass::Applied, ItemClass::Retryable]);
-        let poison = &outcomes(&resp, 6).unwrap()[3];
+        let got: Vec<ItemClass> = outcomes(&resp, 9).unwrap().into_iter().map(|o| o.class).collect();
+        use ItemClass::*;
+        assert_eq!(got, vec![Applied, Superseded, Retryable, Poison, Applied, Retryable, Halt, Halt, Retryable]);
+        let poison = &outcomes(&resp, 9).unwrap()[3];
         assert_eq!(poison.reason.as_deref(), Some("document_parsing_exception: failed to parse field [n]"));
     }
 

@@ -12,9 +12,11 @@ use elasticsearch::Elasticsearch;
 use serde_json::Value;
 use std::time::Duration;
 
+use crate::error::{classify_request, Class, ErrorCause};
 use crate::ClusterConfig;
 
-/// Why a request failed, classified once so callers can act on the class.
+/// Why a request failed. Elasticsearch's error JSON is parsed once, here; what a failure means
+/// (retry, halt, split) is decided once, in [`crate::error`].
 #[derive(Debug, thiserror::Error)]
 pub enum EsError {
     /// The configuration cannot produce a client (bad URL, unreadable CA file).
@@ -24,27 +26,45 @@ pub enum EsError {
     #[error("{method} {path}: no answer from the cluster: {detail}")]
     Transport { method: String, path: String, detail: String },
     /// The cluster answered with an error status.
-    #[error("{method} {path}: HTTP {status}: {body}")]
-    Status { method: String, path: String, status: u16, body: String },
+    #[error("{method} {path}: HTTP {status}: {cause}")]
+    Status { method: String, path: String, status: u16, cause: ErrorCause },
     /// The body was not the JSON we expected.
     #[error("{method} {path}: unexpected response: {detail}")]
     Decode { method: String, path: String, detail: String },
 }
 
 impl EsError {
-    /// True when trying again later may succeed: no answer, 429, or any 5xx.
-    pub fn is_retryable(&self) -> bool {
+    /// An error status with its body parsed.
+    pub fn status_of(method: &str, path: &str, status: u16, body: &Value) -> Self {
+        EsError::Status { method: method.to_string(), path: path.to_string(), status, cause: ErrorCause::parse(body) }
+    }
+
+    /// What to do about this failure (see [`crate::error`]).
+    pub fn class(&self) -> Class {
         match self {
-            EsError::Transport { .. } => true,
-            EsError::Status { status, .. } => *status == 429 || *status >= 500,
-            _ => false,
+            EsError::Config(_) => Class::Halt,
+            EsError::Transport { .. } | EsError::Decode { .. } => Class::Retry,
+            EsError::Status { status, cause, .. } => classify_request(*status, cause),
         }
+    }
+
+    /// True when trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.class() == Class::Retry
     }
 
     /// The HTTP status, when the cluster answered.
     pub fn status(&self) -> Option<u16> {
         match self {
             EsError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Elasticsearch's error, when the cluster answered with one.
+    pub fn cause(&self) -> Option<&ErrorCause> {
+        match self {
+            EsError::Status { cause, .. } => Some(cause),
             _ => None,
         }
     }
@@ -151,7 +171,7 @@ impl Es {
         if (200..300).contains(&status) {
             Ok(value)
         } else {
-            Err(EsError::Status { method: method_name(method), path: path.to_string(), status, body: truncate(&value) })
+            Err(EsError::status_of(&method_name(method), path, status, &value))
         }
     }
 
@@ -166,18 +186,21 @@ impl Es {
         let path = if refresh { "/_bulk?refresh=true" } else { "/_bulk" };
         let (status, bytes) = self.raw(Method::Post, path, Some(ndjson), "application/x-ndjson", None).await?;
         if !(200..300).contains(&status) {
-            return Err(EsError::Status {
-                method: "POST".into(),
-                path: path.into(),
-                status,
-                body: String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned(),
-            });
+            let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned()));
+            return Err(EsError::status_of("POST", path, status, &body));
         }
         serde_json::from_slice(&bytes).map_err(|e| EsError::Decode {
             method: "POST".into(),
             path: path.into(),
             detail: e.to_string(),
         })
+    }
+
+    /// `POST /_mget` with `{"docs": [{"_index", "_id", "routing"?}...]}`, 2xx required. Each
+    /// document of the answer has `found`, or an `error` of its own that callers must not read
+    /// as "absent" (see [`crate::error::classify_read`]).
+    pub async fn mget(&self, body: &Value) -> Result<Value, EsError> {
+        self.ok(Method::Post, "/_mget", Some(body)).await
     }
 
     /// Refreshes an index so that searches see every acknowledged write.
@@ -205,7 +228,7 @@ impl Es {
                 Ok(Some((version, source)))
             }
             200 => Ok(None),
-            _ => Err(EsError::Status { method: "GET".into(), path, status, body: truncate(&body) }),
+            _ => Err(EsError::status_of("GET", &path, status, &body)),
         }
     }
 }
@@ -228,15 +251,6 @@ fn method_name(m: Method) -> String {
     format!("{m:?}").to_uppercase()
 }
 
-fn truncate(v: &Value) -> String {
-    let s = v.to_string();
-    if s.len() > 500 {
-        format!("{}...", &s[..s.floor_char_boundary(500)])
-    } else {
-        s
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,7 +263,7 @@ mod tests {
 
     #[test]
     fn retryable_classes() {
-        let s = |status| EsError::Status { method: "POST".into(), path: "/".into(), status, body: String::new() };
+        let s = |status| EsError::status_of("POST", "/", status, &Value::Null);
         assert!(s(429).is_retryable());
         assert!(s(503).is_retryable());
         assert!(!s(400).is_retryable());

@@ -5,6 +5,8 @@
 //! the bulk encoder, the per-item classification and the retry loop live here once.
 //!
 //! - [`config`]: how to reach a cluster (URL, basic auth, API key, CA file), as clap arguments.
+//! - [`error`]: Elasticsearch's errors parsed once, and the one classification of every
+//!   failure (retry, halt, split, poison).
 //! - [`client`]: a thin client over `elasticsearch`'s transport with typed errors.
 //! - [`bulk`]: the NDJSON encoder for external-versioned index/delete actions and the
 //!   per-item classification of a `_bulk` response.
@@ -16,6 +18,7 @@
 pub mod bulk;
 pub mod client;
 pub mod config;
+pub mod error;
 pub mod retry;
 pub mod scroll;
 pub mod version;
@@ -24,6 +27,7 @@ pub mod write;
 pub use bulk::{BulkOp, BulkOpKind, ItemClass, ItemOutcome};
 pub use client::{Es, EsError};
 pub use config::ClusterConfig;
-pub use retry::Backoff;
+pub use error::{Class, ErrorCause};
+pub use retry::{Backoff, GiveUp, RetryError, RetryPolicy};
 pub use version::ServerVersion;
 pub use write::{BulkWriter, Resolved, WriteError, WriteOptions};

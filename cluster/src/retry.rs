@@ -1,10 +1,126 @@
-//! Exponential backoff with full jitter, for 429s, 5xx and outages.
+//! The one retry policy of both binaries: exponential backoff with jitter, an optional budget,
+//! cancellation, and a `cutover_retries_total{what}` count, for every loop that waits out a
+//! busy or sick cluster (bulk writes, merge-base reads, dead letters, scans).
 //!
 //! Jitter matters: after an outage every writer wakes at once, and without it they would all
 //! hit the recovering cluster in the same millisecond.
 
 use rand::Rng;
+use std::fmt::Display;
+use std::future::Future;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How failures are retried. Built once from the command line of each binary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// First backoff ceiling.
+    pub base: Duration,
+    /// Largest backoff.
+    pub max_delay: Duration,
+    /// Give up after this many consecutive failures (`None`: never; an outage pauses the
+    /// writer instead of losing data).
+    pub max_retries: Option<u32>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { base: Duration::from_millis(100), max_delay: Duration::from_secs(30), max_retries: None }
+    }
+}
+
+/// Why a retried piece of work stopped without succeeding.
+#[derive(Debug, thiserror::Error)]
+pub enum GiveUp {
+    /// Shutdown was requested while waiting.
+    #[error("cancelled while retrying")]
+    Cancelled,
+    /// The retry budget ran out.
+    #[error("still failing after {0} retries")]
+    Exhausted(u32),
+}
+
+/// One piece of work being retried: counts failures, sleeps between attempts.
+#[derive(Debug)]
+pub struct Attempts {
+    what: &'static str,
+    budget: Option<u32>,
+    backoff: Backoff,
+}
+
+impl Attempts {
+    /// Records a failure of `what` and sleeps before the next attempt; gives up when the
+    /// budget is spent or `cancel` fires.
+    pub async fn failed(&mut self, error: &(dyn Display + Send + Sync), cancel: &CancellationToken) -> Result<(), GiveUp> {
+        if let Some(max) = self.budget {
+            if self.backoff.attempts() >= max {
+                return Err(GiveUp::Exhausted(max));
+            }
+        }
+        metrics::counter!("cutover_retries_total", "what" => self.what).increment(1);
+        let delay = self.backoff.next_delay();
+        tracing::warn!(what = self.what, attempt = self.backoff.attempts(), retry_in_ms = delay.as_millis() as u64, error = %error, "retrying");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => Ok(()),
+            _ = cancel.cancelled() => Err(GiveUp::Cancelled),
+        }
+    }
+
+    /// Failures so far.
+    pub fn count(&self) -> u32 {
+        self.backoff.attempts()
+    }
+
+    /// Forget past failures after progress.
+    pub fn reset(&mut self) {
+        self.backoff.reset();
+    }
+}
+
+/// The error of [`RetryPolicy::run`].
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError<E> {
+    /// An error the caller said is not worth retrying.
+    #[error(transparent)]
+    Failed(E),
+    /// Stopped retrying (cancelled, or the budget ran out) after this last error.
+    #[error("{why}; last error: {last}")]
+    GaveUp { why: GiveUp, last: E },
+}
+
+impl RetryPolicy {
+    /// Starts retrying one piece of work named `what` (a metric label: `bulk`, `mget`, ...).
+    pub fn start(&self, what: &'static str) -> Attempts {
+        Attempts { what, budget: self.max_retries, backoff: Backoff::new(self.base, self.max_delay) }
+    }
+
+    /// Runs `op` until it succeeds, fails with an error `transient` rejects, the budget runs
+    /// out, or `cancel` fires.
+    pub async fn run<T, E, Fut>(
+        &self,
+        what: &'static str,
+        cancel: &CancellationToken,
+        transient: impl Fn(&E) -> bool,
+        mut op: impl FnMut() -> Fut,
+    ) -> Result<T, RetryError<E>>
+    where
+        E: Display + Send + Sync,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let mut attempts = self.start(what);
+        loop {
+            match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) if transient(&e) => {
+                    if let Err(why) = attempts.failed(&e, cancel).await {
+                        return Err(RetryError::GaveUp { why, last: e });
+                    }
+                }
+                Err(e) => return Err(RetryError::Failed(e)),
+            }
+        }
+    }
+}
 
 /// Backoff state for one retried piece of work.
 #[derive(Clone, Debug)]
@@ -55,6 +171,23 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn run_retries_transient_errors_within_the_budget() {
+        let policy = RetryPolicy { base: Duration::from_millis(10), max_delay: Duration::from_millis(50), max_retries: Some(3) };
+        let cancel = CancellationToken::new();
+        let mut calls = 0;
+        let r: Result<u32, _> = policy.run("test", &cancel, |e: &String| e == "busy", || { calls += 1; let n = calls; async move { if n < 3 { Err("busy".to_string()) } else { Ok(n) } } }).await;
+        assert_eq!(r.unwrap(), 3);
+        let r: Result<(), _> = policy.run("test", &cancel, |_: &String| true, || async { Err("down".to_string()) }).await;
+        assert!(matches!(r, Err(RetryError::GaveUp { why: GiveUp::Exhausted(3), .. })), "{r:?}");
+        let r: Result<(), _> = policy.run("test", &cancel, |e: &String| e == "busy", || async { Err("refused".to_string()) }).await;
+        assert!(matches!(r, Err(RetryError::Failed(_))));
+        cancel.cancel();
+        let forever = RetryPolicy::default();
+        let r: Result<(), _> = forever.run("test", &cancel, |_: &String| true, || async { Err("down".to_string()) }).await;
+        assert!(matches!(r, Err(RetryError::GaveUp { why: GiveUp::Cancelled, .. })));
+    }
 
     #[test]
     fn grows_and_caps() {

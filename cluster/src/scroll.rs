@@ -17,7 +17,7 @@ pub async fn for_each_hit(es: &Es, index: &str, body: &Value, mut f: impl FnMut(
         return Ok(false);
     }
     if !(200..300).contains(&status) {
-        return Err(EsError::Status { method: "POST".into(), path, status, body: page.to_string() });
+        return Err(EsError::status_of("POST", &path, status, &page));
     }
     loop {
         let hits = page["hits"]["hits"].as_array().map(Vec::as_slice).unwrap_or_default();

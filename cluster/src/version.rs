@@ -26,7 +26,7 @@ impl ServerVersion {
     }
 
     fn parse(distribution: &str, number: &str) -> Option<Self> {
-        let mut parts = number.split(|c: char| c == '.' || c == '-').map(|p| p.parse::<u32>().ok());
+        let mut parts = number.split(['.', '-']).map(|p| p.parse::<u32>().ok());
         let major = parts.next()??;
         let minor = parts.next().flatten().unwrap_or(0);
         let patch = parts.next().flatten().unwrap_or(0);

@@ -1,17 +1,21 @@
 //! "Write these operations until every one is resolved": the loop both writers use.
 //!
-//! Each operation ends in exactly one [`Resolved`] state. Retryable items (429, 5xx, shard not
-//! ready) and whole-request failures (connection refused during an outage) are retried with
-//! backoff, by default forever: an outage pauses the writer, it never drops data. Because every
+//! Each operation ends in exactly one [`Resolved`] state, or the batch ends in a [`WriteError`].
+//! Retryable items (429, 5xx, shard not ready, write block) and whole-request failures
+//! (connection refused during an outage) are retried with the [`RetryPolicy`], by default
+//! forever: an outage pauses the writer, it never drops data. An item the cluster refuses for a
+//! reason of its own (missing or closed index, no privilege) fails the batch: it is never
+//! reported as poison. Because every
 //! write is externally versioned, retrying a subset out of order is safe: the highest version
 //! wins whatever order the attempts land in.
 
 use bytes::Bytes;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::bulk::{self, BulkOp, ItemClass};
-use crate::{Backoff, Es, EsError};
+use crate::retry::{GiveUp, RetryPolicy};
+use crate::{Class, Es, EsError};
 
 /// How an operation ended.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,38 +29,44 @@ pub enum Resolved {
 }
 
 /// Retry and refresh settings of a [`BulkWriter`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct WriteOptions {
-    /// Give up after this many retries of one batch (`None`: never give up).
-    pub max_retries: Option<u32>,
-    /// First backoff ceiling.
-    pub backoff_base: Duration,
-    /// Largest backoff.
-    pub backoff_max: Duration,
+    /// How failed requests and rejected items are retried.
+    pub retry: RetryPolicy,
     /// Ask Elasticsearch to make the writes visible before answering (tests, demos).
     pub refresh: bool,
 }
 
-impl Default for WriteOptions {
-    fn default() -> Self {
-        WriteOptions { max_retries: None, backoff_base: Duration::from_millis(100), backoff_max: Duration::from_secs(30), refresh: false }
-    }
-}
-
-/// Why a batch could not be resolved.
+/// Why a batch could not be resolved. Every variant but `Split` means: stop, commit nothing
+/// past this batch; the records are applied again after the cause is fixed.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// Shutdown was requested while the batch was still being retried. Nothing is lost: the
     /// caller has not recorded progress for it.
     #[error("cancelled while retrying")]
     Cancelled,
-    /// A non-retryable failure of the whole request (e.g. 413, 400 on the request itself), or
-    /// the retry budget ran out.
+    /// The whole request was refused in a way retrying cannot fix: its [`EsError::class`] says
+    /// whether to halt (credentials, missing index) or split (413, a 400 on the request).
     #[error(transparent)]
     Es(#[from] EsError),
-    /// The response did not match the request.
-    #[error("malformed bulk response: {0}")]
-    Malformed(String),
+    /// An item was refused because the cluster is misconfigured for it (index missing or
+    /// closed, no privilege): not the record's fault.
+    #[error("the cluster refused a write: {0}")]
+    Refused(String),
+    /// The retry budget (`--max-retries`) ran out.
+    #[error("gave up after {attempts} retries: {last}")]
+    Exhausted { attempts: u32, last: String },
+}
+
+impl WriteError {
+    /// What the caller should do: [`Class::Split`] only for a request a smaller one can fix;
+    /// everything else halts (a cancel is a halt that the caller asked for).
+    pub fn class(&self) -> Class {
+        match self {
+            WriteError::Es(e) if e.class() == Class::Split => Class::Split,
+            _ => Class::Halt,
+        }
+    }
 }
 
 /// Sends externally versioned bulk writes to one cluster and resolves every item.
@@ -78,58 +88,55 @@ impl BulkWriter {
         &self.es
     }
 
+    /// The retry policy this writer was built with (other loops of the same binary use it too).
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.opts.retry
+    }
+
     /// Writes `ops` and returns one [`Resolved`] per op, in order.
     pub async fn write(&self, ops: &[BulkOp]) -> Result<Vec<Resolved>, WriteError> {
         let mut results: Vec<Option<Resolved>> = vec![None; ops.len()];
         let mut pending: Vec<usize> = (0..ops.len()).collect();
-        let mut backoff = Backoff::new(self.opts.backoff_base, self.opts.backoff_max);
+        let mut attempts = self.opts.retry.start("bulk");
         while !pending.is_empty() {
-            match self.attempt(ops, &pending).await {
+            let failure: String = match self.attempt(ops, &pending).await {
                 Ok(outcomes) => {
                     let mut still = Vec::new();
+                    let mut refused = None;
                     for (&i, outcome) in pending.iter().zip(outcomes) {
                         metrics::counter!("cutover_bulk_items_total", "class" => outcome.class.as_str()).increment(1);
+                        let reason = || outcome.reason.clone().unwrap_or_else(|| format!("HTTP {}", outcome.status));
                         match outcome.class {
                             ItemClass::Applied => results[i] = Some(Resolved::Applied),
                             ItemClass::Superseded => results[i] = Some(Resolved::Superseded),
-                            ItemClass::Poison => {
-                                results[i] = Some(Resolved::Poison(outcome.reason.unwrap_or_else(|| format!("HTTP {}", outcome.status))))
-                            }
+                            ItemClass::Poison => results[i] = Some(Resolved::Poison(reason())),
+                            ItemClass::Halt => refused = Some(format!("{} [{}]: {}", ops[i].index, ops[i].id, reason())),
                             ItemClass::Retryable => still.push(i),
                         }
+                    }
+                    if let Some(reason) = refused {
+                        return Err(WriteError::Refused(reason));
                     }
                     if still.is_empty() {
                         break;
                     }
-                    tracing::debug!(items = still.len(), "retrying rejected bulk items");
+                    let failure = format!("{} of {} items rejected for now", still.len(), pending.len());
                     pending = still;
+                    failure
                 }
-                Err(WriteError::Es(e)) if e.is_retryable() => {
-                    tracing::warn!(error = %e, attempt = backoff.attempts(), "bulk request failed; retrying");
-                }
-                Err(e) => return Err(e),
-            }
-            metrics::counter!("cutover_retries_total").increment(1);
-            if let Some(max) = self.opts.max_retries {
-                if backoff.attempts() >= max {
-                    return Err(WriteError::Es(EsError::Status {
-                        method: "POST".into(),
-                        path: "/_bulk".into(),
-                        status: 503,
-                        body: format!("{} items still rejected after {max} retries", pending.len()),
-                    }));
-                }
-            }
-            let delay = backoff.next_delay();
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = self.cancel.cancelled() => return Err(WriteError::Cancelled),
-            }
+                Err(Attempt::Es(e)) if !e.is_retryable() => return Err(WriteError::Es(e)),
+                Err(Attempt::Es(e)) => e.to_string(),
+                Err(Attempt::Malformed(m)) => format!("malformed bulk response: {m}"),
+            };
+            attempts.failed(&failure, &self.cancel).await.map_err(|why| match why {
+                GiveUp::Cancelled => WriteError::Cancelled,
+                GiveUp::Exhausted(n) => WriteError::Exhausted { attempts: n, last: failure.clone() },
+            })?;
         }
         Ok(results.into_iter().map(|r| r.expect("every op resolved")).collect())
     }
 
-    async fn attempt(&self, ops: &[BulkOp], pending: &[usize]) -> Result<Vec<bulk::ItemOutcome>, WriteError> {
+    async fn attempt(&self, ops: &[BulkOp], pending: &[usize]) -> Result<Vec<bulk::ItemOutcome>, Attempt> {
         let mut body = Vec::with_capacity(pending.len() * 256);
         for &i in pending {
             ops[i].encode_into(&mut body);
@@ -140,7 +147,14 @@ impl BulkWriter {
         metrics::gauge!("cutover_bulk_in_flight").decrement(1.0);
         metrics::histogram!("cutover_bulk_latency_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("cutover_bulk_batch_size").record(pending.len() as f64);
-        let response = response?;
-        bulk::outcomes(&response, pending.len()).map_err(WriteError::Malformed)
+        let response = response.map_err(Attempt::Es)?;
+        bulk::outcomes(&response, pending.len()).map_err(Attempt::Malformed)
     }
+}
+
+/// How one attempt failed as a whole.
+enum Attempt {
+    Es(EsError),
+    /// The response did not match the request (retried: nothing can be concluded from it).
+    Malformed(String),
 }

@@ -32,7 +32,7 @@
 
 use cluster::bulk::{BulkOp, BulkOpKind};
 use cluster::write::WriteError;
-use cluster::{Backoff, BulkWriter, Es, EsError, Resolved};
+use cluster::{BulkWriter, Class, ErrorCause, Es, EsError, GiveUp, Resolved};
 use crate::config::MergeAbsent;
 use schema::{Command, LegacyVersionSource, MergePatch, Op, TagRewrite};
 use serde_json::{json, Map, Value};
@@ -59,19 +59,21 @@ pub enum ApplyError {
     /// Shutdown came while a request was still being retried.
     #[error("cancelled")]
     Cancelled,
-    /// A failure that retrying cannot fix (e.g. the request itself is refused).
-    #[error(transparent)]
-    Es(#[from] EsError),
+    /// The cluster must be fixed before this batch can be applied (credentials, a missing or
+    /// closed index, exhausted retries): halt without committing past it.
     #[error("{0}")]
-    Malformed(String),
+    Halt(String),
+    /// The request as a whole was refused (413, a 400 on the request): a smaller one can pass.
+    #[error(transparent)]
+    Split(EsError),
 }
 
 impl From<WriteError> for ApplyError {
     fn from(e: WriteError) -> Self {
         match e {
             WriteError::Cancelled => ApplyError::Cancelled,
-            WriteError::Es(e) => ApplyError::Es(e),
-            WriteError::Malformed(m) => ApplyError::Malformed(m),
+            WriteError::Es(e) if e.class() == Class::Split => ApplyError::Split(e),
+            other => ApplyError::Halt(other.to_string()),
         }
     }
 }
@@ -154,6 +156,7 @@ impl Applier {
         let bases = self.merge_bases(cmds, &merges).await?;
         let mut ops: Vec<BulkOp> = Vec::with_capacity(round.len() + 8);
         let mut op_of: Vec<(usize, usize)> = Vec::with_capacity(round.len()); // (command, op index)
+        let mut tombstones: Vec<usize> = Vec::new(); // op indices of tombstone writes
         for &i in round {
             let cmd = cmds[i];
             let target = self.target_index(&cmd.index).to_string();
@@ -185,6 +188,7 @@ impl Applier {
                 Plan::Delete => {
                     op_of.push((i, ops.len()));
                     ops.push(BulkOp { index: target.clone(), id: cmd.id.clone(), routing: cmd.routing.clone(), version: cmd.version, kind: BulkOpKind::Delete });
+                    tombstones.push(ops.len());
                     ops.push(tombstone_op(&target, &cmd.id, cmd.version));
                 }
             }
@@ -193,6 +197,13 @@ impl Applier {
             return Ok(());
         }
         let resolved = self.writer.write(&ops).await?;
+        // A tombstone is what keeps a later merge from resurrecting the document: one the
+        // cluster refused is the cluster's problem (its mapping or settings), never the record's.
+        for &t in &tombstones {
+            if let Resolved::Poison(reason) = &resolved[t] {
+                return Err(ApplyError::Halt(format!("tombstone write to {} refused: {reason}", ops[t].index)));
+            }
+        }
         for (i, op) in op_of {
             outcomes[i] = Some(match &resolved[op] {
                 Resolved::Applied => Outcome::Applied,
@@ -285,6 +296,9 @@ impl Applier {
     }
 
     /// `_mget` with retries; the version of legacy documents comes from the configured source.
+    /// A document that comes back with an `error` instead of `found` is never read as absent:
+    /// the read is retried until every document answers (a shard may be recovering), or the
+    /// indexer halts when the error says the cluster is misconfigured (index missing).
     async fn mget(&self, es: &Es, keys: &[DocKey], is_legacy: bool) -> Result<Vec<Option<Stored>>, ApplyError> {
         let docs: Vec<Value> = keys
             .iter()
@@ -297,41 +311,61 @@ impl Applier {
             })
             .collect();
         let body = json!({ "docs": docs });
-        let mut backoff = Backoff::standard();
-        let response = loop {
-            match es.ok(elasticsearch::http::Method::Post, "/_mget", Some(&body)).await {
-                Ok(v) => break v,
-                Err(e) if e.is_retryable() => {
-                    metrics::counter!("cutover_retries_total").increment(1);
-                    tracing::warn!(error = %e, "reading merge bases failed; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff.next_delay()) => {}
-                        _ = self.cancel.cancelled() => return Err(ApplyError::Cancelled),
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
-        };
-        let found = response["docs"].as_array().ok_or_else(|| ApplyError::Malformed("_mget without docs".into()))?;
-        if found.len() != keys.len() {
-            return Err(ApplyError::Malformed(format!("_mget returned {} docs for {}", found.len(), keys.len())));
+        let mut attempts = self.writer.retry_policy().start("mget");
+        loop {
+            let failure = match es.mget(&body).await {
+                Ok(response) => match self.read_docs(&response, keys.len(), is_legacy) {
+                    Ok(stored) => return Ok(stored),
+                    Err(ReadFailure::Halt(why)) => return Err(ApplyError::Halt(format!("reading merge bases from {}: {why}", es.url()))),
+                    Err(ReadFailure::Retry(why)) => why,
+                },
+                Err(e) if e.is_retryable() => e.to_string(),
+                Err(e) => return Err(ApplyError::Halt(format!("reading merge bases: {e}"))),
+            };
+            attempts.failed(&failure, &self.cancel).await.map_err(|why| match why {
+                GiveUp::Cancelled => ApplyError::Cancelled,
+                GiveUp::Exhausted(n) => ApplyError::Halt(format!("reading merge bases from {} failed {n} times: {failure}", es.url())),
+            })?;
         }
-        Ok(found
-            .iter()
-            .map(|hit| {
-                if hit["found"] != Value::Bool(true) {
-                    return None;
-                }
-                let source = hit["_source"].as_object().cloned().unwrap_or_default();
-                let version = if is_legacy {
-                    schema::legacy_version(hit, &self.legacy_version).ok()?
-                } else {
-                    hit["_version"].as_u64()?
-                };
-                Some(Stored { version, source })
-            })
-            .collect())
     }
+
+    /// The documents of an `_mget` answer, or why it cannot be used.
+    fn read_docs(&self, response: &Value, expected: usize, is_legacy: bool) -> Result<Vec<Option<Stored>>, ReadFailure> {
+        let found = response["docs"].as_array().ok_or_else(|| ReadFailure::Retry("_mget answer without docs".into()))?;
+        if found.len() != expected {
+            return Err(ReadFailure::Retry(format!("_mget returned {} docs for {expected}", found.len())));
+        }
+        let mut out = Vec::with_capacity(expected);
+        for hit in found {
+            if let Some(error) = hit.get("error").filter(|e| !e.is_null()) {
+                let cause = ErrorCause::parse(&json!({ "error": error }));
+                let what = format!("{}[{}]: {cause}", hit["_index"].as_str().unwrap_or("?"), hit["_id"].as_str().unwrap_or("?"));
+                metrics::counter!("cutover_indexer_read_errors_total", "class" => cluster::error::classify_read(&cause).as_str()).increment(1);
+                return Err(match cluster::error::classify_read(&cause) {
+                    Class::Halt => ReadFailure::Halt(what),
+                    _ => ReadFailure::Retry(what),
+                });
+            }
+            if hit["found"] != Value::Bool(true) {
+                out.push(None);
+                continue;
+            }
+            let source = hit["_source"].as_object().cloned().unwrap_or_default();
+            let version = if is_legacy {
+                schema::legacy_version(hit, &self.legacy_version).map_err(|e| ReadFailure::Halt(format!("legacy document {} has no usable version: {e}", hit["_id"])))?
+            } else {
+                hit["_version"].as_u64().ok_or_else(|| ReadFailure::Retry(format!("document {} without _version", hit["_id"])))?
+            };
+            out.push(Some(Stored { version, source }));
+        }
+        Ok(out)
+    }
+}
+
+/// Why an `_mget` answer cannot be used.
+enum ReadFailure {
+    Retry(String),
+    Halt(String),
 }
 
 enum Plan {

@@ -14,6 +14,12 @@ use std::time::Duration;
 /// read-merge-write, with the base taken from the legacy cluster when the new one lacks the
 /// document. Offsets are committed only once every earlier record of the partition is applied
 /// or dead-lettered.
+///
+/// Exit codes: 0 stopped cleanly (SIGTERM/SIGINT, or --exit-when-idle-secs); 1 other error;
+/// 2 refused to start (configuration or target index unfit, nothing consumed); 3 halted on a
+/// poison record (--on-poison halt); 4 halted because the target cluster must be fixed first;
+/// 5 Kafka unavailable (credentials or TLS refused, at start or later, or no broker reachable
+/// within --kafka-connect-timeout-secs). Nothing is committed past an unapplied record.
 #[derive(Parser, Clone, Debug)]
 #[command(name = "indexer", version, about, long_about)]
 pub struct IndexerConfig {
@@ -48,13 +54,26 @@ pub struct KafkaArgs {
     /// Dead-letter topic for records that cannot be applied (default: `<topic>.dlq`).
     #[arg(long)]
     pub dead_letter_topic: Option<String>,
-    /// Extra librdkafka properties for the consumer and producer, e.g. `-X security.protocol=SSL
-    /// -X ssl.ca.location=/etc/ca.pem` (repeatable). Values with secrets: prefer the config file.
+    /// Extra librdkafka properties for every Kafka client of the indexer (consumer, dead-letter
+    /// producer, lag reader), e.g. `-X security.protocol=SASL_SSL -X sasl.mechanism=SCRAM-SHA-512
+    /// -X ssl.ca.location=/etc/kafka-ca.pem` (repeatable). Refused (exit code 2): secrets
+    /// (`sasl.password`, `ssl.key.password`...: `ps` shows the command line; use --kafka-config),
+    /// what at-least-once replay from zero rests on (`enable.auto.offset.store`,
+    /// `enable.auto.commit`, `auto.offset.reset` other than earliest,
+    /// `isolation.level=read_uncommitted`, `acks` other than all), and what has a flag
+    /// (`group.id`, `bootstrap.servers`, `session.timeout.ms`, `auto.commit.interval.ms`).
     #[arg(short = 'X', value_parser = parse_kv, value_name = "KEY=VALUE")]
     pub properties: Vec<(String, String)>,
-    /// A file of librdkafka properties (`key=value` lines, `#` comments), applied before -X.
-    #[arg(long)]
+    /// A file of librdkafka properties (`key=value` lines, `#` comments), applied before -X: the
+    /// place for `sasl.password` (keep it mode 600). Same refusals as -X, secrets excepted.
+    #[arg(long, env = "CUTOVER_KAFKA_CONFIG")]
     pub kafka_config: Option<PathBuf>,
+    /// Before joining the group the indexer asks the brokers for the topic's metadata with these
+    /// settings. Rejected credentials, a broker certificate no trusted CA signed, or a
+    /// plaintext/TLS mismatch end it at once; brokers still unreachable after this many seconds
+    /// end it too (exit code 5, naming the cause).
+    #[arg(long, default_value_t = 30)]
+    pub kafka_connect_timeout_secs: u64,
     /// How often stored offsets are committed, in milliseconds (also committed on revoke and shutdown).
     #[arg(long, default_value_t = 1000)]
     pub commit_interval_ms: u64,
@@ -132,8 +151,9 @@ pub struct BatchArgs {
     /// so one document's commands stay in order.
     #[arg(long, default_value_t = 4)]
     pub max_in_flight: usize,
-    /// Give up on a batch after this many retries (default: retry forever; an outage pauses the
-    /// indexer instead of losing data).
+    /// Give up on a batch after this many consecutive retries and halt (exit code 4) without
+    /// committing past it (default: retry forever; an outage pauses the indexer instead of
+    /// losing data).
     #[arg(long)]
     pub max_retries: Option<u32>,
     /// Largest backoff between retries, in milliseconds.
@@ -238,6 +258,15 @@ impl IndexerConfig {
             }
         }
         Ok((legacy_version, merge_absent))
+    }
+
+    /// How every retry loop of the indexer waits out a busy or sick cluster.
+    pub fn retry_policy(&self) -> cluster::RetryPolicy {
+        cluster::RetryPolicy {
+            max_retries: self.batch.max_retries,
+            max_delay: Duration::from_millis(self.batch.max_backoff_ms),
+            ..Default::default()
+        }
     }
 
     /// The shutdown budget.

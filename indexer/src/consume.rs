@@ -10,27 +10,62 @@
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::lag::Readiness;
 use crate::lanes::{Item, RawOwned};
 use crate::offsets::{Tp, Tracker};
 
-/// Consumer callbacks: keep the tracker in step with the assignment.
+/// Consumer callbacks: keep the tracker in step with the assignment, keep a pause across
+/// rebalances, and make commit failures visible.
 pub struct Ctx {
     pub tracker: Arc<Tracker>,
     /// How long a revoke waits for in-flight records of the revoked partitions.
     pub drain_timeout: Duration,
+    /// Where commit failures are reported (`/ready`).
+    pub readiness: Arc<Readiness>,
+    /// True while the consume loop holds the assignment paused (lanes full: the cluster is slow
+    /// or down). Partitions assigned meanwhile are paused as they arrive, so a rebalance never
+    /// lets the backlog grow.
+    pub paused: Arc<AtomicBool>,
+    /// Counts librdkafka's errors; stops the indexer on credentials or TLS refused.
+    pub watch: Arc<crate::kafka::Watch>,
 }
 
-impl ClientContext for Ctx {}
+impl ClientContext for Ctx {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.watch.report(&error, reason);
+    }
+}
+
+impl Ctx {
+    fn commit_result(&self, result: &KafkaResult<()>, when: &str) {
+        match result {
+            Ok(()) => self.readiness.commit_succeeded(),
+            // Nothing stored since the last commit: not a failure.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => {
+                metrics::counter!("cutover_indexer_commit_failures_total").increment(1);
+                tracing::warn!(error = %e, when, "offset commit failed (records stay applied; they are replayed after a restart unless a later commit succeeds)");
+                self.readiness.commit_failed(format!("{when}: {e}"));
+            }
+        }
+    }
+}
 
 impl ConsumerContext for Ctx {
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        self.commit_result(&result, "auto-commit");
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let tps = tps_of(tpl);
@@ -47,9 +82,7 @@ impl ConsumerContext for Ctx {
                 tracing::warn!(left, "revoke: records still in flight after the drain timeout; they will be replayed by the next owner");
             }
             store(consumer, &self.tracker);
-            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-                tracing::debug!(error = %e, "commit on revoke");
-            }
+            self.commit_result(&consumer.commit_consumer_state(CommitMode::Sync), "commit on revoke");
             self.tracker.revoke(&tps);
             tracing::info!(partitions = ?tps, "partitions revoked");
         }
@@ -66,7 +99,13 @@ impl ConsumerContext for Ctx {
                     }
                 }
             }
-            tracing::info!(partitions = ?tps, "partitions assigned");
+            let paused = self.paused.load(Ordering::SeqCst);
+            if paused {
+                if let Err(e) = consumer.pause(tpl) {
+                    tracing::warn!(error = %e, "pausing newly assigned partitions");
+                }
+            }
+            tracing::info!(partitions = ?tps, paused, "partitions assigned");
         }
     }
 }
@@ -175,6 +214,38 @@ impl Router {
 /// How long a full lane may block the consumer before it pauses the assignment.
 const PAUSE_AFTER: Duration = Duration::from_secs(1);
 
+/// Most payload bytes the consumer holds for full lanes before it pauses at once.
+pub const MAX_BACKLOG_BYTES: usize = 16 * 1024 * 1024;
+
+/// Records waiting for a full lane, with their payload size.
+#[derive(Default)]
+struct Backlog {
+    items: VecDeque<(usize, Item)>,
+    bytes: usize,
+}
+
+impl Backlog {
+    fn push_back(&mut self, entry: (usize, Item)) {
+        self.bytes += entry.1.raw.size();
+        self.items.push_back(entry);
+    }
+    fn push_front(&mut self, entry: (usize, Item)) {
+        self.bytes += entry.1.raw.size();
+        self.items.push_front(entry);
+    }
+    fn pop_front(&mut self) -> Option<(usize, Item)> {
+        let entry = self.items.pop_front()?;
+        self.bytes -= entry.1.raw.size();
+        Some(entry)
+    }
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+    fn front_lane(&self) -> usize {
+        self.items[0].0
+    }
+}
+
 /// Consumes until `stop` fires. Returns when the loop has stopped fetching.
 pub async fn consume_loop(
     consumer: &IndexerConsumer,
@@ -183,11 +254,13 @@ pub async fn consume_loop(
     tracker: &Tracker,
     stop: &CancellationToken,
     commit_interval: Duration,
+    paused_flag: &AtomicBool,
 ) {
     let mut store_tick = tokio::time::interval(commit_interval.min(Duration::from_millis(500)));
-    let mut backlog: VecDeque<(usize, Item)> = VecDeque::new();
+    let mut backlog = Backlog::default();
     let mut paused = false;
     loop {
+        metrics::gauge!("cutover_indexer_backlog_bytes").set(backlog.bytes as f64);
         // Hand over what is waiting first (dropping records of partitions revoked meanwhile).
         while let Some((lane, item)) = backlog.pop_front() {
             match lanes[lane].try_reserve() {
@@ -204,14 +277,18 @@ pub async fn consume_loop(
             }
         }
         if backlog.is_empty() && paused {
-            pause(consumer, false);
+            pause(consumer, paused_flag, false);
             paused = false;
+        }
+        if !paused && backlog.bytes > MAX_BACKLOG_BYTES {
+            pause(consumer, paused_flag, true);
+            paused = true;
         }
         if !backlog.is_empty() {
             // A full lane is ordinary backpressure: wait for room. Only when it lasts (the
             // cluster is slow or down) pause the assignment and keep polling, so the group's
             // liveness checks go on; pausing discards prefetched records, so not sooner.
-            let lane = backlog[0].0;
+            let lane = backlog.front_lane();
             tokio::select! {
                 permit = lanes[lane].reserve() => {
                     let Ok(permit) = permit else { return };
@@ -221,10 +298,17 @@ pub async fn consume_loop(
                     }
                 }
                 _ = tokio::time::sleep(PAUSE_AFTER), if !paused => {
-                    pause(consumer, true);
+                    pause(consumer, paused_flag, true);
                     paused = true;
                 }
-                m = consumer.recv(), if paused => accept(m, router, tracker, &mut backlog),
+                m = consumer.recv(), if paused => {
+                    accept(m, router, tracker, &mut backlog);
+                    // Paused partitions deliver nothing new; if records keep coming (a partition
+                    // whose pause was lost), pause the whole assignment again.
+                    if backlog.bytes > MAX_BACKLOG_BYTES {
+                        pause(consumer, paused_flag, true);
+                    }
+                }
                 _ = store_tick.tick() => store(consumer, tracker),
                 _ = stop.cancelled() => return,
             }
@@ -242,7 +326,7 @@ fn accept(
     m: Result<BorrowedMessage<'_>, rdkafka::error::KafkaError>,
     router: &Router,
     tracker: &Tracker,
-    backlog: &mut VecDeque<(usize, Item)>,
+    backlog: &mut Backlog,
 ) {
     match m {
         Ok(m) => {
@@ -253,7 +337,12 @@ fn accept(
     }
 }
 
-fn pause(consumer: &IndexerConsumer, on: bool) {
+/// Pauses or resumes the whole assignment; the flag makes the rebalance callback pause
+/// partitions assigned while paused.
+fn pause(consumer: &IndexerConsumer, flag: &AtomicBool, on: bool) {
+    if flag.swap(on, Ordering::SeqCst) != on {
+        tracing::info!(paused = on, "lanes full: pausing the assignment until they drain (or resuming)");
+    }
     let Ok(assignment) = consumer.assignment() else { return };
     let result = if on { consumer.pause(&assignment) } else { consumer.resume(&assignment) };
     if let Err(e) = result {

@@ -9,6 +9,7 @@
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::time::Duration;
+use cluster::{GiveUp, RetryPolicy};
 use tokio_util::sync::CancellationToken;
 
 /// A record to dead-letter: its bytes and why.
@@ -31,27 +32,29 @@ pub struct DeadLetter {
 pub struct DeadLetterSink {
     producer: FutureProducer,
     topic: String,
+    retry: RetryPolicy,
     cancel: CancellationToken,
 }
 
-/// The dead letter could not be written before shutdown.
+/// The dead letter could not be written (shutdown, or the retry budget ran out).
 #[derive(Debug, thiserror::Error)]
-#[error("dead letter for {topic}[{partition}]@{offset} not written before shutdown")]
+#[error("dead letter for {topic}[{partition}]@{offset} not written: {why}")]
 pub struct NotWritten {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
+    pub why: GiveUp,
 }
 
 impl DeadLetterSink {
-    /// A sink writing to `topic` with `producer`.
-    pub fn new(producer: FutureProducer, topic: String, cancel: CancellationToken) -> Self {
-        DeadLetterSink { producer, topic, cancel }
+    /// A sink writing to `topic` with `producer`, retrying with the indexer's policy.
+    pub fn new(producer: FutureProducer, topic: String, retry: RetryPolicy, cancel: CancellationToken) -> Self {
+        DeadLetterSink { producer, topic, retry, cancel }
     }
 
-    /// Writes one dead letter; retries with backoff until acknowledged or shutdown.
+    /// Writes one dead letter; retries until acknowledged, shutdown, or the budget runs out.
     pub async fn send(&self, dl: &DeadLetter) -> Result<(), NotWritten> {
-        let mut backoff = cluster::Backoff::standard();
+        let mut attempts = self.retry.start("dead_letter");
         loop {
             let partition = dl.partition.to_string();
             let offset = dl.offset.to_string();
@@ -78,11 +81,12 @@ impl DeadLetterSink {
                     tracing::warn!(topic = %dl.topic, partition = dl.partition, offset = dl.offset, kind = %dl.kind, reason = %dl.reason, "dead-lettered");
                     return Ok(());
                 }
-                Err((e, _)) => tracing::warn!(error = %e, "dead-letter produce failed; retrying"),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff.next_delay()) => {}
-                _ = self.cancel.cancelled() => return Err(NotWritten { topic: dl.topic.clone(), partition: dl.partition, offset: dl.offset }),
+                Err((e, _)) => {
+                    let failure = format!("producing to {}: {e}", self.topic);
+                    if let Err(why) = attempts.failed(&failure, &self.cancel).await {
+                        return Err(NotWritten { topic: dl.topic.clone(), partition: dl.partition, offset: dl.offset, why });
+                    }
+                }
             }
         }
     }

@@ -5,6 +5,7 @@
 //! of the topic has lag 0: the moment reads can be switched to the new cluster.
 
 use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaResult;
 use rdkafka::Offset;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -13,30 +14,87 @@ use std::time::Duration;
 use crate::consume::IndexerConsumer;
 use crate::offsets::Tracker;
 
-/// The last measured lag, shared with the HTTP endpoint.
+/// The last measured lag, shared with the HTTP endpoint, and the problems an operator must see.
 #[derive(Debug, Default)]
 pub struct Readiness {
     inner: Mutex<ReadyState>,
+    problems: Mutex<Problems>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Problems {
+    last_commit_failure: Option<String>,
+    offset_gaps: Vec<String>,
 }
 
 /// A snapshot of the lag.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct ReadyState {
-    /// True when at least one partition is assigned and every lag is 0.
+    /// True when at least one partition is assigned, every lag is 0, and no offset gap was
+    /// found (records deleted by retention before this group read them).
     pub caught_up: bool,
     /// `topic[partition]` -> lag in records.
     pub lag: BTreeMap<String, i64>,
+    /// The last offset commit that failed, until one succeeds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_commit_failure: Option<String>,
+    /// Partitions whose committed offset was older than the log start when this process
+    /// started: the records between were never applied by this group (see the README).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub offset_gaps: Vec<String>,
 }
 
 impl Readiness {
     /// The latest snapshot.
     pub fn snapshot(&self) -> ReadyState {
-        self.inner.lock().expect("readiness lock").clone()
+        let mut s = self.inner.lock().expect("readiness lock").clone();
+        let p = self.problems.lock().expect("readiness lock").clone();
+        s.caught_up &= p.offset_gaps.is_empty();
+        s.last_commit_failure = p.last_commit_failure;
+        s.offset_gaps = p.offset_gaps;
+        s
     }
 
     fn set(&self, s: ReadyState) {
         *self.inner.lock().expect("readiness lock") = s;
     }
+
+    /// An offset commit failed.
+    pub fn commit_failed(&self, why: String) {
+        self.problems.lock().expect("readiness lock").last_commit_failure = Some(why);
+    }
+
+    /// An offset commit succeeded.
+    pub fn commit_succeeded(&self) {
+        self.problems.lock().expect("readiness lock").last_commit_failure = None;
+    }
+
+    /// Records offset gaps found at start.
+    pub fn offset_gaps(&self, gaps: Vec<String>) {
+        self.problems.lock().expect("readiness lock").offset_gaps = gaps;
+    }
+}
+
+/// Partitions of `topic` whose group-committed offset lies before the log start offset: the
+/// records in between were deleted (retention) before this group applied them. Blocking calls.
+pub fn offset_gaps(consumer: &IndexerConsumer, topic: &str) -> KafkaResult<Vec<String>> {
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut all = rdkafka::TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            all.add_partition(topic, p.id());
+        }
+    }
+    let committed = consumer.committed_offsets(all, Duration::from_secs(10))?;
+    let mut gaps = Vec::new();
+    for e in committed.elements() {
+        let Offset::Offset(c) = e.offset() else { continue }; // never committed: starts at the log start
+        let (low, _) = consumer.fetch_watermarks(topic, e.partition(), Duration::from_secs(10))?;
+        if c < low {
+            gaps.push(format!("{topic}[{}]: committed offset {c} < log start {low}: {} records deleted before this group applied them", e.partition(), low - c));
+        }
+    }
+    Ok(gaps)
 }
 
 /// Measures the lag of every partition of the topic once (blocking calls to the broker).
@@ -73,7 +131,7 @@ pub fn measure(consumer: &IndexerConsumer, tracker: &Tracker, topic: &str) -> Op
         lag.insert(format!("{topic}[{partition}]"), l);
     }
     let caught_up = !lag.is_empty() && lag.values().all(|&l| l == 0) && tracker.total_in_flight() == 0;
-    Some(ReadyState { caught_up, lag })
+    Some(ReadyState { caught_up, lag, ..Default::default() })
 }
 
 /// Measures the lag every `every` until `stop`; returns how long the indexer has been caught up.

@@ -36,6 +36,21 @@ impl RawOwned {
     fn len(&self) -> usize {
         self.payload.as_ref().map_or(0, Vec::len)
     }
+
+    /// Bytes this record holds (key, payload, headers): what a backlog of it costs.
+    pub fn size(&self) -> usize {
+        self.len() + self.key.as_ref().map_or(0, Vec::len) + self.headers.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len)).sum::<usize>()
+    }
+}
+
+/// Why the indexer stopped by itself. Nothing past the record that caused it is committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// `--on-poison halt` met a poison record.
+    Poison(String),
+    /// The cluster refused work for a reason an operator must fix (credentials, a missing or
+    /// closed index, exhausted retries).
+    Cluster(String),
 }
 
 /// Batching limits of a lane.
@@ -53,8 +68,9 @@ pub struct LaneShared {
     pub dead_letters: DeadLetterSink,
     pub tracker: Arc<Tracker>,
     pub on_poison: OnPoison,
-    /// Set when `--on-poison halt` stops the indexer: the reason.
-    pub halted: Arc<Mutex<Option<String>>>,
+    /// Set when the indexer stops by itself (a poison record under `--on-poison halt`, or a
+    /// cluster that must be fixed first): why.
+    pub halted: Arc<Mutex<Option<Stop>>>,
     /// Fired to stop consumption (halt).
     pub stop: CancellationToken,
 }
@@ -98,14 +114,23 @@ fn check_invariants(watch: &mut Watch, batch: &[Item]) {
     }
 }
 
-/// Applies one batch; errors only when cancelled.
+/// Applies one batch; errors when cancelled or halted (the batch's records stay uncommitted).
 async fn process(batch: Vec<Item>, shared: &LaneShared) -> Result<(), ApplyError> {
     let (good, bad): (Vec<Item>, Vec<Item>) = batch.into_iter().partition(|i| i.decoded.is_ok());
     for item in &bad {
         let err = item.decoded.as_ref().err().expect("partitioned on errors");
         poison(shared, item, err.kind.as_str(), &err.to_string()).await?;
     }
-    let outcomes = apply_splitting(&shared.applier, &good).await?;
+    let outcomes = match apply_splitting(&shared.applier, &good).await {
+        Ok(o) => o,
+        Err(ApplyError::Halt(reason)) => {
+            let first = good.first().map(|i| format!(" at {}[{}]@{}", i.ticket.tp.0, i.ticket.tp.1, i.ticket.offset)).unwrap_or_default();
+            let msg = format!("the target refused work{first}: {reason}");
+            tracing::error!("{msg}; halting without committing past it: fix the cause and restart (records are applied again from the committed offsets)");
+            return Err(halt(shared, Stop::Cluster(msg)));
+        }
+        Err(e) => return Err(e),
+    };
     for (item, outcome) in good.iter().zip(outcomes) {
         match outcome {
             Outcome::Applied => metrics::counter!("cutover_indexer_applied_total").increment(1),
@@ -121,8 +146,10 @@ async fn process(batch: Vec<Item>, shared: &LaneShared) -> Result<(), ApplyError
     Ok(())
 }
 
-/// Applies a batch; when the whole request is refused (not an item: e.g. too large), halves
-/// it until the refused command is alone, and that command is poison.
+/// Applies a batch; when the whole request is refused in a way a smaller request can pass
+/// (413, a 400 on the request itself), halves it until the refused command is alone, and that
+/// command is poison. Every other failure (cancel, halt) is returned as it is: a cluster that
+/// refuses everything must never drain the topic into the dead-letter topic.
 async fn apply_splitting(applier: &Applier, items: &[Item]) -> Result<Vec<Outcome>, ApplyError> {
     if items.is_empty() {
         return Ok(Vec::new());
@@ -130,9 +157,9 @@ async fn apply_splitting(applier: &Applier, items: &[Item]) -> Result<Vec<Outcom
     let cmds: Vec<&schema::Command> = items.iter().map(|i| i.decoded.as_ref().expect("decoded")).collect();
     match applier.apply(&cmds).await {
         Ok(o) => Ok(o),
-        Err(ApplyError::Cancelled) => Err(ApplyError::Cancelled),
-        Err(e) if items.len() == 1 => Ok(vec![Outcome::Poison { kind: "request", reason: e.to_string() }]),
-        Err(e) => {
+        Err(ApplyError::Split(e)) if items.len() == 1 => Ok(vec![Outcome::Poison { kind: "request", reason: e.to_string() }]),
+        Err(e @ (ApplyError::Cancelled | ApplyError::Halt(_))) => Err(e),
+        Err(ApplyError::Split(e)) => {
             tracing::warn!(error = %e, size = items.len(), "bulk request refused; splitting the batch");
             let (a, b) = items.split_at(items.len() / 2);
             let mut out = Box::pin(apply_splitting(applier, a)).await?;
@@ -142,15 +169,25 @@ async fn apply_splitting(applier: &Applier, items: &[Item]) -> Result<Vec<Outcom
     }
 }
 
+/// Records why the indexer stops by itself and stops consuming.
+fn halt(shared: &LaneShared, stop: Stop) -> ApplyError {
+    let (cause, reason) = match &stop {
+        Stop::Poison(r) => ("poison", r.clone()),
+        Stop::Cluster(r) => ("cluster", r.clone()),
+    };
+    metrics::counter!("cutover_indexer_halts_total", "cause" => cause).increment(1);
+    shared.halted.lock().expect("halt lock").get_or_insert(stop);
+    shared.stop.cancel();
+    ApplyError::Halt(reason)
+}
+
 /// Dead-letters one record (or halts), then completes its ticket.
 async fn poison(shared: &LaneShared, item: &Item, kind: &str, reason: &str) -> Result<(), ApplyError> {
     let (topic, partition) = &item.ticket.tp;
     if shared.on_poison == OnPoison::Halt {
         let msg = format!("poison record at {topic}[{partition}]@{}: {kind}: {reason}", item.ticket.offset);
         tracing::error!("{msg}; halting (--on-poison halt)");
-        shared.halted.lock().expect("halt lock").get_or_insert(msg);
-        shared.stop.cancel();
-        return Err(ApplyError::Cancelled);
+        return Err(halt(shared, Stop::Poison(msg)));
     }
     let dl = DeadLetter {
         topic: topic.clone(),
@@ -162,7 +199,10 @@ async fn poison(shared: &LaneShared, item: &Item, kind: &str, reason: &str) -> R
         kind: kind.to_string(),
         reason: reason.to_string(),
     };
-    shared.dead_letters.send(&dl).await.map_err(|_| ApplyError::Cancelled)?;
+    shared.dead_letters.send(&dl).await.map_err(|e| match e.why {
+        cluster::GiveUp::Cancelled => ApplyError::Cancelled,
+        cluster::GiveUp::Exhausted(_) => halt(shared, Stop::Cluster(e.to_string())),
+    })?;
     shared.tracker.complete(&item.ticket);
     Ok(())
 }

@@ -11,6 +11,7 @@
 //! - [`invariants`]: reports commands that break the model's assumptions (keying, versions).
 //! - [`lag`], [`http`]: lag, readiness gate, Prometheus metrics.
 //! - [`startup`]: the checks that refuse to start on an unfit target.
+//! - [`kafka`]: refused librdkafka overrides, the start-up probe of the brokers, fatal client errors.
 
 pub mod apply;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod consume;
 pub mod deadletter;
 pub mod http;
 pub mod invariants;
+pub mod kafka;
 pub mod lag;
 pub mod lanes;
 pub mod offsets;
@@ -26,6 +28,7 @@ pub mod startup;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::producer::FutureProducer;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -47,6 +50,14 @@ pub enum IndexerError {
     /// `--on-poison halt` met a poison record; its offset was not committed.
     #[error("halted: {0}")]
     Halted(String),
+    /// The target refused work for a reason an operator must fix (credentials revoked, index
+    /// deleted or closed, retries exhausted); nothing past the refused records was committed.
+    #[error("halted: {0}")]
+    ClusterRefused(String),
+    /// Kafka cannot be used as configured: credentials or TLS refused (at start-up or later),
+    /// or no broker reachable within `--kafka-connect-timeout-secs`.
+    #[error("kafka unavailable: {0}")]
+    KafkaUnavailable(String),
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("metrics endpoint: {0}")]
@@ -54,11 +65,15 @@ pub enum IndexerError {
 }
 
 impl IndexerError {
-    /// The process exit code for this error (2: refused to start, 3: halted, 1: other).
+    /// The process exit code for this error: 2 refused to start, 3 halted on a poison record
+    /// (`--on-poison halt`), 4 halted because the cluster must be fixed first, 5 Kafka
+    /// unavailable (credentials, TLS, unreachable), 1 other.
     pub fn exit_code(&self) -> i32 {
         match self {
             IndexerError::Refused(_) => 2,
             IndexerError::Halted(_) => 3,
+            IndexerError::ClusterRefused(_) => 4,
+            IndexerError::KafkaUnavailable(_) => 5,
             _ => 1,
         }
     }
@@ -72,7 +87,10 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
     let (applier, props) = startup::prepare(&cfg, abort.clone()).await?;
 
     let tracker = Arc::new(Tracker::default());
-    let ctx = Ctx { tracker: tracker.clone(), drain_timeout: cfg.shutdown_timeout() };
+    let readiness = Arc::new(Readiness::default());
+    let paused = Arc::new(AtomicBool::new(false));
+    let watch = Arc::new(kafka::Watch::new(stop.clone()));
+    let ctx = Ctx { tracker: tracker.clone(), drain_timeout: cfg.shutdown_timeout(), readiness: readiness.clone(), paused: paused.clone(), watch: watch.clone() };
     let consumer = Arc::new(consume::build_consumer(
         &cfg.kafka.brokers,
         &cfg.kafka.group,
@@ -81,15 +99,15 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
         &props,
         ctx,
     )?);
+    report_offset_gaps(consumer.clone(), &cfg.kafka.topic, &readiness).await;
     consumer.subscribe(&[cfg.kafka.topic.as_str()])?;
     let producer = dead_letter_producer(&cfg.kafka.brokers, &props)?;
-    let readiness = Arc::new(Readiness::default());
     let server = http::serve(cfg.ops.metrics_addr, prometheus, readiness.clone(), abort.clone()).await?;
 
     let halted = Arc::new(Mutex::new(None));
     let shared = LaneShared {
         applier,
-        dead_letters: DeadLetterSink::new(producer, cfg.dead_letter_topic(), abort.clone()),
+        dead_letters: DeadLetterSink::new(producer, cfg.dead_letter_topic(), cfg.retry_policy(), abort.clone()),
         tracker: tracker.clone(),
         on_poison: cfg.ops.on_poison,
         halted: halted.clone(),
@@ -131,7 +149,7 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
     }
     let router = Router { decode, index_map: cfg.decode.index_map.clone(), lanes };
     tracing::info!(topic = %cfg.kafka.topic, group = %cfg.kafka.group, lanes, "indexer started");
-    consume::consume_loop(&consumer, &router, &senders, &tracker, &stop, Duration::from_millis(cfg.kafka.commit_interval_ms)).await;
+    consume::consume_loop(&consumer, &router, &senders, &tracker, &stop, Duration::from_millis(cfg.kafka.commit_interval_ms), &paused).await;
 
     // Shutdown: stop fetching (done), let lanes finish what they hold, commit, exit.
     tracing::info!(in_flight = tracker.total_in_flight(), "stopping: finishing in-flight writes");
@@ -142,16 +160,44 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
     }
     abort.cancel();
     consume::store(consumer.as_ref(), &tracker);
-    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::debug!(error = %e, "final commit (nothing stored?)");
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) | Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+        Err(e) => {
+            metrics::counter!("cutover_indexer_commit_failures_total").increment(1);
+            tracing::warn!(error = %e, "final offset commit failed: records applied since the last commit will be applied again after a restart (harmless: writes are versioned)");
+        }
     }
     let _ = lag_task.await;
     let _ = server.await;
-    if let Some(reason) = halted.lock().expect("halt lock").take() {
-        return Err(IndexerError::Halted(reason));
+    match halted.lock().expect("halt lock").take() {
+        Some(lanes::Stop::Poison(reason)) => return Err(IndexerError::Halted(reason)),
+        Some(lanes::Stop::Cluster(reason)) => return Err(IndexerError::ClusterRefused(reason)),
+        None => {}
+    }
+    if let Some(reason) = watch.fatal() {
+        return Err(IndexerError::KafkaUnavailable(reason));
     }
     tracing::info!("indexer stopped cleanly");
     Ok(())
+}
+
+/// Before joining the group: a partition whose committed offset is older than the log start
+/// lost records to retention while this group was stopped. Said loudly (error log, metric,
+/// `/ready` stays closed): only a backfill that runs after the gap covers those records.
+async fn report_offset_gaps(consumer: Arc<consume::IndexerConsumer>, topic: &str, readiness: &Readiness) {
+    let name = topic.to_string();
+    match tokio::task::spawn_blocking(move || lag::offset_gaps(&consumer, &name)).await {
+        Ok(Ok(gaps)) if !gaps.is_empty() => {
+            for gap in &gaps {
+                tracing::error!(gap = %gap, "offset gap: records were deleted by retention before this consumer group applied them; run `backfill copy` again now (it covers them only if it runs after the gap), then restart the indexer");
+            }
+            metrics::gauge!("cutover_indexer_offset_gaps").set(gaps.len() as f64);
+            readiness.offset_gaps(gaps);
+        }
+        Ok(Ok(_)) => metrics::gauge!("cutover_indexer_offset_gaps").set(0.0),
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not check committed offsets against the log start"),
+        Err(e) => tracing::warn!(error = %e, "offset gap check did not finish"),
+    }
 }
 
 fn dead_letter_producer(brokers: &str, props: &[(String, String)]) -> Result<FutureProducer, IndexerError> {

@@ -3,7 +3,13 @@
 //!
 //! Mapping rules (legacy `GET /<index>` body -> target create-index body):
 //! - the `_type` level is dropped if present (6.x `{"_doc": {..}}` or a custom type name: a
-//!   single key, not a mapping parameter, whose value has `properties`/`dynamic_templates`);
+//!   single key, not a mapping parameter, whose value has `properties`/`dynamic_templates`;
+//!   a 5.x-era `_default_` mapping beside it is dropped, its templates are already merged
+//!   into the type);
+//! - what only 6.x knows and 7.x+ refuses is dropped: `_all` ("Root mapping definition has
+//!   unsupported parameters"; the target has no catch-all field, `copy_to` is its
+//!   replacement), `_field_names.enabled` (removed in 8.x/9.x) and `include_in_all` on
+//!   properties;
 //! - dynamic templates whose `path_match` targets the tag map (equal to `legacy_path` or
 //!   starting with it followed by `.` or `*`) are removed; in a `path_match` array only those
 //!   patterns are removed. A bare `match` names a leaf field, never the map, so it is kept;
@@ -216,6 +222,7 @@ fn target_mappings(
     let mut m = drop_type_level(legacy);
     let value_ignore_above =
         legacy_tag_ignore_above(&m, &tags.legacy_path).unwrap_or(MAX_TAG_IGNORE_ABOVE);
+    drop_6x_only(&mut m);
     drop_tag_templates(&mut m, &tags.legacy_path);
     let segs: Vec<&str> = tags.legacy_path.split('.').collect();
     remove_property(&mut m, &segs);
@@ -235,15 +242,28 @@ fn target_mappings(
     Ok(m)
 }
 
-/// Unwraps a 6.x-style `{"<type>": {properties..}}` mapping.
-fn drop_type_level(m: Map<String, Value>) -> Map<String, Value> {
+/// Unwraps a 6.x-style `{"<type>": {properties..}}` mapping (and drops a `_default_` beside it).
+fn drop_type_level(mut m: Map<String, Value>) -> Map<String, Value> {
+    let is_type_name = |k: &str| !MAPPING_PARAMS.contains(&k) && k != "_default_";
+    if m.len() == 2
+        && m.get("_default_").is_some_and(Value::is_object)
+        && m.keys().any(|k| is_type_name(k))
+    {
+        m.remove("_default_");
+    }
+    // A type's body holds only mapping parameters (an index without fields yet: none at all).
+    let type_body = |v: &Value| {
+        v.as_object()
+            .is_some_and(|o| o.keys().all(|k| MAPPING_PARAMS.contains(&k.as_str())))
+    };
     let is_type = m.len() == 1
         && m.iter().all(|(k, v)| {
-            !MAPPING_PARAMS.contains(&k.as_str())
+            is_type_name(k)
                 && v.is_object()
                 && (k == "_doc"
                     || v.get("properties").is_some()
-                    || v.get("dynamic_templates").is_some())
+                    || v.get("dynamic_templates").is_some()
+                    || type_body(v))
         });
     if !is_type {
         return m;
@@ -251,6 +271,30 @@ fn drop_type_level(m: Map<String, Value>) -> Map<String, Value> {
     match m.into_iter().next() {
         Some((_, Value::Object(inner))) => inner,
         _ => Map::new(),
+    }
+}
+
+/// Removes the mapping parameters of 6.x that 7.x+ refuses (see the module doc).
+fn drop_6x_only(m: &mut Map<String, Value>) {
+    m.remove("_all");
+    if let Some(Value::Object(field_names)) = m.get_mut("_field_names") {
+        field_names.remove("enabled");
+        if field_names.is_empty() {
+            m.remove("_field_names");
+        }
+    }
+    fn strip(props: &mut Map<String, Value>) {
+        for def in props.values_mut().filter_map(Value::as_object_mut) {
+            def.remove("include_in_all");
+            for nested in ["properties", "fields"] {
+                if let Some(Value::Object(inner)) = def.get_mut(nested) {
+                    strip(inner);
+                }
+            }
+        }
+    }
+    if let Some(Value::Object(props)) = m.get_mut("properties") {
+        strip(props);
     }
 }
 

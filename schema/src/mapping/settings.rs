@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 /// copied to the target: identity and history of the old index, ILM (the target cluster has
 /// its own policies), blocks and resize/recovery state. Beyond the obvious ones:
 /// `soft_deletes.enabled` (8.x+ refuses `false` and always enables it) and the frozen-index
-/// settings 8.x+ no longer knows. Each entry also drops its sub-keys.
+/// settings 8.x+ no longer knows; `mapper.dynamic` (6.x, refused by 7.x+ as unknown) and
+/// `replication.type` (OpenSearch's per-index replication strategy, unknown to Elasticsearch;
+/// an OpenSearch target applies its own default). Each entry also drops its sub-keys.
 pub const DROPPED_SETTINGS: &[&str] = &[
     "provided_name",
     "uuid",
@@ -26,10 +28,12 @@ pub const DROPPED_SETTINGS: &[&str] = &[
     "soft_deletes.enabled",
     "frozen",
     "search.throttled",
+    "mapper.dynamic",
+    "replication.type",
 ];
 
 /// Index-relative settings a server adds by itself on creation; ignored when comparing an
-/// expected definition with an actual one.
+/// expected definition with an actual one (`replication.type`: OpenSearch's default strategy).
 pub const SERVER_SETTINGS: &[&str] = &[
     "provided_name",
     "uuid",
@@ -40,6 +44,7 @@ pub const SERVER_SETTINGS: &[&str] = &[
     "routing.allocation.initial_recovery",
     "resize",
     "verified_before_close",
+    "replication.type",
 ];
 
 /// True when `key` is one of `list` or below one of them.

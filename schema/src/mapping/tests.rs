@@ -91,6 +91,49 @@ fn drops_6x_type_level() {
     legacy["mappings"] = json!({"event": {"properties": {"a": {"type": "long"}}}});
     let out = target_definition(&legacy, &cfg()).unwrap();
     assert_eq!(out["mappings"]["properties"]["a"], json!({"type": "long"}));
+    // A 6.x index of a custom type without any field yet.
+    legacy["mappings"] = json!({"item": {}});
+    let out = target_definition(&legacy, &cfg()).unwrap();
+    assert_eq!(
+        out["mappings"],
+        json!({"properties": {"tags": tag_field_mapping(MAX_TAG_IGNORE_ABOVE)}})
+    );
+}
+
+/// `GET /<index>` from 6.8.23 for an index created on 5.x: custom type, `_default_` beside
+/// it, `_all` disabled, `include_in_all`, `_field_names` disabled, `index.mapper.dynamic`.
+#[test]
+fn derives_target_from_6x_body_created_on_5x() {
+    let mut legacy = legacy_717();
+    let mut typed = legacy["mappings"].take();
+    typed["_all"] = json!({"enabled": false});
+    typed["_field_names"] = json!({"enabled": false});
+    typed["properties"]["title"]["include_in_all"] = json!(false);
+    typed["properties"]["title"]["fields"]["raw"]["include_in_all"] = json!(false);
+    legacy["mappings"] = json!({"_default_": {"_all": {"enabled": false}}, "item": typed});
+    legacy["settings"]["index"]["mapper"] = json!({"dynamic": "false"});
+    legacy["settings"]["index"]["version"] = json!({"created": "5061699", "upgraded": "6082399"});
+    assert_eq!(
+        target_definition(&legacy, &cfg()).unwrap(),
+        expected_target()
+    );
+}
+
+/// `GET /<index>` from OpenSearch 2.19: its replication strategy is not an Elasticsearch
+/// setting (9.x refuses it as unknown).
+#[test]
+fn drops_opensearch_replication_type() {
+    let mut legacy = legacy_717();
+    legacy["settings"]["index"]["replication"] = json!({"type": "DOCUMENT"});
+    let derived = target_definition(&legacy, &cfg()).unwrap();
+    assert_eq!(derived, expected_target());
+    // An OpenSearch target adds it again on creation: not a difference.
+    let mut on_opensearch = derived.clone();
+    on_opensearch["settings"]["index"]["replication"] = json!({"type": "DOCUMENT"});
+    assert_eq!(
+        definition_differences(&derived, &on_opensearch),
+        Vec::<String>::new()
+    );
 }
 
 #[test]

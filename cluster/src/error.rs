@@ -1,0 +1,236 @@
+//! Elasticsearch's errors, parsed once, and the one place that decides what each failure means.
+//!
+//! Every failure both writers can meet ends in exactly one [`Class`]:
+//!
+//! | class | meaning | examples |
+//! |---|---|---|
+//! | [`Class::Retry`] | the cluster is busy or briefly sick: try again with backoff | no answer, 408, 429, 5xx, an unavailable shard, a write block |
+//! | [`Class::Halt`] | the cluster is misconfigured: stop without committing past the record, name the fix | 401, 403, a missing or closed index, exhausted retries |
+//! | [`Class::Split`] | the request as a whole was refused, but a smaller one can succeed | 413, a 400 on the request itself |
+//! | [`Class::Poison`] | the record itself is wrong: only this goes to the dead-letter topic | a mapping or parse error of one document |
+//!
+//! (A 409 on an externally versioned write is not a failure: it is *superseded*, see
+//! [`crate::bulk::ItemClass`].) Nothing else in the workspace looks at statuses or error
+//! types to decide this.
+
+use serde_json::Value;
+use std::fmt;
+
+/// What to do about a failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Class {
+    /// Try again later: the same request can succeed unchanged.
+    Retry,
+    /// Stop: the cluster (credentials, index, settings) must be fixed by an operator first.
+    Halt,
+    /// The whole request was refused, but smaller requests can succeed.
+    Split,
+    /// The record itself cannot be written.
+    Poison,
+}
+
+impl Class {
+    /// Lower-case name for metric labels and logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Class::Retry => "retry",
+            Class::Halt => "halt",
+            Class::Split => "split",
+            Class::Poison => "poison",
+        }
+    }
+}
+
+/// An Elasticsearch error object (`{"type", "reason", "caused_by"}`), parsed once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ErrorCause {
+    /// `error.type`, e.g. `index_not_found_exception` (empty when the body had no error object).
+    pub kind: String,
+    /// `error.reason`, or the body itself when it was not an error object.
+    pub reason: String,
+    /// `error.caused_by`.
+    pub caused_by: Option<Box<ErrorCause>>,
+}
+
+/// Error types that say the cluster is briefly unable to serve, whatever the status.
+const TRANSIENT: &[&str] = &[
+    "unavailable_shards_exception",
+    "no_shard_available_action_exception",
+    "cluster_block_exception",
+    "es_rejected_execution_exception",
+    "circuit_breaking_exception",
+    "node_not_connected_exception",
+    "node_closed_exception",
+    "primary_missing_action_exception",
+    "shard_not_found_exception",
+    "process_cluster_event_timeout_exception",
+];
+
+/// Error types that say the cluster is misconfigured for this write: an operator must act.
+const MISCONFIGURED: &[&str] = &["index_not_found_exception", "index_closed_exception", "security_exception"];
+
+impl ErrorCause {
+    /// Parses a response body: `{"error": {...}}`, an error object itself, a bare
+    /// `{"error": "text"}`, or anything else (kept as the reason, shortened).
+    pub fn parse(body: &Value) -> ErrorCause {
+        match body.get("error") {
+            Some(e @ Value::Object(_)) => Self::from_object(e),
+            Some(Value::String(s)) => ErrorCause { kind: String::new(), reason: s.clone(), caused_by: None },
+            _ if body.get("type").is_some() => Self::from_object(body),
+            _ => ErrorCause { kind: String::new(), reason: short(body), caused_by: None },
+        }
+    }
+
+    fn from_object(e: &Value) -> ErrorCause {
+        let text = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        ErrorCause {
+            kind: text("type"),
+            reason: text("reason"),
+            caused_by: e.get("caused_by").filter(|c| c.is_object()).map(|c| Box::new(Self::from_object(c))),
+        }
+    }
+
+    /// The innermost cause: usually what a reader needs ("field expansion matches too many
+    /// fields, limit: 1024").
+    pub fn root(&self) -> &ErrorCause {
+        let mut cur = self;
+        while let Some(next) = &cur.caused_by {
+            cur = next;
+        }
+        cur
+    }
+
+    /// True when this error or any cause has type `kind`.
+    pub fn has_kind(&self, kind: &str) -> bool {
+        let mut cur = Some(self);
+        while let Some(c) = cur {
+            if c.kind == kind {
+                return true;
+            }
+            cur = c.caused_by.as_deref();
+        }
+        false
+    }
+
+    fn has_any(&self, kinds: &[&str]) -> bool {
+        kinds.iter().any(|k| self.has_kind(k))
+    }
+}
+
+impl fmt::Display for ErrorCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.kind.is_empty(), self.reason.is_empty()) {
+            (true, _) => write!(f, "{}", self.reason)?,
+            (false, true) => write!(f, "{}", self.kind)?,
+            (false, false) => write!(f, "{}: {}", self.kind, self.reason)?,
+        }
+        if let Some(c) = &self.caused_by {
+            write!(f, " (caused by {c})")?;
+        }
+        Ok(())
+    }
+}
+
+/// The class of a whole request that the cluster answered with `status`.
+pub fn classify_request(status: u16, cause: &ErrorCause) -> Class {
+    if cause.has_any(MISCONFIGURED) {
+        return Class::Halt;
+    }
+    if cause.has_any(TRANSIENT) {
+        return Class::Retry;
+    }
+    match status {
+        408 | 429 | 500..=599 => Class::Retry,
+        413 => Class::Split,
+        400 => Class::Split,
+        _ => Class::Halt, // 401, 403, 404, 405, ...: credentials, privileges, a wrong URL or index
+    }
+}
+
+/// The class of one failed item of a `_bulk` response (2xx, 409 and a delete's plain 404 are
+/// not failures: see [`crate::bulk::classify_item`]).
+pub fn classify_item(status: u16, cause: &ErrorCause) -> Class {
+    if cause.has_any(MISCONFIGURED) {
+        return Class::Halt;
+    }
+    if cause.has_any(TRANSIENT) {
+        return Class::Retry;
+    }
+    match status {
+        408 | 429 | 500..=599 => Class::Retry,
+        401 | 403 | 404 => Class::Halt,
+        _ => Class::Poison,
+    }
+}
+
+/// The class of one document of an `_mget` answer that came back with an `error` instead of
+/// `found`: never "absent", never poison. A read that cannot answer now is retried.
+pub fn classify_read(cause: &ErrorCause) -> Class {
+    if cause.has_any(MISCONFIGURED) {
+        Class::Halt
+    } else {
+        Class::Retry
+    }
+}
+
+/// A body shortened for messages.
+pub fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 500 {
+        format!("{}...", &s[..s.floor_char_boundary(500)])
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cause(v: Value) -> ErrorCause {
+        ErrorCause::parse(&v)
+    }
+
+    #[test]
+    fn parses_nested_causes() {
+        let c = cause(json!({"error": {"type": "search_phase_execution_exception", "reason": "all shards failed",
+            "caused_by": {"type": "illegal_argument_exception", "reason": "field expansion matches too many fields"}}, "status": 400}));
+        assert_eq!(c.kind, "search_phase_execution_exception");
+        assert_eq!(c.root().reason, "field expansion matches too many fields");
+        assert!(c.has_kind("illegal_argument_exception"));
+        assert_eq!(c.to_string(), "search_phase_execution_exception: all shards failed (caused by illegal_argument_exception: field expansion matches too many fields)");
+        assert_eq!(cause(json!({"error": "Incorrect HTTP method"})).reason, "Incorrect HTTP method");
+        assert_eq!(cause(json!("plain")).reason, "\"plain\"");
+    }
+
+    #[test]
+    fn requests_are_classified_once() {
+        let none = ErrorCause::default();
+        assert_eq!(classify_request(429, &none), Class::Retry);
+        assert_eq!(classify_request(503, &none), Class::Retry);
+        assert_eq!(classify_request(401, &cause(json!({"error": {"type": "security_exception", "reason": "unable to authenticate"}}))), Class::Halt);
+        assert_eq!(classify_request(403, &none), Class::Halt);
+        assert_eq!(classify_request(404, &cause(json!({"error": {"type": "index_not_found_exception", "reason": "no such index"}}))), Class::Halt);
+        assert_eq!(classify_request(400, &cause(json!({"error": {"type": "index_closed_exception", "reason": "closed"}}))), Class::Halt);
+        assert_eq!(classify_request(403, &cause(json!({"error": {"type": "cluster_block_exception", "reason": "blocked by: [FORBIDDEN/8/index write (api)]"}}))), Class::Retry);
+        assert_eq!(classify_request(413, &none), Class::Split);
+        assert_eq!(classify_request(400, &cause(json!({"error": {"type": "illegal_argument_exception", "reason": "Malformed action/metadata line"}}))), Class::Split);
+    }
+
+    #[test]
+    fn items_say_whether_the_record_or_the_cluster_is_wrong() {
+        let c = |t: &str| cause(json!({"type": t, "reason": "x"}));
+        assert_eq!(classify_item(404, &c("index_not_found_exception")), Class::Halt);
+        assert_eq!(classify_item(400, &c("index_closed_exception")), Class::Halt);
+        assert_eq!(classify_item(403, &c("cluster_block_exception")), Class::Retry);
+        assert_eq!(classify_item(503, &c("unavailable_shards_exception")), Class::Retry);
+        assert_eq!(classify_item(429, &c("es_rejected_execution_exception")), Class::Retry);
+        assert_eq!(classify_item(400, &c("document_parsing_exception")), Class::Poison);
+        assert_eq!(classify_item(400, &c("mapper_parsing_exception")), Class::Poison);
+        assert_eq!(classify_item(403, &c("some_other_exception")), Class::Halt);
+        assert_eq!(classify_read(&c("no_shard_available_action_exception")), Class::Retry);
+        assert_eq!(classify_read(&c("index_not_found_exception")), Class::Halt);
+        assert_eq!(classify_read(&c("anything_else")), Class::Retry);
+    }
+}
