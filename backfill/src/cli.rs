@@ -70,6 +70,36 @@ pub struct IndexArgs {
     pub target_index: String,
 }
 
+/// How the source is read: the flags `copy` and `verify` share.
+#[derive(Args, Debug, Clone)]
+pub struct ReadArgs {
+    /// Where each legacy document's version is: `field:<path>` (in _source) or `_version`
+    /// (legacy indexed with external versions). No default: required, because every write is
+    /// externally versioned with it (and verify compares versions).
+    #[arg(long, value_name = "field:<path>|_version")]
+    pub legacy_version: Option<LegacyVersionSource>,
+    /// Documents per scan page, and per bulk request (copy) or per _mget (verify).
+    #[arg(long, default_value_t = 1000)]
+    pub batch_size: usize,
+    /// Keep-alive of the PIT or scroll between two pages (a lost context is recovered from).
+    #[arg(long, default_value = "5m")]
+    pub keep_alive: String,
+    /// How to read the source: auto (PIT on ES 7.12+/OpenSearch 2.4+, else scroll), pit, scroll.
+    #[arg(long, value_enum, default_value_t = ScanMethodChoice::Auto)]
+    pub scan_method: ScanMethodChoice,
+    /// Give up on a scan page or a bulk request after this many consecutive retries. Default:
+    /// retry forever (an outage pauses the run).
+    #[arg(long)]
+    pub max_retries: Option<u32>,
+}
+
+impl ReadArgs {
+    /// The one retry policy of a run: the scan's and the writes'.
+    pub fn retry_policy(&self) -> cluster::RetryPolicy {
+        cluster::RetryPolicy { max_retries: self.max_retries, ..Default::default() }
+    }
+}
+
 /// `backfill create-index`.
 #[derive(Args, Debug)]
 pub struct CreateIndexArgs {
@@ -102,11 +132,8 @@ pub struct CopyArgs {
     pub indices: IndexArgs,
     #[command(flatten)]
     pub tags: TagArgs,
-    /// Where each legacy document's version is: `field:<path>` (in _source) or `_version`
-    /// (legacy indexed with external versions). No default: required, because every write is
-    /// externally versioned with it.
-    #[arg(long, value_name = "field:<path>|_version")]
-    pub legacy_version: Option<LegacyVersionSource>,
+    #[command(flatten)]
+    pub read: ReadArgs,
     /// Number of slices the source is cut into (on _seq_no). Default: the source's primary
     /// shard count, capped at 8. Changing it later starts a fresh set of checkpoints.
     #[arg(long)]
@@ -117,21 +144,12 @@ pub struct CopyArgs {
     /// Copy only the slices of worker I of N (slices I, I+N, ...). Default: all.
     #[arg(long, value_name = "I/N")]
     pub worker: Option<SliceSelection>,
-    /// Documents per scan page and per bulk request.
-    #[arg(long, default_value_t = 1000)]
-    pub batch_size: usize,
     /// Bulk requests in flight at once for this process (also the read-ahead per slice).
     #[arg(long, default_value_t = 4)]
     pub bulk_concurrency: usize,
     /// Limit on documents per second for this process. Default: unlimited.
     #[arg(long)]
     pub max_docs_per_sec: Option<u64>,
-    /// Keep-alive of the PIT or scroll between two pages (a lost context is recovered from).
-    #[arg(long, default_value = "5m")]
-    pub keep_alive: String,
-    /// How to read the source: auto (PIT on ES 7.12+/OpenSearch 2.4+, else scroll), pit, scroll.
-    #[arg(long, value_enum, default_value_t = ScanMethodChoice::Auto)]
-    pub scan_method: ScanMethodChoice,
     /// Directory of the per-slice checkpoint files (delete it to force a full copy).
     #[arg(long, default_value = "backfill-checkpoints")]
     pub checkpoint_dir: PathBuf,
@@ -156,10 +174,6 @@ pub struct CopyArgs {
     /// Also write the end-of-run summary as JSON to this file. Default: none.
     #[arg(long)]
     pub summary_json: Option<PathBuf>,
-    /// Give up on a bulk request after this many retries. Default: retry forever (an outage
-    /// pauses the copy).
-    #[arg(long)]
-    pub max_retries: Option<u32>,
 }
 
 /// `backfill verify`.
@@ -173,21 +187,11 @@ pub struct VerifyArgs {
     pub indices: IndexArgs,
     #[command(flatten)]
     pub tags: TagArgs,
-    /// Where each legacy document's version is: `field:<path>` or `_version` (required).
-    #[arg(long, value_name = "field:<path>|_version")]
-    pub legacy_version: Option<LegacyVersionSource>,
+    #[command(flatten)]
+    pub read: ReadArgs,
     /// Parallel slices of the legacy walk.
     #[arg(long, default_value_t = 2)]
     pub slices: u32,
-    /// Documents per page and per _mget.
-    #[arg(long, default_value_t = 1000)]
-    pub batch_size: usize,
-    /// Keep-alive of the PIT or scroll between two pages.
-    #[arg(long, default_value = "5m")]
-    pub keep_alive: String,
-    /// How to read the legacy side: auto, pit, scroll.
-    #[arg(long, value_enum, default_value_t = ScanMethodChoice::Auto)]
-    pub scan_method: ScanMethodChoice,
     /// Seconds to keep re-checking in-flight differences (versions differ) before reporting.
     #[arg(long, default_value_t = 30)]
     pub settle_timeout_secs: u64,
@@ -291,20 +295,20 @@ async fn run_copy(a: CopyArgs) -> Result<Outcome, CliError> {
         source_index: a.indices.source_index,
         target_index: a.indices.target_index,
         tags: (&a.tags).into(),
-        legacy_version: a.legacy_version,
+        legacy_version: a.read.legacy_version.clone(),
         slices: a.slices,
         selection: a.slice_range.or(a.worker).unwrap_or(SliceSelection::All),
-        batch_size: a.batch_size,
+        batch_size: a.read.batch_size,
         bulk_concurrency: a.bulk_concurrency,
         max_docs_per_sec: a.max_docs_per_sec,
-        keep_alive: a.keep_alive,
-        scan_method: a.scan_method,
+        keep_alive: a.read.keep_alive.clone(),
+        scan_method: a.read.scan_method,
         checkpoint_dir: a.checkpoint_dir,
         failures_file: a.failures_file,
         min_gc_deletes: parse_duration(&a.min_gc_deletes)?,
         progress: a.progress,
         log_interval: Duration::from_secs(a.log_interval_secs.max(1)),
-        write: WriteOptions { retry: cluster::RetryPolicy { max_retries: a.max_retries, ..Default::default() }, ..WriteOptions::default() },
+        write: WriteOptions { retry: a.read.retry_policy(), ..WriteOptions::default() },
         refresh_at_end: true,
         on_page: None,
     };
@@ -326,16 +330,16 @@ async fn run_copy(a: CopyArgs) -> Result<Outcome, CliError> {
 
 async fn run_verify(a: VerifyArgs) -> Result<Outcome, CliError> {
     let (legacy, target) = clients(a.legacy, a.target)?;
-    let version = a.legacy_version.ok_or(CliError::Copy(CopyError::NoVersionSource))?;
+    let version = a.read.legacy_version.clone().ok_or(CliError::Copy(CopyError::NoVersionSource))?;
     let cfg = VerifyConfig {
         source_index: a.indices.source_index.clone(),
         target_index: a.indices.target_index.clone(),
         tags: (&a.tags).into(),
         legacy_version: version,
         slices: a.slices.max(1),
-        page_size: a.batch_size,
-        keep_alive: a.keep_alive,
-        scan_method: a.scan_method,
+        page_size: a.read.batch_size,
+        keep_alive: a.read.keep_alive.clone(),
+        scan_method: a.read.scan_method,
         settle_timeout: Duration::from_secs(a.settle_timeout_secs),
         recheck_interval: Duration::from_millis(a.recheck_interval_ms.max(10)),
         known_deletes: {
@@ -352,6 +356,7 @@ async fn run_verify(a: VerifyArgs) -> Result<Outcome, CliError> {
         sample_limit: a.sample_limit,
         parity: a.parity,
         parity_field: a.parity_field,
+        retry: a.read.retry_policy(),
     };
     let report = verify(&legacy, &target, &cfg).await?;
     if let Some(path) = &a.report_json {
@@ -415,6 +420,13 @@ mod tests {
         for needle in ["--batch-size", "[default: 1000]", "--metrics-addr", "[default: 127.0.0.1:9465]", "--legacy-version", "--slice-range", "--worker", "--max-docs-per-sec", "--failures-file", "--checkpoint-dir"] {
             assert!(help.contains(needle), "copy --help lacks {needle}:\n{help}");
         }
+        // The source-reading flags both commands share, each with its default.
+        for sub in ["copy", "verify"] {
+            let help = cmd.find_subcommand_mut(sub).unwrap().render_long_help().to_string();
+            for needle in ["--legacy-version", "--batch-size", "[default: 1000]", "--keep-alive", "[default: 5m]", "--scan-method", "[default: auto]", "--max-retries", "retry forever"] {
+                assert!(help.contains(needle), "{sub} --help lacks {needle}:\n{help}");
+            }
+        }
     }
 
     #[test]
@@ -424,7 +436,7 @@ mod tests {
         ])
         .unwrap();
         let Command::Copy(c) = cli.command else { panic!() };
-        assert_eq!(c.legacy_version, Some(LegacyVersionSource::Field("version".into())));
+        assert_eq!(c.read.legacy_version, Some(LegacyVersionSource::Field("version".into())));
         assert_eq!(c.slice_range, Some(SliceSelection::Range { start: 0, end: 4 }));
         assert!(Cli::try_parse_from(["backfill", "copy", "--source-index", "a", "--target-index", "b", "--slice-range", "0..1", "--worker", "0/2"]).is_err());
     }

@@ -18,7 +18,7 @@ use crate::progress::{BatchCounts, ProgressMode, Reporter, Stats, Summary};
 use crate::rate::RateLimiter;
 use crate::scan::{Page, ScanError, ScanHook, ScanMethod, ScanMethodChoice, ScanOptions, SliceScan, SliceSpec};
 use cluster::client::enc;
-use cluster::{BulkOp, BulkOpKind, BulkWriter, Es, EsError, Resolved, WriteError, WriteOptions};
+use cluster::{BulkOp, BulkOpKind, BulkWriter, Es, EsError, GiveUp, Resolved, WriteError, WriteOptions};
 use futures::stream::{FuturesOrdered, StreamExt};
 use schema::{LegacyVersionSource, TagRewrite};
 use serde_json::Value;
@@ -96,7 +96,7 @@ pub struct CopyConfig {
     pub progress: ProgressMode,
     /// Interval of progress log lines.
     pub log_interval: Duration,
-    /// Retry policy of the bulk writer.
+    /// Retry policy of the bulk writer, also used by the scan of the source (`what = "scan"`).
     pub write: WriteOptions,
     /// Refresh the target when done, so searches (and verify) see everything.
     pub refresh_at_end: bool,
@@ -325,9 +325,9 @@ async fn run_slice(ctx: Arc<Ctx>, pos: usize, slice: u32) -> Result<SliceRun, Co
         page_size: ctx.cfg.batch_size.max(1),
         keep_alive: ctx.cfg.keep_alive.clone(),
         source: true,
-        max_attempts: 10,
+        retry: ctx.cfg.write.retry.clone(),
     };
-    let mut scan = SliceScan::new(ctx.legacy.clone(), opts, cp.resume_seq_no, ctx.cfg.on_page.clone());
+    let mut scan = SliceScan::new(ctx.legacy.clone(), opts, cp.resume_seq_no, ctx.cfg.on_page.clone(), ctx.cancel.clone());
     let result = pump(&ctx, pos, slice, &mut scan, &mut cp).await;
     scan.close().await;
     result?;
@@ -349,7 +349,10 @@ async fn pump(ctx: &Arc<Ctx>, pos: usize, slice: u32, scan: &mut SliceScan, cp: 
         }
         if !exhausted && inflight.len() < depth {
             let page = tokio::select! {
-                page = scan.next_page() => page.map_err(|source| CopyError::Scan { slice, source })?,
+                page = scan.next_page() => page.map_err(|source| match source {
+                    ScanError::GaveUp { why: GiveUp::Cancelled, .. } => CopyError::Cancelled,
+                    source => CopyError::Scan { slice, source },
+                })?,
                 _ = ctx.cancel.cancelled() => return Err(CopyError::Cancelled),
             };
             match page {

@@ -43,13 +43,20 @@
 //! from by opening a new one at the `_seq_no` floor; other failures are retried with backoff
 //! (PIT) or also recovered from the floor (scroll, where a retried request would skip the page
 //! the failed attempt already consumed on the healthy shards).
+//!
+//! Every retry goes through the binaries' one [`RetryPolicy`] (`what = "scan"`), configured by
+//! `--max-retries` like the writes: retried forever by default (an outage pauses the scan), the
+//! count of consecutive failures starting over after every page. A failure retrying cannot fix
+//! (the request itself is wrong) fails the slice at once.
 
 use cluster::client::enc;
-use cluster::{Backoff, Es, EsError, ServerVersion};
+use cluster::error::short;
+use cluster::{Es, EsError, GiveUp, RetryPolicy, ServerVersion};
 use elasticsearch::http::Method;
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 /// How the user wants the source read; `Auto` picks from the detected server version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -116,9 +123,10 @@ pub enum ScanError {
     /// The server cannot be read with the requested method.
     #[error("{0}")]
     Unsupported(String),
-    /// Recovery was attempted too many times without a single page in between.
-    #[error("gave up after {attempts} attempts without progress; last error: {last}")]
-    GaveUp { attempts: u32, last: String },
+    /// Retrying stopped without a single page in between: the retry budget (`--max-retries`)
+    /// ran out, or shutdown was requested.
+    #[error("{why}; last error: {last}")]
+    GaveUp { why: GiveUp, last: String },
 }
 
 impl ScanError {
@@ -155,8 +163,8 @@ pub struct ScanOptions {
     pub keep_alive: String,
     /// Fetch `_source` (false: ids, routing and versions only).
     pub source: bool,
-    /// Give up after this many consecutive failed attempts (no page in between).
-    pub max_attempts: u32,
+    /// How failed pages are retried (`what = "scan"`); the count starts over after every page.
+    pub retry: RetryPolicy,
 }
 
 /// Identifies the live search context, for fault-injection hooks and logs.
@@ -213,12 +221,14 @@ pub struct SliceScan {
     pages: u64,
     recoveries: u64,
     hook: Option<ScanHook>,
+    /// Stops the waits between retries.
+    cancel: CancellationToken,
 }
 
 impl SliceScan {
-    /// A scan starting at `_seq_no >= floor` (0: from the beginning).
-    pub fn new(es: Es, opts: ScanOptions, floor: u64, hook: Option<ScanHook>) -> Self {
-        SliceScan { es, opts, cursor: Cursor::None, floor, pages: 0, recoveries: 0, hook }
+    /// A scan starting at `_seq_no >= floor` (0: from the beginning); `cancel` ends its retries.
+    pub fn new(es: Es, opts: ScanOptions, floor: u64, hook: Option<ScanHook>, cancel: CancellationToken) -> Self {
+        SliceScan { es, opts, cursor: Cursor::None, floor, pages: 0, recoveries: 0, hook, cancel }
     }
 
     /// How many times a new context had to be opened after a loss or failure.
@@ -227,17 +237,18 @@ impl SliceScan {
     }
 
     /// The next page, or `None` at the end of the slice.
+    /// Transient failures are retried under [`ScanOptions::retry`], whose count starts over
+    /// with every call (that is, after every page).
     pub async fn next_page(&mut self) -> Result<Option<Page>, ScanError> {
-        let mut backoff = Backoff::new(std::time::Duration::from_millis(200), std::time::Duration::from_secs(10));
+        let mut attempts = self.opts.retry.start("scan");
         loop {
             match self.fetch().await {
                 Ok(hits) => return self.accept(hits).await,
-                Err(e) if e.is_transient() && backoff.attempts() < self.opts.max_attempts => {
-                    self.handle_failure(&e).await;
-                    tokio::time::sleep(backoff.next_delay()).await;
-                }
                 Err(e) if e.is_transient() => {
-                    return Err(ScanError::GaveUp { attempts: backoff.attempts(), last: e.to_string() });
+                    if let Err(why) = attempts.failed(&e, &self.cancel).await {
+                        return Err(ScanError::GaveUp { why, last: e.to_string() });
+                    }
+                    self.handle_failure(&e).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -258,12 +269,12 @@ impl SliceScan {
         }
     }
 
-    /// Decides what a failure means for the cursor: a lost context (any method) or any
-    /// failure of a scroll means a new context from the floor; a PIT failure otherwise
-    /// retries the same request.
+    /// Decides what a failure means for the cursor (after the retry policy's wait, which logged
+    /// the error): a lost context (any method) or any failure of a scroll means a new context
+    /// from the floor; a PIT failure otherwise retries the same request.
     async fn handle_failure(&mut self, e: &ScanError) {
         let reopen = matches!(e, ScanError::ContextLost(_)) || matches!(self.cursor, Cursor::Scroll { .. });
-        tracing::warn!(slice = self.opts.slice.id, error = %e, reopen, floor = self.floor, "scan page failed");
+        tracing::info!(slice = self.opts.slice.id, reopen, floor = self.floor, "retrying the scan page");
         if reopen && !matches!(self.cursor, Cursor::None) {
             self.close().await;
             self.recoveries += 1;
@@ -431,15 +442,6 @@ fn mentions_missing_context(resp: &Value) -> bool {
         || in_list(resp.pointer("/_shards/failures"), "reason")
 }
 
-fn short(v: &Value) -> String {
-    let s = v.to_string();
-    if s.len() > 400 {
-        format!("{}...", &s[..s.floor_char_boundary(400)])
-    } else {
-        s
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,6 +476,47 @@ mod tests {
     fn a_clean_empty_page_is_the_end() {
         let resp = json!({"_shards": {"failed": 0}, "hits": {"hits": []}});
         assert!(page_hits(200, resp, "/_search").unwrap().is_empty());
+    }
+
+    /// A cluster that refuses every connection (a port just released on 127.0.0.1): every
+    /// page fails with a retryable transport error.
+    fn refused() -> Es {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let cfg = cluster::ClusterConfig {
+            url: format!("http://127.0.0.1:{port}"),
+            username: None,
+            password: None,
+            api_key: None,
+            ca_file: None,
+            insecure: false,
+            timeout: std::time::Duration::from_secs(5),
+        };
+        Es::connect(&cfg).unwrap()
+    }
+
+    fn opts(max_retries: Option<u32>) -> ScanOptions {
+        let retry = RetryPolicy { base: std::time::Duration::from_millis(1), max_delay: std::time::Duration::from_millis(5), max_retries };
+        ScanOptions { index: "i".into(), method: ScanMethod::EsPit, slice: SliceSpec { id: 0, max: 1 }, page_size: 10, keep_alive: "1m".into(), source: true, retry }
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_under_the_shared_policy() {
+        let mut scan = SliceScan::new(refused(), opts(Some(3)), 0, None, CancellationToken::new());
+        let err = scan.next_page().await.unwrap_err();
+        assert!(matches!(err, ScanError::GaveUp { why: GiveUp::Exhausted(3), .. }), "{err}");
+        // Each call (each page) gets the full budget again.
+        let err = scan.next_page().await.unwrap_err();
+        assert!(matches!(err, ScanError::GaveUp { why: GiveUp::Exhausted(3), .. }), "{err}");
+        // Without a budget it retries until cancelled.
+        let cancel = CancellationToken::new();
+        let mut scan = SliceScan::new(refused(), opts(None), 0, None, cancel.clone());
+        let stop = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            cancel.cancel();
+        });
+        let err = scan.next_page().await.unwrap_err();
+        assert!(matches!(err, ScanError::GaveUp { why: GiveUp::Cancelled, .. }), "{err}");
+        stop.await.unwrap();
     }
 
     #[test]

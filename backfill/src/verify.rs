@@ -33,7 +33,7 @@
 
 use crate::scan::{ScanError, ScanMethod, ScanMethodChoice, ScanOptions, SliceScan, SliceSpec};
 use cluster::client::enc;
-use cluster::{Es, EsError};
+use cluster::{Es, EsError, RetryPolicy};
 use elasticsearch::http::Method;
 use schema::{LegacyVersionSource, Query, TagRewrite};
 use serde::Serialize;
@@ -41,6 +41,7 @@ use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// What `verify` compares and how long it waits for in-flight differences.
 #[derive(Clone, Debug)]
@@ -67,6 +68,8 @@ pub struct VerifyConfig {
     pub parity: bool,
     /// Plain field for parity bool combinations (`None`: the lowest-cardinality scalar field).
     pub parity_field: Option<String>,
+    /// How failed scan pages are retried (`what = "scan"`; default: forever).
+    pub retry: RetryPolicy,
 }
 
 impl VerifyConfig {
@@ -87,6 +90,7 @@ impl VerifyConfig {
             sample_limit: 20,
             parity: false,
             parity_field: None,
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -286,7 +290,7 @@ pub async fn verify(legacy: &Es, target: &Es, cfg: &VerifyConfig) -> Result<Veri
 /// Legacy walk of one slice: each page checked against the target with `_mget`.
 async fn walk_legacy(legacy: &Es, target: &Es, cfg: &VerifyConfig, shared: &Shared, method: ScanMethod, slice: SliceSpec) -> Result<(), VerifyError> {
     let opts = scan_options(cfg, &cfg.source_index, method, slice, true);
-    let mut scan = SliceScan::new(legacy.clone(), opts, 0, None);
+    let mut scan = SliceScan::new(legacy.clone(), opts, 0, None, CancellationToken::new());
     while let Some(page) = scan.next_page().await.map_err(|source| VerifyError::Scan { side: "legacy", source })? {
         shared.legacy_scanned.fetch_add(page.hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if slice.id == 0 {
@@ -308,7 +312,7 @@ async fn walk_legacy(legacy: &Es, target: &Es, cfg: &VerifyConfig, shared: &Shar
 /// Target walk: each page's ids looked up in legacy; absent ones are extra or resurrected.
 async fn walk_target(legacy: &Es, target: &Es, cfg: &VerifyConfig, shared: &Shared, method: ScanMethod) -> Result<(), VerifyError> {
     let opts = scan_options(cfg, &cfg.target_index, method, SliceSpec { id: 0, max: 1 }, false);
-    let mut scan = SliceScan::new(target.clone(), opts, 0, None);
+    let mut scan = SliceScan::new(target.clone(), opts, 0, None, CancellationToken::new());
     while let Some(page) = scan.next_page().await.map_err(|source| VerifyError::Scan { side: "target", source })? {
         shared.target_scanned.fetch_add(page.hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let keys: Vec<(String, Option<String>)> = page.hits.iter().map(id_routing).collect();
@@ -329,7 +333,7 @@ async fn walk_target(legacy: &Es, target: &Es, cfg: &VerifyConfig, shared: &Shar
 }
 
 fn scan_options(cfg: &VerifyConfig, index: &str, method: ScanMethod, slice: SliceSpec, source: bool) -> ScanOptions {
-    ScanOptions { index: index.into(), method, slice, page_size: cfg.page_size.max(1), keep_alive: cfg.keep_alive.clone(), source, max_attempts: 10 }
+    ScanOptions { index: index.into(), method, slice, page_size: cfg.page_size.max(1), keep_alive: cfg.keep_alive.clone(), source, retry: cfg.retry.clone() }
 }
 
 fn keep_samples(shared: &Shared, hits: &[Value]) {
