@@ -9,6 +9,7 @@ use crate::scan::ScanMethodChoice;
 use crate::verify::{verify, VerifyConfig, VerifyError};
 use clap::{Args, Parser, Subcommand};
 use cluster::config::{LegacyArgs, TargetArgs};
+use cluster::telemetry::LogFormat;
 use cluster::{ClusterConfig, Es, EsError, WriteOptions};
 use schema::{LegacyVersionSource, TagRewrite};
 use serde_json::{Map, Value};
@@ -23,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 #[command(name = "backfill", version, about, long_about = None)]
 pub struct Cli {
     /// Log format on stderr: `text` or `json`. Levels come from RUST_LOG (default: info).
-    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
-    pub log_format: String,
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -14,6 +14,7 @@
 //! - [`write`]: "write these operations until every one is resolved", the loop both writers use.
 //! - [`version`]: which Elasticsearch (or OpenSearch) answers.
 //! - [`scroll`]: a full scroll over a small or quiet index.
+//! - [`telemetry`]: the logging set-up of both binaries.
 
 pub mod bulk;
 pub mod client;
@@ -21,6 +22,7 @@ pub mod config;
 pub mod error;
 pub mod retry;
 pub mod scroll;
+pub mod telemetry;
 pub mod version;
 pub mod write;
 

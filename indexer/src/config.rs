@@ -188,12 +188,8 @@ pub enum OnPoison {
     Halt,
 }
 
-/// Logs format.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
+/// Logs format (shared with the backfill).
+pub use cluster::telemetry::LogFormat;
 
 /// Operations: metrics, readiness, logs, shutdown, safety checks.
 #[derive(Args, Clone, Debug)]

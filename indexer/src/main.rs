@@ -2,13 +2,13 @@
 //! SIGTERM/SIGINT.
 
 use clap::Parser;
-use indexer::config::{IndexerConfig, LogFormat};
+use indexer::config::IndexerConfig;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() {
     let cfg = IndexerConfig::parse();
-    init_logging(cfg.ops.log_format);
+    cluster::telemetry::init_logging(cfg.ops.log_format);
     let prometheus = match indexer::http::recorder() {
         Ok(h) => h,
         Err(e) => {
@@ -34,14 +34,4 @@ async fn signals(token: CancellationToken) {
         _ = int.recv() => tracing::info!("SIGINT: shutting down"),
     }
     token.cancel();
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rdkafka=warn".into());
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
 }
