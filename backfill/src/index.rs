@@ -7,6 +7,7 @@
 //! (an index silently created by dynamic mapping would explode exactly like the legacy one).
 
 use cluster::client::enc;
+use cluster::readiness::NotReady;
 use cluster::{Es, EsError};
 use elasticsearch::http::Method;
 use schema::{TagRewrite, TargetDefinitionConfig};
@@ -66,7 +67,8 @@ pub enum CreateOutcome {
 
 /// Creates the target index from the legacy index's definition, idempotently.
 pub async fn create_index(legacy: &Es, target: &Es, cfg: &CreateIndexConfig) -> Result<CreateOutcome, IndexError> {
-    let legacy_index = get_index(legacy, &cfg.source_index)
+    let legacy_index = legacy
+        .get_index(&cfg.source_index)
         .await?
         .ok_or_else(|| IndexError::SourceMissing(cfg.source_index.clone()))?;
     let def_cfg = TargetDefinitionConfig {
@@ -76,7 +78,7 @@ pub async fn create_index(legacy: &Es, target: &Es, cfg: &CreateIndexConfig) -> 
     };
     let expected = schema::target_definition(&legacy_index, &def_cfg)
         .map_err(|e| IndexError::Definition { index: cfg.source_index.clone(), reason: e.to_string() })?;
-    if let Some(actual) = get_index(target, &cfg.target_index).await? {
+    if let Some(actual) = target.get_index(&cfg.target_index).await? {
         return compare(&cfg.target_index, &expected, &actual);
     }
     let path = format!("/{}", enc(&cfg.target_index));
@@ -88,7 +90,7 @@ pub async fn create_index(legacy: &Es, target: &Es, cfg: &CreateIndexConfig) -> 
         }
         // Another process created it between our GET and PUT: same rule as above.
         400 if body.pointer("/error/type").and_then(Value::as_str) == Some("resource_already_exists_exception") => {
-            let actual = get_index(target, &cfg.target_index).await?.ok_or_else(|| IndexError::TargetMissing(cfg.target_index.clone()))?;
+            let actual = target.get_index(&cfg.target_index).await?.ok_or_else(|| IndexError::TargetMissing(cfg.target_index.clone()))?;
             compare(&cfg.target_index, &expected, &actual)
         }
         _ => Err(EsError::status_of("PUT", &path, status, &body).into()),
@@ -105,34 +107,16 @@ fn compare(index: &str, expected: &Value, actual: &Value) -> Result<CreateOutcom
     }
 }
 
-/// `GET /<index>` and the value under the (single) concrete index name; `None` on 404.
-pub async fn get_index(es: &Es, index: &str) -> Result<Option<Value>, IndexError> {
-    let path = format!("/{}", enc(index));
-    let (status, mut body) = es.request(Method::Get, &path, None).await?;
-    match status {
-        404 => Ok(None),
-        200 => {
-            let obj = body.as_object_mut().filter(|o| o.len() == 1).ok_or_else(|| EsError::Decode {
-                method: "GET".into(),
-                path: path.clone(),
-                detail: "expected exactly one index (an alias over several indices is not supported)".into(),
-            })?;
-            Ok(obj.values_mut().next().map(Value::take))
-        }
-        _ => Err(EsError::status_of("GET", &path, status, &body).into()),
-    }
-}
-
 /// Refuses to let a writer start on a target index that would not converge: absent, tag field
 /// mapped wrongly, or `index.gc_deletes` below `min_gc_deletes` (a delete's tombstone would be
 /// forgotten during the migration and a stale backfill write would resurrect the document).
+/// The check is the indexer's too ([`cluster::readiness::check_target`]).
 pub async fn check_readiness(target: &Es, index: &str, tags: &TagRewrite, min_gc_deletes: Duration) -> Result<(), IndexError> {
-    let actual = get_index(target, index).await?.ok_or_else(|| IndexError::TargetMissing(index.to_string()))?;
-    let problems = schema::readiness_problems(&actual, tags, min_gc_deletes.as_millis() as u64);
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(IndexError::NotReady { index: index.to_string(), problems })
+    match cluster::readiness::check_target(target, index, tags, min_gc_deletes.as_millis() as u64).await {
+        Ok(_) => Ok(()),
+        Err(NotReady::Es(e)) => Err(e.into()),
+        Err(NotReady::Missing(index)) => Err(IndexError::TargetMissing(index)),
+        Err(NotReady::Unfit { index, problems }) => Err(IndexError::NotReady { index, problems }),
     }
 }
 

@@ -203,6 +203,26 @@ impl Es {
         self.ok(Method::Post, "/_mget", Some(body)).await
     }
 
+    /// `GET /<index>` and the definition (`{settings, mappings, aliases}`) under its concrete
+    /// name; `None` on 404. An alias is resolved, but only to exactly one index: over several,
+    /// there is no single definition to check or copy, and it is an error.
+    pub async fn get_index(&self, index: &str) -> Result<Option<Value>, EsError> {
+        let path = format!("/{}", enc(index));
+        let (status, mut body) = self.request(Method::Get, &path, None).await?;
+        match status {
+            404 => Ok(None),
+            200..=299 => {
+                let obj = body.as_object_mut().filter(|o| o.len() == 1).ok_or_else(|| EsError::Decode {
+                    method: "GET".into(),
+                    path: path.clone(),
+                    detail: "expected exactly one index (an alias over several indices is not supported)".into(),
+                })?;
+                Ok(obj.values_mut().next().map(Value::take))
+            }
+            _ => Err(EsError::status_of("GET", &path, status, &body)),
+        }
+    }
+
     /// Refreshes an index so that searches see every acknowledged write.
     pub async fn refresh(&self, index: &str) -> Result<(), EsError> {
         self.ok(Method::Post, &format!("/{}/_refresh", enc(index)), None).await.map(|_| ())

@@ -14,12 +14,14 @@
 //! - [`write`]: "write these operations until every one is resolved", the loop both writers use.
 //! - [`version`]: which Elasticsearch (or OpenSearch) answers.
 //! - [`scroll`]: a full scroll over a small or quiet index.
+//! - [`readiness`]: whether a target index may be written (both writers' start-up check).
 //! - [`telemetry`]: the logging set-up of both binaries.
 
 pub mod bulk;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod readiness;
 pub mod retry;
 pub mod scroll;
 pub mod telemetry;

@@ -2,7 +2,8 @@
 //! with the expected tag mapping and a raised `index.gc_deletes` (a delete forgotten after 60 s
 //! lets a stale backfill write resurrect the document), and creates the tombstone side indices.
 
-use cluster::{BulkWriter, ClusterConfig, Es, WriteOptions};
+use cluster::readiness::NotReady;
+use cluster::{BulkWriter, ClusterConfig, Es, EsError, WriteOptions};
 use serde_json::json;
 use std::path::Path;
 use tokio_util::sync::CancellationToken;
@@ -72,24 +73,16 @@ pub fn known_targets(cfg: &IndexerConfig) -> Vec<String> {
 /// Refuses an absent or unfit target index, saying what is wrong and how to fix it; returns
 /// its replica count (the tombstones get the same durability).
 async fn check_target(es: &Es, index: &str, tags: &schema::TagRewrite, min_gc_ms: u64, null_value: NullValue) -> Result<u64, IndexerError> {
-    let (status, body) = es
-        .request(elasticsearch::http::Method::Get, &format!("/{}", cluster::client::enc(index)), None)
-        .await
-        .map_err(|e| IndexerError::Refused(format!("cannot reach the target cluster: {e}")))?;
-    if status == 404 {
-        return Err(IndexerError::Refused(format!(
-            "target index {index:?} does not exist; create it with `backfill create-index` (it sets the mapping and gc_deletes)"
-        )));
-    }
-    if !(200..300).contains(&status) {
-        let e = cluster::EsError::status_of("GET", &format!("/{index}"), status, &body);
-        return Err(IndexerError::Refused(format!("cannot read target index {index:?}: {e}")));
-    }
-    let actual = body.as_object().and_then(|m| m.values().next()).cloned().unwrap_or_default();
-    let problems = schema::readiness_problems(&actual, tags, min_gc_ms);
-    if !problems.is_empty() {
-        return Err(IndexerError::Refused(format!("target index {index:?} is not ready: {}", problems.join("; "))));
-    }
+    let actual = cluster::readiness::check_target(es, index, tags, min_gc_ms).await.map_err(|e| {
+        IndexerError::Refused(match e {
+            NotReady::Es(e @ EsError::Transport { .. }) => format!("cannot reach the target cluster: {e}"),
+            NotReady::Es(e) => format!("cannot read target index {index:?}: {e}"),
+            NotReady::Missing(_) => {
+                format!("target index {index:?} does not exist; create it with `backfill create-index` (it sets the mapping and gc_deletes)")
+            }
+            NotReady::Unfit { problems, .. } => format!("target index {index:?} is not ready: {}", problems.join("; ")),
+        })
+    })?;
     if null_value == NullValue::Delete && actual["mappings"]["_routing"]["required"] == json!(true) {
         return Err(IndexerError::Refused(format!(
             "--null-value delete: target index {index:?} requires custom routing, and a null-value record carries none (its delete would miss the document's shard); dead-letter null values instead (--null-value dead-letter) and replay them with routing"
