@@ -389,7 +389,8 @@ fn classify(legacy: &LegacyState, target: &TargetState, known_delete: Option<u64
     }
 }
 
-/// `_mget` of ids (with routing) from one index; one doc per key, in order.
+/// `_mget` of ids (with routing) from one index ([`Es::mget`], the indexer's too); one doc per
+/// key, in order.
 async fn mget(es: &Es, index: &str, keys: &[(String, Option<String>)], source: bool, side: &'static str) -> Result<Vec<Value>, VerifyError> {
     if keys.is_empty() {
         return Ok(Vec::new());
@@ -397,15 +398,14 @@ async fn mget(es: &Es, index: &str, keys: &[(String, Option<String>)], source: b
     let docs: Vec<Value> = keys
         .iter()
         .map(|(id, routing)| {
-            let mut d = json!({"_id": id});
+            let mut d = json!({"_index": index, "_id": id, "_source": source});
             if let Some(r) = routing {
                 d["routing"] = json!(r);
             }
             d
         })
         .collect();
-    let path = format!("/{}/_mget?_source={source}", enc(index));
-    let mut resp = es.ok(Method::Post, &path, Some(&json!({"docs": docs}))).await?;
+    let mut resp = es.mget(&json!({"docs": docs})).await?;
     match resp.get_mut("docs").map(Value::take) {
         Some(Value::Array(docs)) if docs.len() == keys.len() => {
             if let Some(err) = docs.iter().find_map(|d| d.get("error")) {
