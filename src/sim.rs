@@ -18,6 +18,27 @@ use schema::{LegacyVersionSource, MergePatch, TagRewrite};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 
+/// `GET /<index>/_doc/<id>` (with routing): `Some((version, _source))` or `None` when absent.
+/// A test reader: the binaries read documents only in bulk (`Es::mget`).
+pub async fn get_doc(es: &Es, index: &str, id: &str, routing: Option<&str>) -> Result<Option<(u64, Map<String, Value>)>, cluster::EsError> {
+    let enc = cluster::client::enc;
+    let mut path = format!("/{}/_doc/{}", enc(index), enc(id));
+    if let Some(r) = routing {
+        path.push_str(&format!("?routing={}", enc(r)));
+    }
+    let (status, body) = es.request(Method::Get, &path, None).await?;
+    match status {
+        404 => Ok(None),
+        200 if body["found"] == Value::Bool(true) => {
+            let version = body["_version"].as_u64().unwrap_or(0);
+            let source = body["_source"].as_object().cloned().unwrap_or_default();
+            Ok(Some((version, source)))
+        }
+        200 => Ok(None),
+        _ => Err(cluster::EsError::status_of("GET", &path, status, &body)),
+    }
+}
+
 /// Shape of a generated workload.
 #[derive(Clone, Debug)]
 pub struct WorkloadSpec {

@@ -121,7 +121,7 @@ async fn poison_documents_are_counted_logged_and_kept_and_409_is_superseded() {
     assert!(by_id("no-version")["reason"].as_str().unwrap().contains("version"));
     assert_eq!(by_id("conflict")["kind"], "rejected");
     assert!(!by_id("conflict")["reason"].as_str().unwrap().is_empty());
-    let (_, kept) = target.get_doc(&dest, "huge-tag", None).await.unwrap().expect("the long tag's document is kept");
+    let (_, kept) = cutover::sim::get_doc(&target, &dest, "huge-tag", None).await.unwrap().expect("the long tag's document is kept");
     let tags = kept["tags"].as_array().unwrap();
     assert!(tags.iter().any(|t| t["value"].as_str().is_some_and(|v| v.len() == 40_000)), "with its _source intact");
 

@@ -213,7 +213,7 @@ async fn invariant_violations_are_reported() {
     }
     assert!(indexer.wait(Duration::from_secs(5)).success());
     assert!(seen.0 >= 1.0 && seen.1 >= 1.0, "both violations reported: {seen:?}");
-    let got = sc.s.target().get_doc(&sc.target_index, "x", None).await.unwrap().expect("document written");
+    let got = cutover::sim::get_doc(&sc.s.target(), &sc.target_index, "x", None).await.unwrap().expect("document written");
     assert_eq!(got.0, 9, "the highest version wins regardless");
 }
 

@@ -121,7 +121,7 @@ async fn delete_is_not_resurrected_after_sixty_seconds() {
     sc.live(&cmds).await;
     sc.run_indexer_to_idle("tomb", &[], RUN);
     let target = sc.s.target();
-    assert!(target.get_doc(&sc.target_index, "gone", None).await.unwrap().is_none());
+    assert!(cutover::sim::get_doc(&target, &sc.target_index, "gone", None).await.unwrap().is_none());
 
     // Control: same delete, gc_deletes of 1 s.
     let control = cutover::unique("tomb-control");
@@ -140,7 +140,7 @@ async fn delete_is_not_resurrected_after_sixty_seconds() {
     // The backfill's view of the document from before the delete arrives now.
     let stale = target.bulk(write(&sc.target_index, "index", 1).into(), true).await.unwrap();
     assert_eq!(stale["items"][0]["index"]["status"], 409, "stale write superseded: {stale}");
-    assert!(target.get_doc(&sc.target_index, "gone", None).await.unwrap().is_none(), "delete stays deleted");
+    assert!(cutover::sim::get_doc(&target, &sc.target_index, "gone", None).await.unwrap().is_none(), "delete stays deleted");
     let resurrected = target.bulk(write(&control, "index", 1).into(), true).await.unwrap();
     assert_eq!(resurrected["items"][0]["index"]["status"], 201, "control: with gc_deletes=1s the stale write resurrects: {resurrected}");
 }

@@ -311,6 +311,7 @@ async fn run_copy(a: CopyArgs) -> Result<Outcome, CliError> {
         log_interval: Duration::from_secs(a.log_interval_secs.max(1)),
         write: WriteOptions { retry: a.read.retry_policy(), ..WriteOptions::default() },
         refresh_at_end: true,
+        #[cfg(feature = "test-hooks")]
         on_page: None,
     };
     let cancel = CancellationToken::new();

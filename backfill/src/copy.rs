@@ -16,7 +16,9 @@ use crate::failures::{Failure, FailureKind, FailureLog};
 use crate::index::{check_readiness, IndexError};
 use crate::progress::{BatchCounts, ProgressMode, Reporter, Stats, Summary};
 use crate::rate::RateLimiter;
-use crate::scan::{Page, ScanError, ScanHook, ScanMethod, ScanMethodChoice, ScanOptions, SliceScan, SliceSpec};
+#[cfg(feature = "test-hooks")]
+use crate::scan::ScanHook;
+use crate::scan::{Page, ScanError, ScanMethod, ScanMethodChoice, ScanOptions, SliceScan, SliceSpec};
 use cluster::client::enc;
 use cluster::{BulkOp, BulkOpKind, BulkWriter, Es, EsError, GiveUp, Resolved, WriteError, WriteOptions};
 use futures::stream::{FuturesOrdered, StreamExt};
@@ -100,7 +102,8 @@ pub struct CopyConfig {
     pub write: WriteOptions,
     /// Refresh the target when done, so searches (and verify) see everything.
     pub refresh_at_end: bool,
-    /// Fault-injection hook run after every page (tests and drills; `None` in production).
+    /// Fault-injection hook run after every page (tests only: `test-hooks` feature).
+    #[cfg(feature = "test-hooks")]
     pub on_page: Option<ScanHook>,
 }
 
@@ -126,6 +129,7 @@ impl CopyConfig {
             log_interval: Duration::from_secs(10),
             write: WriteOptions::default(),
             refresh_at_end: true,
+            #[cfg(feature = "test-hooks")]
             on_page: None,
         }
     }
@@ -327,7 +331,10 @@ async fn run_slice(ctx: Arc<Ctx>, pos: usize, slice: u32) -> Result<SliceRun, Co
         source: true,
         retry: ctx.cfg.write.retry.clone(),
     };
-    let mut scan = SliceScan::new(ctx.legacy.clone(), opts, cp.resume_seq_no, ctx.cfg.on_page.clone(), ctx.cancel.clone());
+    let scan = SliceScan::new(ctx.legacy.clone(), opts, cp.resume_seq_no, ctx.cancel.clone());
+    #[cfg(feature = "test-hooks")]
+    let scan = scan.with_hook(ctx.cfg.on_page.clone());
+    let mut scan = scan;
     let result = pump(&ctx, pos, slice, &mut scan, &mut cp).await;
     scan.close().await;
     result?;

@@ -37,5 +37,7 @@ pub use checkpoint::{CheckpointError, CheckpointStore, SliceCheckpoint};
 pub use copy::{copy, CopyConfig, CopyError, SliceSelection};
 pub use index::{create_index, check_readiness, CreateIndexConfig, CreateOutcome, IndexError};
 pub use progress::{ProgressMode, Summary};
-pub use scan::{ScanEvent, ScanHook, ScanMethodChoice};
+pub use scan::ScanMethodChoice;
+#[cfg(feature = "test-hooks")]
+pub use scan::{ScanEvent, ScanHook};
 pub use verify::{verify, VerifyConfig, VerifyError, VerifyReport};

@@ -53,8 +53,10 @@ use cluster::client::enc;
 use cluster::error::short;
 use cluster::{Es, EsError, GiveUp, RetryPolicy, ServerVersion};
 use elasticsearch::http::Method;
+#[cfg(feature = "test-hooks")]
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
+#[cfg(feature = "test-hooks")]
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -167,7 +169,8 @@ pub struct ScanOptions {
     pub retry: RetryPolicy,
 }
 
-/// Identifies the live search context, for fault-injection hooks and logs.
+/// Identifies the live search context, for fault-injection hooks.
+#[cfg(feature = "test-hooks")]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ContextRef {
     /// An Elasticsearch or OpenSearch PIT id.
@@ -177,6 +180,7 @@ pub enum ContextRef {
 }
 
 /// Reported to a [`ScanHook`] after every page.
+#[cfg(feature = "test-hooks")]
 #[derive(Clone, Debug)]
 pub struct ScanEvent {
     pub slice: u32,
@@ -187,8 +191,10 @@ pub struct ScanEvent {
 }
 
 /// A callback run after every page, before the next one is requested. It exists for fault
-/// injection (tests and drills delete the PIT or scroll through the real API to prove that
-/// recovery works); production runs leave it unset.
+/// injection only (tests delete the PIT or scroll through the real API to prove that recovery
+/// works), so it is compiled in only with the `test-hooks` feature, which the end-to-end tests
+/// enable; the binaries never have it.
+#[cfg(feature = "test-hooks")]
 pub type ScanHook = Arc<dyn Fn(ScanEvent) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// One page of hits, in scan order.
@@ -218,8 +224,11 @@ pub struct SliceScan {
     cursor: Cursor,
     /// Lowest `_seq_no` still owed (inclusive), used whenever a new context is opened.
     floor: u64,
-    pages: u64,
     recoveries: u64,
+    /// Pages read in this run, and the hook told after each (`test-hooks` only).
+    #[cfg(feature = "test-hooks")]
+    pages: u64,
+    #[cfg(feature = "test-hooks")]
     hook: Option<ScanHook>,
     /// Stops the waits between retries.
     cancel: CancellationToken,
@@ -227,8 +236,26 @@ pub struct SliceScan {
 
 impl SliceScan {
     /// A scan starting at `_seq_no >= floor` (0: from the beginning); `cancel` ends its retries.
-    pub fn new(es: Es, opts: ScanOptions, floor: u64, hook: Option<ScanHook>, cancel: CancellationToken) -> Self {
-        SliceScan { es, opts, cursor: Cursor::None, floor, pages: 0, recoveries: 0, hook, cancel }
+    pub fn new(es: Es, opts: ScanOptions, floor: u64, cancel: CancellationToken) -> Self {
+        SliceScan {
+            es,
+            opts,
+            cursor: Cursor::None,
+            floor,
+            recoveries: 0,
+            #[cfg(feature = "test-hooks")]
+            pages: 0,
+            #[cfg(feature = "test-hooks")]
+            hook: None,
+            cancel,
+        }
+    }
+
+    /// Runs `hook` after every page (fault injection in tests).
+    #[cfg(feature = "test-hooks")]
+    pub fn with_hook(mut self, hook: Option<ScanHook>) -> Self {
+        self.hook = hook;
+        self
     }
 
     /// How many times a new context had to be opened after a loss or failure.
@@ -293,6 +320,13 @@ impl SliceScan {
             *search_after = Some(sort);
         }
         self.floor = seq;
+        #[cfg(feature = "test-hooks")]
+        self.run_hook().await;
+        Ok(Some(Page { hits, resume_seq_no: seq }))
+    }
+
+    #[cfg(feature = "test-hooks")]
+    async fn run_hook(&mut self) {
         self.pages += 1;
         if let Some(hook) = &self.hook {
             let context = match &self.cursor {
@@ -304,7 +338,6 @@ impl SliceScan {
                 hook(ScanEvent { slice: self.opts.slice.id, page: self.pages, context }).await;
             }
         }
-        Ok(Some(Page { hits, resume_seq_no: seq }))
     }
 
     async fn fetch(&mut self) -> Result<Vec<Value>, ScanError> {
@@ -501,7 +534,7 @@ mod tests {
 
     #[tokio::test]
     async fn transient_failures_are_retried_under_the_shared_policy() {
-        let mut scan = SliceScan::new(refused(), opts(Some(3)), 0, None, CancellationToken::new());
+        let mut scan = SliceScan::new(refused(), opts(Some(3)), 0, CancellationToken::new());
         let err = scan.next_page().await.unwrap_err();
         assert!(matches!(err, ScanError::GaveUp { why: GiveUp::Exhausted(3), .. }), "{err}");
         // Each call (each page) gets the full budget again.
@@ -509,7 +542,7 @@ mod tests {
         assert!(matches!(err, ScanError::GaveUp { why: GiveUp::Exhausted(3), .. }), "{err}");
         // Without a budget it retries until cancelled.
         let cancel = CancellationToken::new();
-        let mut scan = SliceScan::new(refused(), opts(None), 0, None, cancel.clone());
+        let mut scan = SliceScan::new(refused(), opts(None), 0, cancel.clone());
         let stop = tokio::spawn(async move {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             cancel.cancel();

@@ -290,7 +290,7 @@ pub async fn verify(legacy: &Es, target: &Es, cfg: &VerifyConfig) -> Result<Veri
 /// Legacy walk of one slice: each page checked against the target with `_mget`.
 async fn walk_legacy(legacy: &Es, target: &Es, cfg: &VerifyConfig, shared: &Shared, method: ScanMethod, slice: SliceSpec) -> Result<(), VerifyError> {
     let opts = scan_options(cfg, &cfg.source_index, method, slice, true);
-    let mut scan = SliceScan::new(legacy.clone(), opts, 0, None, CancellationToken::new());
+    let mut scan = SliceScan::new(legacy.clone(), opts, 0, CancellationToken::new());
     while let Some(page) = scan.next_page().await.map_err(|source| VerifyError::Scan { side: "legacy", source })? {
         shared.legacy_scanned.fetch_add(page.hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if slice.id == 0 {
@@ -312,7 +312,7 @@ async fn walk_legacy(legacy: &Es, target: &Es, cfg: &VerifyConfig, shared: &Shar
 /// Target walk: each page's ids looked up in legacy; absent ones are extra or resurrected.
 async fn walk_target(legacy: &Es, target: &Es, cfg: &VerifyConfig, shared: &Shared, method: ScanMethod) -> Result<(), VerifyError> {
     let opts = scan_options(cfg, &cfg.target_index, method, SliceSpec { id: 0, max: 1 }, false);
-    let mut scan = SliceScan::new(target.clone(), opts, 0, None, CancellationToken::new());
+    let mut scan = SliceScan::new(target.clone(), opts, 0, CancellationToken::new());
     while let Some(page) = scan.next_page().await.map_err(|source| VerifyError::Scan { side: "target", source })? {
         shared.target_scanned.fetch_add(page.hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let keys: Vec<(String, Option<String>)> = page.hits.iter().map(id_routing).collect();

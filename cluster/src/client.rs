@@ -10,7 +10,6 @@ use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder}
 use elasticsearch::http::Method;
 use elasticsearch::Elasticsearch;
 use serde_json::Value;
-use std::time::Duration;
 
 use crate::error::{classify_request, Class, ErrorCause};
 use crate::ClusterConfig;
@@ -121,14 +120,13 @@ impl Es {
         path: &str,
         body: Option<Bytes>,
         content_type: &'static str,
-        timeout: Option<Duration>,
     ) -> Result<(u16, Bytes), EsError> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         let sent = self
             .client
             .transport()
-            .send(method, path, headers, None::<&()>, body, timeout)
+            .send(method, path, headers, None::<&()>, body, None)
             .await
             .map_err(|e| EsError::Transport {
                 method: method_name(method),
@@ -152,7 +150,7 @@ impl Es {
         body: Option<&Value>,
     ) -> Result<(u16, Value), EsError> {
         let payload = body.map(|b| Bytes::from(serde_json::to_vec(b).expect("JSON value serializes")));
-        let (status, bytes) = self.raw(method, path, payload, "application/json", None).await?;
+        let (status, bytes) = self.raw(method, path, payload, "application/json").await?;
         let value = if bytes.is_empty() {
             Value::Null
         } else {
@@ -184,7 +182,7 @@ impl Es {
     /// whole request (e.g. 429 from a full write queue, 503) is an error the caller retries.
     pub async fn bulk(&self, ndjson: Bytes, refresh: bool) -> Result<Value, EsError> {
         let path = if refresh { "/_bulk?refresh=true" } else { "/_bulk" };
-        let (status, bytes) = self.raw(Method::Post, path, Some(ndjson), "application/x-ndjson", None).await?;
+        let (status, bytes) = self.raw(Method::Post, path, Some(ndjson), "application/x-ndjson").await?;
         if !(200..300).contains(&status) {
             let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned()));
             return Err(EsError::status_of("POST", path, status, &body));
@@ -226,30 +224,6 @@ impl Es {
     /// Refreshes an index so that searches see every acknowledged write.
     pub async fn refresh(&self, index: &str) -> Result<(), EsError> {
         self.ok(Method::Post, &format!("/{}/_refresh", enc(index)), None).await.map(|_| ())
-    }
-
-    /// `GET /<index>/_doc/<id>` (with routing): `Some((version, _source))` or `None` when absent.
-    pub async fn get_doc(
-        &self,
-        index: &str,
-        id: &str,
-        routing: Option<&str>,
-    ) -> Result<Option<(u64, serde_json::Map<String, Value>)>, EsError> {
-        let mut path = format!("/{}/_doc/{}", enc(index), enc(id));
-        if let Some(r) = routing {
-            path.push_str(&format!("?routing={}", enc(r)));
-        }
-        let (status, body) = self.request(Method::Get, &path, None).await?;
-        match status {
-            404 => Ok(None),
-            200 if body["found"] == Value::Bool(true) => {
-                let version = body["_version"].as_u64().unwrap_or(0);
-                let source = body["_source"].as_object().cloned().unwrap_or_default();
-                Ok(Some((version, source)))
-            }
-            200 => Ok(None),
-            _ => Err(EsError::status_of("GET", &path, status, &body)),
-        }
     }
 }
 
