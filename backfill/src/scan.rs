@@ -264,6 +264,7 @@ impl SliceScan {
     }
 
     /// The next page, or `None` at the end of the slice.
+    ///
     /// Transient failures are retried under [`ScanOptions::retry`], whose count starts over
     /// with every call (that is, after every page).
     pub async fn next_page(&mut self) -> Result<Option<Page>, ScanError> {
