@@ -177,10 +177,11 @@ fn raw_owned(m: &BorrowedMessage<'_>) -> RawOwned {
     RawOwned { key: m.key().map(<[u8]>::to_vec), payload: m.payload().map(<[u8]>::to_vec), headers }
 }
 
-/// Decodes a message and picks its lane.
+/// Decodes a message and picks its lane. Decoding maps the command's index to its target
+/// index ([`schema::DecodeConfig::target_index`], `--index-map`) once, here: lanes, the
+/// applier and the writes use [`schema::Command::target_index`].
 pub struct Router {
     pub decode: schema::DecodeConfig,
-    pub index_map: Vec<(String, String)>,
     pub lanes: usize,
 }
 
@@ -199,10 +200,7 @@ impl Router {
         let decoded = schema::decode(&rec, &self.decode);
         let mut h = std::collections::hash_map::DefaultHasher::new();
         match &decoded {
-            Ok(cmd) => {
-                let target = self.index_map.iter().find(|(l, _)| *l == cmd.index).map(|(_, t)| t.as_str()).unwrap_or(&cmd.index);
-                (target, cmd.id.as_str()).hash(&mut h);
-            }
+            Ok(cmd) => (cmd.target_index.as_str(), cmd.id.as_str()).hash(&mut h),
             Err(_) => m.partition().hash(&mut h),
         }
         let lane = (h.finish() % self.lanes as u64) as usize;

@@ -84,7 +84,9 @@ impl IndexerError {
 pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::PrometheusHandle, shutdown: CancellationToken) -> Result<(), IndexerError> {
     let stop = shutdown.child_token(); // stop fetching
     let abort = CancellationToken::new(); // give up retries (after the shutdown timeout)
-    let (applier, props) = startup::prepare(&cfg, abort.clone()).await?;
+    // Every configuration read and check happens in `prepare`, before any connection, bind
+    // or subscribe.
+    let startup::Prepared { applier, props, decode } = startup::prepare(&cfg, abort.clone()).await?;
 
     let tracker = Arc::new(Tracker::default());
     let readiness = Arc::new(Readiness::default());
@@ -136,18 +138,7 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
         cfg.ops.exit_when_idle_secs.map(Duration::from_secs),
     ));
 
-    let mut decode = schema::DecodeConfig::new(cfg.decode.version_source.clone());
-    decode.default_index = cfg.decode.default_index.clone();
-    decode.max_bytes = cfg.decode.max_payload_bytes;
-    decode.tags = cfg.tags();
-    decode.null_value = match cfg.decode.null_value {
-        config::NullValue::DeadLetter => schema::NullValuePolicy::DeadLetter,
-        config::NullValue::Delete => schema::NullValuePolicy::Delete,
-    };
-    if let Some(path) = &cfg.decode.envelope {
-        decode.envelope = startup::read_envelope(path)?;
-    }
-    let router = Router { decode, index_map: cfg.decode.index_map.clone(), lanes };
+    let router = Router { decode, lanes };
     tracing::info!(topic = %cfg.kafka.topic, group = %cfg.kafka.group, lanes, "indexer started");
     consume::consume_loop(&consumer, &router, &senders, &tracker, &stop, Duration::from_millis(cfg.kafka.commit_interval_ms), &paused).await;
 
