@@ -122,6 +122,16 @@ impl CheckpointStore {
         file.sync_all().map_err(io)?;
         std::fs::rename(&tmp, &path).map_err(|source| CheckpointError::Io { path: path.clone(), source })
     }
+
+    /// [`save`](Self::save) for async callers: the write, fsync and rename run on tokio's
+    /// blocking pool, never on an async worker. `cp` gets the saved `updated_at_ms`.
+    pub async fn save_async(&self, cp: &mut SliceCheckpoint) -> Result<(), CheckpointError> {
+        let (store, mut saved) = (self.clone(), cp.clone());
+        let path = self.path(cp.slice);
+        let joined = tokio::task::spawn_blocking(move || store.save(&mut saved).map(|()| saved)).await;
+        *cp = joined.map_err(|e| CheckpointError::Io { path, source: std::io::Error::other(e) })??;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -152,6 +162,20 @@ mod tests {
         assert!(matches!(store.load(2), Err(CheckpointError::Invalid { .. })));
         std::fs::write(store.path(3), b"{not json").unwrap();
         assert!(matches!(store.load(3), Err(CheckpointError::Invalid { .. })));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// Saving from async code goes through the blocking pool; it works on a current-thread
+    /// runtime too (where `block_in_place` would panic).
+    #[tokio::test(flavor = "current_thread")]
+    async fn saves_off_the_async_thread() {
+        let d = dir("async");
+        let store = CheckpointStore::open(&d, "src", "dst", 2).unwrap();
+        let mut cp = store.fresh(0);
+        cp.resume_seq_no = 7;
+        store.save_async(&mut cp).await.unwrap();
+        assert!(cp.updated_at_ms > 0, "the saved timestamp comes back");
+        assert_eq!(store.load(0).unwrap(), Some(cp));
         let _ = std::fs::remove_dir_all(&d);
     }
 }

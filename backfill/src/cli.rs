@@ -3,7 +3,7 @@
 //! and calls [`run`].
 
 use crate::copy::{copy, CopyConfig, CopyError, SliceSelection};
-use crate::index::{create_index, parse_duration, CreateIndexConfig, CreateOutcome, IndexError};
+use crate::index::{create_index, CreateIndexConfig, CreateOutcome, IndexError};
 use crate::progress::ProgressMode;
 use crate::scan::ScanMethodChoice;
 use crate::verify::{verify, VerifyConfig, VerifyError};
@@ -113,8 +113,9 @@ pub struct CreateIndexArgs {
     #[command(flatten)]
     pub tags: TagArgs,
     /// `index.gc_deletes` of the target during the migration: how long delete tombstones are
-    /// kept. Must outlive the migration window (restore it at cutover).
-    #[arg(long, default_value = "48h")]
+    /// kept. Must outlive the migration window (restore it at cutover). A time value (`48h`,
+    /// `2d`) or a bare number of milliseconds.
+    #[arg(long, default_value = "48h", value_parser = schema::parse_time_value_arg)]
     pub gc_deletes: String,
     /// Extra index setting KEY=VALUE (repeatable; VALUE parsed as JSON when it is JSON, e.g.
     /// `index.number_of_replicas=1`). Default: none.
@@ -157,9 +158,10 @@ pub struct CopyArgs {
     /// JSON-lines file listing every document not copied, with the reason (appended to).
     #[arg(long, default_value = "backfill-failures.jsonl")]
     pub failures_file: PathBuf,
-    /// Refuse to start unless the target's index.gc_deletes is at least this long.
-    #[arg(long, default_value = "24h")]
-    pub min_gc_deletes: String,
+    /// Refuse to start unless the target's index.gc_deletes is at least this long. A time value
+    /// (`24h`, `90m`) or a bare number of milliseconds.
+    #[arg(long, default_value = "24h", value_parser = schema::parse_duration)]
+    pub min_gc_deletes: Duration,
     /// Progress display: auto (bar on a terminal, log lines otherwise), bar, log, off.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
@@ -261,7 +263,6 @@ fn clients(legacy: LegacyArgs, target: TargetArgs) -> Result<(Es, Es), CliError>
 
 async fn run_create(a: CreateIndexArgs) -> Result<Outcome, CliError> {
     let (legacy, target) = clients(a.legacy, a.target)?;
-    parse_duration(&a.gc_deletes)?;
     let cfg = CreateIndexConfig {
         source_index: a.indices.source_index,
         target_index: a.indices.target_index,
@@ -306,7 +307,7 @@ async fn run_copy(a: CopyArgs) -> Result<Outcome, CliError> {
         scan_method: a.read.scan_method,
         checkpoint_dir: a.checkpoint_dir,
         failures_file: a.failures_file,
-        min_gc_deletes: parse_duration(&a.min_gc_deletes)?,
+        min_gc_deletes: a.min_gc_deletes,
         progress: a.progress,
         log_interval: Duration::from_secs(a.log_interval_secs.max(1)),
         write: WriteOptions { retry: a.read.retry_policy(), ..WriteOptions::default() },
@@ -449,5 +450,31 @@ mod tests {
         assert_eq!(m["index.number_of_replicas"], serde_json::json!(1));
         assert_eq!(m["index.refresh_interval"], serde_json::json!("5s"));
         assert!(parse_settings(&["nope".into()]).is_err());
+    }
+
+    /// Duration flags take the same syntax as the indexer's (`schema::parse_duration`): a
+    /// time value or a bare number of milliseconds.
+    #[test]
+    fn duration_flags_share_the_indexers_parser() {
+        let copy = |v: &str| {
+            let cli = Cli::try_parse_from(["backfill", "copy", "--source-index", "a", "--target-index", "b", "--min-gc-deletes", v]);
+            cli.map(|c| match c.command {
+                Command::Copy(c) => c.min_gc_deletes,
+                _ => unreachable!(),
+            })
+        };
+        assert_eq!(copy("3600000").unwrap(), Duration::from_secs(3600));
+        assert_eq!(copy("1h").unwrap(), Duration::from_secs(3600));
+        assert!(copy("1 hour").unwrap_err().to_string().contains("bare number of milliseconds"));
+        let create = |v: &str| {
+            let cli = Cli::try_parse_from(["backfill", "create-index", "--source-index", "a", "--target-index", "b", "--gc-deletes", v]);
+            cli.map(|c| match c.command {
+                Command::CreateIndex(c) => c.gc_deletes,
+                _ => unreachable!(),
+            })
+        };
+        assert_eq!(create("48h").unwrap(), "48h");
+        assert_eq!(create("172800000").unwrap(), "172800000ms", "sent to Elasticsearch with its unit");
+        assert!(create("two days").is_err());
     }
 }

@@ -339,7 +339,7 @@ async fn run_slice(ctx: Arc<Ctx>, pos: usize, slice: u32) -> Result<SliceRun, Co
     scan.close().await;
     result?;
     cp.done = true;
-    ctx.store.save(&mut cp)?;
+    ctx.store.save_async(&mut cp).await?;
     ctx.stats.slice_done(pos);
     ctx.stats.recoveries.fetch_add(scan.recoveries(), Relaxed);
     Ok(SliceRun::Ran { resumed, recoveries: scan.recoveries() })
@@ -378,7 +378,7 @@ async fn pump(ctx: &Arc<Ctx>, pos: usize, slice: u32, scan: &mut SliceScan, cp: 
         cp.written += counts.written;
         cp.superseded += counts.superseded;
         cp.failed += counts.failed;
-        ctx.store.save(cp)?;
+        ctx.store.save_async(cp).await?;
         ctx.stats.add(pos, counts);
     }
 }
@@ -459,7 +459,12 @@ async fn write_batch(ctx: Arc<Ctx>, slice: u32, batch: Batch) -> BatchResult {
             }
         }
     }
-    ctx.failures.record(&failures).map_err(|source| CopyError::FailureLog { path: ctx.failures.path().to_path_buf(), source })?;
+    if !failures.is_empty() {
+        // Written and fsynced on the blocking pool, never on an async worker.
+        let log = ctx.clone();
+        let written = tokio::task::spawn_blocking(move || log.failures.record(&failures)).await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        written.map_err(|source| CopyError::FailureLog { path: ctx.failures.path().to_path_buf(), source })?;
+    }
     Ok((counts, batch.resume_seq_no))
 }
 

@@ -35,9 +35,6 @@ pub enum IndexError {
     /// The target index is not safe to write (mapping of the tag field, gc_deletes too low...).
     #[error("target index `{index}` is not ready for the migration writers:\n  - {}", problems.join("\n  - "))]
     NotReady { index: String, problems: Vec<String> },
-    /// A duration setting could not be parsed.
-    #[error("invalid duration `{0}` (expected e.g. 500ms, 90s, 30m, 48h, 2d)")]
-    BadDuration(String),
 }
 
 /// What `create-index` needs besides the two clusters.
@@ -117,30 +114,5 @@ pub async fn check_readiness(target: &Es, index: &str, tags: &TagRewrite, min_gc
         Err(NotReady::Es(e)) => Err(e.into()),
         Err(NotReady::Missing(index)) => Err(IndexError::TargetMissing(index)),
         Err(NotReady::Unfit { index, problems }) => Err(IndexError::NotReady { index, problems }),
-    }
-}
-
-/// Parses an Elasticsearch-style duration (`500ms`, `90s`, `30m`, `48h`, `2d`) with the same
-/// rules as the checks that use it ([`schema::parse_time_value_ms`]); a bare number is
-/// milliseconds, as the CLI has always accepted.
-pub fn parse_duration(text: &str) -> Result<Duration, IndexError> {
-    let t = text.trim();
-    let ms = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) { t.parse().ok() } else { schema::parse_time_value_ms(t) };
-    ms.map(Duration::from_millis).ok_or_else(|| IndexError::BadDuration(text.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("48h").unwrap(), Duration::from_secs(48 * 3600));
-        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("1500").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(2 * 86400));
-        assert!(parse_duration("h").is_err());
-        assert!(parse_duration("5 weeks").is_err());
     }
 }

@@ -90,8 +90,6 @@ pub struct Applier {
     pub version_field: Option<String>,
     /// The legacy indexer's rule for a merge of a document that exists nowhere.
     pub merge_absent: MergeAbsent,
-    /// `(legacy index, target index)` pairs; unmapped indices keep their name.
-    pub index_map: Vec<(String, String)>,
     /// The target indices checked at start; a command for another one is `unknown_index`
     /// poison (empty: no check).
     pub known_targets: Vec<String>,
@@ -108,11 +106,8 @@ struct Stored {
 }
 
 impl Applier {
-    fn target_index<'a>(&'a self, legacy: &'a str) -> &'a str {
-        self.index_map.iter().find(|(l, _)| l == legacy).map(|(_, t)| t.as_str()).unwrap_or(legacy)
-    }
-
-    /// Applies `cmds` in order per document; returns one outcome per command.
+    /// Applies `cmds` in order per document; returns one outcome per command. Each command is
+    /// written to its [`Command::target_index`], mapped when it was decoded.
     pub async fn apply(&self, cmds: &[&Command]) -> Result<Vec<Outcome>, ApplyError> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; cmds.len()];
         let mut known = Vec::with_capacity(cmds.len());
@@ -122,7 +117,7 @@ impl Applier {
                 None => known.push(i),
             }
         }
-        for round in rounds(&known, |&i| (self.target_index(&cmds[i].index), cmds[i].id.as_str())) {
+        for round in rounds(&known, |&i| (cmds[i].target_index.as_str(), cmds[i].id.as_str())) {
             let round: Vec<usize> = round.into_iter().map(|k| known[k]).collect();
             self.apply_round(cmds, &round, &mut outcomes).await?;
         }
@@ -131,7 +126,7 @@ impl Applier {
 
     /// Why a command's index is not one of this indexer's targets, if it is not.
     fn unknown_index(&self, cmd: &Command) -> Option<String> {
-        let target = self.target_index(&cmd.index);
+        let target = &cmd.target_index;
         if self.known_targets.is_empty() || self.known_targets.iter().any(|t| t == target) {
             return None;
         }
@@ -143,8 +138,9 @@ impl Applier {
         ))
     }
 
-    /// The legacy-form document as the legacy indexer stores it: with the command's version at
-    /// the version field, when it keeps one.
+    /// The document as the legacy indexer stores it: with the command's version at the version
+    /// field, when it keeps one. Valid on either form (legacy or target): storing the version
+    /// commutes with the tag rewrite for every version field `refusals` accepts.
     fn with_version(&self, doc: &mut Map<String, Value>, version: u64) {
         if let Some(path) = &self.version_field {
             schema::store_version(doc, path, version);
@@ -159,22 +155,15 @@ impl Applier {
         let mut tombstones: Vec<usize> = Vec::new(); // op indices of tombstone writes
         for &i in round {
             let cmd = cmds[i];
-            let target = self.target_index(&cmd.index).to_string();
+            let target = cmd.target_index.clone();
             let planned = match &cmd.op {
+                // Decoding already rewrote the document (and rejected what the rewrite refuses).
+                // The version field is stored on the target form: `store_version` commutes with
+                // the rewrite for every path `refusals` accepts (property-tested in schema).
                 Op::Upsert(doc) => {
-                    let stored;
-                    let doc = if self.version_field.is_some() {
-                        let mut d = doc.clone();
-                        self.with_version(&mut d, cmd.version);
-                        stored = d;
-                        &stored
-                    } else {
-                        doc
-                    };
-                    match self.tags.to_target(doc) {
-                        Ok(src) => Plan::Write(cmd.version, src),
-                        Err(e) => Plan::Done(Outcome::Poison { kind: "rewrite", reason: e.to_string() }),
-                    }
+                    let mut src = doc.clone();
+                    self.with_version(&mut src, cmd.version);
+                    Plan::Write(cmd.version, src)
                 }
                 Op::Delete => Plan::Delete,
                 Op::Merge(patch) => self.plan_merge(cmd, patch, bases.get(&i)),
@@ -262,7 +251,7 @@ impl Applier {
         }
         let keys: Vec<DocKey> = merges
             .iter()
-            .map(|&i| DocKey { index: self.target_index(&cmds[i].index).to_string(), id: cmds[i].id.clone(), routing: cmds[i].routing.clone() })
+            .map(|&i| DocKey { index: cmds[i].target_index.clone(), id: cmds[i].id.clone(), routing: cmds[i].routing.clone() })
             .collect();
         let in_target = self.mget(self.writer.es(), &keys, false).await?;
         let absent: Vec<usize> = (0..merges.len()).filter(|&k| in_target[k].is_none()).collect();

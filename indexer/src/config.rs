@@ -206,10 +206,11 @@ pub struct OpsArgs {
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Smallest `index.gc_deletes` the target index must have. Deletes must be remembered for
-    /// the whole migration, or a stale backfill write resurrects a deleted document.
-    #[arg(long, default_value = "1h")]
-    pub min_gc_deletes: String,
-    /// On SIGTERM/SIGINT, how long to wait for in-flight writes before exiting anyway
+    /// the whole migration, or a stale backfill write resurrects a deleted document. A time
+    /// value (`1h`, `90m`) or a bare number of milliseconds, as for the backfill.
+    #[arg(long, default_value = "1h", value_parser = schema::parse_duration)]
+    pub min_gc_deletes: Duration,
+    /// On SIGTERM/SIGINT, how many seconds to wait for in-flight writes before exiting anyway
     /// (unfinished records are not committed, so they are replayed on restart).
     #[arg(long, default_value_t = 20)]
     pub shutdown_timeout_secs: u64,
@@ -231,11 +232,6 @@ impl IndexerConfig {
     /// The tag rewrite configured by `--tags-path` / `--tags-field`.
     pub fn tags(&self) -> schema::TagRewrite {
         schema::TagRewrite { legacy_path: self.decode.tags_path.clone(), target_field: self.decode.tags_field.clone() }
-    }
-
-    /// The target index of a command's index.
-    pub fn target_index<'a>(&'a self, legacy_index: &'a str) -> &'a str {
-        self.decode.index_map.iter().find(|(l, _)| l == legacy_index).map(|(_, t)| t.as_str()).unwrap_or(legacy_index)
     }
 
     /// The choices the indexer refuses to guess, checked before anything is consumed: the
@@ -301,11 +297,24 @@ mod tests {
         let err = IndexerConfig::try_parse_from(["indexer", "--topic", "t"]).unwrap_err();
         assert!(err.to_string().contains("--version-source"), "{err}");
         let ok = IndexerConfig::try_parse_from(["indexer", "--topic", "t", "--version-source", "field:version", "--index-map", "a=b", "-X", "fetch.min.bytes=1"]).unwrap();
-        assert_eq!(ok.target_index("a"), "b");
-        assert_eq!(ok.target_index("c"), "c");
+        assert_eq!(ok.decode.index_map, vec![("a".to_string(), "b".to_string())]);
         assert_eq!(ok.dead_letter_topic(), "t.dlq");
         assert_eq!(ok.kafka.properties, vec![("fetch.min.bytes".to_string(), "1".to_string())]);
         assert_eq!(ok.decode.null_value, NullValue::DeadLetter, "null values are dead-lettered unless asked");
+    }
+
+    /// `--min-gc-deletes` takes what the backfill's does (`schema::parse_duration`), a bare
+    /// number of milliseconds included; a bad value is refused by the parser, naming the syntax.
+    #[test]
+    fn duration_flags_share_the_backfills_parser() {
+        let base = ["indexer", "--topic", "t", "--version-source", "field:version", "--min-gc-deletes"];
+        let parse = |v: &str| IndexerConfig::try_parse_from(base.iter().chain(&[v]));
+        assert_eq!(parse("3600000").unwrap().ops.min_gc_deletes, Duration::from_secs(3600));
+        assert_eq!(parse("2h").unwrap().ops.min_gc_deletes, Duration::from_secs(7200));
+        let err = parse("an hour").unwrap_err().to_string();
+        assert!(err.contains("--min-gc-deletes") && err.contains("bare number of milliseconds"), "{err}");
+        let default = IndexerConfig::try_parse_from(&base[..5]).unwrap();
+        assert_eq!(default.ops.min_gc_deletes, Duration::from_secs(3600));
     }
 
     #[test]

@@ -66,18 +66,21 @@ impl ConsumerContext for Ctx {
         self.commit_result(&result, "auto-commit");
     }
 
+    /// Which thread runs this: rdkafka serves rebalance events while the consumer is polled
+    /// (`BaseConsumer::poll_queue`, which `StreamConsumer::recv` calls from its future's
+    /// `poll`), so on the thread that polls it, and, when the consumer is dropped, on the
+    /// dropping thread (its `Drop` closes the consumer and polls until closed). The indexer
+    /// polls only from [`spawn_consume_loop`]'s thread of the blocking pool, and drops the
+    /// consumer, and makes its final commit, in `spawn_blocking` (see [`crate::run`]): so the
+    /// wait and the synchronous commit below block no async worker, and work on any runtime
+    /// flavour (the `block_in_place` used before panics on a current-thread runtime). The wait
+    /// has to be synchronous: librdkafka hands the partitions on when this returns.
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let tps = tps_of(tpl);
-            let started = Instant::now();
             // Lanes finish what they hold; records the consumer still holds are dropped (their
             // offsets are not committed, so the next owner reads them).
-            tokio::task::block_in_place(|| {
-                while self.tracker.in_lanes(&tps) > 0 && started.elapsed() < self.drain_timeout {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            });
-            let left = self.tracker.in_lanes(&tps);
+            let left = wait_for_lanes(&self.tracker, &tps, self.drain_timeout);
             if left > 0 {
                 tracing::warn!(left, "revoke: records still in flight after the drain timeout; they will be replayed by the next owner");
             }
@@ -112,6 +115,40 @@ impl ConsumerContext for Ctx {
 
 /// The indexer's consumer type.
 pub type IndexerConsumer = StreamConsumer<Ctx>;
+
+/// Waits on the calling thread until the lanes hold no record of `tps`, or `timeout` passed;
+/// returns how many records they still hold. Blocks: call it only where blocking is allowed
+/// (the rebalance callback, see [`Ctx::pre_rebalance`]).
+pub fn wait_for_lanes(tracker: &Tracker, tps: &[Tp], timeout: Duration) -> usize {
+    let started = Instant::now();
+    loop {
+        let left = tracker.in_lanes(tps);
+        if left == 0 || started.elapsed() >= timeout {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs [`consume_loop`] on a thread of tokio's blocking pool, driving it with `runtime` (a
+/// current-thread runtime, for the loop's timers), so that the rebalance callbacks its polling
+/// runs may block (see [`Ctx::pre_rebalance`]) while the lanes go on on the main runtime.
+/// The lane senders are dropped when the loop returns: the lanes then finish and exit.
+#[allow(clippy::too_many_arguments)]
+pub fn spawn_consume_loop(
+    runtime: tokio::runtime::Runtime,
+    consumer: Arc<IndexerConsumer>,
+    router: Router,
+    lanes: Vec<mpsc::Sender<Item>>,
+    tracker: Arc<Tracker>,
+    stop: CancellationToken,
+    commit_interval: Duration,
+    paused: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::task::spawn_blocking(move || {
+        runtime.block_on(consume_loop(&consumer, &router, &lanes, &tracker, &stop, commit_interval, &paused));
+    })
+}
 
 fn tps_of(tpl: &TopicPartitionList) -> Vec<Tp> {
     tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect()
@@ -177,10 +214,11 @@ fn raw_owned(m: &BorrowedMessage<'_>) -> RawOwned {
     RawOwned { key: m.key().map(<[u8]>::to_vec), payload: m.payload().map(<[u8]>::to_vec), headers }
 }
 
-/// Decodes a message and picks its lane.
+/// Decodes a message and picks its lane. Decoding maps the command's index to its target
+/// index ([`schema::DecodeConfig::target_index`], `--index-map`) once, here: lanes, the
+/// applier and the writes use [`schema::Command::target_index`].
 pub struct Router {
     pub decode: schema::DecodeConfig,
-    pub index_map: Vec<(String, String)>,
     pub lanes: usize,
 }
 
@@ -199,10 +237,7 @@ impl Router {
         let decoded = schema::decode(&rec, &self.decode);
         let mut h = std::collections::hash_map::DefaultHasher::new();
         match &decoded {
-            Ok(cmd) => {
-                let target = self.index_map.iter().find(|(l, _)| *l == cmd.index).map(|(_, t)| t.as_str()).unwrap_or(&cmd.index);
-                (target, cmd.id.as_str()).hash(&mut h);
-            }
+            Ok(cmd) => (cmd.target_index.as_str(), cmd.id.as_str()).hash(&mut h),
             Err(_) => m.partition().hash(&mut h),
         }
         let lane = (h.finish() % self.lanes as u64) as usize;
@@ -347,5 +382,33 @@ fn pause(consumer: &IndexerConsumer, flag: &AtomicBool, on: bool) {
     let result = if on { consumer.pause(&assignment) } else { consumer.resume(&assignment) };
     if let Err(e) = result {
         tracing::debug!(error = %e, on, "pause/resume");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The revoke's wait works on a current-thread runtime (where `block_in_place` panicked)
+    /// and returns as soon as the lanes let go of the revoked partitions' records.
+    #[tokio::test(flavor = "current_thread")]
+    async fn revoke_wait_needs_no_multi_thread_runtime() {
+        let tracker = Arc::new(Tracker::default());
+        let tp: Tp = ("t".into(), 0);
+        tracker.assign(std::slice::from_ref(&tp));
+        let ticket = tracker.receive("t", 0, 1);
+        assert!(tracker.dispatch(&ticket));
+        assert_eq!(wait_for_lanes(&tracker, std::slice::from_ref(&tp), Duration::from_millis(60)), 1, "times out while a lane holds it");
+        let lane = {
+            let tracker = tracker.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                tracker.complete(&ticket);
+            })
+        };
+        let started = Instant::now();
+        assert_eq!(wait_for_lanes(&tracker, std::slice::from_ref(&tp), Duration::from_secs(10)), 0);
+        assert!(started.elapsed() < Duration::from_secs(5), "returns once drained, not at the timeout");
+        lane.join().unwrap();
     }
 }

@@ -84,7 +84,9 @@ impl IndexerError {
 pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::PrometheusHandle, shutdown: CancellationToken) -> Result<(), IndexerError> {
     let stop = shutdown.child_token(); // stop fetching
     let abort = CancellationToken::new(); // give up retries (after the shutdown timeout)
-    let (applier, props) = startup::prepare(&cfg, abort.clone()).await?;
+    // Every configuration read and check happens in `prepare`, before any connection, bind
+    // or subscribe.
+    let startup::Prepared { applier, props, decode } = startup::prepare(&cfg, abort.clone()).await?;
 
     let tracker = Arc::new(Tracker::default());
     let readiness = Arc::new(Readiness::default());
@@ -100,8 +102,9 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
         ctx,
     )?);
     report_offset_gaps(consumer.clone(), &cfg.kafka.topic, &readiness).await;
-    consumer.subscribe(&[cfg.kafka.topic.as_str()])?;
+    // The dead-letter producer (whose creation checks its properties) before joining the group.
     let producer = dead_letter_producer(&cfg.kafka.brokers, &props)?;
+    consumer.subscribe(&[cfg.kafka.topic.as_str()])?;
     let server = http::serve(cfg.ops.metrics_addr, prometheus, readiness.clone(), abort.clone()).await?;
 
     let halted = Arc::new(Mutex::new(None));
@@ -136,31 +139,37 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
         cfg.ops.exit_when_idle_secs.map(Duration::from_secs),
     ));
 
-    let mut decode = schema::DecodeConfig::new(cfg.decode.version_source.clone());
-    decode.default_index = cfg.decode.default_index.clone();
-    decode.max_bytes = cfg.decode.max_payload_bytes;
-    decode.tags = cfg.tags();
-    decode.null_value = match cfg.decode.null_value {
-        config::NullValue::DeadLetter => schema::NullValuePolicy::DeadLetter,
-        config::NullValue::Delete => schema::NullValuePolicy::Delete,
-    };
-    if let Some(path) = &cfg.decode.envelope {
-        decode.envelope = startup::read_envelope(path)?;
-    }
-    let router = Router { decode, index_map: cfg.decode.index_map.clone(), lanes };
+    let router = Router { decode, lanes };
     tracing::info!(topic = %cfg.kafka.topic, group = %cfg.kafka.group, lanes, "indexer started");
-    consume::consume_loop(&consumer, &router, &senders, &tracker, &stop, Duration::from_millis(cfg.kafka.commit_interval_ms), &paused).await;
+    // The consumer is polled on a thread of its own: its rebalance callback may block (see
+    // `consume::Ctx::pre_rebalance`), which an async worker must not.
+    let consumer_runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| IndexerError::Refused(format!("cannot start the consumer's runtime: {e}")))?;
+    let commit_interval = Duration::from_millis(cfg.kafka.commit_interval_ms);
+    let consuming = consume::spawn_consume_loop(consumer_runtime, consumer.clone(), router, senders, tracker.clone(), stop.clone(), commit_interval, paused);
+    if let Err(e) = consuming.await {
+        if e.is_panic() {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
 
-    // Shutdown: stop fetching (done), let lanes finish what they hold, commit, exit.
+    // Shutdown: stop fetching (done; the lane senders are dropped), let lanes finish what they
+    // hold, commit, exit.
     tracing::info!(in_flight = tracker.total_in_flight(), "stopping: finishing in-flight writes");
-    drop(senders);
     let drained = tokio::time::timeout(cfg.shutdown_timeout(), futures::future::join_all(workers)).await;
     if drained.is_err() {
         tracing::warn!(left = tracker.total_in_flight(), "shutdown timeout: abandoning unfinished writes (they will be replayed)");
     }
     abort.cancel();
-    consume::store(consumer.as_ref(), &tracker);
-    match consumer.commit_consumer_state(CommitMode::Sync) {
+    // The final store and synchronous commit block: on the blocking pool.
+    let (committing, committed) = (consumer.clone(), tracker.clone());
+    let commit = tokio::task::spawn_blocking(move || {
+        consume::store(committing.as_ref(), &committed);
+        committing.commit_consumer_state(CommitMode::Sync)
+    });
+    match commit.await.unwrap_or(Err(rdkafka::error::KafkaError::Canceled)) {
         Ok(()) | Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
         Err(e) => {
             metrics::counter!("cutover_indexer_commit_failures_total").increment(1);
@@ -169,6 +178,9 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
     }
     let _ = lag_task.await;
     let _ = server.await;
+    // Dropping the last handle closes the consumer: librdkafka serves the final revoke, and
+    // its callback (which may wait and commit), on the dropping thread: the blocking pool.
+    let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
     match halted.lock().expect("halt lock").take() {
         Some(lanes::Stop::Poison(reason)) => return Err(IndexerError::Halted(reason)),
         Some(lanes::Stop::Cluster(reason)) => return Err(IndexerError::ClusterRefused(reason)),

@@ -12,11 +12,22 @@ use crate::apply::{tombstone_index, Applier};
 use crate::config::{read_properties, IndexerConfig, NullValue};
 use crate::IndexerError;
 
-/// Checks the librdkafka properties (file, then -X; see [`crate::kafka`]), connects to both
-/// clusters, checks the target, probes the brokers, and returns the applier and the properties.
-pub async fn prepare(cfg: &IndexerConfig, abort: CancellationToken) -> Result<(Applier, Vec<(String, String)>), IndexerError> {
+/// What start-up hands to the consumer and the lanes.
+pub struct Prepared {
+    pub applier: Applier,
+    /// The user's librdkafka properties (file, then `-X`), checked.
+    pub props: Vec<(String, String)>,
+    /// How records become commands (with the envelope file read and the index map).
+    pub decode: schema::DecodeConfig,
+}
+
+/// Reads and checks every piece of configuration first (the refusals, the envelope file, the
+/// librdkafka properties), so a configuration error stops the indexer before any connection,
+/// bind or subscribe; then connects to both clusters, checks the target and probes the brokers.
+pub async fn prepare(cfg: &IndexerConfig, abort: CancellationToken) -> Result<Prepared, IndexerError> {
     let refused = |m: String| IndexerError::Refused(m);
     let (legacy_version, merge_absent) = cfg.refusals().map_err(refused)?;
+    let decode = decode_config(cfg)?;
     // The Kafka properties next: a refused one stops before any connection.
     let mut file_props = Vec::new();
     if let Some(path) = &cfg.kafka.kafka_config {
@@ -26,14 +37,14 @@ pub async fn prepare(cfg: &IndexerConfig, abort: CancellationToken) -> Result<(A
     crate::kafka::check_properties(&file_props, &cfg.kafka.properties).map_err(refused)?;
     let mut props = file_props;
     props.extend(cfg.kafka.properties.iter().cloned());
-    let target = Es::connect(&ClusterConfig::from(cfg.target.clone())).map_err(|e| refused(e.to_string()))?;
-    let legacy = Es::connect(&ClusterConfig::from(cfg.legacy.clone())).map_err(|e| refused(e.to_string()))?;
-    let min_gc = schema::parse_time_value_ms(&cfg.ops.min_gc_deletes)
-        .ok_or_else(|| refused(format!("--min-gc-deletes {:?} is not a time value like 1h", cfg.ops.min_gc_deletes)))?;
-    let targets = known_targets(cfg);
+    let min_gc = cfg.ops.min_gc_deletes.as_millis() as u64;
+    let targets = known_targets(&decode);
     if targets.is_empty() {
         return Err(refused("no target index known: give --default-index or --index-map legacy=target".into()));
     }
+    // Configuration is checked: connections from here on.
+    let target = Es::connect(&ClusterConfig::from(cfg.target.clone())).map_err(|e| refused(e.to_string()))?;
+    let legacy = Es::connect(&ClusterConfig::from(cfg.legacy.clone())).map_err(|e| refused(e.to_string()))?;
     for index in &targets {
         let replicas = check_target(&target, index, &cfg.tags(), min_gc, cfg.decode.null_value).await?;
         ensure_tombstone_index(&target, index, replicas).await?;
@@ -52,18 +63,35 @@ pub async fn prepare(cfg: &IndexerConfig, abort: CancellationToken) -> Result<(A
         },
         legacy_version,
         merge_absent,
-        index_map: cfg.decode.index_map.clone(),
         known_targets: targets,
         cancel: abort,
     };
-    Ok((applier, props))
+    Ok(Prepared { applier, props, decode })
 }
 
-/// Every target index the configuration names.
-pub fn known_targets(cfg: &IndexerConfig) -> Vec<String> {
-    let mut out: Vec<String> = cfg.decode.index_map.iter().map(|(_, t)| t.clone()).collect();
-    if let Some(d) = &cfg.decode.default_index {
-        out.push(cfg.target_index(d).to_string());
+/// How records become commands, from the configuration; reads the `--envelope` file.
+pub fn decode_config(cfg: &IndexerConfig) -> Result<schema::DecodeConfig, IndexerError> {
+    let mut decode = schema::DecodeConfig::new(cfg.decode.version_source.clone());
+    decode.default_index = cfg.decode.default_index.clone();
+    decode.index_map = cfg.decode.index_map.clone();
+    decode.max_bytes = cfg.decode.max_payload_bytes;
+    decode.tags = cfg.tags();
+    decode.null_value = match cfg.decode.null_value {
+        NullValue::DeadLetter => schema::NullValuePolicy::DeadLetter,
+        NullValue::Delete => schema::NullValuePolicy::Delete,
+    };
+    if let Some(path) = &cfg.decode.envelope {
+        decode.envelope = read_envelope(path)?;
+    }
+    Ok(decode)
+}
+
+/// Every target index the configuration names: the targets of `--index-map` and the target of
+/// `--default-index`.
+pub fn known_targets(decode: &schema::DecodeConfig) -> Vec<String> {
+    let mut out: Vec<String> = decode.index_map.iter().map(|(_, t)| t.clone()).collect();
+    if let Some(d) = &decode.default_index {
+        out.push(decode.target_index(d).to_string());
     }
     out.sort();
     out.dedup();
@@ -127,6 +155,43 @@ pub fn read_envelope(path: &Path) -> Result<schema::Envelope, IndexerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    fn config(extra: &[&str]) -> IndexerConfig {
+        let base = ["indexer", "--topic", "t", "--version-source", "field:version", "--legacy-version", "_version", "--merge-absent", "ignore"];
+        IndexerConfig::try_parse_from(base.iter().chain(extra)).unwrap()
+    }
+
+    #[test]
+    fn targets_come_from_the_one_mapping() {
+        let cfg = config(&["--index-map", "old=new", "--index-map", "a=b", "--default-index", "old"]);
+        let decode = decode_config(&cfg).unwrap();
+        assert_eq!(decode.target_index("old"), "new");
+        assert_eq!(decode.target_index("c"), "c");
+        assert_eq!(known_targets(&decode), vec!["b".to_string(), "new".to_string()]);
+        let unmapped = decode_config(&config(&["--default-index", "items"])).unwrap();
+        assert_eq!(known_targets(&unmapped), vec!["items".to_string()]);
+        assert!(known_targets(&decode_config(&config(&[])).unwrap()).is_empty());
+    }
+
+    /// A bad envelope file is refused by `prepare` before it touches anything: the clusters
+    /// and brokers named here do not exist, so getting past the configuration would fail
+    /// differently (or hang).
+    #[tokio::test]
+    async fn envelope_file_is_read_before_any_connection() {
+        let path = std::env::temp_dir().join(format!("cutover-envelope-{}.json", std::process::id()));
+        std::fs::write(&path, b"{not json").unwrap();
+        let cfg = config(&[
+            "--default-index", "items", "--envelope", path.to_str().unwrap(),
+            "--brokers", "127.0.0.1:1", "--target-url", "http://127.0.0.1:1", "--legacy-url", "http://127.0.0.1:1",
+        ]);
+        let err = prepare(&cfg, CancellationToken::new()).await.err().expect("refused");
+        let _ = std::fs::remove_file(&path);
+        assert!(matches!(&err, IndexerError::Refused(m) if m.contains("bad envelope file")), "{err}");
+        let missing = config(&["--default-index", "items", "--envelope", "/nonexistent/cutover-envelope.json"]);
+        let err = prepare(&missing, CancellationToken::new()).await.err().expect("refused");
+        assert!(matches!(&err, IndexerError::Refused(m) if m.contains("cannot read")), "{err}");
+    }
 
     #[test]
     fn tombstones_take_the_targets_replicas() {

@@ -28,8 +28,13 @@ use serde_json::{Map, Value};
 pub struct Command {
     /// Document id (from the body, else the record key).
     pub id: String,
-    /// Index the document lives in (legacy name; writers map it to the target index).
+    /// Index the document lives in, as the record names it (the LEGACY index: merge bases
+    /// are read from it in the legacy cluster).
     pub index: String,
+    /// The index the document is written to: [`index`](Self::index) mapped once, when the
+    /// record is decoded, by [`DecodeConfig::target_index`] (`--index-map`). Everything after
+    /// decoding uses this name; nothing maps again.
+    pub target_index: String,
     /// Per-document version, increasing with each change; at most `i64::MAX` (Elasticsearch's
     /// external version range).
     pub version: u64,
@@ -43,7 +48,9 @@ pub struct Command {
 /// What a command does to its document.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
-    /// Replace the whole document with this legacy-form `_source`.
+    /// Replace the whole document with this `_source`, already in TARGET form: decoding
+    /// validates the legacy document by rewriting it ([`crate::TagRewrite::to_target`]) and
+    /// keeps the result, so the rewrite runs once per upsert.
     Upsert(Map<String, Value>),
     /// Partially update the document (read-merge-write).
     Merge(MergePatch),

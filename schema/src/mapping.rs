@@ -36,7 +36,7 @@ mod timevalue;
 pub use diff::definition_differences;
 pub use readiness::readiness_problems;
 pub use settings::{DROPPED_SETTINGS, SERVER_SETTINGS};
-pub use timevalue::parse_time_value_ms;
+pub use timevalue::{parse_duration, parse_time_value_arg, parse_time_value_ms};
 
 use crate::rewrite::{TagRewrite, KEY_TO_VALUE_FIELD, VALUE_FIELD};
 use serde_json::{json, Map, Value};

@@ -12,6 +12,7 @@ fn contract_names_are_reachable_from_the_root() {
         envelope: schema::Envelope::default(),
         version: "field:version".parse::<schema::VersionSource>().unwrap(),
         default_index: None,
+        index_map: Vec::new(),
         max_bytes: 1 << 20,
         tags: tags.clone(),
         null_value: schema::NullValuePolicy::DeadLetter,
@@ -33,7 +34,9 @@ fn contract_names_are_reachable_from_the_root() {
     let schema::Op::Upsert(doc) = &cmd.op else {
         panic!("upsert expected")
     };
-    let mut target = tags.to_target(doc).unwrap();
+    // Decoding keeps the rewritten (target-form) document.
+    assert_eq!(doc, &tags.to_target(json!({"title": "t", "version": 4, "actions": {"tags": {"k": "v"}}}).as_object().unwrap()).unwrap());
+    let mut target = doc.clone();
     let patch = schema::MergePatch {
         tags_add: json!({"n": 1}).as_object().unwrap().clone(),
         ..Default::default()

@@ -30,6 +30,9 @@ pub struct DecodeConfig {
     pub version: VersionSource,
     /// Index used when the body names none (single-index topics).
     pub default_index: Option<String>,
+    /// `(legacy index, target index)` pairs: where a command of a legacy index is written.
+    /// An index without a pair keeps its name. See [`DecodeConfig::target_index`].
+    pub index_map: Vec<(String, String)>,
     /// Largest payload accepted, in bytes.
     pub max_bytes: usize,
     /// The tag rewrite, to reject upserts and merges the target form cannot represent.
@@ -57,10 +60,21 @@ impl DecodeConfig {
             envelope: Envelope::default(),
             version,
             default_index: None,
+            index_map: Vec::new(),
             max_bytes: DEFAULT_MAX_BYTES,
             tags: TagRewrite::default(),
             null_value: NullValuePolicy::default(),
         }
+    }
+
+    /// The target index of a command's (legacy) index: its `index_map` pair, else the same
+    /// name. The only place the mapping is applied; decoding stores the result in
+    /// [`Command::target_index`].
+    pub fn target_index<'a>(&'a self, legacy_index: &'a str) -> &'a str {
+        self.index_map
+            .iter()
+            .find(|(legacy, _)| legacy == legacy_index)
+            .map_or(legacy_index, |(_, target)| target.as_str())
     }
 }
 
@@ -119,6 +133,7 @@ fn decode_inner(rec: &RawRecord<'_>, cfg: &DecodeConfig) -> Result<Command, Fail
     let op = fields::op(op_kind, &body, cfg)?;
     Ok(Command {
         id,
+        target_index: cfg.target_index(&index).to_owned(),
         index,
         version,
         routing,
@@ -153,6 +168,7 @@ fn null_value(rec: &RawRecord<'_>, cfg: &DecodeConfig) -> Result<Command, Failur
     };
     Ok(Command {
         id,
+        target_index: cfg.target_index(&index).to_owned(),
         index,
         version,
         routing: None,

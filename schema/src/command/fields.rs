@@ -126,7 +126,8 @@ pub(crate) fn op(
     }
 }
 
-/// The full document; it must survive the rewrite, or it would poison a later bulk.
+/// The full document in target form; it must survive the rewrite, or it would poison a later
+/// bulk. The rewritten document is kept: the writers do not rewrite it again.
 fn upsert(body: &Map<String, Value>, cfg: &DecodeConfig) -> Result<Map<String, Value>, Failure> {
     let name = &cfg.envelope.doc;
     let doc = match get(body, name) {
@@ -136,8 +137,7 @@ fn upsert(body: &Map<String, Value>, cfg: &DecodeConfig) -> Result<Map<String, V
     };
     cfg.tags
         .to_target(doc)
-        .map_err(|e| wrong(format!("doc `{name}`: {e}")))?;
-    Ok(doc.clone())
+        .map_err(|e| wrong(format!("doc `{name}`: {e}")))
 }
 
 fn merge(body: &Map<String, Value>, cfg: &DecodeConfig) -> Result<MergePatch, Failure> {

@@ -31,9 +31,58 @@ pub fn parse_time_value_ms(s: &str) -> Option<u64> {
     })
 }
 
+/// The one parser of every string duration flag of both binaries (`--min-gc-deletes`,
+/// `--gc-deletes`, ...): an Elasticsearch time value ([`parse_time_value_ms`]: `500ms`, `90s`,
+/// `30m`, `48h`, `2d`) or a bare number of milliseconds (`3600000`). The error names the
+/// accepted syntax.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let ms = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        t.parse().ok()
+    } else {
+        parse_time_value_ms(t)
+    };
+    ms.map(std::time::Duration::from_millis).ok_or_else(|| {
+        format!(
+            "{text:?} is not a duration: give a number with a unit (500ms, 90s, 30m, 48h, 2d) or a bare number of milliseconds"
+        )
+    })
+}
+
+/// A duration flag whose value is sent to Elasticsearch as a time value (`--gc-deletes`):
+/// parsed by [`parse_duration`], and returned in a form Elasticsearch accepts (a bare number
+/// of milliseconds gets its `ms` unit; any other value is kept as written, trimmed).
+pub fn parse_time_value_arg(text: &str) -> Result<String, String> {
+    parse_duration(text)?;
+    let t = text.trim();
+    Ok(if t.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{t}ms")
+    } else {
+        t.to_owned()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn duration_flags_take_time_values_and_bare_milliseconds() {
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("3600000"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration(" 250ms "), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(2 * 86_400)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        for bad in ["", "h", "1.5h", "-1", "5 weeks", "1w"] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains("bare number of milliseconds"), "{bad}: {err}");
+        }
+        assert_eq!(parse_time_value_arg("48h").as_deref(), Ok("48h"));
+        assert_eq!(parse_time_value_arg("1500").as_deref(), Ok("1500ms"));
+        assert_eq!(parse_time_value_arg("0").as_deref(), Ok("0ms"));
+        assert!(parse_time_value_arg("soon").is_err());
+    }
 
     #[test]
     fn parses_units() {

@@ -40,15 +40,33 @@ fn decodes_upsert() {
     assert_eq!(c.index, "docs");
     assert_eq!(c.version, 3);
     assert_eq!(c.routing.as_deref(), Some("r"));
-    assert_eq!(
-        c.op,
-        Op::Upsert(
-            json!({"title": "x", "actions": {"tags": {"k": "v"}}})
-                .as_object()
-                .unwrap()
-                .clone()
-        )
-    );
+    assert_eq!(c.target_index, "docs", "an unmapped index keeps its name");
+    // The upsert carries the document already rewritten: the writers do not rewrite it again.
+    let legacy = json!({"title": "x", "actions": {"tags": {"k": "v"}}});
+    let target = cfg().tags.to_target(legacy.as_object().unwrap()).unwrap();
+    assert!(target.contains_key("tags") && !target.contains_key("actions"), "{target:?}");
+    assert_eq!(c.op, Op::Upsert(target));
+}
+
+#[test]
+fn maps_the_index_once_at_decode() {
+    let mut c = cfg();
+    c.index_map = vec![("old".into(), "new".into()), ("a".into(), "b".into())];
+    c.default_index = Some("old".into());
+    assert_eq!(c.target_index("old"), "new");
+    assert_eq!(c.target_index("a"), "b");
+    assert_eq!(c.target_index("other"), "other");
+    let bytes = serde_json::to_vec(&json!({"op": "delete", "id": "x", "index": "a", "version": 1})).unwrap();
+    let got = decode(&rec(&bytes), &c).unwrap();
+    assert_eq!((got.index.as_str(), got.target_index.as_str()), ("a", "b"), "the legacy name is kept beside the target");
+    let bytes = serde_json::to_vec(&json!({"op": "delete", "id": "x", "version": 1})).unwrap();
+    let got = decode(&rec(&bytes), &c).unwrap();
+    assert_eq!((got.index.as_str(), got.target_index.as_str()), ("old", "new"), "the default index is mapped too");
+    c.null_value = NullValuePolicy::Delete;
+    c.version = VersionSource::Offset;
+    let null = RawRecord { payload: None, key: Some(b"k"), ..rec(b"") };
+    let got = decode(&null, &c).unwrap();
+    assert_eq!((got.index.as_str(), got.target_index.as_str()), ("old", "new"), "a null-value delete is mapped too");
 }
 
 #[test]
@@ -146,6 +164,7 @@ fn null_value_deletes_with_header_or_offset_versions() {
         Command {
             id: "d1".into(),
             index: "docs".into(),
+            target_index: "docs".into(),
             version: 17,
             routing: None,
             op: Op::Delete
