@@ -82,8 +82,9 @@ pub struct ReadArgs {
     /// Documents per scan page, and per bulk request (copy) or per _mget (verify).
     #[arg(long, default_value_t = 1000)]
     pub batch_size: usize,
-    /// Keep-alive of the PIT or scroll between two pages (a lost context is recovered from).
-    #[arg(long, default_value = "5m")]
+    /// Keep-alive of the PIT or scroll between two pages (a lost context is recovered from);
+    /// an Elasticsearch time value (`5m`, `90s`) or bare milliseconds.
+    #[arg(long, default_value = "5m", value_parser = schema::parse_time_value_arg)]
     pub keep_alive: String,
     /// How to read the source: auto (PIT on ES 7.12+/OpenSearch 2.4+, else scroll), pit, scroll.
     #[arg(long, value_enum, default_value_t = ScanMethodChoice::Auto)]
