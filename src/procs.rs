@@ -91,16 +91,13 @@ impl Proc {
         self.child.try_wait().expect("try_wait").is_none()
     }
 
-    /// The value of a counter/gauge from the process's `/metrics` (sum over label sets), or
-    /// None when the endpoint is not up.
-    pub fn metric(&self, name: &str) -> Option<f64> {
+    /// The value of a counter/gauge from the process's `/metrics`, summed over the series that
+    /// `selector` matches: a name (`cutover_indexer_consumed_total`: every label set) or a name
+    /// with labels (`cutover_indexer_records_total{outcome="applied"}`: the series carrying
+    /// those labels); None when the endpoint is not up.
+    pub fn metric(&self, selector: &str) -> Option<f64> {
         let body = http_get(self.metrics_port, "/metrics")?;
-        Some(
-            body.lines()
-                .filter(|l| l.starts_with(name) && (l.as_bytes().get(name.len()) == Some(&b' ') || l.as_bytes().get(name.len()) == Some(&b'{')))
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum(),
-        )
+        Some(metric_sum(&body, selector))
     }
 }
 
@@ -129,4 +126,32 @@ pub fn services(args: &[&str]) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let status = Command::new("bash").arg(root.join("dev/services.sh")).args(args).status().expect("services.sh");
     assert!(status.success(), "dev/services.sh {args:?} failed");
+}
+
+/// The sum of the samples of `body` (Prometheus text format) that `selector` matches (see
+/// [`Proc::metric`]).
+pub fn metric_sum(body: &str, selector: &str) -> f64 {
+    let (name, labels) = match selector.split_once('{') {
+        Some((n, rest)) => (n, rest.trim_end_matches('}').split(',').filter(|l| !l.is_empty()).collect::<Vec<_>>()),
+        None => (selector, Vec::new()),
+    };
+    body.lines()
+        .filter(|l| l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b' ' | b'{')))
+        .filter(|l| labels.iter().all(|want| l.split_once('{').is_some_and(|(_, rest)| rest.split('}').next().unwrap_or("").split(',').any(|have| have == *want))))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metric_sum;
+
+    #[test]
+    fn selects_series_by_name_and_labels() {
+        let body = "# TYPE x counter\nx_total{outcome=\"applied\"} 3\nx_total{outcome=\"noop\"} 2\nx_totals 9\ny 1\n";
+        assert_eq!(metric_sum(body, "x_total"), 5.0);
+        assert_eq!(metric_sum(body, "x_total{outcome=\"applied\"}"), 3.0);
+        assert_eq!(metric_sum(body, "x_total{outcome=\"dead\"}"), 0.0);
+        assert_eq!(metric_sum(body, "y"), 1.0);
+    }
 }

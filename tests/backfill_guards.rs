@@ -204,7 +204,7 @@ async fn binary_serves_prometheus_metrics_and_writes_the_summary() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut seen = None;
     while Instant::now() < deadline && seen.is_none() {
-        if let Some(body) = scrape(&addr).await.filter(|b| b.contains("backfill_docs_scanned_total") && b.contains("backfill_slice_scanned")) {
+        if let Some(body) = scrape(&addr).await.filter(|b| b.contains("cutover_backfill_docs_scanned_total") && b.contains("cutover_backfill_slice_scanned")) {
             seen = Some(body);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -212,7 +212,8 @@ async fn binary_serves_prometheus_metrics_and_writes_the_summary() {
     let out = child.wait_with_output().await.unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let body = seen.expect("metrics endpoint never showed backfill metrics");
-    assert!(body.contains("backfill_docs_written_total"), "{body}");
+    assert!(body.contains("cutover_backfill_docs_total{outcome=\"applied\"}"), "{body}");
+    assert!(body.contains("cutover_bulk_latency_seconds_bucket{le="), "bulk latency is a histogram with buckets, not a summary: {body}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(&format!("scanned {docs}")), "{stdout}");
     let summary: backfill::Summary = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();

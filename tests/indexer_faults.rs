@@ -35,7 +35,7 @@ async fn deleted_target_index_halts_and_converges_after_recreate() {
     sc.live(&cmds[..800]).await;
     let name = format!("{}-main", sc.topic);
     let indexer = sc.start_indexer("main", &["--batch-max-docs", "50", "--linger-ms", "0", "--max-backoff-ms", "1000"]);
-    Scenario::eventually("progress before the fault", RUN, || indexer.metric("cutover_indexer_applied_total").unwrap_or(0.0) > 100.0).await;
+    Scenario::eventually("progress before the fault", RUN, || indexer.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 100.0).await;
     target.ok(Method::Delete, &format!("/{}", sc.target_index), None).await.expect("delete the target index");
     sc.live(&cmds[800..]).await;
 
@@ -175,7 +175,7 @@ async fn revoked_credentials_halt_then_resume_with_new_ones() {
         proc
     };
     let indexer = start("first", &first, &[]);
-    Scenario::eventually("progress with the first credentials", RUN, || indexer.metric("cutover_indexer_applied_total").unwrap_or(0.0) > 50.0).await;
+    Scenario::eventually("progress with the first credentials", RUN, || indexer.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 50.0).await;
     services(&["es-users", "secure", "userdel", &user]);
     for c in &cmds[600..] {
         kafka::produce(&p, &topic, Some(c.id.as_bytes()), &c.payload(), &[]).await;

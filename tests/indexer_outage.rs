@@ -14,7 +14,7 @@ async fn target_outage_pauses_and_recovers() {
     sc.live(&cmds[..1500]).await;
     let indexer = sc.start_indexer("main", &["--batch-max-docs", "50", "--linger-ms", "0", "--max-backoff-ms", "5000", "--exit-when-idle-secs", "3"]);
     Scenario::eventually("progress before the outage", Duration::from_secs(120), || {
-        indexer.metric("cutover_indexer_applied_total").unwrap_or(0.0) > 100.0
+        indexer.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 100.0
     })
     .await;
     services(&["down", "target"]);

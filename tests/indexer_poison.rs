@@ -181,7 +181,7 @@ async fn readiness_gate_follows_the_lag() {
     .await;
     sc.assert_converged().await;
     let metrics = http_get(p.metrics_port, "/metrics").unwrap();
-    for name in ["cutover_indexer_consumed_total", "cutover_indexer_applied_total", "cutover_bulk_latency_seconds_bucket", "cutover_indexer_lag", "cutover_bulk_in_flight"] {
+    for name in ["cutover_indexer_consumed_total", "cutover_indexer_records_total", "cutover_bulk_latency_seconds_bucket", "cutover_indexer_lag", "cutover_bulk_in_flight"] {
         assert!(metrics.contains(name), "/metrics exposes {name}");
     }
     p.signal("TERM");

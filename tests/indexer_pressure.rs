@@ -37,7 +37,7 @@ async fn per_item_429s_are_retried_not_dropped() {
         let mut last = 0.0;
         let mut p = p;
         while p.running() {
-            last = p.metric("cutover_bulk_items_total{class=\"retryable\"}").unwrap_or(last);
+            last = p.metric("cutover_bulk_items_total{outcome=\"retryable\"}").unwrap_or(last);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(p.wait(Duration::from_secs(5)).success());

@@ -36,7 +36,7 @@ async fn restart_resumes_from_committed_offsets() {
     sc.live(&cmds).await;
     let slow = ["--batch-max-docs", "20", "--linger-ms", "0", "--max-in-flight", "1", "--refresh"];
     let first = sc.start_indexer("first", &slow);
-    Scenario::eventually("some progress", RUN, || first.metric("cutover_indexer_applied_total").unwrap_or(0.0) > 300.0).await;
+    Scenario::eventually("some progress", RUN, || first.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 300.0).await;
     first.signal("TERM");
     let status = first.wait(Duration::from_secs(30));
     assert!(status.success(), "SIGTERM exit: {status}");
@@ -69,7 +69,7 @@ async fn kill_nine_at_random_points_loses_nothing() {
     let mut progress = Vec::new();
     for round in 0..5 {
         let p = sc.start_indexer(&format!("crash{round}"), &slow);
-        Scenario::eventually("the run to be working", RUN, || p.metric("cutover_indexer_applied_total").unwrap_or(0.0) > 0.0).await;
+        Scenario::eventually("the run to be working", RUN, || p.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 0.0).await;
         tokio::time::sleep(Duration::from_millis(rng.random_range(200..2500))).await;
         p.kill9();
         progress.push(sc.committed().iter().map(|&o| o.max(0)).sum::<i64>());
@@ -92,7 +92,7 @@ async fn two_indexers_one_killed_mid_run() {
     let a = sc.start_indexer("a", &slow);
     let b = sc.start_indexer("b", &["--batch-max-docs", "20", "--linger-ms", "0", "--refresh", "--exit-when-idle-secs", "3"]);
     Scenario::eventually("both consuming", RUN, || {
-        a.metric("cutover_indexer_applied_total").unwrap_or(0.0) > 50.0 && b.metric("cutover_indexer_applied_total").unwrap_or(0.0) > 50.0
+        a.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 50.0 && b.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 50.0
     })
     .await;
     a.kill9();

@@ -69,9 +69,9 @@ impl Stats {
         self.superseded.fetch_add(c.superseded, Relaxed);
         self.failed.fetch_add(c.failed, Relaxed);
         metrics::counter!(m::SCANNED).increment(c.scanned);
-        metrics::counter!(m::WRITTEN).increment(c.written);
-        metrics::counter!(m::SUPERSEDED).increment(c.superseded);
-        metrics::counter!(m::FAILED).increment(c.failed);
+        metrics::counter!(m::DOCS, "outcome" => "applied").increment(c.written);
+        metrics::counter!(m::DOCS, "outcome" => "superseded").increment(c.superseded);
+        metrics::counter!(m::DOCS, "outcome" => "failed").increment(c.failed);
         let s = &self.slices[pos];
         let n = s.scanned.fetch_add(c.scanned, Relaxed) + c.scanned;
         metrics::gauge!(m::SLICE_SCANNED, "slice" => s.slice.to_string()).set(n as f64);
@@ -167,7 +167,6 @@ impl Reporter {
                 let scanned = stats.scanned.load(Relaxed);
                 let rate = (scanned - last.1) as f64 / last.0.elapsed().as_secs_f64().max(1e-3);
                 last = (Instant::now(), scanned);
-                metrics::gauge!(m::RATE).set(rate);
                 match &pb {
                     Some(pb) => pb.set_position(scanned),
                     None if !quiet => log_line(&stats, total, rate),

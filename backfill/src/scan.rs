@@ -306,7 +306,7 @@ impl SliceScan {
         if reopen && !matches!(self.cursor, Cursor::None) {
             self.close().await;
             self.recoveries += 1;
-            metrics::counter!("backfill_context_recoveries_total").increment(1);
+            metrics::counter!(crate::metrics::CONTEXT_RECOVERIES).increment(1);
         }
     }
 

@@ -1,5 +1,6 @@
-//! The one logging set-up of both binaries: `tracing` to stderr, levels from `RUST_LOG`
-//! (default `info`, librdkafka's own chatter at `warn`), text or JSON lines.
+//! The one logging and metrics set-up of both binaries: `tracing` to stderr, levels from
+//! `RUST_LOG` (default `info`, librdkafka's own chatter at `warn`), text or JSON lines; and
+//! the Prometheus recorder, with the same histogram buckets in both.
 
 /// Log line format on stderr.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,4 +20,20 @@ pub fn init_logging(format: LogFormat) {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
+}
+
+/// The Prometheus recorder of both binaries. Latencies and batch sizes are histograms with
+/// fixed buckets (not summaries), so Prometheus can aggregate them across processes. Every
+/// metric is named `cutover_<binary or shared part>_...`, outcomes are labels (README: Metrics).
+pub fn prometheus_builder() -> Result<metrics_exporter_prometheus::PrometheusBuilder, metrics_exporter_prometheus::BuildError> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("cutover_bulk_latency_seconds".into()),
+            &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full("cutover_bulk_batch_size".into()),
+            &[1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0],
+        )
 }

@@ -104,7 +104,7 @@ impl BulkWriter {
                     let mut still = Vec::new();
                     let mut refused = None;
                     for (&i, outcome) in pending.iter().zip(outcomes) {
-                        metrics::counter!("cutover_bulk_items_total", "class" => outcome.class.as_str()).increment(1);
+                        metrics::counter!("cutover_bulk_items_total", "outcome" => outcome.class.as_str()).increment(1);
                         let reason = || outcome.reason.clone().unwrap_or_else(|| format!("HTTP {}", outcome.status));
                         match outcome.class {
                             ItemClass::Applied => results[i] = Some(Resolved::Applied),

@@ -77,7 +77,7 @@ impl DeadLetterSink {
             }
             match self.producer.send(record, Duration::from_secs(30)).await {
                 Ok(_) => {
-                    metrics::counter!("cutover_indexer_dead_lettered_total", "kind" => dl.kind.clone()).increment(1);
+                    metrics::counter!(crate::lanes::RECORDS, "outcome" => "dead_lettered", "kind" => dl.kind.clone()).increment(1);
                     tracing::warn!(topic = %dl.topic, partition = dl.partition, offset = dl.offset, kind = %dl.kind, reason = %dl.reason, "dead-lettered");
                     return Ok(());
                 }

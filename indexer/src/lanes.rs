@@ -17,6 +17,10 @@ use crate::deadletter::{DeadLetter, DeadLetterSink};
 use crate::invariants::Watch;
 use crate::offsets::{Ticket, Tracker};
 
+/// Records by what became of them: `outcome` = `applied`, `superseded` (a newer version was
+/// there), `noop` (nothing to change), `dead_lettered` (with the dead letter's `kind`).
+pub const RECORDS: &str = "cutover_indexer_records_total";
+
 /// A record as the consumer hands it to a lane: decoded, or with the reason it is not.
 pub struct Item {
     pub ticket: Ticket,
@@ -133,9 +137,9 @@ async fn process(batch: Vec<Item>, shared: &LaneShared) -> Result<(), ApplyError
     };
     for (item, outcome) in good.iter().zip(outcomes) {
         match outcome {
-            Outcome::Applied => metrics::counter!("cutover_indexer_applied_total").increment(1),
-            Outcome::Superseded => metrics::counter!("cutover_indexer_superseded_total").increment(1),
-            Outcome::NoOp => metrics::counter!("cutover_indexer_noop_total").increment(1),
+            Outcome::Applied => metrics::counter!(RECORDS, "outcome" => "applied").increment(1),
+            Outcome::Superseded => metrics::counter!(RECORDS, "outcome" => "superseded").increment(1),
+            Outcome::NoOp => metrics::counter!(RECORDS, "outcome" => "noop").increment(1),
             Outcome::Poison { kind, reason } => {
                 poison(shared, item, kind, &reason).await?;
                 continue;
