@@ -135,7 +135,7 @@ fn tag_value(rng: &mut StdRng) -> Value {
 }
 
 fn routing_of(n: usize) -> Option<String> {
-    (n % 5 == 0).then(|| format!("r{}", n % 3))
+    n.is_multiple_of(5).then(|| format!("r{}", n % 3))
 }
 
 fn legacy_doc(rng: &mut StdRng, n: usize, keys: usize) -> Map<String, Value> {

@@ -26,7 +26,7 @@ pub enum EsError {
     Transport { method: String, path: String, detail: String },
     /// The cluster answered with an error status.
     #[error("{method} {path}: HTTP {status}: {cause}")]
-    Status { method: String, path: String, status: u16, cause: ErrorCause },
+    Status { method: String, path: String, status: u16, cause: Box<ErrorCause> },
     /// The body was not the JSON we expected.
     #[error("{method} {path}: unexpected response: {detail}")]
     Decode { method: String, path: String, detail: String },
@@ -35,7 +35,7 @@ pub enum EsError {
 impl EsError {
     /// An error status with its body parsed.
     pub fn status_of(method: &str, path: &str, status: u16, body: &Value) -> Self {
-        EsError::Status { method: method.to_string(), path: path.to_string(), status, cause: ErrorCause::parse(body) }
+        EsError::Status { method: method.to_string(), path: path.to_string(), status, cause: Box::new(ErrorCause::parse(body)) }
     }
 
     /// What to do about this failure (see [`crate::error`]).

@@ -122,7 +122,7 @@ fn check_invariants(watch: &mut Watch, batch: &[Item]) {
 async fn process(batch: Vec<Item>, shared: &LaneShared) -> Result<(), ApplyError> {
     let (good, bad): (Vec<Item>, Vec<Item>) = batch.into_iter().partition(|i| i.decoded.is_ok());
     for item in &bad {
-        let err = item.decoded.as_ref().err().expect("partitioned on errors");
+        let err = item.decoded.as_ref().expect_err("partitioned on errors");
         poison(shared, item, err.kind.as_str(), &err.to_string()).await?;
     }
     let outcomes = match apply_splitting(&shared.applier, &good).await {
