@@ -239,10 +239,9 @@ async fn paused_member_gaining_partitions_stays_bounded() {
     let args = ["--batch-max-docs", "100", "--linger-ms", "0", "--max-backoff-ms", "1000"];
     let a = sc.start_indexer("a", &args);
     let mut b = sc.start_indexer("b", &args);
-    Scenario::eventually("both members assigned", RUN, || {
-        [&a, &b].iter().all(|p| http_get(p.metrics_port, "/ready").is_some_and(|r| r.contains("lag")))
-    })
-    .await;
+    // `/ready` reports the whole group's lag, so each member's own log says what it was given.
+    let assigned = |name: &str| log_of(&format!("{}-{name}", sc.topic)).lines().any(|l| l.contains("partitions assigned") && l.contains(&sc.topic));
+    Scenario::eventually("both members assigned", RUN, || assigned("a") && assigned("b")).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     sc.live(&cmds).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -316,5 +315,31 @@ async fn dead_letters_are_redriven_after_the_fix() {
     assert_eq!(kafka::records_in(&sc.s.kafka, &format!("{}.again", dlq(&sc))), 0, "every dead letter applied");
     sc.assert_converged().await;
     kafka::delete_topics(&sc.s.kafka, &[&format!("{}.again", dlq(&sc))]).await;
+    sc.cleanup().await;
+}
+
+/// A commit the group refuses (the member was frozen past its session timeout, so the group
+/// fenced it): a warning, `cutover_indexer_commit_failures_total`, and the failure in `/ready`
+/// until a commit succeeds again; nothing is lost (the records are replayed, versions make that
+/// harmless) and the target converges.
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_commit_is_visible_and_loses_nothing() {
+    let mut sc = Scenario::new("fcommit", 2).await;
+    let cmds = generate(&WorkloadSpec::new(&sc.legacy_index, 200, 1600, 57));
+    // Offsets are stored as records are applied but committed only every 30 s: the freeze
+    // below comes while stored offsets wait for their commit.
+    let indexer = sc.start_indexer("a", &["--commit-interval-ms", "30000"]);
+    sc.live(&cmds[..800]).await;
+    Scenario::eventually("the first half applied", RUN, || http_get(indexer.metrics_port, "/ready").is_some_and(|r| r.contains("\"caught_up\":true"))).await;
+    indexer.signal("STOP");
+    // Session timeout 6 s: the coordinator drops the frozen member and its generation.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    indexer.signal("CONT");
+    Scenario::eventually("the refused commit counted", RUN, || indexer.metric("cutover_indexer_commit_failures_total").unwrap_or(0.0) >= 1.0).await;
+    assert!(log_of(&format!("{}-a", sc.topic)).contains("offset commit failed"), "a warning names the failure");
+    sc.live(&cmds[800..]).await;
+    sc.drain_and_stop(indexer).await;
+    assert_eq!(kafka::records_in(&sc.s.kafka, &dlq(&sc)), 0, "nothing dead-lettered");
+    sc.assert_converged().await;
     sc.cleanup().await;
 }
