@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 dev/install-deps.sh
+# One style, checked first: rustfmt.toml's format and clippy with warnings as errors.
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 dev/services.sh up
 eval "$(dev/services.sh env)"
 export RUST_BACKTRACE=1

@@ -36,12 +36,8 @@ pub fn config(brokers: &str) -> ClientConfig {
 
 /// Creates a topic with `partitions` partitions (replication 1); an existing topic is fine.
 pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> =
-        config(brokers).create().expect("admin client");
-    let results = admin
-        .create_topics(&[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &AdminOptions::new())
-        .await
-        .expect("create_topics");
+    let admin: AdminClient<DefaultClientContext> = config(brokers).create().expect("admin client");
+    let results = admin.create_topics(&[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &AdminOptions::new()).await.expect("create_topics");
     for r in results {
         if let Err((name, code)) = r {
             assert_eq!(code, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists, "creating {name}: {code:?}");
@@ -51,22 +47,11 @@ pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
 
 /// A producer that waits for the broker's acknowledgement of every record.
 pub fn producer(brokers: &str) -> FutureProducer {
-    config(brokers)
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .create()
-        .expect("producer")
+    config(brokers).set("acks", "all").set("enable.idempotence", "true").set("linger.ms", "5").create().expect("producer")
 }
 
 /// Produces one record (key, payload, headers) and waits for it to be stored.
-pub async fn produce(
-    p: &FutureProducer,
-    topic: &str,
-    key: Option<&[u8]>,
-    payload: &[u8],
-    headers: &[(&str, &[u8])],
-) -> (i32, i64) {
+pub async fn produce(p: &FutureProducer, topic: &str, key: Option<&[u8]>, payload: &[u8], headers: &[(&str, &[u8])]) -> (i32, i64) {
     let mut hs = OwnedHeaders::new();
     for (k, v) in headers {
         hs = hs.insert(Header { key: k, value: Some(*v) });
@@ -138,11 +123,7 @@ pub async fn produce_transactions(brokers: &str, topic: &str, records: &[Rec], p
 /// Reads every record of `topic` from the beginning until `expected` records arrived or
 /// `timeout` passed, without joining a consumer group.
 pub fn read_all(brokers: &str, topic: &str, expected: usize, timeout: Duration) -> Vec<OwnedMessage> {
-    let consumer: BaseConsumer = config(brokers)
-        .set("group.id", crate::unique("reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
+    let consumer: BaseConsumer = config(brokers).set("group.id", crate::unique("reader")).set("enable.auto.commit", "false").create().expect("consumer");
     let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
     let mut tpl = TopicPartitionList::new();
     for t in md.topics() {
@@ -163,19 +144,13 @@ pub fn read_all(brokers: &str, topic: &str, expected: usize, timeout: Duration) 
 
 /// The committed offset of `group` on each partition of `topic` (-1001 when none).
 pub fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
-    let consumer: BaseConsumer = config(brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
+    let consumer: BaseConsumer = config(brokers).set("group.id", group).set("enable.auto.commit", "false").create().expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition(topic, p);
     }
     let got = consumer.committed_offsets(tpl, Duration::from_secs(10)).expect("committed offsets");
-    (0..partitions)
-        .map(|p| got.find_partition(topic, p).map(|e| e.offset().to_raw().unwrap_or(-1001)).unwrap_or(-1001))
-        .collect()
+    (0..partitions).map(|p| got.find_partition(topic, p).map(|e| e.offset().to_raw().unwrap_or(-1001)).unwrap_or(-1001)).collect()
 }
 
 /// A header's value as text.
@@ -194,8 +169,7 @@ pub async fn expire_oldest(brokers: &str, topic: &str, partitions: i32, fraction
         let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).expect("watermarks");
         tpl.add_partition_offset(topic, p, rdkafka::Offset::Offset((high as f64 * fraction) as i64)).expect("partition");
     }
-    let admin: AdminClient<DefaultClientContext> =
-        config(brokers).create().expect("admin client");
+    let admin: AdminClient<DefaultClientContext> = config(brokers).create().expect("admin client");
     let result = admin.delete_records(&tpl, &AdminOptions::new()).await.expect("delete_records");
     result.elements().iter().map(|e| e.offset().to_raw().unwrap_or(-1)).collect()
 }
@@ -208,8 +182,7 @@ pub async fn produce_to(p: &FutureProducer, topic: &str, partition: i32, key: &[
 
 /// Deletes topics (missing ones are fine).
 pub async fn delete_topics(brokers: &str, topics: &[&str]) {
-    let admin: AdminClient<DefaultClientContext> =
-        config(brokers).create().expect("admin client");
+    let admin: AdminClient<DefaultClientContext> = config(brokers).create().expect("admin client");
     let _ = admin.delete_topics(topics, &AdminOptions::new()).await;
 }
 
@@ -219,8 +192,5 @@ pub fn records_in(brokers: &str, topic: &str) -> i64 {
     let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).set("allow.auto.create.topics", "false").create().expect("consumer");
     let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)) else { return 0 };
     let partitions: Vec<i32> = md.topics().iter().filter(|t| t.error().is_none()).flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
-    partitions
-        .into_iter()
-        .map(|p| consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).map(|(low, high)| high - low).unwrap_or(0))
-        .sum()
+    partitions.into_iter().map(|p| consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).map(|(low, high)| high - low).unwrap_or(0)).sum()
 }

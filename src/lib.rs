@@ -54,11 +54,7 @@ impl Services {
                 missing.push(format!("{name} Elasticsearch at {url}"));
             }
         }
-        assert!(
-            missing.is_empty(),
-            "services unreachable: {} (start them with `dev/services.sh up`; tests never skip)",
-            missing.join(", ")
-        );
+        assert!(missing.is_empty(), "services unreachable: {} (start them with `dev/services.sh up`; tests never skip)", missing.join(", "));
         s
     }
 
@@ -108,9 +104,8 @@ impl SecureKafka {
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".dev-state"));
         let brokers = std::env::var("CUTOVER_KAFKA_SECURE").unwrap_or_else(|_| "127.0.0.1:9094".into());
-        let config = std::env::var("CUTOVER_KAFKA_SECURE_CONFIG")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|_| state.join("kafka-secure/client.properties"));
+        let config =
+            std::env::var("CUTOVER_KAFKA_SECURE_CONFIG").map(std::path::PathBuf::from).unwrap_or_else(|_| state.join("kafka-secure/client.properties"));
         let props = indexer::config::read_properties(&config).unwrap_or_else(|e| panic!("{}: {e}", config.display()));
         kafka::register(&brokers, props.clone());
         SecureKafka { brokers, config, props }

@@ -137,7 +137,9 @@ pub fn metric_sum(body: &str, selector: &str) -> f64 {
     };
     body.lines()
         .filter(|l| l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b' ' | b'{')))
-        .filter(|l| labels.iter().all(|want| l.split_once('{').is_some_and(|(_, rest)| rest.split('}').next().unwrap_or("").split(',').any(|have| have == *want))))
+        .filter(|l| {
+            labels.iter().all(|want| l.split_once('{').is_some_and(|(_, rest)| rest.split('}').next().unwrap_or("").split(',').any(|have| have == *want)))
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }

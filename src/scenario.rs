@@ -5,8 +5,8 @@
 
 use crate::procs::Proc;
 use crate::sim::{self, LegacyBehaviour, LegacyIndexer, SimCommand};
-use cluster::{ClusterConfig, Es};
 use crate::{kafka, unique, Services};
+use cluster::{ClusterConfig, Es};
 use std::time::{Duration, Instant};
 
 /// The default lag of the simulated legacy indexer behind the topic.
@@ -141,10 +141,14 @@ impl Scenario {
     pub fn run_create_index(&self, extra: &[&str]) {
         let mut args: Vec<String> = vec![
             "create-index".into(),
-            "--legacy-url".into(), self.legacy_url.clone(),
-            "--target-url".into(), self.target_url.clone(),
-            "--source-index".into(), self.legacy_index.clone(),
-            "--target-index".into(), self.target_index.clone(),
+            "--legacy-url".into(),
+            self.legacy_url.clone(),
+            "--target-url".into(),
+            self.target_url.clone(),
+            "--source-index".into(),
+            self.legacy_index.clone(),
+            "--target-index".into(),
+            self.target_index.clone(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let out = std::process::Command::new(crate::procs::bin("backfill")).args(&args).output().expect("run backfill create-index");
@@ -204,18 +208,30 @@ impl Scenario {
     /// Indexer arguments for this scenario, plus `extra`.
     pub fn indexer_args(&self, extra: &[&str]) -> Vec<String> {
         let mut a: Vec<String> = vec![
-            "--brokers".into(), self.s.kafka.clone(),
-            "--topic".into(), self.topic.clone(),
-            "--group".into(), self.group.clone(),
-            "--version-source".into(), self.flags.version_source.clone(),
-            "--legacy-version".into(), self.flags.legacy_version.clone(),
-            "--merge-absent".into(), self.flags.merge_absent.clone(),
-            "--null-value".into(), self.flags.null_value.clone(),
-            "--index-map".into(), format!("{}={}", self.legacy_index, self.target_index),
-            "--legacy-url".into(), self.legacy_url.clone(),
-            "--target-url".into(), self.target_url.clone(),
-            "--session-timeout-ms".into(), "6000".into(),
-            "--shutdown-timeout-secs".into(), "10".into(),
+            "--brokers".into(),
+            self.s.kafka.clone(),
+            "--topic".into(),
+            self.topic.clone(),
+            "--group".into(),
+            self.group.clone(),
+            "--version-source".into(),
+            self.flags.version_source.clone(),
+            "--legacy-version".into(),
+            self.flags.legacy_version.clone(),
+            "--merge-absent".into(),
+            self.flags.merge_absent.clone(),
+            "--null-value".into(),
+            self.flags.null_value.clone(),
+            "--index-map".into(),
+            format!("{}={}", self.legacy_index, self.target_index),
+            "--legacy-url".into(),
+            self.legacy_url.clone(),
+            "--target-url".into(),
+            self.target_url.clone(),
+            "--session-timeout-ms".into(),
+            "6000".into(),
+            "--shutdown-timeout-secs".into(),
+            "10".into(),
         ];
         if self.legacy.behaviour.null_deletes {
             // A null-value record names no index.
@@ -287,13 +303,20 @@ impl Scenario {
     pub fn backfill_args(&self, checkpoints: &std::path::Path, extra: &[&str]) -> Vec<String> {
         let mut a: Vec<String> = vec![
             "copy".into(),
-            "--legacy-url".into(), self.legacy_url.clone(),
-            "--target-url".into(), self.target_url.clone(),
-            "--source-index".into(), self.legacy_index.clone(),
-            "--target-index".into(), self.target_index.clone(),
-            "--legacy-version".into(), self.legacy.behaviour.version_arg(),
-            "--checkpoint-dir".into(), checkpoints.display().to_string(),
-            "--progress".into(), "log".into(),
+            "--legacy-url".into(),
+            self.legacy_url.clone(),
+            "--target-url".into(),
+            self.target_url.clone(),
+            "--source-index".into(),
+            self.legacy_index.clone(),
+            "--target-index".into(),
+            self.target_index.clone(),
+            "--legacy-version".into(),
+            self.legacy.behaviour.version_arg(),
+            "--checkpoint-dir".into(),
+            checkpoints.display().to_string(),
+            "--progress".into(),
+            "log".into(),
         ];
         a.extend(extra.iter().map(|s| s.to_string()));
         a
@@ -305,14 +328,21 @@ impl Scenario {
         let report = std::env::temp_dir().join(format!("{}-{name}-verify.json", self.topic));
         let args: Vec<String> = vec![
             "verify".into(),
-            "--legacy-url".into(), self.legacy_url.clone(),
-            "--target-url".into(), self.target_url.clone(),
-            "--source-index".into(), self.legacy_index.clone(),
-            "--target-index".into(), self.target_index.clone(),
-            "--legacy-version".into(), self.legacy.behaviour.version_arg(),
+            "--legacy-url".into(),
+            self.legacy_url.clone(),
+            "--target-url".into(),
+            self.target_url.clone(),
+            "--source-index".into(),
+            self.legacy_index.clone(),
+            "--target-index".into(),
+            self.target_index.clone(),
+            "--legacy-version".into(),
+            self.legacy.behaviour.version_arg(),
             "--parity".into(),
-            "--settle-timeout-secs".into(), "10".into(),
-            "--report-json".into(), report.display().to_string(),
+            "--settle-timeout-secs".into(),
+            "10".into(),
+            "--report-json".into(),
+            report.display().to_string(),
         ];
         let log = crate::procs::log_path(&format!("{}-{name}", self.topic));
         let out = std::process::Command::new(crate::procs::bin("backfill")).args(&args).output().expect("run backfill verify");
@@ -320,12 +350,7 @@ impl Scenario {
         let parsed: Option<backfill::VerifyReport> = std::fs::read(&report).ok().and_then(|b| serde_json::from_slice(&b).ok());
         let _ = std::fs::remove_file(&report);
         let parsed = parsed.unwrap_or_else(|| panic!("backfill verify wrote no report (exit {}); see {}", out.status, log.display()));
-        assert!(
-            out.status.success() && parsed.converged,
-            "backfill verify exit {}: {}",
-            out.status,
-            serde_json::to_string_pretty(&parsed).unwrap_or_default()
-        );
+        assert!(out.status.success() && parsed.converged, "backfill verify exit {}: {}", out.status, serde_json::to_string_pretty(&parsed).unwrap_or_default());
         parsed
     }
 

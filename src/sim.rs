@@ -65,17 +65,7 @@ pub struct WorkloadSpec {
 impl WorkloadSpec {
     /// A small mixed workload.
     pub fn new(index: &str, docs: usize, commands: usize, seed: u64) -> Self {
-        WorkloadSpec {
-            seed,
-            docs,
-            commands,
-            tag_keys: 200,
-            index: index.to_string(),
-            upsert_pct: 50,
-            merge_pct: 35,
-            null_deletes: false,
-            long_tag_pct: 0,
-        }
+        WorkloadSpec { seed, docs, commands, tag_keys: 200, index: index.to_string(), upsert_pct: 50, merge_pct: 35, null_deletes: false, long_tag_pct: 0 }
     }
 }
 

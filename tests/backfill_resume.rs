@@ -47,12 +47,8 @@ async fn kill_9_then_resume_uses_checkpoints_and_verifies_exactly() {
 
     // Run 1: rate-limited so it is surely mid-run when killed.
     let log1 = std::fs::File::create(dir.join("run1.log")).unwrap();
-    let mut child = copy_command(&s, &source, &dest, &dir)
-        .args(["--max-docs-per-sec", "4000"])
-        .stdout(Stdio::null())
-        .stderr(log1)
-        .spawn()
-        .expect("spawn backfill");
+    let mut child =
+        copy_command(&s, &source, &dest, &dir).args(["--max-docs-per-sec", "4000"]).stdout(Stdio::null()).stderr(log1).spawn().expect("spawn backfill");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let scanned: u64 = checkpoints(&cp_dir).iter().map(|c| c.scanned).sum();

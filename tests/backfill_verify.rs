@@ -45,7 +45,8 @@ async fn verify_classifies_each_planted_divergence() {
     assert_eq!(status, 201);
     // resurrected: deleted in legacy at a newer version; the target still holds the old copy.
     let dead = 30;
-    let (status, _) = legacy.request(Method::Delete, &format!("/{source}/_doc/{}?version={}&version_type=external", id_of(dead), version_of(dead) + 1), None).await.unwrap();
+    let (status, _) =
+        legacy.request(Method::Delete, &format!("/{source}/_doc/{}?version={}&version_type=external", id_of(dead), version_of(dead) + 1), None).await.unwrap();
     assert_eq!(status, 200);
     // in flight: legacy moved on; one will be replayed into the target during the re-check.
     for i in [40, 50] {

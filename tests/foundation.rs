@@ -18,8 +18,7 @@ async fn kafka_round_trip() {
     }
     let got = kafka::read_all(&s.kafka, &topic, 20, Duration::from_secs(30));
     assert_eq!(got.len(), 20);
-    let mut payloads: Vec<String> =
-        got.iter().map(|m| String::from_utf8(m.payload().unwrap().to_vec()).unwrap()).collect();
+    let mut payloads: Vec<String> = got.iter().map(|m| String::from_utf8(m.payload().unwrap().to_vec()).unwrap()).collect();
     payloads.sort();
     let mut expected: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();
     expected.sort();

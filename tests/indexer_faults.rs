@@ -35,7 +35,8 @@ async fn deleted_target_index_halts_and_converges_after_recreate() {
     sc.live(&cmds[..800]).await;
     let name = format!("{}-main", sc.topic);
     let indexer = sc.start_indexer("main", &["--batch-max-docs", "50", "--linger-ms", "0", "--max-backoff-ms", "1000"]);
-    Scenario::eventually("progress before the fault", RUN, || indexer.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 100.0).await;
+    Scenario::eventually("progress before the fault", RUN, || indexer.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 100.0)
+        .await;
     target.ok(Method::Delete, &format!("/{}", sc.target_index), None).await.expect("delete the target index");
     sc.live(&cmds[800..]).await;
 
@@ -128,7 +129,9 @@ async fn unavailable_tombstone_shard_is_waited_for_not_read_as_absent() {
 async fn revoked_credentials_halt_then_resume_with_new_ones() {
     let s = cutover::Services::require().await;
     services(&["up", "secure"]);
-    let state = std::env::var("CUTOVER_STATE").map(std::path::PathBuf::from).unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".dev-state"));
+    let state = std::env::var("CUTOVER_STATE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".dev-state"));
     let admin_password = std::fs::read_to_string(state.join("secure/elastic-password")).expect("password file").trim().to_string();
     let ca = state.join("secure/config/certs/ca.crt");
     let secure_url = std::env::var("CUTOVER_SECURE_URL").unwrap_or_else(|_| "https://127.0.0.1:9203".into());
@@ -159,9 +162,34 @@ async fn revoked_credentials_halt_then_resume_with_new_ones() {
     }
     let ca_arg = ca.display().to_string();
     let args: Vec<String> = [
-        "--brokers", &s.kafka, "--topic", &topic, "--group", &group, "--version-source", "field:version", "--legacy-version", "_version", "--merge-absent", "ignore",
-        "--index-map", &format!("{legacy_index}={target_index}"), "--legacy-url", &s.legacy_url, "--target-url", &secure_url,
-        "--target-ca-file", &ca_arg, "--target-username", &user, "--batch-max-docs", "20", "--linger-ms", "0", "--max-backoff-ms", "1000",
+        "--brokers",
+        &s.kafka,
+        "--topic",
+        &topic,
+        "--group",
+        &group,
+        "--version-source",
+        "field:version",
+        "--legacy-version",
+        "_version",
+        "--merge-absent",
+        "ignore",
+        "--index-map",
+        &format!("{legacy_index}={target_index}"),
+        "--legacy-url",
+        &s.legacy_url,
+        "--target-url",
+        &secure_url,
+        "--target-ca-file",
+        &ca_arg,
+        "--target-username",
+        &user,
+        "--batch-max-docs",
+        "20",
+        "--linger-ms",
+        "0",
+        "--max-backoff-ms",
+        "1000",
     ]
     .iter()
     .map(|a| a.to_string())
@@ -175,7 +203,10 @@ async fn revoked_credentials_halt_then_resume_with_new_ones() {
         proc
     };
     let indexer = start("first", &first, &[]);
-    Scenario::eventually("progress with the first credentials", RUN, || indexer.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 50.0).await;
+    Scenario::eventually("progress with the first credentials", RUN, || {
+        indexer.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 50.0
+    })
+    .await;
     services(&["es-users", "secure", "userdel", &user]);
     for c in &cmds[600..] {
         kafka::produce(&p, &topic, Some(c.id.as_bytes()), &c.payload(), &[]).await;
@@ -276,7 +307,9 @@ async fn offset_gap_after_a_long_stop_is_loud() {
     assert_eq!(low, vec![800]);
     let indexer = sc.start_indexer("second", &[]);
     Scenario::eventually("the gap reported by /ready", RUN, || {
-        http_get(indexer.metrics_port, "/ready").is_some_and(|r| r.contains("offset_gaps") && r.lines().next().is_some_and(|l| l.contains(" 503")) && r.contains("committed offset 400 < log start 800"))
+        http_get(indexer.metrics_port, "/ready").is_some_and(|r| {
+            r.contains("offset_gaps") && r.lines().next().is_some_and(|l| l.contains(" 503")) && r.contains("committed offset 400 < log start 800")
+        })
     })
     .await;
     Scenario::eventually("the gap metric", RUN, || indexer.metric("cutover_indexer_offset_gaps") == Some(1.0)).await;

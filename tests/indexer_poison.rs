@@ -3,9 +3,9 @@
 //! land in the dead-letter topic with their reason and original bytes; everything else is
 //! applied; the offsets pass all of them; no index is created by accident.
 
+use cutover::kafka;
 use cutover::scenario::Scenario;
 use cutover::sim::{generate, WorkloadSpec};
-use cutover::kafka;
 use rdkafka::Message;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -35,11 +35,19 @@ async fn poison_records_are_dead_lettered_with_their_reason() {
         ("missing_version", Some("p9"), Some(json!({"op": "delete", "id": "p9", "index": idx}).to_string().into_bytes())),
         ("negative_version", Some("p10"), Some(json!({"op": "delete", "id": "p10", "index": idx, "version": -4}).to_string().into_bytes())),
         ("non_integer_version", Some("p11"), Some(json!({"op": "delete", "id": "p11", "index": idx, "version": "12"}).to_string().into_bytes())),
-        ("wrong_field_type", Some("p12"), Some(json!({"op": "upsert", "id": "p12", "index": idx, "version": 1, "doc": "not an object"}).to_string().into_bytes())),
+        (
+            "wrong_field_type",
+            Some("p12"),
+            Some(json!({"op": "upsert", "id": "p12", "index": idx, "version": 1, "doc": "not an object"}).to_string().into_bytes()),
+        ),
         // Decodes fine, but the target's mapping refuses it (`n` is a long).
         ("mapping", Some("p13"), Some(json!({"op": "upsert", "id": "p13", "index": idx, "version": 1, "doc": {"n": "not a number"}}).to_string().into_bytes())),
         // An index the indexer has no target for: never auto-created.
-        ("unknown_index", Some("p14"), Some(json!({"op": "upsert", "id": "p14", "index": stray, "version": 1, "doc": {"title": "t"}}).to_string().into_bytes())),
+        (
+            "unknown_index",
+            Some("p14"),
+            Some(json!({"op": "upsert", "id": "p14", "index": stray, "version": 1, "doc": {"title": "t"}}).to_string().into_bytes()),
+        ),
     ];
     let producer = kafka::producer(&sc.s.kafka);
     let mut offsets = BTreeMap::new();
@@ -133,10 +141,7 @@ async fn refuses_an_unfit_target() {
     use cutover::procs::Proc;
     let sc = Scenario::new("refuse", 1).await;
     let target = sc.s.target();
-    target
-        .ok(elasticsearch::http::Method::Put, &format!("/{}/_settings", sc.target_index), Some(&json!({"index": {"gc_deletes": "60s"}})))
-        .await
-        .unwrap();
+    target.ok(elasticsearch::http::Method::Put, &format!("/{}/_settings", sc.target_index), Some(&json!({"index": {"gc_deletes": "60s"}}))).await.unwrap();
     let p = sc.start_indexer("gc", &[]);
     let status = p.wait(Duration::from_secs(30));
     assert_eq!(status.code(), Some(2));
@@ -181,7 +186,13 @@ async fn readiness_gate_follows_the_lag() {
     .await;
     sc.assert_converged().await;
     let metrics = http_get(p.metrics_port, "/metrics").unwrap();
-    for name in ["cutover_indexer_consumed_total", "cutover_indexer_records_total", "cutover_bulk_latency_seconds_bucket", "cutover_indexer_lag", "cutover_bulk_in_flight"] {
+    for name in [
+        "cutover_indexer_consumed_total",
+        "cutover_indexer_records_total",
+        "cutover_bulk_latency_seconds_bucket",
+        "cutover_indexer_lag",
+        "cutover_bulk_in_flight",
+    ] {
         assert!(metrics.contains(name), "/metrics exposes {name}");
     }
     p.signal("TERM");
@@ -236,7 +247,11 @@ async fn verify_reports_a_resurrected_delete_from_indexer_tombstones() {
     target.ok(elasticsearch::http::Method::Put, &format!("/{}/_settings", sc.target_index), Some(&settings)).await.unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
     target.refresh(&sc.target_index).await.unwrap();
-    let stale = format!("{}\n{}\n", json!({"index": {"_index": sc.target_index, "_id": "r", "version": 1, "version_type": "external"}}), json!({"title": "t", "tags": []}));
+    let stale = format!(
+        "{}\n{}\n",
+        json!({"index": {"_index": sc.target_index, "_id": "r", "version": 1, "version_type": "external"}}),
+        json!({"title": "t", "tags": []})
+    );
     let resp = target.bulk(stale.into(), true).await.unwrap();
     assert_eq!(resp["items"][0]["index"]["status"], 201, "the stale write resurrected the document: {resp}");
 

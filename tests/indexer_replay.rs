@@ -92,7 +92,8 @@ async fn two_indexers_one_killed_mid_run() {
     let a = sc.start_indexer("a", &slow);
     let b = sc.start_indexer("b", &["--batch-max-docs", "20", "--linger-ms", "0", "--refresh", "--exit-when-idle-secs", "3"]);
     Scenario::eventually("both consuming", RUN, || {
-        a.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 50.0 && b.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 50.0
+        a.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 50.0
+            && b.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 50.0
     })
     .await;
     a.kill9();
@@ -125,10 +126,21 @@ async fn delete_is_not_resurrected_after_sixty_seconds() {
 
     // Control: same delete, gc_deletes of 1 s.
     let control = cutover::unique("tomb-control");
-    target.ok(elasticsearch::http::Method::Put, &format!("/{control}"), Some(&json!({"settings": {"index": {"gc_deletes": "1s", "number_of_shards": 1, "number_of_replicas": 0}}}))).await.unwrap();
+    target
+        .ok(
+            elasticsearch::http::Method::Put,
+            &format!("/{control}"),
+            Some(&json!({"settings": {"index": {"gc_deletes": "1s", "number_of_shards": 1, "number_of_replicas": 0}}})),
+        )
+        .await
+        .unwrap();
     let write = |index: &str, action: &str, version: u64| {
         let meta = json!({action: {"_index": index, "_id": "gone", "version": version, "version_type": "external"}});
-        if action == "delete" { format!("{meta}\n") } else { format!("{meta}\n{}\n", json!({"title": "stale", "tags": []})) }
+        if action == "delete" {
+            format!("{meta}\n")
+        } else {
+            format!("{meta}\n{}\n", json!({"title": "stale", "tags": []}))
+        }
     };
     target.bulk(format!("{}{}", write(&control, "index", 1), write(&control, "delete", 2)).into(), true).await.unwrap();
 

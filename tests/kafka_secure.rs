@@ -30,19 +30,10 @@ fn props_file(name: &str, lines: &[(&str, &str)]) -> PathBuf {
 /// The README's `kafka.properties` example, with the node's user, password and CA filled in,
 /// as a mode-600 file: the documented example is the one tested.
 fn readme_properties(sec: &SecureKafka) -> PathBuf {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let block = readme
-        .split("```properties\n")
-        .nth(1)
-        .and_then(|b| b.split("```").next())
-        .expect("README has a ```properties block");
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let block = readme.split("```properties\n").nth(1).and_then(|b| b.split("```").next()).expect("README has a ```properties block");
     let mut lines = Vec::new();
-    for line in block
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-    {
+    for line in block.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
         let (k, v) = line.split_once('=').expect("key=value");
         let v = match k {
             "sasl.username" | "sasl.password" | "ssl.ca.location" => sec.prop(k),
@@ -51,21 +42,8 @@ fn readme_properties(sec: &SecureKafka) -> PathBuf {
         lines.push((k.to_string(), v));
     }
     let keys: Vec<&str> = lines.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(
-        keys,
-        [
-            "security.protocol",
-            "sasl.mechanism",
-            "sasl.username",
-            "sasl.password",
-            "ssl.ca.location"
-        ],
-        "the README's example"
-    );
-    let borrowed: Vec<(&str, &str)> = lines
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    assert_eq!(keys, ["security.protocol", "sasl.mechanism", "sasl.username", "sasl.password", "ssl.ca.location"], "the README's example");
+    let borrowed: Vec<(&str, &str)> = lines.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     props_file("readme-kafka", &borrowed)
 }
 
@@ -75,15 +53,12 @@ fn log_of(name: &str) -> String {
 
 /// The command line of a running process, as `ps` shows it.
 fn cmdline(pid: u32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-        .unwrap_or_default()
+    std::fs::read(format!("/proc/{pid}/cmdline")).map(|b| String::from_utf8_lossy(&b).replace('\0', " ")).unwrap_or_default()
 }
 
 async fn wait_ready(p: &Proc) {
     Scenario::eventually("readiness gate open", Duration::from_secs(60), || {
-        http_get(p.metrics_port, "/ready")
-            .is_some_and(|r| r.contains(" 200 ") && r.contains("\"caught_up\":true"))
+        http_get(p.metrics_port, "/ready").is_some_and(|r| r.contains(" 200 ") && r.contains("\"caught_up\":true"))
     })
     .await;
 }
@@ -100,129 +75,59 @@ async fn replays_dead_letters_and_resumes_through_sasl_ssl() {
     // History, one poison record in the middle (with a header of its own), more history.
     sc.live(&first[..120]).await;
     let producer = kafka::producer(&sc.s.kafka);
-    let (poison_partition, poison_offset) = kafka::produce(
-        &producer,
-        &sc.topic,
-        Some(b"poison"),
-        b"{\"op\": \"upsert\", ",
-        &[("trace", b"t-9")],
-    )
-    .await;
+    let (poison_partition, poison_offset) = kafka::produce(&producer, &sc.topic, Some(b"poison"), b"{\"op\": \"upsert\", ", &[("trace", b"t-9")]).await;
     sc.live(&first[120..]).await;
 
     // Run 1: replay from offset zero until the readiness gate opens, then SIGTERM.
     let readme = readme_properties(&sec).display().to_string();
     let p = sc.start_indexer("run1", &["--kafka-config", &readme]);
-    assert!(
-        !cmdline(p.child.id()).contains(&password),
-        "the password is not on the command line"
-    );
+    assert!(!cmdline(p.child.id()).contains(&password), "the password is not on the command line");
     wait_ready(&p).await;
-    assert_eq!(
-        p.metric("cutover_indexer_consumed_total"),
-        Some(first.len() as f64 + 1.0),
-        "run 1 replayed the topic from zero"
-    );
+    assert_eq!(p.metric("cutover_indexer_consumed_total"), Some(first.len() as f64 + 1.0), "run 1 replayed the topic from zero");
     p.signal("TERM");
-    assert!(
-        p.wait(Duration::from_secs(30)).success(),
-        "run 1 exits 0 on SIGTERM"
-    );
+    assert!(p.wait(Duration::from_secs(30)).success(), "run 1 exits 0 on SIGTERM");
     let committed = sc.committed();
-    assert_eq!(
-        committed.iter().sum::<i64>(),
-        first.len() as i64 + 1,
-        "run 1 committed every record, the poison one too: {committed:?}"
-    );
+    assert_eq!(committed.iter().sum::<i64>(), first.len() as i64 + 1, "run 1 committed every record, the poison one too: {committed:?}");
 
     // Run 2: more traffic; the restart resumes from the committed offsets (reads only the new records).
     sc.live(second).await;
     let p = sc.start_indexer("run2", &["--kafka-config", &config]);
     wait_ready(&p).await;
-    assert_eq!(
-        p.metric("cutover_indexer_consumed_total"),
-        Some(second.len() as f64),
-        "run 2 resumed from the committed offsets"
-    );
+    assert_eq!(p.metric("cutover_indexer_consumed_total"), Some(second.len() as f64), "run 2 resumed from the committed offsets");
     p.signal("TERM");
-    assert!(
-        p.wait(Duration::from_secs(30)).success(),
-        "run 2 exits 0 on SIGTERM"
-    );
+    assert!(p.wait(Duration::from_secs(30)).success(), "run 2 exits 0 on SIGTERM");
     assert_eq!(sc.committed().iter().sum::<i64>(), cmds.len() as i64 + 1);
     sc.assert_converged().await;
 
     // The dead letter, read back through the secured listener.
-    let dlq = kafka::read_all(
-        &sc.s.kafka,
-        &format!("{}.dlq", sc.topic),
-        2,
-        Duration::from_secs(5),
-    );
+    let dlq = kafka::read_all(&sc.s.kafka, &format!("{}.dlq", sc.topic), 2, Duration::from_secs(5));
     assert_eq!(dlq.len(), 1, "one dead letter");
     let m = &dlq[0];
-    assert_eq!(
-        kafka::header(m, "cutover.error.kind").as_deref(),
-        Some("invalid_json")
-    );
-    assert_eq!(
-        kafka::header(m, "cutover.offset"),
-        Some(poison_offset.to_string())
-    );
-    assert_eq!(
-        kafka::header(m, "cutover.partition"),
-        Some(poison_partition.to_string())
-    );
-    assert_eq!(
-        kafka::header(m, "trace").as_deref(),
-        Some("t-9"),
-        "original headers kept"
-    );
-    assert_eq!(
-        m.payload(),
-        Some(&b"{\"op\": \"upsert\", "[..]),
-        "original bytes kept"
-    );
+    assert_eq!(kafka::header(m, "cutover.error.kind").as_deref(), Some("invalid_json"));
+    assert_eq!(kafka::header(m, "cutover.offset"), Some(poison_offset.to_string()));
+    assert_eq!(kafka::header(m, "cutover.partition"), Some(poison_partition.to_string()));
+    assert_eq!(kafka::header(m, "trace").as_deref(), Some("t-9"), "original headers kept");
+    assert_eq!(m.payload(), Some(&b"{\"op\": \"upsert\", "[..]), "original bytes kept");
     for h in m.headers().unwrap().iter() {
         let value = String::from_utf8_lossy(h.value.unwrap_or_default());
-        assert!(
-            !value.contains(&password) && !h.key.contains(&password),
-            "a dead letter's header {} holds the secret",
-            h.key
-        );
+        assert!(!value.contains(&password) && !h.key.contains(&password), "a dead letter's header {} holds the secret", h.key);
     }
 
     // The secret: in no log, not in --help (even with the config file in the environment).
     for run in ["run1", "run2"] {
         let log = log_of(&format!("{}-{run}", sc.topic));
-        assert!(
-            log.contains("kafka reachable and accepted the client's credentials"),
-            "{run}: the probe passed: {log}"
-        );
+        assert!(log.contains("kafka reachable and accepted the client's credentials"), "{run}: the probe passed: {log}");
         assert!(!log.contains(&password), "{run} logged the secret");
     }
-    let help = std::process::Command::new(cutover::procs::bin("indexer"))
-        .arg("--help")
-        .env("CUTOVER_KAFKA_CONFIG", &sec.config)
-        .output()
-        .unwrap();
+    let help = std::process::Command::new(cutover::procs::bin("indexer")).arg("--help").env("CUTOVER_KAFKA_CONFIG", &sec.config).output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
-    assert!(
-        help.contains("--kafka-config") && help.contains("exit code 5"),
-        "{help}"
-    );
+    assert!(help.contains("--kafka-config") && help.contains("exit code 5"), "{help}");
     assert!(!help.contains(&password));
     sc.cleanup().await;
 }
 
 /// One misconfigured start: exit code, message, seconds to exit.
-fn bad_start(
-    sc: &Scenario,
-    name: &str,
-    brokers: &str,
-    config: Option<&Path>,
-    timeout_secs: &str,
-) -> (Option<i32>, String, f64) {
+fn bad_start(sc: &Scenario, name: &str, brokers: &str, config: Option<&Path>, timeout_secs: &str) -> (Option<i32>, String, f64) {
     let mut args = sc.indexer_args(&["--kafka-connect-timeout-secs", timeout_secs]);
     let at = args.iter().position(|a| a == "--brokers").unwrap();
     args[at + 1] = brokers.to_string();
@@ -232,11 +137,7 @@ fn bad_start(
     let started = Instant::now();
     let p = Proc::start("indexer", &format!("{}-{name}", sc.topic), &args);
     let status = p.wait(Duration::from_secs(90));
-    (
-        status.code(),
-        log_of(&format!("{}-{name}", sc.topic)),
-        started.elapsed().as_secs_f64(),
-    )
+    (status.code(), log_of(&format!("{}-{name}", sc.topic)), started.elapsed().as_secs_f64())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -250,28 +151,14 @@ async fn wrong_credentials_unknown_ca_and_plaintext_fail_fast_with_the_cause() {
     let other = std::env::temp_dir().join(unique("other-ca"));
     std::fs::create_dir_all(&other).unwrap();
     let made = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=not-the-kafka-ca",
-        ])
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=not-the-kafka-ca"])
         .arg("-keyout")
         .arg(other.join("ca.key"))
         .arg("-out")
         .arg(other.join("ca.crt"))
         .output()
         .unwrap();
-    assert!(
-        made.status.success(),
-        "openssl: {}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    assert!(made.status.success(), "openssl: {}", String::from_utf8_lossy(&made.stderr));
     let other_ca = other.join("ca.crt").display().to_string();
 
     let wrong_password = "not-the-password-4711";
@@ -294,41 +181,17 @@ async fn wrong_credentials_unknown_ca_and_plaintext_fail_fast_with_the_cause() {
 
     // The probe's deadline is 60 s: each of these must end by its cause, long before.
     let cases: Vec<(&str, Option<&Path>, &str)> = vec![
-        (
-            "wrong-password",
-            Some(wrong.as_path()),
-            "rejected the SASL credentials",
-        ),
-        (
-            "unknown-ca",
-            Some(unknown_ca.as_path()),
-            "TLS verification of the broker's certificate failed",
-        ),
-        (
-            "plaintext",
-            None,
-            "speaks TLS but the client connected in plaintext",
-        ),
+        ("wrong-password", Some(wrong.as_path()), "rejected the SASL credentials"),
+        ("unknown-ca", Some(unknown_ca.as_path()), "TLS verification of the broker's certificate failed"),
+        ("plaintext", None, "speaks TLS but the client connected in plaintext"),
     ];
     for (name, config, cause) in cases {
         let (code, log, secs) = bad_start(&sc, name, &sec.brokers, config, "60");
-        eprintln!(
-            "{name}: exit {code:?} after {secs:.1}s: {}",
-            log.lines()
-                .filter(|l| l.contains("kafka unavailable"))
-                .collect::<Vec<_>>()
-                .join(" | ")
-        );
+        eprintln!("{name}: exit {code:?} after {secs:.1}s: {}", log.lines().filter(|l| l.contains("kafka unavailable")).collect::<Vec<_>>().join(" | "));
         assert_eq!(code, Some(5), "{name}: exit code 5: {log}");
-        assert!(
-            log.contains(cause),
-            "{name}: the message names the cause ({cause}): {log}"
-        );
+        assert!(log.contains(cause), "{name}: the message names the cause ({cause}): {log}");
         assert!(secs < 15.0, "{name}: exited after {secs:.1}s, not at once");
-        assert!(
-            !log.contains(&password) && !log.contains(wrong_password),
-            "{name}: a secret in the log"
-        );
+        assert!(!log.contains(&password) && !log.contains(wrong_password), "{name}: a secret in the log");
     }
 
     // Nothing listening: bounded by --kafka-connect-timeout-secs.
@@ -339,11 +202,7 @@ async fn wrong_credentials_unknown_ca_and_plaintext_fail_fast_with_the_cause() {
     assert!(log.contains("cannot connect to any broker"), "{log}");
     assert!(secs < 20.0, "bounded by the probe's deadline: {secs:.1}s");
 
-    assert_eq!(
-        sc.committed(),
-        vec![-1001],
-        "none of them joined the group and committed anything"
-    );
+    assert_eq!(sc.committed(), vec![-1001], "none of them joined the group and committed anything");
     sc.cleanup().await;
 }
 
@@ -351,26 +210,10 @@ async fn wrong_credentials_unknown_ca_and_plaintext_fail_fast_with_the_cause() {
 async fn unsafe_overrides_and_secrets_on_the_command_line_are_refused() {
     let sc = Scenario::new("koverride", 1).await;
     let cases: [(&str, &[&str], &str); 4] = [
-        (
-            "auto-store",
-            &["-X", "enable.auto.offset.store=true"],
-            "enable.auto.offset.store=true is refused",
-        ),
-        (
-            "reset-latest",
-            &["-X", "auto.offset.reset=latest"],
-            "auto.offset.reset=latest is refused",
-        ),
-        (
-            "uncommitted",
-            &["-X", "isolation.level=read_uncommitted"],
-            "isolation.level=read_uncommitted is refused",
-        ),
-        (
-            "secret",
-            &["-X", "sasl.password=hunter2-on-argv"],
-            "puts a secret on the command line",
-        ),
+        ("auto-store", &["-X", "enable.auto.offset.store=true"], "enable.auto.offset.store=true is refused"),
+        ("reset-latest", &["-X", "auto.offset.reset=latest"], "auto.offset.reset=latest is refused"),
+        ("uncommitted", &["-X", "isolation.level=read_uncommitted"], "isolation.level=read_uncommitted is refused"),
+        ("secret", &["-X", "sasl.password=hunter2-on-argv"], "puts a secret on the command line"),
     ];
     for (name, extra, message) in cases {
         let p = sc.start_indexer(name, extra);
@@ -378,26 +221,13 @@ async fn unsafe_overrides_and_secrets_on_the_command_line_are_refused() {
         let log = log_of(&format!("{}-{name}", sc.topic));
         assert_eq!(status.code(), Some(2), "{name}: refused to start: {log}");
         assert!(log.contains(message), "{name}: {log}");
-        assert!(
-            !log.contains("hunter2-on-argv"),
-            "{name}: the refusal does not repeat the secret"
-        );
-        assert!(
-            !log.contains("kafka reachable"),
-            "{name}: refused before connecting to Kafka"
-        );
+        assert!(!log.contains("hunter2-on-argv"), "{name}: the refusal does not repeat the secret");
+        assert!(!log.contains("kafka reachable"), "{name}: refused before connecting to Kafka");
     }
     // The group was never joined: the broker does not know it.
     let consumer: BaseConsumer = kafka::config(&sc.s.kafka).create().unwrap();
-    let groups = consumer
-        .fetch_group_list(Some(&sc.group), Duration::from_secs(10))
-        .unwrap();
-    let known: Vec<_> = groups
-        .groups()
-        .iter()
-        .filter(|g| g.name() == sc.group && g.state() != "Dead")
-        .map(|g| g.state().to_string())
-        .collect();
+    let groups = consumer.fetch_group_list(Some(&sc.group), Duration::from_secs(10)).unwrap();
+    let known: Vec<_> = groups.groups().iter().filter(|g| g.name() == sc.group && g.state() != "Dead").map(|g| g.state().to_string()).collect();
     assert!(known.is_empty(), "group {} exists: {known:?}", sc.group);
     assert_eq!(sc.committed(), vec![-1001]);
     sc.cleanup().await;
@@ -407,14 +237,7 @@ async fn unsafe_overrides_and_secrets_on_the_command_line_are_refused() {
 fn kafka_configs(sec: &SecureKafka, args: &[&str]) {
     let tools = sec.config.with_file_name("tools.properties");
     let tools = tools.display().to_string();
-    let mut all = vec![
-        "kafka-tool",
-        "kafka.admin.ConfigCommand",
-        "--bootstrap-server",
-        &sec.brokers,
-        "--command-config",
-        &tools,
-    ];
+    let mut all = vec!["kafka-tool", "kafka.admin.ConfigCommand", "--bootstrap-server", &sec.brokers, "--command-config", &tools];
     all.extend_from_slice(args);
     cutover::procs::services(&all);
 }
@@ -430,18 +253,7 @@ async fn credentials_revoked_mid_run_stop_the_indexer_cleanly() {
     let user = unique("revocable");
     let user_password = unique("pw");
     let scram = format!("SCRAM-SHA-512=[iterations=4096,password={user_password}]");
-    kafka_configs(
-        &sec,
-        &[
-            "--alter",
-            "--add-config",
-            &scram,
-            "--entity-type",
-            "users",
-            "--entity-name",
-            &user,
-        ],
-    );
+    kafka_configs(&sec, &["--alter", "--add-config", &scram, "--entity-type", "users", "--entity-name", &user]);
     let ca = sec.prop("ssl.ca.location");
     let config = props_file(
         "kafka-revocable",
@@ -460,18 +272,7 @@ async fn credentials_revoked_mid_run_stop_the_indexer_cleanly() {
     wait_ready(&p).await;
 
     // Revoke while traffic goes on (the broker makes clients re-authenticate every 10 s).
-    kafka_configs(
-        &sec,
-        &[
-            "--alter",
-            "--delete-config",
-            "SCRAM-SHA-512",
-            "--entity-type",
-            "users",
-            "--entity-name",
-            &user,
-        ],
-    );
+    kafka_configs(&sec, &["--alter", "--delete-config", "SCRAM-SHA-512", "--entity-type", "users", "--entity-name", &user]);
     let revoked = Instant::now();
     let mut p = p;
     let mut sent = 200;
@@ -488,32 +289,14 @@ async fn credentials_revoked_mid_run_stop_the_indexer_cleanly() {
     eprintln!(
         "revoked: exit {:?} {secs:.1}s after the revocation: {}",
         status.code(),
-        log.lines()
-            .filter(|l| l.contains("kafka unavailable"))
-            .collect::<Vec<_>>()
-            .join(" | ")
+        log.lines().filter(|l| l.contains("kafka unavailable")).collect::<Vec<_>>().join(" | ")
     );
     assert_eq!(status.code(), Some(5), "exit code 5: {log}");
-    assert!(
-        log.contains("rejected the SASL credentials"),
-        "the cause is named: {log}"
-    );
+    assert!(log.contains("rejected the SASL credentials"), "the cause is named: {log}");
     assert!(!log.contains(&user_password), "the secret is not logged");
     let committed = sc.committed()[0];
-    assert!(
-        committed >= 200 && committed <= sent as i64,
-        "committed {committed} of {sent}"
-    );
-    assert!(
-        kafka::read_all(
-            &sc.s.kafka,
-            &format!("{}.dlq", sc.topic),
-            1,
-            Duration::from_secs(3)
-        )
-        .is_empty(),
-        "nothing dead-lettered"
-    );
+    assert!(committed >= 200 && committed <= sent as i64, "committed {committed} of {sent}");
+    assert!(kafka::read_all(&sc.s.kafka, &format!("{}.dlq", sc.topic), 1, Duration::from_secs(3)).is_empty(), "nothing dead-lettered");
 
     // The rest of the traffic; the legacy cluster gets it all; valid credentials resume the replay.
     if sent < cmds.len() {
@@ -521,11 +304,7 @@ async fn credentials_revoked_mid_run_stop_the_indexer_cleanly() {
     }
     sc.legacy.apply(&cmds[200..]).await.expect("legacy indexer");
     let secure_config = sec.config.display().to_string();
-    sc.run_indexer_to_idle(
-        "resumed",
-        &["--kafka-config", &secure_config],
-        Duration::from_secs(60),
-    );
+    sc.run_indexer_to_idle("resumed", &["--kafka-config", &secure_config], Duration::from_secs(60));
     assert_eq!(sc.committed(), vec![cmds.len() as i64]);
     sc.assert_converged().await;
     sc.cleanup().await;

@@ -255,23 +255,32 @@ async fn transactional_control_markers_leave_a_gap() {
 async fn long_tags_seed(seed: u64) {
     let sc = converges("longtag", long_tags(), seed, with_long_tags).await;
     let docs = cutover::sim::read_all(&sc.s.target(), &sc.target_index).await.unwrap();
-    let long = docs.values().filter(|(_, src)| src["tags"].as_array().is_some_and(|t| t.iter().any(|t| t["value"].as_str().is_some_and(|v| v.len() > 32_766)))).count();
+    let long = docs
+        .values()
+        .filter(|(_, src)| src["tags"].as_array().is_some_and(|t| t.iter().any(|t| t["value"].as_str().is_some_and(|v| v.len() > 32_766))))
+        .count();
     assert!(long > 0, "some documents keep a tag over the term limit");
     // verify agrees, counting them equal.
     let args: Vec<String> = [
-        "verify", "--legacy-url", &sc.s.legacy_url, "--target-url", &sc.s.target_url, "--source-index", &sc.legacy_index,
-        "--target-index", &sc.target_index, "--legacy-version", "_version", "--settle-timeout-secs", "5",
+        "verify",
+        "--legacy-url",
+        &sc.s.legacy_url,
+        "--target-url",
+        &sc.s.target_url,
+        "--source-index",
+        &sc.legacy_index,
+        "--target-index",
+        &sc.target_index,
+        "--legacy-version",
+        "_version",
+        "--settle-timeout-secs",
+        "5",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
     let log = cutover::procs::log_file(&format!("{}-verify", sc.topic));
-    let status = std::process::Command::new(cutover::procs::bin("backfill"))
-        .args(&args)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .status()
-        .unwrap();
+    let status = std::process::Command::new(cutover::procs::bin("backfill")).args(&args).stdout(log.try_clone().unwrap()).stderr(log).status().unwrap();
     assert!(status.success(), "verify reports convergence: {status} (see target/test-logs)");
     sc.cleanup().await;
 }
@@ -309,7 +318,13 @@ async fn long_tags_control_without_ignore_above_loses_the_document() {
     target.ok(Method::Put, &format!("/{old}"), Some(&json!({"mappings": mappings, "settings": {"number_of_replicas": 0}}))).await.unwrap();
     let legacy = json!({"title": "t", "actions": {"tags": {"long": "x".repeat(33_000), "k": "v"}}});
     let doc = schema::TagRewrite::default().to_target(legacy.as_object().unwrap()).unwrap();
-    let write = |index: &str| format!("{}\n{}\n", json!({"index": {"_index": index, "_id": "long", "version": 1, "version_type": "external"}}), serde_json::Value::Object(doc.clone()));
+    let write = |index: &str| {
+        format!(
+            "{}\n{}\n",
+            json!({"index": {"_index": index, "_id": "long", "version": 1, "version_type": "external"}}),
+            serde_json::Value::Object(doc.clone())
+        )
+    };
     let refused = target.bulk(write(&old).into(), true).await.unwrap();
     assert_eq!(refused["items"][0]["index"]["status"], 400, "the old mapping refuses the document: {refused}");
     let kept = target.bulk(write(&sc.target_index).into(), true).await.unwrap();

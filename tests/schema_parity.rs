@@ -120,10 +120,7 @@ fn legacy_docs(seed: u64, count: usize) -> Vec<(String, Map<String, Value>)> {
                 tags.insert(key_name(k), tag_value(&mut rng));
             }
             if rng.random_bool(0.12) {
-                tags.insert(
-                    "obj".into(),
-                    json!({"sub": common_string(&mut rng), "deep": {"z": rng.random_range(0..5)}}),
-                );
+                tags.insert("obj".into(), json!({"sub": common_string(&mut rng), "deep": {"z": rng.random_range(0..5)}}));
             }
             if rng.random_bool(0.05) {
                 // A literal dotted key, which Elasticsearch conflates with `obj: {lit: ..}`.
@@ -184,17 +181,9 @@ fn failures(items: &[Value]) -> Vec<&Value> {
 
 async fn ids(es: &cluster::Es, index: &str, query: Value) -> BTreeSet<String> {
     let body = json!({"size": 10_000, "_source": false, "track_total_hits": true, "query": query});
-    let resp = es
-        .ok(Method::Post, &format!("/{index}/_search"), Some(&body))
-        .await
-        .unwrap_or_else(|e| panic!("search {query} on {index}: {e}"));
+    let resp = es.ok(Method::Post, &format!("/{index}/_search"), Some(&body)).await.unwrap_or_else(|e| panic!("search {query} on {index}: {e}"));
     assert_eq!(resp["_shards"]["failed"], json!(0), "shard failures for {query}: {resp}");
-    let hits: BTreeSet<String> = resp["hits"]["hits"]
-        .as_array()
-        .expect("hits")
-        .iter()
-        .map(|h| h["_id"].as_str().expect("_id").to_owned())
-        .collect();
+    let hits: BTreeSet<String> = resp["hits"]["hits"].as_array().expect("hits").iter().map(|h| h["_id"].as_str().expect("_id").to_owned()).collect();
     assert_eq!(json!(hits.len()), resp["hits"]["total"]["value"], "all hits returned for {query}");
     hits
 }
@@ -258,26 +247,13 @@ fn parity_queries() -> Vec<(&'static str, Query)> {
         ("key exists, trap: `ns` is only the part before `:`", exists("ns")),
         ("key=value absent", kv("k0", "no-such-value")),
         ("bool must term+exists", boolean(vec![term("status", json!("open")), exists("k1")], vec![], vec![])),
-        (
-            "bool must value, must_not term",
-            boolean(vec![val("v0")], vec![], vec![term("status", json!("closed"))]),
-        ),
-        (
-            "bool should tag/int term, must_not exists",
-            boolean(vec![], vec![kv("k0", "v1"), term("n", json!(42))], vec![exists("ns:k3")]),
-        ),
+        ("bool must value, must_not term", boolean(vec![val("v0")], vec![], vec![term("status", json!("closed"))])),
+        ("bool should tag/int term, must_not exists", boolean(vec![], vec![kv("k0", "v1"), term("n", json!(42))], vec![exists("ns:k3")])),
         ("bool must_not exists only (docs without the tag)", boolean(vec![], vec![], vec![exists("k0")])),
-        (
-            "bool must int term, should numeric/boolean values",
-            boolean(vec![term("n", json!(7))], vec![val("true"), val("1")], vec![]),
-        ),
+        ("bool must int term, should numeric/boolean values", boolean(vec![term("n", json!(7))], vec![val("true"), val("1")], vec![])),
         (
             "bool nested: must (should of two keys), must_not value",
-            boolean(
-                vec![boolean(vec![], vec![exists(r"win\k7"), exists("obj")], vec![]), term("actions.kind", json!("view"))],
-                vec![],
-                vec![val("v5")],
-            ),
+            boolean(vec![boolean(vec![], vec![exists(r"win\k7"), exists("obj")], vec![]), term("actions.kind", json!("view"))], vec![], vec![val("v5")]),
         ),
         ("empty bool matches all", boolean(vec![], vec![], vec![])),
     ]
@@ -300,16 +276,12 @@ async fn legacy_and_target_queries_return_identical_ids() {
     let def = create_target(&legacy, &legacy_index, &target, &target_index).await;
     assert_eq!(def["settings"]["index"]["gc_deletes"], json!("48h"), "{def}");
     assert!(def["mappings"].get("dynamic_templates").is_none(), "tag templates dropped: {def}");
-    let rewritten: Vec<(String, Map<String, Value>)> =
-        docs.iter().map(|(id, d)| (id.clone(), tags.to_target(d).expect("rewrite"))).collect();
+    let rewritten: Vec<(String, Map<String, Value>)> = docs.iter().map(|(id, d)| (id.clone(), tags.to_target(d).expect("rewrite"))).collect();
     let items = bulk_index(&target, &target_index, &rewritten).await;
     assert!(failures(&items).is_empty(), "target rejected: {:?}", failures(&items).first());
     target.refresh(&target_index).await.unwrap();
 
-    let distinct_keys: BTreeSet<String> = rewritten
-        .iter()
-        .flat_map(|(_, d)| tags.target_tags(d).unwrap().into_iter().map(|t| t.key))
-        .collect();
+    let distinct_keys: BTreeSet<String> = rewritten.iter().flat_map(|(_, d)| tags.target_tags(d).unwrap().into_iter().map(|t| t.key)).collect();
     assert!(distinct_keys.len() >= 150, "only {} distinct tag keys", distinct_keys.len());
 
     let queries = parity_queries();
@@ -353,21 +325,14 @@ fn leaf_fields(mapping: &Value) -> usize {
             })
             .sum()
     }
-    mapping
-        .as_object()
-        .expect("mapping response")
-        .values()
-        .map(|idx| idx["mappings"]["properties"].as_object().map_or(0, walk))
-        .sum()
+    mapping.as_object().expect("mapping response").values().map(|idx| idx["mappings"]["properties"].as_object().map_or(0, walk)).sum()
 }
 
 /// The error (or its cause) that says the total-fields limit was hit.
 fn limit_error(error: &Value) -> Option<&Value> {
     let mut e = Some(error);
     while let Some(cur) = e {
-        if cur["type"] == "illegal_argument_exception"
-            && cur["reason"].as_str().is_some_and(|r| r.contains("Limit of total fields [1000] has been exceeded"))
-        {
+        if cur["type"] == "illegal_argument_exception" && cur["reason"].as_str().is_some_and(|r| r.contains("Limit of total fields [1000] has been exceeded")) {
             return Some(cur);
         }
         e = cur.get("caused_by");
@@ -385,10 +350,8 @@ async fn legacy_mapping_explodes_target_mapping_does_not_grow() {
 
     // Default index.mapping.total_fields.limit (1000), the dynamic tag templates.
     legacy.ok(Method::Put, &format!("/{legacy_index}"), Some(&legacy_body(json!({})))).await.expect("create legacy");
-    let limit = legacy
-        .get(&format!("/{legacy_index}/_settings?include_defaults=true&flat_settings=true"))
-        .await
-        .unwrap()[&legacy_index]["defaults"]["index.mapping.total_fields.limit"]
+    let limit = legacy.get(&format!("/{legacy_index}/_settings?include_defaults=true&flat_settings=true")).await.unwrap()[&legacy_index]["defaults"]
+        ["index.mapping.total_fields.limit"]
         .clone();
     assert_eq!(limit, json!("1000"));
 
@@ -396,14 +359,12 @@ async fn legacy_mapping_explodes_target_mapping_does_not_grow() {
     let (per_doc, doc_count) = (50, 100);
     let docs: Vec<(String, Map<String, Value>)> = (0..doc_count)
         .map(|d| {
-            let tagmap: Map<String, Value> =
-                (0..per_doc).map(|k| (format!("key{d:03}_{k:02}"), json!(format!("v{k}")))).collect();
+            let tagmap: Map<String, Value> = (0..per_doc).map(|k| (format!("key{d:03}_{k:02}"), json!(format!("v{k}")))).collect();
             let doc = json!({"status": "open", "n": d, "actions": {"tags": tagmap}});
             (format!("e{d:03}"), doc.as_object().unwrap().clone())
         })
         .collect();
-    let distinct: BTreeSet<&String> =
-        docs.iter().flat_map(|(_, d)| d["actions"]["tags"].as_object().unwrap().keys()).collect();
+    let distinct: BTreeSet<&String> = docs.iter().flat_map(|(_, d)| d["actions"]["tags"].as_object().unwrap().keys()).collect();
     assert_eq!(distinct.len(), 5_000);
 
     let items = bulk_index(&legacy, &legacy_index, &docs).await;
@@ -415,18 +376,14 @@ async fn legacy_mapping_explodes_target_mapping_does_not_grow() {
         assert!(limit_error(&f["error"]).is_some(), "not the total-fields error: {f}");
     }
     let example = &failed[0]["error"];
-    eprintln!(
-        "legacy: {accepted} of {doc_count} documents accepted, {} rejected; e.g. {example}",
-        failed.len()
-    );
+    eprintln!("legacy: {accepted} of {doc_count} documents accepted, {} rejected; e.g. {example}", failed.len());
     let legacy_fields = leaf_fields(&legacy.get(&format!("/{legacy_index}/_mapping")).await.unwrap());
     assert!(legacy_fields <= 1000 && legacy_fields > 900, "legacy leaf fields {legacy_fields}");
 
     // The target, derived from the (exploded) legacy definition.
     let def = create_target(&legacy, &legacy_index, &target, &target_index).await;
     let before = leaf_fields(&target.get(&format!("/{target_index}/_mapping")).await.unwrap());
-    let rewritten: Vec<(String, Map<String, Value>)> =
-        docs.iter().map(|(id, d)| (id.clone(), tags.to_target(d).unwrap())).collect();
+    let rewritten: Vec<(String, Map<String, Value>)> = docs.iter().map(|(id, d)| (id.clone(), tags.to_target(d).unwrap())).collect();
     let items = bulk_index(&target, &target_index, &rewritten).await;
     assert!(failures(&items).is_empty(), "target rejected: {:?}", failures(&items).first());
     target.refresh(&target_index).await.unwrap();

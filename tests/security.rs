@@ -76,9 +76,25 @@ async fn writers_reach_a_secured_tls_cluster() {
     // Both writers with basic auth over HTTPS; the password only in the environment.
     let ca = sec.ca.display().to_string();
     let backfill_args: Vec<String> = [
-        "copy", "--legacy-url", &s.legacy_url, "--target-url", &sec.url, "--target-ca-file", &ca, "--target-username", "elastic",
-        "--source-index", &legacy_index, "--target-index", &target_index, "--legacy-version", "_version",
-        "--checkpoint-dir", &std::env::temp_dir().join(unique("sec-ckpt")).display().to_string(), "--progress", "log",
+        "copy",
+        "--legacy-url",
+        &s.legacy_url,
+        "--target-url",
+        &sec.url,
+        "--target-ca-file",
+        &ca,
+        "--target-username",
+        "elastic",
+        "--source-index",
+        &legacy_index,
+        "--target-index",
+        &target_index,
+        "--legacy-version",
+        "_version",
+        "--checkpoint-dir",
+        &std::env::temp_dir().join(unique("sec-ckpt")).display().to_string(),
+        "--progress",
+        "log",
     ]
     .iter()
     .map(|a| a.to_string())
@@ -89,9 +105,30 @@ async fn writers_reach_a_secured_tls_cluster() {
     assert!(backfill.wait(Duration::from_secs(120)).success(), "backfill over TLS with basic auth");
 
     let indexer_args: Vec<String> = [
-        "--brokers", &s.kafka, "--topic", &topic, "--group", &unique("sec-grp"), "--version-source", "field:version",
-        "--legacy-version", "_version", "--merge-absent", "ignore", "--index-map", &format!("{legacy_index}={target_index}"), "--legacy-url", &s.legacy_url,
-        "--target-url", &sec.url, "--target-ca-file", &ca, "--target-username", "elastic", "--exit-when-idle-secs", "2",
+        "--brokers",
+        &s.kafka,
+        "--topic",
+        &topic,
+        "--group",
+        &unique("sec-grp"),
+        "--version-source",
+        "field:version",
+        "--legacy-version",
+        "_version",
+        "--merge-absent",
+        "ignore",
+        "--index-map",
+        &format!("{legacy_index}={target_index}"),
+        "--legacy-url",
+        &s.legacy_url,
+        "--target-url",
+        &sec.url,
+        "--target-ca-file",
+        &ca,
+        "--target-username",
+        "elastic",
+        "--exit-when-idle-secs",
+        "2",
     ]
     .iter()
     .map(|a| a.to_string())

@@ -55,54 +55,27 @@ fn probes(index: &str) -> (Vec<SimCommand>, Vec<SimCommand>) {
             up["routing"] = json!(r);
             merge["routing"] = json!(r);
         }
-        upserts.push(SimCommand {
-            id: id.clone(),
-            version: 100_000 + i,
-            envelope: up,
-            null_value: false,
-        });
-        merges.push(SimCommand {
-            id,
-            version: 100_100 + i,
-            envelope: merge,
-            null_value: false,
-        });
+        upserts.push(SimCommand { id: id.clone(), version: 100_000 + i, envelope: up, null_value: false });
+        merges.push(SimCommand { id, version: 100_100 + i, envelope: merge, null_value: false });
     }
     (upserts, merges)
 }
 
 async fn gate(indexer: &Proc) {
-    Scenario::eventually("indexer caught up", RUN, || {
-        procs::http_get(indexer.metrics_port, "/ready")
-            .is_some_and(|r| r.contains("\"caught_up\":true"))
-    })
-    .await;
+    Scenario::eventually("indexer caught up", RUN, || procs::http_get(indexer.metrics_port, "/ready").is_some_and(|r| r.contains("\"caught_up\":true"))).await;
 }
 
 /// The `backfill starting` line of a backfill log (it names the server and the scan method).
 fn start_line(log_name: &str) -> String {
     let log = std::fs::read_to_string(procs::log_path(log_name)).unwrap_or_default();
-    log.lines()
-        .find(|l| l.contains("backfill starting"))
-        .unwrap_or_default()
-        .to_string()
+    log.lines().find(|l| l.contains("backfill starting")).unwrap_or_default().to_string()
 }
 
 async fn run_pair(p: Pair) {
-    let mut sc =
-        Scenario::with_clusters(p.name, 3, &p.legacy_url, &p.target_url, p.behaviour.clone()).await;
-    let source = cluster::version::detect(&sc.legacy_es())
-        .await
-        .expect("legacy version");
-    let target = cluster::version::detect(&sc.target_es())
-        .await
-        .expect("target version");
-    eprintln!(
-        "[{}] source {source} -> target {target}, legacy version {}, type {:?}",
-        p.name,
-        p.behaviour.version_arg(),
-        p.behaviour.doc_type
-    );
+    let mut sc = Scenario::with_clusters(p.name, 3, &p.legacy_url, &p.target_url, p.behaviour.clone()).await;
+    let source = cluster::version::detect(&sc.legacy_es()).await.expect("legacy version");
+    let target = cluster::version::detect(&sc.target_es()).await.expect("target version");
+    eprintln!("[{}] source {source} -> target {target}, legacy version {}, type {:?}", p.name, p.behaviour.version_arg(), p.behaviour.doc_type);
 
     // The target definition from what the legacy server reports; idempotent on a second run.
     sc.run_create_index(&[]);
@@ -111,17 +84,11 @@ async fn run_pair(p: Pair) {
     let cmds = generate(&WorkloadSpec::new(&sc.legacy_index, DOCS, COMMANDS, p.seed));
     sc.live(&cmds[..HISTORY]).await;
     let low = kafka::expire_oldest(&sc.s.kafka, &sc.topic, sc.partitions, 0.5).await;
-    assert!(
-        low.iter().all(|&o| o > 0),
-        "retention removed records: {low:?}"
-    );
+    assert!(low.iter().all(|&o| o > 0), "retention removed records: {low:?}");
 
     // Merges whose base only the legacy server has: applied from bases read there.
     let (upserts, merges) = probes(&sc.legacy_index);
-    sc.legacy
-        .apply(&upserts)
-        .await
-        .expect("legacy-only documents");
+    sc.legacy.apply(&upserts).await.expect("legacy-only documents");
     let indexer = sc.start_indexer("replay", &["--batch-max-docs", "100"]);
     gate(&indexer).await; // caught up first, so it meets the merges before the lagging legacy indexer
     sc.live(&merges).await;
@@ -129,71 +96,39 @@ async fn run_pair(p: Pair) {
     // The gate reads lag a moment old: allow the last merges a few seconds to land.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let diffs = loop {
-        let diffs = sim::differences_with(
-            &sc.legacy_es(),
-            &sc.legacy_index,
-            &sc.target_es(),
-            &sc.target_index,
-            &sc.legacy_version(),
-        )
-        .await
-        .unwrap();
+        let diffs = sim::differences_with(&sc.legacy_es(), &sc.legacy_index, &sc.target_es(), &sc.target_index, &sc.legacy_version()).await.unwrap();
         if !diffs.iter().any(|d| d.starts_with("probe")) || std::time::Instant::now() > deadline {
             break diffs;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     let probe_diffs: Vec<&String> = diffs.iter().filter(|d| d.starts_with("probe")).collect();
-    assert!(
-        probe_diffs.is_empty(),
-        "merges of legacy-only documents, bases read on {source}:\n{probe_diffs:#?}"
-    );
-    assert!(
-        diffs.iter().any(|d| d.contains("missing in target")),
-        "before the backfill, the expired history is missing"
-    );
+    assert!(probe_diffs.is_empty(), "merges of legacy-only documents, bases read on {source}:\n{probe_diffs:#?}");
+    assert!(diffs.iter().any(|d| d.contains("missing in target")), "before the backfill, the expired history is missing");
 
     // Backfill concurrent with replay and live traffic.
     let dir = std::env::temp_dir().join(format!("{}-checkpoints", sc.topic));
     let copy_log = format!("{}-copy", sc.topic);
-    let backfill = Proc::start(
-        "backfill",
-        &copy_log,
-        &sc.backfill_args(&dir, &["--batch-size", "200"]),
-    );
+    let backfill = Proc::start("backfill", &copy_log, &sc.backfill_args(&dir, &["--batch-size", "200"]));
     for chunk in cmds[HISTORY..].chunks(500) {
         sc.live(chunk).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(
-        backfill.wait(RUN).success(),
-        "backfill failed (see target/test-logs/{copy_log}.log)"
-    );
+    assert!(backfill.wait(RUN).success(), "backfill failed (see target/test-logs/{copy_log}.log)");
     sc.drain_and_stop(indexer).await;
     let _ = std::fs::remove_dir_all(&dir);
 
     let started = start_line(&copy_log);
-    assert!(
-        started.contains(&format!("method=\"{}\"", p.scan_method)),
-        "expected scan method {}: {started}",
-        p.scan_method
-    );
+    assert!(started.contains(&format!("method=\"{}\"", p.scan_method)), "expected scan method {}: {started}", p.scan_method);
     sc.assert_converged().await;
-    let docs = sim::read_all(&sc.target_es(), &sc.target_index)
-        .await
-        .unwrap()
-        .len();
+    let docs = sim::read_all(&sc.target_es(), &sc.target_index).await.unwrap().len();
     let report = sc.run_verify_parity("verify");
     let parity = report.parity.as_ref().expect("parity ran");
     eprintln!(
         "[{}] {source} -> {target}: {docs} documents converged; verify scanned {} legacy / {} target, parity {} queries, {} compared ({} by ids), 0 mismatches; backfill: {}",
         p.name, report.legacy_docs_scanned, report.target_docs_scanned, parity.queries, parity.compared, parity.compared_by_ids, started
     );
-    assert!(
-        parity.compared >= 20,
-        "parity compared only {} queries",
-        parity.compared
-    );
+    assert!(parity.compared >= 20, "parity compared only {} queries", parity.compared);
     sc.cleanup().await;
 }
 
@@ -211,20 +146,8 @@ fn opensearch_url() -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn version_pair_es68_doc_type_field_version_to_es9() {
     let s = Services::from_env();
-    let layout = LegacyBehaviour {
-        doc_type: Some("_doc".into()),
-        version_field: Some("version".into()),
-        ..Default::default()
-    };
-    run_pair(Pair {
-        name: "p68doc",
-        legacy_url: legacy6_url(),
-        target_url: s.target_url,
-        behaviour: layout,
-        seed: 61,
-        scan_method: "scroll",
-    })
-    .await;
+    let layout = LegacyBehaviour { doc_type: Some("_doc".into()), version_field: Some("version".into()), ..Default::default() };
+    run_pair(Pair { name: "p68doc", legacy_url: legacy6_url(), target_url: s.target_url, behaviour: layout, seed: 61, scan_method: "scroll" }).await;
 }
 
 /// 6.8 -> 9.x, a custom mapping type (`item`, as 6.x indices created on 5.x carry), external
@@ -232,37 +155,18 @@ async fn version_pair_es68_doc_type_field_version_to_es9() {
 #[tokio::test(flavor = "multi_thread")]
 async fn version_pair_es68_item_type_to_es9() {
     let s = Services::from_env();
-    let layout = LegacyBehaviour {
-        doc_type: Some("item".into()),
-        version_field: None,
-        ..Default::default()
-    };
+    let layout = LegacyBehaviour { doc_type: Some("item".into()), version_field: None, ..Default::default() };
     let url = legacy6_url();
-    run_pair(Pair {
-        name: "p68item",
-        legacy_url: url.clone(),
-        target_url: s.target_url.clone(),
-        behaviour: layout.clone(),
-        seed: 62,
-        scan_method: "scroll",
-    })
-    .await;
+    run_pair(Pair { name: "p68item", legacy_url: url.clone(), target_url: s.target_url.clone(), behaviour: layout.clone(), seed: 62, scan_method: "scroll" })
+        .await;
 
     let sc = Scenario::with_clusters("p68pit", 1, &url, &s.target_url, layout).await;
     sc.run_create_index(&[]);
     let dir = std::env::temp_dir().join(format!("{}-checkpoints", sc.topic));
     let name = format!("{}-pit", sc.topic);
-    let status = Proc::start(
-        "backfill",
-        &name,
-        &sc.backfill_args(&dir, &["--scan-method", "pit"]),
-    )
-    .wait(Duration::from_secs(60));
+    let status = Proc::start("backfill", &name, &sc.backfill_args(&dir, &["--scan-method", "pit"])).wait(Duration::from_secs(60));
     let log = std::fs::read_to_string(procs::log_path(&name)).unwrap_or_default();
-    assert!(
-        !status.success() && log.contains("use --scan-method scroll"),
-        "PIT on 6.8 must be refused: {status}\n{log}"
-    );
+    assert!(!status.success() && log.contains("use --scan-method scroll"), "PIT on 6.8 must be refused: {status}\n{log}");
     sc.cleanup().await;
 }
 

@@ -106,7 +106,10 @@ impl CheckpointStore {
         let cp: SliceCheckpoint = serde_json::from_slice(&text).map_err(|e| CheckpointError::Invalid { path: path.clone(), reason: e.to_string() })?;
         let expected = (&self.source_index, &self.target_index, slice, self.slices);
         if (&cp.source_index, &cp.target_index, cp.slice, cp.slices) != expected {
-            return Err(CheckpointError::Invalid { path, reason: format!("written for {}/{} slice {} of {}", cp.source_index, cp.target_index, cp.slice, cp.slices) });
+            return Err(CheckpointError::Invalid {
+                path,
+                reason: format!("written for {}/{} slice {} of {}", cp.source_index, cp.target_index, cp.slice, cp.slices),
+            });
         }
         Ok(Some(cp))
     }

@@ -379,13 +379,27 @@ fn print_report(r: &crate::verify::VerifyReport) {
         r.target_docs_scanned,
         if r.converged { "CONVERGED" } else { "NOT CONVERGED" }
     );
-    for (name, c) in [("missing", &r.missing), ("extra", &r.extra), ("resurrected", &r.resurrected), ("different", &r.different), ("in_flight", &r.in_flight), ("untransformable", &r.untransformable)] {
+    for (name, c) in [
+        ("missing", &r.missing),
+        ("extra", &r.extra),
+        ("resurrected", &r.resurrected),
+        ("different", &r.different),
+        ("in_flight", &r.in_flight),
+        ("untransformable", &r.untransformable),
+    ] {
         if c.count > 0 {
             println!("  {name}: {} (e.g. {})", c.count, c.sample_ids.join(", "));
         }
     }
     if let Some(p) = &r.parity {
-        println!("  parity: {} queries, {} compared, {} mismatches, {} legacy errors, {} target errors", p.queries, p.compared, p.mismatches.len(), p.legacy_errors.len(), p.target_errors.len());
+        println!(
+            "  parity: {} queries, {} compared, {} mismatches, {} legacy errors, {} target errors",
+            p.queries,
+            p.compared,
+            p.mismatches.len(),
+            p.legacy_errors.len(),
+            p.target_errors.len()
+        );
     }
 }
 
@@ -421,13 +435,34 @@ mod tests {
         Cli::command().debug_assert();
         let mut cmd = Cli::command();
         let help = cmd.find_subcommand_mut("copy").unwrap().render_long_help().to_string();
-        for needle in ["--batch-size", "[default: 1000]", "--metrics-addr", "[default: 127.0.0.1:9465]", "--legacy-version", "--slice-range", "--worker", "--max-docs-per-sec", "--failures-file", "--checkpoint-dir"] {
+        for needle in [
+            "--batch-size",
+            "[default: 1000]",
+            "--metrics-addr",
+            "[default: 127.0.0.1:9465]",
+            "--legacy-version",
+            "--slice-range",
+            "--worker",
+            "--max-docs-per-sec",
+            "--failures-file",
+            "--checkpoint-dir",
+        ] {
             assert!(help.contains(needle), "copy --help lacks {needle}:\n{help}");
         }
         // The source-reading flags both commands share, each with its default.
         for sub in ["copy", "verify"] {
             let help = cmd.find_subcommand_mut(sub).unwrap().render_long_help().to_string();
-            for needle in ["--legacy-version", "--batch-size", "[default: 1000]", "--keep-alive", "[default: 5m]", "--scan-method", "[default: auto]", "--max-retries", "retry forever"] {
+            for needle in [
+                "--legacy-version",
+                "--batch-size",
+                "[default: 1000]",
+                "--keep-alive",
+                "[default: 5m]",
+                "--scan-method",
+                "[default: auto]",
+                "--max-retries",
+                "retry forever",
+            ] {
                 assert!(help.contains(needle), "{sub} --help lacks {needle}:\n{help}");
             }
         }
@@ -436,7 +471,18 @@ mod tests {
     #[test]
     fn parses_copy_flags() {
         let cli = Cli::try_parse_from([
-            "backfill", "copy", "--source-index", "a", "--target-index", "b", "--legacy-version", "field:version", "--slices", "8", "--slice-range", "0..4",
+            "backfill",
+            "copy",
+            "--source-index",
+            "a",
+            "--target-index",
+            "b",
+            "--legacy-version",
+            "field:version",
+            "--slices",
+            "8",
+            "--slice-range",
+            "0..4",
         ])
         .unwrap();
         let Command::Copy(c) = cli.command else { panic!() };

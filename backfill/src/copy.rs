@@ -418,8 +418,8 @@ fn to_op(ctx: &Ctx, mut hit: Value) -> Result<BulkOp, Failure> {
         Some(Value::String(r)) => Some(r),
         _ => None,
     };
-    let version = schema::legacy_version(&hit, &ctx.version_source)
-        .map_err(|e| failure(FailureKind::Version, id.clone(), routing.clone(), None, e.to_string()))?;
+    let version =
+        schema::legacy_version(&hit, &ctx.version_source).map_err(|e| failure(FailureKind::Version, id.clone(), routing.clone(), None, e.to_string()))?;
     let source = match hit.get_mut("_source").map(Value::take) {
         Some(Value::Object(source)) => source,
         _ => return Err(failure(FailureKind::Hit, id, routing, Some(version), "hit without an object _source".into())),

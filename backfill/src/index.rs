@@ -64,17 +64,10 @@ pub enum CreateOutcome {
 
 /// Creates the target index from the legacy index's definition, idempotently.
 pub async fn create_index(legacy: &Es, target: &Es, cfg: &CreateIndexConfig) -> Result<CreateOutcome, IndexError> {
-    let legacy_index = legacy
-        .get_index(&cfg.source_index)
-        .await?
-        .ok_or_else(|| IndexError::SourceMissing(cfg.source_index.clone()))?;
-    let def_cfg = TargetDefinitionConfig {
-        tags: cfg.tags.clone(),
-        gc_deletes: cfg.gc_deletes.clone(),
-        extra_settings: cfg.extra_settings.clone(),
-    };
-    let expected = schema::target_definition(&legacy_index, &def_cfg)
-        .map_err(|e| IndexError::Definition { index: cfg.source_index.clone(), reason: e.to_string() })?;
+    let legacy_index = legacy.get_index(&cfg.source_index).await?.ok_or_else(|| IndexError::SourceMissing(cfg.source_index.clone()))?;
+    let def_cfg = TargetDefinitionConfig { tags: cfg.tags.clone(), gc_deletes: cfg.gc_deletes.clone(), extra_settings: cfg.extra_settings.clone() };
+    let expected =
+        schema::target_definition(&legacy_index, &def_cfg).map_err(|e| IndexError::Definition { index: cfg.source_index.clone(), reason: e.to_string() })?;
     if let Some(actual) = target.get_index(&cfg.target_index).await? {
         return compare(&cfg.target_index, &expected, &actual);
     }

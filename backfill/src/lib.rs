@@ -35,7 +35,7 @@ pub mod verify;
 
 pub use checkpoint::{CheckpointError, CheckpointStore, SliceCheckpoint};
 pub use copy::{copy, CopyConfig, CopyError, SliceSelection};
-pub use index::{create_index, check_readiness, CreateIndexConfig, CreateOutcome, IndexError};
+pub use index::{check_readiness, create_index, CreateIndexConfig, CreateOutcome, IndexError};
 pub use progress::{ProgressMode, Summary};
 pub use scan::ScanMethodChoice;
 #[cfg(feature = "test-hooks")]

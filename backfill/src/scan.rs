@@ -91,7 +91,9 @@ impl ScanMethod {
         match choice {
             ScanMethodChoice::Auto => Ok(pit.unwrap_or(ScanMethod::Scroll)),
             ScanMethodChoice::Scroll => Ok(ScanMethod::Scroll),
-            ScanMethodChoice::Pit => pit.ok_or_else(|| ScanError::Unsupported(format!("{server} has no point-in-time reader with a tiebreak sort; use --scan-method scroll"))),
+            ScanMethodChoice::Pit => {
+                pit.ok_or_else(|| ScanError::Unsupported(format!("{server} has no point-in-time reader with a tiebreak sort; use --scan-method scroll")))
+            }
         }
     }
 
@@ -454,7 +456,8 @@ pub fn page_hits(status: u16, mut resp: Value, path: &str) -> Result<Vec<Value>,
 
 /// True when every shard failure is of a kind that retrying the same request cannot fix.
 fn request_is_wrong(failures: Option<&Value>) -> bool {
-    const WRONG: [&str; 5] = ["illegal_argument_exception", "query_shard_exception", "parsing_exception", "search_parse_exception", "x_content_parse_exception"];
+    const WRONG: [&str; 5] =
+        ["illegal_argument_exception", "query_shard_exception", "parsing_exception", "search_parse_exception", "x_content_parse_exception"];
     let kind = |f: &Value| f.pointer("/reason/type").and_then(Value::as_str).map(str::to_string);
     failures
         .and_then(Value::as_array)
@@ -466,9 +469,7 @@ fn request_is_wrong(failures: Option<&Value>) -> bool {
 fn mentions_missing_context(resp: &Value) -> bool {
     const MISSING: &str = "search_context_missing_exception";
     let is_missing = |v: &Value| v.get("type").and_then(Value::as_str) == Some(MISSING);
-    let in_list = |v: Option<&Value>, key: &str| {
-        v.and_then(Value::as_array).is_some_and(|items| items.iter().any(|f| f.get(key).is_some_and(is_missing)))
-    };
+    let in_list = |v: Option<&Value>, key: &str| v.and_then(Value::as_array).is_some_and(|items| items.iter().any(|f| f.get(key).is_some_and(is_missing)));
     let error = resp.get("error");
     error.is_some_and(is_missing)
         || error.is_some_and(|e| e.get("root_cause").and_then(Value::as_array).is_some_and(|r| r.iter().any(is_missing)))
@@ -530,7 +531,15 @@ mod tests {
 
     fn opts(max_retries: Option<u32>) -> ScanOptions {
         let retry = RetryPolicy { base: std::time::Duration::from_millis(1), max_delay: std::time::Duration::from_millis(5), max_retries };
-        ScanOptions { index: "i".into(), method: ScanMethod::EsPit, slice: SliceSpec { id: 0, max: 1 }, page_size: 10, keep_alive: "1m".into(), source: true, retry }
+        ScanOptions {
+            index: "i".into(),
+            method: ScanMethod::EsPit,
+            slice: SliceSpec { id: 0, max: 1 },
+            page_size: 10,
+            keep_alive: "1m".into(),
+            source: true,
+            retry,
+        }
     }
 
     #[tokio::test]

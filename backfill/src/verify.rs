@@ -219,14 +219,11 @@ pub async fn verify(legacy: &Es, target: &Es, cfg: &VerifyConfig) -> Result<Veri
     // Both sides see every acknowledged write before the walks start.
     crate::copy::refresh_source(legacy, &cfg.source_index).await;
     crate::copy::refresh_source(target, &cfg.target_index).await;
-    let legacy_method = ScanMethod::choose(cfg.scan_method, &cluster::version::detect(legacy).await?).map_err(|source| VerifyError::Scan { side: "legacy", source })?;
-    let target_method = ScanMethod::choose(ScanMethodChoice::Auto, &cluster::version::detect(target).await?).map_err(|source| VerifyError::Scan { side: "target", source })?;
-    let shared = Arc::new(Shared {
-        flags: Mutex::new(BTreeMap::new()),
-        legacy_scanned: 0.into(),
-        target_scanned: 0.into(),
-        samples: Mutex::new(Vec::new()),
-    });
+    let legacy_method =
+        ScanMethod::choose(cfg.scan_method, &cluster::version::detect(legacy).await?).map_err(|source| VerifyError::Scan { side: "legacy", source })?;
+    let target_method =
+        ScanMethod::choose(ScanMethodChoice::Auto, &cluster::version::detect(target).await?).map_err(|source| VerifyError::Scan { side: "target", source })?;
+    let shared = Arc::new(Shared { flags: Mutex::new(BTreeMap::new()), legacy_scanned: 0.into(), target_scanned: 0.into(), samples: Mutex::new(Vec::new()) });
     let cfg = Arc::new(cfg.clone());
     let mut tasks = tokio::task::JoinSet::new();
     let slices = cfg.slices.max(1);
@@ -279,9 +276,8 @@ pub async fn verify(legacy: &Es, target: &Es, cfg: &VerifyConfig) -> Result<Veri
             cat.sample_ids.push(id);
         }
     }
-    let clean = [&report.missing, &report.extra, &report.resurrected, &report.different, &report.in_flight, &report.untransformable]
-        .iter()
-        .all(|c| c.count == 0);
+    let clean =
+        [&report.missing, &report.extra, &report.resurrected, &report.different, &report.in_flight, &report.untransformable].iter().all(|c| c.count == 0);
     report.converged = clean && report.parity.as_ref().is_none_or(|p| p.passed);
     report.elapsed_secs = started.elapsed().as_secs_f64();
     Ok(report)
@@ -426,7 +422,12 @@ async fn settle(legacy: &Es, target: &Es, cfg: &VerifyConfig, flags: &mut Flags)
         tokio::time::sleep(cfg.recheck_interval.min(deadline.saturating_duration_since(Instant::now()))).await;
         rounds += 1;
         recheck(legacy, target, cfg, flags).await?;
-        tracing::info!(round = rounds, flagged = flags.len(), in_flight = flags.values().filter(|(_, f)| *f == Finding::InFlight).count(), "re-checked differences");
+        tracing::info!(
+            round = rounds,
+            flagged = flags.len(),
+            in_flight = flags.values().filter(|(_, f)| *f == Finding::InFlight).count(),
+            "re-checked differences"
+        );
     }
     Ok(rounds)
 }
@@ -541,7 +542,8 @@ const MAX_IDS: u64 = 10_000;
 async fn run_query(es: &Es, index: &str, query: &Value) -> Result<(u64, HashSet<String>), EsError> {
     let body = json!({"query": query, "size": 10000, "_source": false, "track_total_hits": true});
     let resp = es.ok(Method::Post, &format!("/{}/_search", enc(index)), Some(&body)).await?;
-    let total = hits_total(&resp).ok_or_else(|| EsError::Decode { method: "POST".into(), path: format!("/{index}/_search"), detail: "no hits.total".into() })?;
+    let total =
+        hits_total(&resp).ok_or_else(|| EsError::Decode { method: "POST".into(), path: format!("/{index}/_search"), detail: "no hits.total".into() })?;
     let ids = resp
         .pointer("/hits/hits")
         .and_then(Value::as_array)
@@ -568,7 +570,15 @@ fn brief(e: &EsError) -> String {
 
 async fn run_parity(legacy: &Es, target: &Es, cfg: &VerifyConfig, samples: &[Map<String, Value>]) -> Result<ParityReport, VerifyError> {
     let queries = parity_queries(samples, &cfg.tags, cfg.parity_field.as_deref());
-    let mut report = ParityReport { queries: queries.len(), compared: 0, compared_by_ids: 0, mismatches: vec![], legacy_errors: vec![], target_errors: vec![], passed: false };
+    let mut report = ParityReport {
+        queries: queries.len(),
+        compared: 0,
+        compared_by_ids: 0,
+        mismatches: vec![],
+        legacy_errors: vec![],
+        target_errors: vec![],
+        passed: false,
+    };
     for q in queries {
         let l = run_query(legacy, &cfg.source_index, &q.to_legacy(&cfg.tags)).await;
         let t = run_query(target, &cfg.target_index, &q.to_target(&cfg.tags)).await;
@@ -588,7 +598,13 @@ async fn run_parity(legacy: &Es, target: &Es, cfg: &VerifyConfig, samples: &[Map
                         v.truncate(cfg.sample_limit);
                         v
                     };
-                    report.mismatches.push(ParityMismatch { only_legacy: sample(&lids, &tids), only_target: sample(&tids, &lids), query: q, legacy_total: lt, target_total: tt });
+                    report.mismatches.push(ParityMismatch {
+                        only_legacy: sample(&lids, &tids),
+                        only_target: sample(&tids, &lids),
+                        query: q,
+                        legacy_total: lt,
+                        target_total: tt,
+                    });
                 }
             }
         }

@@ -33,13 +33,7 @@ impl BulkOp {
     /// Appends this operation's NDJSON lines (action line, and source line for index) to `out`.
     /// The action line is serialized from borrowed fields: no allocation per operation.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        let meta = ActionMeta {
-            index: &self.index,
-            id: &self.id,
-            routing: self.routing.as_deref(),
-            version: self.version,
-            version_type: "external",
-        };
+        let meta = ActionMeta { index: &self.index, id: &self.id, routing: self.routing.as_deref(), version: self.version, version_type: "external" };
         let line = match self.kind {
             BulkOpKind::Index(_) => ActionLine { index: Some(&meta), delete: None },
             BulkOpKind::Delete => ActionLine { index: None, delete: Some(&meta) },
@@ -159,10 +153,7 @@ pub fn classify_item(status: u16, error: Option<&ErrorCause>) -> ItemClass {
 /// Reads a `_bulk` response into one outcome per item, in request order.
 /// Fails when the number of items does not match, which would make offsets unsafe to commit.
 pub fn outcomes(response: &Value, expected: usize) -> Result<Vec<ItemOutcome>, String> {
-    let items = response
-        .get("items")
-        .and_then(Value::as_array)
-        .ok_or_else(|| "bulk response has no items array".to_string())?;
+    let items = response.get("items").and_then(Value::as_array).ok_or_else(|| "bulk response has no items array".to_string())?;
     if items.len() != expected {
         return Err(format!("bulk response has {} items, request had {expected}", items.len()));
     }

@@ -85,21 +85,16 @@ impl std::fmt::Debug for Es {
 impl Es {
     /// Builds a client from a config. Fails only on configuration errors; it does not connect.
     pub fn connect(cfg: &ClusterConfig) -> Result<Self, EsError> {
-        let url = elasticsearch::http::Url::parse(&cfg.url)
-            .map_err(|e| EsError::Config(format!("bad URL {:?}: {e}", cfg.url)))?;
-        let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url))
-            .timeout(cfg.timeout)
-            .enable_meta_header(false);
+        let url = elasticsearch::http::Url::parse(&cfg.url).map_err(|e| EsError::Config(format!("bad URL {:?}: {e}", cfg.url)))?;
+        let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url)).timeout(cfg.timeout).enable_meta_header(false);
         if let Some(creds) = credentials(cfg) {
             builder = builder.auth(creds);
         }
         if cfg.insecure {
             builder = builder.cert_validation(CertificateValidation::None);
         } else if let Some(path) = &cfg.ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| EsError::Config(format!("cannot read CA file {}: {e}", path.display())))?;
-            let cert = Certificate::from_pem(&pem)
-                .map_err(|e| EsError::Config(format!("bad CA file {}: {e}", path.display())))?;
+            let pem = std::fs::read(path).map_err(|e| EsError::Config(format!("cannot read CA file {}: {e}", path.display())))?;
+            let cert = Certificate::from_pem(&pem).map_err(|e| EsError::Config(format!("bad CA file {}: {e}", path.display())))?;
             builder = builder.cert_validation(CertificateValidation::Full(cert));
         }
         let transport = builder.build().map_err(|e| EsError::Config(e.to_string()))?;
@@ -114,41 +109,22 @@ impl Es {
     /// Sends one request and returns the status and raw body. Transport failures become
     /// [`EsError::Transport`]; HTTP error statuses are returned, not raised, so callers that
     /// expect 404 or 409 can look at them.
-    pub async fn raw(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Bytes>,
-        content_type: &'static str,
-    ) -> Result<(u16, Bytes), EsError> {
+    pub async fn raw(&self, method: Method, path: &str, body: Option<Bytes>, content_type: &'static str) -> Result<(u16, Bytes), EsError> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-        let sent = self
-            .client
-            .transport()
-            .send(method, path, headers, None::<&()>, body, None)
-            .await
-            .map_err(|e| EsError::Transport {
-                method: method_name(method),
-                path: path.to_string(),
-                detail: e.to_string(),
-            })?;
-        let status = sent.status_code();
-        let bytes = sent.bytes().await.map_err(|e| EsError::Transport {
+        let sent = self.client.transport().send(method, path, headers, None::<&()>, body, None).await.map_err(|e| EsError::Transport {
             method: method_name(method),
             path: path.to_string(),
-            detail: format!("reading body: {e}"),
+            detail: e.to_string(),
         })?;
+        let status = sent.status_code();
+        let bytes =
+            sent.bytes().await.map_err(|e| EsError::Transport { method: method_name(method), path: path.to_string(), detail: format!("reading body: {e}") })?;
         Ok((status.as_u16(), bytes))
     }
 
     /// Sends a JSON request and returns `(status, parsed body)`; a non-JSON body is an error.
-    pub async fn request(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<(u16, Value), EsError> {
+    pub async fn request(&self, method: Method, path: &str, body: Option<&Value>) -> Result<(u16, Value), EsError> {
         let payload = body.map(|b| Bytes::from(serde_json::to_vec(b).expect("JSON value serializes")));
         let (status, bytes) = self.raw(method, path, payload, "application/json").await?;
         let value = if bytes.is_empty() {
@@ -187,11 +163,7 @@ impl Es {
             let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned()));
             return Err(EsError::status_of("POST", path, status, &body));
         }
-        serde_json::from_slice(&bytes).map_err(|e| EsError::Decode {
-            method: "POST".into(),
-            path: path.into(),
-            detail: e.to_string(),
-        })
+        serde_json::from_slice(&bytes).map_err(|e| EsError::Decode { method: "POST".into(), path: path.into(), detail: e.to_string() })
     }
 
     /// `POST /_mget` with `{"docs": [{"_index", "_id", "routing"?}...]}`, 2xx required. Each
@@ -236,9 +208,7 @@ fn credentials(cfg: &ClusterConfig) -> Option<Credentials> {
     if let Some(key) = &cfg.api_key {
         return Some(Credentials::EncodedApiKey(key.clone()));
     }
-    cfg.username
-        .as_ref()
-        .map(|u| Credentials::Basic(u.clone(), cfg.password.clone().unwrap_or_default()))
+    cfg.username.as_ref().map(|u| Credentials::Basic(u.clone(), cfg.password.clone().unwrap_or_default()))
 }
 
 fn method_name(m: Method) -> String {

@@ -102,11 +102,7 @@ mod tests {
 
     #[test]
     fn debug_redacts_secrets() {
-        let c = ClusterConfig {
-            password: Some("hunter2".into()),
-            api_key: Some("c2VjcmV0".into()),
-            ..ClusterConfig::plain("http://x")
-        };
+        let c = ClusterConfig { password: Some("hunter2".into()), api_key: Some("c2VjcmV0".into()), ..ClusterConfig::plain("http://x") };
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2") && !shown.contains("c2VjcmV0"), "{shown}");
     }

@@ -199,7 +199,10 @@ mod tests {
         assert_eq!(c.kind, "search_phase_execution_exception");
         assert_eq!(c.root().reason, "field expansion matches too many fields");
         assert!(c.has_kind("illegal_argument_exception"));
-        assert_eq!(c.to_string(), "search_phase_execution_exception: all shards failed (caused by illegal_argument_exception: field expansion matches too many fields)");
+        assert_eq!(
+            c.to_string(),
+            "search_phase_execution_exception: all shards failed (caused by illegal_argument_exception: field expansion matches too many fields)"
+        );
         assert_eq!(cause(json!({"error": "Incorrect HTTP method"})).reason, "Incorrect HTTP method");
         assert_eq!(cause(json!("plain")).reason, "\"plain\"");
     }
@@ -213,9 +216,15 @@ mod tests {
         assert_eq!(classify_request(403, &none), Class::Halt);
         assert_eq!(classify_request(404, &cause(json!({"error": {"type": "index_not_found_exception", "reason": "no such index"}}))), Class::Halt);
         assert_eq!(classify_request(400, &cause(json!({"error": {"type": "index_closed_exception", "reason": "closed"}}))), Class::Halt);
-        assert_eq!(classify_request(403, &cause(json!({"error": {"type": "cluster_block_exception", "reason": "blocked by: [FORBIDDEN/8/index write (api)]"}}))), Class::Retry);
+        assert_eq!(
+            classify_request(403, &cause(json!({"error": {"type": "cluster_block_exception", "reason": "blocked by: [FORBIDDEN/8/index write (api)]"}}))),
+            Class::Retry
+        );
         assert_eq!(classify_request(413, &none), Class::Split);
-        assert_eq!(classify_request(400, &cause(json!({"error": {"type": "illegal_argument_exception", "reason": "Malformed action/metadata line"}}))), Class::Split);
+        assert_eq!(
+            classify_request(400, &cause(json!({"error": {"type": "illegal_argument_exception", "reason": "Malformed action/metadata line"}}))),
+            Class::Split
+        );
     }
 
     #[test]

@@ -177,7 +177,24 @@ mod tests {
         let policy = RetryPolicy { base: Duration::from_millis(10), max_delay: Duration::from_millis(50), max_retries: Some(3) };
         let cancel = CancellationToken::new();
         let mut calls = 0;
-        let r: Result<u32, _> = policy.run("test", &cancel, |e: &String| e == "busy", || { calls += 1; let n = calls; async move { if n < 3 { Err("busy".to_string()) } else { Ok(n) } } }).await;
+        let r: Result<u32, _> = policy
+            .run(
+                "test",
+                &cancel,
+                |e: &String| e == "busy",
+                || {
+                    calls += 1;
+                    let n = calls;
+                    async move {
+                        if n < 3 {
+                            Err("busy".to_string())
+                        } else {
+                            Ok(n)
+                        }
+                    }
+                },
+            )
+            .await;
         assert_eq!(r.unwrap(), 3);
         let r: Result<(), _> = policy.run("test", &cancel, |_: &String| true, || async { Err("down".to_string()) }).await;
         assert!(matches!(r, Err(RetryError::GaveUp { why: GiveUp::Exhausted(3), .. })), "{r:?}");

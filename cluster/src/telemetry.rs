@@ -28,12 +28,6 @@ pub fn init_logging(format: LogFormat) {
 pub fn prometheus_builder() -> Result<metrics_exporter_prometheus::PrometheusBuilder, metrics_exporter_prometheus::BuildError> {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
     PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Full("cutover_bulk_latency_seconds".into()),
-            &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
-        )?
-        .set_buckets_for_metric(
-            Matcher::Full("cutover_bulk_batch_size".into()),
-            &[1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0],
-        )
+        .set_buckets_for_metric(Matcher::Full("cutover_bulk_latency_seconds".into()), &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])?
+        .set_buckets_for_metric(Matcher::Full("cutover_bulk_batch_size".into()), &[1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0])
 }

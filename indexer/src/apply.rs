@@ -30,10 +30,10 @@
 //! A batch is cut into *rounds*: round k holds the k-th command of each document, so a
 //! document's commands are written in order while different documents share bulk requests.
 
+use crate::config::MergeAbsent;
 use cluster::bulk::{BulkOp, BulkOpKind};
 use cluster::write::WriteError;
 use cluster::{BulkWriter, Class, ErrorCause, Es, EsError, GiveUp, Resolved};
-use crate::config::MergeAbsent;
 use schema::{Command, LegacyVersionSource, MergePatch, Op, TagRewrite};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -176,7 +176,13 @@ impl Applier {
                 }
                 Plan::Delete => {
                     op_of.push((i, ops.len()));
-                    ops.push(BulkOp { index: target.clone(), id: cmd.id.clone(), routing: cmd.routing.clone(), version: cmd.version, kind: BulkOpKind::Delete });
+                    ops.push(BulkOp {
+                        index: target.clone(),
+                        id: cmd.id.clone(),
+                        routing: cmd.routing.clone(),
+                        version: cmd.version,
+                        kind: BulkOpKind::Delete,
+                    });
                     tombstones.push(ops.len());
                     ops.push(tombstone_op(&target, &cmd.id, cmd.version));
                 }
@@ -249,10 +255,8 @@ impl Applier {
         if merges.is_empty() {
             return Ok(bases);
         }
-        let keys: Vec<DocKey> = merges
-            .iter()
-            .map(|&i| DocKey { index: cmds[i].target_index.clone(), id: cmds[i].id.clone(), routing: cmds[i].routing.clone() })
-            .collect();
+        let keys: Vec<DocKey> =
+            merges.iter().map(|&i| DocKey { index: cmds[i].target_index.clone(), id: cmds[i].id.clone(), routing: cmds[i].routing.clone() }).collect();
         let in_target = self.mget(self.writer.es(), &keys, false).await?;
         let absent: Vec<usize> = (0..merges.len()).filter(|&k| in_target[k].is_none()).collect();
         for (k, stored) in in_target.into_iter().enumerate() {
@@ -263,14 +267,9 @@ impl Applier {
         if absent.is_empty() {
             return Ok(bases);
         }
-        let legacy_keys: Vec<DocKey> = absent
-            .iter()
-            .map(|&k| DocKey { index: cmds[merges[k]].index.clone(), id: keys[k].id.clone(), routing: keys[k].routing.clone() })
-            .collect();
-        let tomb_keys: Vec<DocKey> = absent
-            .iter()
-            .map(|&k| DocKey { index: tombstone_index(&keys[k].index), id: keys[k].id.clone(), routing: None })
-            .collect();
+        let legacy_keys: Vec<DocKey> =
+            absent.iter().map(|&k| DocKey { index: cmds[merges[k]].index.clone(), id: keys[k].id.clone(), routing: keys[k].routing.clone() }).collect();
+        let tomb_keys: Vec<DocKey> = absent.iter().map(|&k| DocKey { index: tombstone_index(&keys[k].index), id: keys[k].id.clone(), routing: None }).collect();
         let in_legacy = self.mget(&self.legacy, &legacy_keys, true).await?;
         let tombs = self.mget(self.writer.es(), &tomb_keys, false).await?;
         for ((&k, legacy), tomb) in absent.iter().zip(in_legacy).zip(tombs) {
@@ -341,7 +340,8 @@ impl Applier {
             }
             let source = hit["_source"].as_object().cloned().unwrap_or_default();
             let version = if is_legacy {
-                schema::legacy_version(hit, &self.legacy_version).map_err(|e| ReadFailure::Halt(format!("legacy document {} has no usable version: {e}", hit["_id"])))?
+                schema::legacy_version(hit, &self.legacy_version)
+                    .map_err(|e| ReadFailure::Halt(format!("legacy document {} has no usable version: {e}", hit["_id"])))?
             } else {
                 hit["_version"].as_u64().ok_or_else(|| ReadFailure::Retry(format!("document {} without _version", hit["_id"])))?
             };

@@ -254,11 +254,7 @@ impl IndexerConfig {
 
     /// How every retry loop of the indexer waits out a busy or sick cluster.
     pub fn retry_policy(&self) -> cluster::RetryPolicy {
-        cluster::RetryPolicy {
-            max_retries: self.batch.max_retries,
-            max_delay: Duration::from_millis(self.batch.max_backoff_ms),
-            ..Default::default()
-        }
+        cluster::RetryPolicy { max_retries: self.batch.max_retries, max_delay: Duration::from_millis(self.batch.max_backoff_ms), ..Default::default() }
     }
 
     /// The shutdown budget.
@@ -274,12 +270,7 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
 /// Reads a librdkafka properties file: `key=value` lines, blank lines and `#` comments ignored.
 pub fn read_properties(path: &std::path::Path) -> std::io::Result<Vec<(String, String)>> {
     let text = std::fs::read_to_string(path)?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| parse_kv(l).ok())
-        .collect())
+    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).filter_map(|l| parse_kv(l).ok()).collect())
 }
 
 #[cfg(test)]
@@ -296,7 +287,9 @@ mod tests {
     fn version_source_is_required() {
         let err = IndexerConfig::try_parse_from(["indexer", "--topic", "t"]).unwrap_err();
         assert!(err.to_string().contains("--version-source"), "{err}");
-        let ok = IndexerConfig::try_parse_from(["indexer", "--topic", "t", "--version-source", "field:version", "--index-map", "a=b", "-X", "fetch.min.bytes=1"]).unwrap();
+        let ok =
+            IndexerConfig::try_parse_from(["indexer", "--topic", "t", "--version-source", "field:version", "--index-map", "a=b", "-X", "fetch.min.bytes=1"])
+                .unwrap();
         assert_eq!(ok.decode.index_map, vec![("a".to_string(), "b".to_string())]);
         assert_eq!(ok.dead_letter_topic(), "t.dlq");
         assert_eq!(ok.kafka.properties, vec![("fetch.min.bytes".to_string(), "1".to_string())]);

@@ -9,8 +9,8 @@
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
@@ -207,10 +207,7 @@ pub fn build_consumer(
 
 /// Copies what a dead letter needs out of a borrowed message.
 fn raw_owned(m: &BorrowedMessage<'_>) -> RawOwned {
-    let headers = m
-        .headers()
-        .map(|hs| hs.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect())
-        .unwrap_or_default();
+    let headers = m.headers().map(|hs| hs.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect()).unwrap_or_default();
     RawOwned { key: m.key().map(<[u8]>::to_vec), payload: m.payload().map(<[u8]>::to_vec), headers }
 }
 
@@ -357,12 +354,7 @@ pub async fn consume_loop(
     }
 }
 
-fn accept(
-    m: Result<BorrowedMessage<'_>, rdkafka::error::KafkaError>,
-    router: &Router,
-    tracker: &Tracker,
-    backlog: &mut Backlog,
-) {
+fn accept(m: Result<BorrowedMessage<'_>, rdkafka::error::KafkaError>, router: &Router, tracker: &Tracker, backlog: &mut Backlog) {
     match m {
         Ok(m) => {
             metrics::counter!("cutover_indexer_consumed_total").increment(1);

@@ -6,10 +6,10 @@
 //! `cutover.partition`, `cutover.offset`). The record counts as handled only once the broker
 //! acknowledged the dead letter; until then the offset does not pass it.
 
+use cluster::{GiveUp, RetryPolicy};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::time::Duration;
-use cluster::{GiveUp, RetryPolicy};
 use tokio_util::sync::CancellationToken;
 
 /// A record to dead-letter: its bytes and why.

@@ -51,16 +51,8 @@ const GUARDED: &[Guarded] = &[
         accepted: &["earliest", "smallest", "beginning"],
         why: "a new group must replay the topic from its oldest retained record; `latest` would skip the history, `error` would stop",
     },
-    Guarded {
-        key: "isolation.level",
-        accepted: &["read_committed"],
-        why: "read_uncommitted would apply records of aborted transactions",
-    },
-    Guarded {
-        key: "enable.partition.eof",
-        accepted: &["false"],
-        why: "end-of-partition events are not records; the readiness gate measures the lag instead",
-    },
+    Guarded { key: "isolation.level", accepted: &["read_committed"], why: "read_uncommitted would apply records of aborted transactions" },
+    Guarded { key: "enable.partition.eof", accepted: &["false"], why: "end-of-partition events are not records; the readiness gate measures the lag instead" },
     Guarded {
         key: "acks",
         accepted: &["all", "-1"],
@@ -116,15 +108,8 @@ pub fn check_properties(file: &[(String, String)], cli: &[(String, String)]) -> 
             };
             let v = value.trim().to_ascii_lowercase();
             if !g.accepted.contains(&v.as_str()) {
-                let allowed = if g.accepted.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (cutover sets {}={})", g.key, g.accepted[0])
-                };
-                return Err(format!(
-                    "{origin} {key}={value} is refused{allowed}: {}",
-                    g.why
-                ));
+                let allowed = if g.accepted.is_empty() { String::new() } else { format!(" (cutover sets {}={})", g.key, g.accepted[0]) };
+                return Err(format!("{origin} {key}={value} is refused{allowed}: {}", g.why));
             }
         }
     }
@@ -184,14 +169,22 @@ impl Cause {
     /// What the cause means and how to fix it.
     pub fn explain(self) -> &'static str {
         match self {
-            Cause::Authentication => "the broker rejected the SASL credentials (wrong user or password, or wrong sasl.mechanism): \
-                                      check sasl.username / sasl.password in the --kafka-config file",
-            Cause::Authorization => "the broker refused access to the topic or group (ACLs): grant the indexer's principal \
-                                     Read and Describe on the topic, Read on its group, Write on the dead-letter topic",
-            Cause::TlsVerification => "TLS verification of the broker's certificate failed (unknown CA, or the certificate does \
-                                       not name the broker's host): set ssl.ca.location to the CA that signed the broker's certificate",
-            Cause::PlaintextToTls => "the broker's listener speaks TLS but the client connected in plaintext (it hangs up on \
-                                      the first request): set security.protocol=SSL or SASL_SSL",
+            Cause::Authentication => {
+                "the broker rejected the SASL credentials (wrong user or password, or wrong sasl.mechanism): \
+                                      check sasl.username / sasl.password in the --kafka-config file"
+            }
+            Cause::Authorization => {
+                "the broker refused access to the topic or group (ACLs): grant the indexer's principal \
+                                     Read and Describe on the topic, Read on its group, Write on the dead-letter topic"
+            }
+            Cause::TlsVerification => {
+                "TLS verification of the broker's certificate failed (unknown CA, or the certificate does \
+                                       not name the broker's host): set ssl.ca.location to the CA that signed the broker's certificate"
+            }
+            Cause::PlaintextToTls => {
+                "the broker's listener speaks TLS but the client connected in plaintext (it hangs up on \
+                                      the first request): set security.protocol=SSL or SASL_SSL"
+            }
             Cause::TlsToPlaintext => "the client speaks TLS but the broker's listener does not: check security.protocol and the port",
             Cause::Tls => "the TLS handshake with the broker failed: check security.protocol, ssl.* properties and the broker's listener",
             Cause::Unreachable => "cannot connect to any broker: check --brokers, that the brokers run, and the network",
@@ -201,14 +194,7 @@ impl Cause {
 
     /// Causes that no amount of retrying fixes: the configuration must change.
     pub fn is_fatal(self) -> bool {
-        matches!(
-            self,
-            Cause::Authentication
-                | Cause::Authorization
-                | Cause::TlsVerification
-                | Cause::PlaintextToTls
-                | Cause::TlsToPlaintext
-        )
+        matches!(self, Cause::Authentication | Cause::Authorization | Cause::TlsVerification | Cause::PlaintextToTls | Cause::TlsToPlaintext)
     }
 }
 
@@ -223,33 +209,20 @@ pub fn classify(code: Option<RDKafkaErrorCode>, reason: &str) -> Cause {
         Cause::Authentication
     } else if matches!(
         code,
-        Some(
-            RDKafkaErrorCode::TopicAuthorizationFailed
-                | RDKafkaErrorCode::GroupAuthorizationFailed
-                | RDKafkaErrorCode::ClusterAuthorizationFailed
-        )
+        Some(RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::GroupAuthorizationFailed | RDKafkaErrorCode::ClusterAuthorizationFailed)
     ) {
         Cause::Authorization
-    } else if r.contains("certificate verify failed")
-        || r.contains("broker certificate could not be verified")
-    {
+    } else if r.contains("certificate verify failed") || r.contains("broker certificate could not be verified") {
         Cause::TlsVerification
     } else if r.contains("connecting to a ssl listener") {
         Cause::PlaintextToTls
-    } else if r.contains("connecting to a plaintext broker listener")
-        || r.contains("wrong version number")
-    {
+    } else if r.contains("connecting to a plaintext broker listener") || r.contains("wrong version number") {
         Cause::TlsToPlaintext
     } else if code == Some(RDKafkaErrorCode::SSL) || r.contains("ssl handshake failed") {
         Cause::Tls
     } else if matches!(
         code,
-        Some(
-            RDKafkaErrorCode::AllBrokersDown
-                | RDKafkaErrorCode::BrokerTransportFailure
-                | RDKafkaErrorCode::Resolve
-                | RDKafkaErrorCode::MessageTimedOut
-        )
+        Some(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::Resolve | RDKafkaErrorCode::MessageTimedOut)
     ) || r.contains("connection refused")
     {
         Cause::Unreachable
@@ -273,10 +246,7 @@ struct ProbeCtx {
 
 impl ProbeCtx {
     fn record(&self, cause: Cause, reason: &str) {
-        self.seen
-            .lock()
-            .expect("probe lock")
-            .push((cause, reason.to_string()));
+        self.seen.lock().expect("probe lock").push((cause, reason.to_string()));
     }
 
     /// A cause that settles the probe now: a fatal one (a plaintext/TLS mismatch only once
@@ -296,10 +266,7 @@ impl ProbeCtx {
     /// The most telling cause seen, for the deadline.
     fn best(&self) -> Option<(Cause, String)> {
         let seen = self.seen.lock().expect("probe lock");
-        seen.iter()
-            .find(|(c, _)| *c != Cause::Unreachable && *c != Cause::Other)
-            .or_else(|| seen.last())
-            .cloned()
+        seen.iter().find(|(c, _)| *c != Cause::Unreachable && *c != Cause::Other).or_else(|| seen.last()).cloned()
     }
 }
 
@@ -309,10 +276,7 @@ impl ClientContext for ProbeCtx {
         if fac == "FAIL" || fac == "ERROR" {
             // A TLS listener hangs up on a plaintext ApiVersion request at once (librdkafka
             // logs it at info level, without its usual hint).
-            let cause = if self.plaintext
-                && message.contains("Disconnected")
-                && message.contains("in state APIVERSION_QUERY")
-            {
+            let cause = if self.plaintext && message.contains("Disconnected") && message.contains("in state APIVERSION_QUERY") {
                 Cause::PlaintextToTls
             } else {
                 classify(None, message)
@@ -347,9 +311,7 @@ fn base_config(brokers: &str, props: &[(String, String)]) -> ClientConfig {
 fn creation_error(e: KafkaError) -> IndexerError {
     match e {
         // Never the value: a misspelt secret key is no longer recognisable as one.
-        KafkaError::ClientConfig(_, desc, key, _value) => {
-            IndexerError::Refused(format!("librdkafka property {key}: {desc}"))
-        }
+        KafkaError::ClientConfig(_, desc, key, _value) => IndexerError::Refused(format!("librdkafka property {key}: {desc}")),
         other => IndexerError::Refused(format!("cannot create a Kafka client: {other}")),
     }
 }
@@ -357,44 +319,21 @@ fn creation_error(e: KafkaError) -> IndexerError {
 /// Connects once, with the consumer's settings, and asks for the topic's metadata: returns
 /// within `timeout`, early on a cause retrying cannot fix. Runs the blocking librdkafka calls
 /// on the blocking pool.
-pub async fn probe(
-    brokers: &str,
-    props: &[(String, String)],
-    topic: &str,
-    timeout: Duration,
-) -> Result<(), IndexerError> {
+pub async fn probe(brokers: &str, props: &[(String, String)], topic: &str, timeout: Duration) -> Result<(), IndexerError> {
     let mut cfg = base_config(brokers, props);
     // Whatever RUST_LOG says, the probe needs librdkafka's connection failures (info level).
     cfg.set_log_level(RDKafkaLogLevel::Info);
-    let protocol = props
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "security.protocol")
-        .map(|(_, v)| v.to_ascii_lowercase());
-    let plaintext = matches!(
-        protocol.as_deref(),
-        None | Some("plaintext") | Some("sasl_plaintext")
-    );
+    let protocol = props.iter().rev().find(|(k, _)| k == "security.protocol").map(|(_, v)| v.to_ascii_lowercase());
+    let plaintext = matches!(protocol.as_deref(), None | Some("plaintext") | Some("sasl_plaintext"));
     let (brokers, topic) = (brokers.to_string(), topic.to_string());
     tokio::task::spawn_blocking(move || probe_blocking(cfg, plaintext, &brokers, &topic, timeout))
         .await
         .map_err(|e| IndexerError::KafkaUnavailable(format!("the Kafka probe panicked: {e}")))?
 }
 
-fn probe_blocking(
-    cfg: ClientConfig,
-    plaintext: bool,
-    brokers: &str,
-    topic: &str,
-    timeout: Duration,
-) -> Result<(), IndexerError> {
+fn probe_blocking(cfg: ClientConfig, plaintext: bool, brokers: &str, topic: &str, timeout: Duration) -> Result<(), IndexerError> {
     let started = Instant::now();
-    let client: BaseConsumer<ProbeCtx> = cfg
-        .create_with_context(ProbeCtx {
-            plaintext,
-            ..ProbeCtx::default()
-        })
-        .map_err(creation_error)?;
+    let client: BaseConsumer<ProbeCtx> = cfg.create_with_context(ProbeCtx { plaintext, ..ProbeCtx::default() }).map_err(creation_error)?;
     let deadline = started + timeout;
     let fail = |cause: Cause, detail: &str| {
         IndexerError::KafkaUnavailable(format!(
@@ -405,10 +344,7 @@ fn probe_blocking(
         ))
     };
     loop {
-        let slice = deadline
-            .saturating_duration_since(Instant::now())
-            .min(Duration::from_millis(500))
-            .max(Duration::from_millis(100));
+        let slice = deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(500)).max(Duration::from_millis(100));
         let attempt = client.fetch_metadata(Some(topic), slice);
         // librdkafka hands a consumer's errors and logs over through its queue: serve them, so
         // the context sees them.
@@ -424,34 +360,20 @@ fn probe_blocking(
                     match t.error().map(RDKafkaErrorCode::from) {
                         None => {}
                         Some(RDKafkaErrorCode::TopicAuthorizationFailed) => {
-                            return Err(fail(
-                                Cause::Authorization,
-                                &format!("topic {topic}: TopicAuthorizationFailed"),
-                            ));
+                            return Err(fail(Cause::Authorization, &format!("topic {topic}: TopicAuthorizationFailed")));
                         }
                         Some(code) => {
                             tracing::warn!(%topic, error = %code, "the command topic is not available yet; the indexer waits for it")
                         }
                     }
                 }
-                tracing::info!(
-                    brokers,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "kafka reachable and accepted the client's credentials"
-                );
+                tracing::info!(brokers, elapsed_ms = started.elapsed().as_millis() as u64, "kafka reachable and accepted the client's credentials");
                 return Ok(());
             }
             Err(e) => {
                 if Instant::now() >= deadline {
-                    let (cause, detail) = client
-                        .context()
-                        .best()
-                        .unwrap_or((classify(code_of(&e), &e.to_string()), e.to_string()));
-                    let cause = if cause == Cause::Other {
-                        Cause::Unreachable
-                    } else {
-                        cause
-                    };
+                    let (cause, detail) = client.context().best().unwrap_or((classify(code_of(&e), &e.to_string()), e.to_string()));
+                    let cause = if cause == Cause::Other { Cause::Unreachable } else { cause };
                     return Err(fail(cause, &detail));
                 }
             }
@@ -468,31 +390,18 @@ pub struct Watch {
 impl Watch {
     /// A watch that fires `stop` on a fatal cause.
     pub fn new(stop: CancellationToken) -> Self {
-        Watch {
-            stop,
-            fatal: Mutex::new(None),
-        }
+        Watch { stop, fatal: Mutex::new(None) }
     }
 
     /// Counts and logs an error; a fatal cause stops the indexer (first reason kept).
     pub fn report(&self, error: &KafkaError, reason: &str) {
         let cause = classify(code_of(error), reason);
-        metrics::counter!("cutover_indexer_kafka_errors_total", "cause" => cause.label())
-            .increment(1);
+        metrics::counter!("cutover_indexer_kafka_errors_total", "cause" => cause.label()).increment(1);
         if cause.is_fatal() {
-            tracing::error!(
-                cause = cause.label(),
-                librdkafka = reason,
-                "kafka: {}; stopping (nothing is committed past an unapplied record)",
-                cause.explain()
-            );
+            tracing::error!(cause = cause.label(), librdkafka = reason, "kafka: {}; stopping (nothing is committed past an unapplied record)", cause.explain());
             let mut fatal = self.fatal.lock().expect("watch lock");
             if fatal.is_none() {
-                *fatal = Some(format!(
-                    "{} (librdkafka: {})",
-                    cause.explain(),
-                    reason.trim()
-                ));
+                *fatal = Some(format!("{} (librdkafka: {})", cause.explain(), reason.trim()));
                 self.stop.cancel();
             }
         } else if cause == Cause::Unreachable {
@@ -513,109 +422,55 @@ mod tests {
     use super::*;
 
     fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn safety_settings_cannot_be_overridden() {
         let err = check_properties(&[], &kv(&[("enable.auto.offset.store", "true")])).unwrap_err();
-        assert!(
-            err.contains("-X enable.auto.offset.store=true is refused")
-                && err.contains("in flight"),
-            "{err}"
-        );
+        assert!(err.contains("-X enable.auto.offset.store=true is refused") && err.contains("in flight"), "{err}");
         let err = check_properties(&kv(&[("auto.offset.reset", "latest")]), &[]).unwrap_err();
-        assert!(
-            err.starts_with("--kafka-config auto.offset.reset=latest"),
-            "{err}"
-        );
+        assert!(err.starts_with("--kafka-config auto.offset.reset=latest"), "{err}");
         assert!(check_properties(&[], &kv(&[("isolation.level", "read_uncommitted")])).is_err());
         assert!(check_properties(&[], &kv(&[("enable.auto.commit", "false")])).is_err());
         assert!(check_properties(&[], &kv(&[("acks", "1")])).is_err());
-        assert!(check_properties(&[], &kv(&[("group.id", "x")]))
-            .unwrap_err()
-            .contains("--group"));
-        assert!(check_properties(&[], &kv(&[("bootstrap.servers", "x:1")]))
-            .unwrap_err()
-            .contains("--brokers"));
+        assert!(check_properties(&[], &kv(&[("group.id", "x")])).unwrap_err().contains("--group"));
+        assert!(check_properties(&[], &kv(&[("bootstrap.servers", "x:1")])).unwrap_err().contains("--brokers"));
         // The values cutover sets itself are fine, in any case.
-        let same = kv(&[
-            ("enable.auto.offset.store", "false"),
-            ("auto.offset.reset", "Earliest"),
-            ("isolation.level", "read_committed"),
-            ("acks", "all"),
-        ]);
+        let same = kv(&[("enable.auto.offset.store", "false"), ("auto.offset.reset", "Earliest"), ("isolation.level", "read_committed"), ("acks", "all")]);
         assert_eq!(check_properties(&same, &same), Ok(()));
         // Everything else passes through.
-        let sec = kv(&[
-            ("security.protocol", "SASL_SSL"),
-            ("sasl.mechanism", "SCRAM-SHA-512"),
-            ("fetch.min.bytes", "1"),
-        ]);
+        let sec = kv(&[("security.protocol", "SASL_SSL"), ("sasl.mechanism", "SCRAM-SHA-512"), ("fetch.min.bytes", "1")]);
         assert_eq!(check_properties(&sec, &sec), Ok(()));
     }
 
     #[test]
     fn secrets_are_refused_on_the_command_line_and_never_echoed() {
         let err = check_properties(&[], &kv(&[("sasl.password", "hunter2")])).unwrap_err();
-        assert!(
-            err.contains("--kafka-config") && err.contains("ps"),
-            "{err}"
-        );
+        assert!(err.contains("--kafka-config") && err.contains("ps"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
         assert!(check_properties(&[], &kv(&[("ssl.key.password", "hunter2")])).is_err());
-        assert_eq!(
-            check_properties(&kv(&[("sasl.password", "hunter2")]), &[]),
-            Ok(()),
-            "in the file it is fine"
-        );
+        assert_eq!(check_properties(&kv(&[("sasl.password", "hunter2")]), &[]), Ok(()), "in the file it is fine");
         // A misspelt secret key: librdkafka's own error would print the value.
-        let Err(err) = base_config("127.0.0.1:1", &kv(&[("sasl.pasword", "hunter2")]))
-            .create::<BaseConsumer>()
-        else {
+        let Err(err) = base_config("127.0.0.1:1", &kv(&[("sasl.pasword", "hunter2")])).create::<BaseConsumer>() else {
             panic!("an unknown property is an error");
         };
-        assert!(
-            err.to_string().contains("hunter2"),
-            "librdkafka echoes values: {err}"
-        );
+        assert!(err.to_string().contains("hunter2"), "librdkafka echoes values: {err}");
         let refused = creation_error(err);
-        assert!(
-            refused.to_string().contains("sasl.pasword")
-                && !refused.to_string().contains("hunter2"),
-            "{refused}"
-        );
+        assert!(refused.to_string().contains("sasl.pasword") && !refused.to_string().contains("hunter2"), "{refused}");
     }
 
     #[test]
     fn librdkafka_errors_are_classified() {
         use RDKafkaErrorCode as C;
         let auth = "sasl_ssl://127.0.0.1:9094/bootstrap: SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512";
-        assert_eq!(
-            classify(Some(C::Authentication), auth),
-            Cause::Authentication
-        );
+        assert_eq!(classify(Some(C::Authentication), auth), Cause::Authentication);
         let ca = "ssl://127.0.0.1:9094/bootstrap: SSL handshake failed: error:0A000086:SSL routines::certificate verify failed: broker certificate could not be verified, verify that ssl.ca.location is correctly configured";
         assert_eq!(classify(Some(C::SSL), ca), Cause::TlsVerification);
         let plain = "127.0.0.1:9094/bootstrap: Disconnected while requesting ApiVersion: might be caused by incorrect security.protocol configuration (connecting to a SSL listener?) or broker version is < 0.10";
-        assert_eq!(
-            classify(Some(C::BrokerTransportFailure), plain),
-            Cause::PlaintextToTls
-        );
-        assert_eq!(
-            classify(Some(C::AllBrokersDown), "1/1 brokers are down"),
-            Cause::Unreachable
-        );
-        assert_eq!(
-            classify(
-                Some(C::BrokerTransportFailure),
-                "Connect to ipv4#127.0.0.1:1 failed: Connection refused"
-            ),
-            Cause::Unreachable
-        );
+        assert_eq!(classify(Some(C::BrokerTransportFailure), plain), Cause::PlaintextToTls);
+        assert_eq!(classify(Some(C::AllBrokersDown), "1/1 brokers are down"), Cause::Unreachable);
+        assert_eq!(classify(Some(C::BrokerTransportFailure), "Connect to ipv4#127.0.0.1:1 failed: Connection refused"), Cause::Unreachable);
         assert!(Cause::Authentication.is_fatal() && !Cause::Unreachable.is_fatal());
     }
 }

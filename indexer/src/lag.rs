@@ -91,7 +91,11 @@ pub fn offset_gaps(consumer: &IndexerConsumer, topic: &str) -> KafkaResult<Vec<S
         let Offset::Offset(c) = e.offset() else { continue }; // never committed: starts at the log start
         let (low, _) = consumer.fetch_watermarks(topic, e.partition(), Duration::from_secs(10))?;
         if c < low {
-            gaps.push(format!("{topic}[{}]: committed offset {c} < log start {low}: {} records deleted before this group applied them", e.partition(), low - c));
+            gaps.push(format!(
+                "{topic}[{}]: committed offset {c} < log start {low}: {} records deleted before this group applied them",
+                e.partition(),
+                low - c
+            ));
         }
     }
     Ok(gaps)

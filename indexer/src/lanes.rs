@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::{ApplyError, Applier, Outcome};
+use crate::apply::{Applier, ApplyError, Outcome};
 use crate::config::OnPoison;
 use crate::deadletter::{DeadLetter, DeadLetterSink};
 use crate::invariants::Watch;

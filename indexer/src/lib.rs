@@ -84,23 +84,18 @@ impl IndexerError {
 pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::PrometheusHandle, shutdown: CancellationToken) -> Result<(), IndexerError> {
     let stop = shutdown.child_token(); // stop fetching
     let abort = CancellationToken::new(); // give up retries (after the shutdown timeout)
-    // Every configuration read and check happens in `prepare`, before any connection, bind
-    // or subscribe.
+                                          // Every configuration read and check happens in `prepare`, before any connection, bind
+                                          // or subscribe.
     let startup::Prepared { applier, props, decode } = startup::prepare(&cfg, abort.clone()).await?;
 
     let tracker = Arc::new(Tracker::default());
     let readiness = Arc::new(Readiness::default());
     let paused = Arc::new(AtomicBool::new(false));
     let watch = Arc::new(kafka::Watch::new(stop.clone()));
-    let ctx = Ctx { tracker: tracker.clone(), drain_timeout: cfg.shutdown_timeout(), readiness: readiness.clone(), paused: paused.clone(), watch: watch.clone() };
-    let consumer = Arc::new(consume::build_consumer(
-        &cfg.kafka.brokers,
-        &cfg.kafka.group,
-        cfg.kafka.session_timeout_ms,
-        cfg.kafka.commit_interval_ms,
-        &props,
-        ctx,
-    )?);
+    let ctx =
+        Ctx { tracker: tracker.clone(), drain_timeout: cfg.shutdown_timeout(), readiness: readiness.clone(), paused: paused.clone(), watch: watch.clone() };
+    let consumer =
+        Arc::new(consume::build_consumer(&cfg.kafka.brokers, &cfg.kafka.group, cfg.kafka.session_timeout_ms, cfg.kafka.commit_interval_ms, &props, ctx)?);
     report_offset_gaps(consumer.clone(), &cfg.kafka.topic, &readiness).await;
     // The dead-letter producer (whose creation checks its properties) before joining the group.
     let producer = dead_letter_producer(&cfg.kafka.brokers, &props)?;
@@ -116,11 +111,7 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
         halted: halted.clone(),
         stop: stop.clone(),
     };
-    let limits = LaneLimits {
-        max_docs: cfg.batch.batch_max_docs,
-        max_bytes: cfg.batch.batch_max_bytes,
-        linger: Duration::from_millis(cfg.batch.linger_ms),
-    };
+    let limits = LaneLimits { max_docs: cfg.batch.batch_max_docs, max_bytes: cfg.batch.batch_max_bytes, linger: Duration::from_millis(cfg.batch.linger_ms) };
     let lanes = cfg.batch.max_in_flight.max(1);
     let mut senders = Vec::with_capacity(lanes);
     let mut workers = Vec::with_capacity(lanes);
@@ -225,7 +216,14 @@ fn dead_letter_producer(brokers: &str, props: &[(String, String)]) -> Result<Fut
 }
 
 fn is_consumer_only(key: &str) -> bool {
-    key.starts_with("fetch.") || key.starts_with("auto.") || key.starts_with("group.") || key.starts_with("session.")
-        || key.starts_with("max.poll") || key.starts_with("queued.") || key.starts_with("enable.auto") || key == "isolation.level"
-        || key.starts_with("partition.assignment") || key.starts_with("heartbeat.")
+    key.starts_with("fetch.")
+        || key.starts_with("auto.")
+        || key.starts_with("group.")
+        || key.starts_with("session.")
+        || key.starts_with("max.poll")
+        || key.starts_with("queued.")
+        || key.starts_with("enable.auto")
+        || key == "isolation.level"
+        || key.starts_with("partition.assignment")
+        || key.starts_with("heartbeat.")
 }

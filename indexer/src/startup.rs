@@ -182,8 +182,16 @@ mod tests {
         let path = std::env::temp_dir().join(format!("cutover-envelope-{}.json", std::process::id()));
         std::fs::write(&path, b"{not json").unwrap();
         let cfg = config(&[
-            "--default-index", "items", "--envelope", path.to_str().unwrap(),
-            "--brokers", "127.0.0.1:1", "--target-url", "http://127.0.0.1:1", "--legacy-url", "http://127.0.0.1:1",
+            "--default-index",
+            "items",
+            "--envelope",
+            path.to_str().unwrap(),
+            "--brokers",
+            "127.0.0.1:1",
+            "--target-url",
+            "http://127.0.0.1:1",
+            "--legacy-url",
+            "http://127.0.0.1:1",
         ]);
         let err = prepare(&cfg, CancellationToken::new()).await.err().expect("refused");
         let _ = std::fs::remove_file(&path);

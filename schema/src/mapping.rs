@@ -55,11 +55,7 @@ pub struct TargetDefinitionConfig {
 
 impl Default for TargetDefinitionConfig {
     fn default() -> Self {
-        Self {
-            tags: TagRewrite::default(),
-            gc_deletes: "48h".into(),
-            extra_settings: Map::new(),
-        }
+        Self { tags: TagRewrite::default(), gc_deletes: "48h".into(), extra_settings: Map::new() }
     }
 }
 
@@ -104,10 +100,7 @@ const MAPPING_PARAMS: &[&str] = &[
 /// From the legacy `GET /<index>` body for ONE index (the value under the index name:
 /// `{aliases, mappings, settings}`; the whole response with one index is accepted too) builds
 /// the target create-index body `{settings, mappings, aliases}` (rules in the module doc).
-pub fn target_definition(
-    legacy_index: &Value,
-    cfg: &TargetDefinitionConfig,
-) -> Result<Value, MappingError> {
+pub fn target_definition(legacy_index: &Value, cfg: &TargetDefinitionConfig) -> Result<Value, MappingError> {
     let legacy_index = index_body(legacy_index);
     let mappings = target_mappings(part(legacy_index, "mappings")?, &cfg.tags)?;
     let settings = settings::target_settings(part(legacy_index, "settings")?, cfg);
@@ -120,10 +113,7 @@ pub fn target_definition(
 pub(crate) fn index_body(v: &Value) -> &Value {
     const PARTS: [&str; 3] = ["aliases", "mappings", "settings"];
     match v.as_object() {
-        Some(m)
-            if m.len() == 1
-                && !PARTS.contains(&m.keys().next().map(String::as_str).unwrap_or_default()) =>
-        {
+        Some(m) if m.len() == 1 && !PARTS.contains(&m.keys().next().map(String::as_str).unwrap_or_default()) => {
             let inner = m.values().next().expect("len is 1");
             if PARTS.iter().any(|p| inner.get(p).is_some()) {
                 inner
@@ -163,17 +153,9 @@ pub fn tag_field_mapping(value_ignore_above: u64) -> Value {
 /// properties; None when none has one.
 pub fn legacy_tag_ignore_above(mappings: &Map<String, Value>, legacy_path: &str) -> Option<u64> {
     fn own(m: &Value) -> Vec<u64> {
-        let mut out: Vec<u64> = m
-            .get("ignore_above")
-            .and_then(Value::as_u64)
-            .into_iter()
-            .collect();
+        let mut out: Vec<u64> = m.get("ignore_above").and_then(Value::as_u64).into_iter().collect();
         if let Some(Value::Object(fields)) = m.get("fields") {
-            out.extend(
-                fields
-                    .values()
-                    .filter_map(|f| f.get("ignore_above")?.as_u64()),
-            );
+            out.extend(fields.values().filter_map(|f| f.get("ignore_above")?.as_u64()));
         }
         out
     }
@@ -185,15 +167,10 @@ pub fn legacy_tag_ignore_above(mappings: &Map<String, Value>, legacy_path: &str)
     }
     let mut found = Vec::new();
     if let Some(Value::Array(templates)) = mappings.get("dynamic_templates") {
-        for t in templates
-            .iter()
-            .filter_map(|n| n.as_object()?.values().next())
-        {
+        for t in templates.iter().filter_map(|n| n.as_object()?.values().next()) {
             let addresses_tags = match t.get("path_match") {
                 Some(Value::String(p)) => targets_tags(p, legacy_path),
-                Some(Value::Array(ps)) => ps
-                    .iter()
-                    .any(|p| p.as_str().is_some_and(|p| targets_tags(p, legacy_path))),
+                Some(Value::Array(ps)) => ps.iter().any(|p| p.as_str().is_some_and(|p| targets_tags(p, legacy_path))),
                 _ => false,
             };
             if addresses_tags {
@@ -203,11 +180,7 @@ pub fn legacy_tag_ignore_above(mappings: &Map<String, Value>, legacy_path: &str)
     }
     let mut node = Value::Object(mappings.clone());
     for seg in legacy_path.split('.') {
-        node = node
-            .get("properties")
-            .and_then(|p| p.get(seg))
-            .cloned()
-            .unwrap_or(Value::Null);
+        node = node.get("properties").and_then(|p| p.get(seg)).cloned().unwrap_or(Value::Null);
     }
     if let Some(Value::Object(props)) = node.get("properties") {
         props.values().for_each(|p| walk(p, &mut found));
@@ -215,55 +188,33 @@ pub fn legacy_tag_ignore_above(mappings: &Map<String, Value>, legacy_path: &str)
     found.into_iter().max()
 }
 
-fn target_mappings(
-    legacy: Map<String, Value>,
-    tags: &TagRewrite,
-) -> Result<Map<String, Value>, MappingError> {
+fn target_mappings(legacy: Map<String, Value>, tags: &TagRewrite) -> Result<Map<String, Value>, MappingError> {
     let mut m = drop_type_level(legacy);
-    let value_ignore_above =
-        legacy_tag_ignore_above(&m, &tags.legacy_path).unwrap_or(MAX_TAG_IGNORE_ABOVE);
+    let value_ignore_above = legacy_tag_ignore_above(&m, &tags.legacy_path).unwrap_or(MAX_TAG_IGNORE_ABOVE);
     drop_6x_only(&mut m);
     drop_tag_templates(&mut m, &tags.legacy_path);
     let segs: Vec<&str> = tags.legacy_path.split('.').collect();
     remove_property(&mut m, &segs);
     let props = m.entry("properties").or_insert_with(|| json!({}));
-    let props = props.as_object_mut().ok_or(MappingError::NotAnObject {
-        what: "mappings.properties".into(),
-    })?;
+    let props = props.as_object_mut().ok_or(MappingError::NotAnObject { what: "mappings.properties".into() })?;
     if props.contains_key(&tags.target_field) {
-        return Err(MappingError::TargetFieldCollision {
-            field: tags.target_field.clone(),
-        });
+        return Err(MappingError::TargetFieldCollision { field: tags.target_field.clone() });
     }
-    props.insert(
-        tags.target_field.clone(),
-        tag_field_mapping(value_ignore_above),
-    );
+    props.insert(tags.target_field.clone(), tag_field_mapping(value_ignore_above));
     Ok(m)
 }
 
 /// Unwraps a 6.x-style `{"<type>": {properties..}}` mapping (and drops a `_default_` beside it).
 fn drop_type_level(mut m: Map<String, Value>) -> Map<String, Value> {
     let is_type_name = |k: &str| !MAPPING_PARAMS.contains(&k) && k != "_default_";
-    if m.len() == 2
-        && m.get("_default_").is_some_and(Value::is_object)
-        && m.keys().any(|k| is_type_name(k))
-    {
+    if m.len() == 2 && m.get("_default_").is_some_and(Value::is_object) && m.keys().any(|k| is_type_name(k)) {
         m.remove("_default_");
     }
     // A type's body holds only mapping parameters (an index without fields yet: none at all).
-    let type_body = |v: &Value| {
-        v.as_object()
-            .is_some_and(|o| o.keys().all(|k| MAPPING_PARAMS.contains(&k.as_str())))
-    };
+    let type_body = |v: &Value| v.as_object().is_some_and(|o| o.keys().all(|k| MAPPING_PARAMS.contains(&k.as_str())));
     let is_type = m.len() == 1
         && m.iter().all(|(k, v)| {
-            is_type_name(k)
-                && v.is_object()
-                && (k == "_doc"
-                    || v.get("properties").is_some()
-                    || v.get("dynamic_templates").is_some()
-                    || type_body(v))
+            is_type_name(k) && v.is_object() && (k == "_doc" || v.get("properties").is_some() || v.get("dynamic_templates").is_some() || type_body(v))
         });
     if !is_type {
         return m;
@@ -300,9 +251,7 @@ fn drop_6x_only(m: &mut Map<String, Value>) {
 
 /// True when a `path_match` pattern addresses the tag map or its children.
 fn targets_tags(pattern: &str, legacy_path: &str) -> bool {
-    pattern
-        .strip_prefix(legacy_path)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '*']))
+    pattern.strip_prefix(legacy_path).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '*']))
 }
 
 /// Removes dynamic templates (or `path_match` patterns) addressing the tag map; the target
@@ -345,9 +294,7 @@ fn remove_property(mapping: &mut Map<String, Value>, segs: &[&str]) -> bool {
         return false;
     };
     let removed = remove_property(child, rest);
-    let emptied = child
-        .get("properties")
-        .is_none_or(|p| p.as_object().is_some_and(Map::is_empty));
+    let emptied = child.get("properties").is_none_or(|p| p.as_object().is_some_and(Map::is_empty));
     if removed && emptied {
         props.remove(*first);
     }

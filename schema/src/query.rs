@@ -69,11 +69,7 @@ impl Query {
             }}),
             Self::TagKeyExists(key) => json!({"exists": {"field": field(key)}}),
             Self::Term { field, value } => term(field, value),
-            Self::Bool {
-                must,
-                should,
-                must_not,
-            } => boolean(must, should, must_not, |q| q.to_legacy(tags)),
+            Self::Bool { must, should, must_not } => boolean(must, should, must_not, |q| q.to_legacy(tags)),
         }
     }
 
@@ -81,25 +77,18 @@ impl Query {
     pub fn to_target(&self, tags: &TagRewrite) -> Value {
         let field = |sub: &str| format!("{}.{sub}", tags.target_field);
         match self {
-            Self::TagKeyValue { key, value } => {
-                term(&field(KEY_TO_VALUE_FIELD), &json!(encode_pair(key, value)))
-            }
+            Self::TagKeyValue { key, value } => term(&field(KEY_TO_VALUE_FIELD), &json!(encode_pair(key, value))),
             Self::TagValue(value) => term(&field(VALUE_FIELD), &json!(value)),
             Self::TagKeyExists(key) => {
                 let escaped = escape_key(key);
-                let prefix =
-                    |p: String| json!({"prefix": {field(KEY_TO_VALUE_FIELD): {"value": p}}});
+                let prefix = |p: String| json!({"prefix": {field(KEY_TO_VALUE_FIELD): {"value": p}}});
                 json!({"bool": {
                     "should": [prefix(format!("{escaped}:")), prefix(format!("{escaped}."))],
                     "minimum_should_match": 1
                 }})
             }
             Self::Term { field, value } => term(field, value),
-            Self::Bool {
-                must,
-                should,
-                must_not,
-            } => boolean(must, should, must_not, |q| q.to_target(tags)),
+            Self::Bool { must, should, must_not } => boolean(must, should, must_not, |q| q.to_target(tags)),
         }
     }
 }
@@ -110,12 +99,7 @@ fn term(field: &str, value: &Value) -> Value {
 
 /// A `bool` with only the non-empty clauses (an empty `bool` matches everything, as the
 /// abstract query does).
-fn boolean(
-    must: &[Query],
-    should: &[Query],
-    must_not: &[Query],
-    render: impl Fn(&Query) -> Value,
-) -> Value {
+fn boolean(must: &[Query], should: &[Query], must_not: &[Query], render: impl Fn(&Query) -> Value) -> Value {
     let mut body = serde_json::Map::new();
     for (name, clauses) in [("must", must), ("should", should), ("must_not", must_not)] {
         if !clauses.is_empty() {
@@ -138,40 +122,22 @@ mod tests {
 
     #[test]
     fn key_value() {
-        let q = Query::TagKeyValue {
-            key: "a:b".into(),
-            value: "v:1".into(),
-        };
-        assert_eq!(
-            q.to_legacy(&tr()),
-            json!({"term": {"actions.tags.a:b": {"value": "v:1"}}})
-        );
-        assert_eq!(
-            q.to_target(&tr()),
-            json!({"term": {"tags.keyToValue": {"value": r"a\:b:v:1"}}})
-        );
+        let q = Query::TagKeyValue { key: "a:b".into(), value: "v:1".into() };
+        assert_eq!(q.to_legacy(&tr()), json!({"term": {"actions.tags.a:b": {"value": "v:1"}}}));
+        assert_eq!(q.to_target(&tr()), json!({"term": {"tags.keyToValue": {"value": r"a\:b:v:1"}}}));
     }
 
     #[test]
     fn value_only() {
         let q = Query::TagValue("Dor".into());
-        assert_eq!(
-            q.to_legacy(&tr()),
-            json!({"multi_match": {"query": "Dor", "fields": ["actions.tags.*"], "type": "best_fields", "lenient": true}})
-        );
-        assert_eq!(
-            q.to_target(&tr()),
-            json!({"term": {"tags.value": {"value": "Dor"}}})
-        );
+        assert_eq!(q.to_legacy(&tr()), json!({"multi_match": {"query": "Dor", "fields": ["actions.tags.*"], "type": "best_fields", "lenient": true}}));
+        assert_eq!(q.to_target(&tr()), json!({"term": {"tags.value": {"value": "Dor"}}}));
     }
 
     #[test]
     fn key_exists() {
         let q = Query::TagKeyExists(r"k\".into());
-        assert_eq!(
-            q.to_legacy(&tr()),
-            json!({"exists": {"field": r"actions.tags.k\"}})
-        );
+        assert_eq!(q.to_legacy(&tr()), json!({"exists": {"field": r"actions.tags.k\"}}));
         assert_eq!(
             q.to_target(&tr()),
             json!({"bool": {"should": [
@@ -183,14 +149,8 @@ mod tests {
 
     #[test]
     fn bool_and_term() {
-        let q = Query::Bool {
-            must: vec![Query::Term {
-                field: "status".into(),
-                value: json!(3),
-            }],
-            should: vec![Query::TagValue("x".into())],
-            must_not: vec![],
-        };
+        let q =
+            Query::Bool { must: vec![Query::Term { field: "status".into(), value: json!(3) }], should: vec![Query::TagValue("x".into())], must_not: vec![] };
         assert_eq!(
             q.to_target(&tr()),
             json!({"bool": {
@@ -199,23 +159,13 @@ mod tests {
                 "minimum_should_match": 1
             }})
         );
-        let empty = Query::Bool {
-            must: vec![],
-            should: vec![],
-            must_not: vec![Query::TagKeyExists("k".into())],
-        };
-        assert_eq!(
-            empty.to_legacy(&tr()),
-            json!({"bool": {"must_not": [{"exists": {"field": "actions.tags.k"}}]}})
-        );
+        let empty = Query::Bool { must: vec![], should: vec![], must_not: vec![Query::TagKeyExists("k".into())] };
+        assert_eq!(empty.to_legacy(&tr()), json!({"bool": {"must_not": [{"exists": {"field": "actions.tags.k"}}]}}));
     }
 
     #[test]
     fn serde_roundtrip() {
-        let q = Query::TagKeyValue {
-            key: "k".into(),
-            value: "v".into(),
-        };
+        let q = Query::TagKeyValue { key: "k".into(), value: "v".into() };
         let text = serde_json::to_string(&q).unwrap();
         assert_eq!(serde_json::from_str::<Query>(&text).unwrap(), q);
     }

@@ -63,10 +63,7 @@ pub struct TagRewrite {
 
 impl Default for TagRewrite {
     fn default() -> Self {
-        Self {
-            legacy_path: "actions.tags".into(),
-            target_field: "tags".into(),
-        }
+        Self { legacy_path: "actions.tags".into(), target_field: "tags".into() }
     }
 }
 
@@ -83,19 +80,13 @@ pub struct TargetTag {
 impl TargetTag {
     /// Builds a pair; a convenience for tests and callers.
     pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            value: value.into(),
-        }
+        Self { key: key.into(), value: value.into() }
     }
 
     /// The `{"keyToValue": .., "value": ..}` object stored in target documents.
     pub fn to_json(&self) -> Value {
         let mut obj = Map::new();
-        obj.insert(
-            KEY_TO_VALUE_FIELD.into(),
-            Value::String(encode_pair(&self.key, &self.value)),
-        );
+        obj.insert(KEY_TO_VALUE_FIELD.into(), Value::String(encode_pair(&self.key, &self.value)));
         obj.insert(VALUE_FIELD.into(), Value::String(self.value.clone()));
         Value::Object(obj)
     }
@@ -110,9 +101,7 @@ impl TargetTag {
 /// `candidate == key` or `candidate` starts with `key + "."`: the keys a removal of `key`
 /// affects, in both forms.
 pub(crate) fn key_is_under(candidate: &str, key: &str) -> bool {
-    candidate
-        .strip_prefix(key)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    candidate.strip_prefix(key).is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
 }
 
 /// Why a document could not be rewritten; each kind is a poison document for the writers
@@ -126,9 +115,7 @@ pub enum RewriteError {
         path: String,
     },
     /// The legacy document already has a top-level field named like the target field.
-    #[error(
-        "legacy document already has a top-level field `{field}`, which the tag rewrite writes"
-    )]
+    #[error("legacy document already has a top-level field `{field}`, which the tag rewrite writes")]
     TargetFieldCollision {
         /// The target field name.
         field: String,
@@ -159,27 +146,17 @@ impl TagRewrite {
     /// the tags in ways the target form cannot replay.
     pub fn is_reserved_field(&self, name: &str) -> bool {
         let root = self.legacy_segments()[0];
-        [root, self.target_field.as_str()].iter().any(|r| {
-            name == *r
-                || name
-                    .strip_prefix(r)
-                    .is_some_and(|rest| rest.starts_with('.'))
-        })
+        [root, self.target_field.as_str()].iter().any(|r| name == *r || name.strip_prefix(r).is_some_and(|rest| rest.starts_with('.')))
     }
 
     /// legacy document `_source` -> target document `_source`. THE transform: pure and
     /// deterministic (see the module doc for every rule), so backfill and indexer produce the
     /// same bytes for the same legacy state.
-    pub fn to_target(
-        &self,
-        legacy: &Map<String, Value>,
-    ) -> Result<Map<String, Value>, RewriteError> {
+    pub fn to_target(&self, legacy: &Map<String, Value>) -> Result<Map<String, Value>, RewriteError> {
         let mut out = legacy.clone();
         let map = legacy::take_tags(&mut out, &self.legacy_segments())?;
         if out.contains_key(&self.target_field) {
-            return Err(RewriteError::TargetFieldCollision {
-                field: self.target_field.clone(),
-            });
+            return Err(RewriteError::TargetFieldCollision { field: self.target_field.clone() });
         }
         let mut tags = Vec::new();
         for (key, value) in map.iter().flatten() {
@@ -199,10 +176,7 @@ impl TagRewrite {
             Some(Value::Array(entries)) => entries,
             Some(_) => return Err(bad(format!("`{}` is not an array", self.target_field))),
         };
-        let mut tags = entries
-            .iter()
-            .map(|e| read_entry(e).map_err(bad))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut tags = entries.iter().map(|e| read_entry(e).map_err(bad)).collect::<Result<Vec<_>, _>>()?;
         tags.sort();
         tags.dedup();
         Ok(tags)
@@ -222,18 +196,13 @@ impl TagRewrite {
 fn read_entry(entry: &Value) -> Result<TargetTag, String> {
     let field = |name: &str| entry.get(name).and_then(Value::as_str);
     let (Some(kv), Some(value)) = (field(KEY_TO_VALUE_FIELD), field(VALUE_FIELD)) else {
-        return Err(format!(
-            "entry {entry} lacks string `{KEY_TO_VALUE_FIELD}` and `{VALUE_FIELD}`"
-        ));
+        return Err(format!("entry {entry} lacks string `{KEY_TO_VALUE_FIELD}` and `{VALUE_FIELD}`"));
     };
     let (key, decoded) = decode_pair(kv).map_err(|e| format!("`{kv}`: {e}"))?;
     if decoded != value {
         return Err(format!("`{kv}` disagrees with value `{value}`"));
     }
-    Ok(TargetTag {
-        key,
-        value: decoded,
-    })
+    Ok(TargetTag { key, value: decoded })
 }
 
 #[cfg(test)]

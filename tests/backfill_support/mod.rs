@@ -149,7 +149,13 @@ pub async fn put_legacy(es: &Es, index: &str, id: &str, routing: Option<&str>, v
 pub async fn create_target(legacy: &Es, target: &Es, source: &str, dest: &str) {
     let mut extra = Map::new();
     extra.insert("index.number_of_replicas".into(), json!(0));
-    let cfg = CreateIndexConfig { source_index: source.into(), target_index: dest.into(), tags: TagRewrite::default(), gc_deletes: "48h".into(), extra_settings: extra };
+    let cfg = CreateIndexConfig {
+        source_index: source.into(),
+        target_index: dest.into(),
+        tags: TagRewrite::default(),
+        gc_deletes: "48h".into(),
+        extra_settings: extra,
+    };
     backfill::create_index(legacy, target, &cfg).await.expect("create target index");
 }
 

@@ -71,10 +71,7 @@ impl DecodeConfig {
     /// name. The only place the mapping is applied; decoding stores the result in
     /// [`Command::target_index`].
     pub fn target_index<'a>(&'a self, legacy_index: &'a str) -> &'a str {
-        self.index_map
-            .iter()
-            .find(|(legacy, _)| legacy == legacy_index)
-            .map_or(legacy_index, |(_, target)| target.as_str())
+        self.index_map.iter().find(|(legacy, _)| legacy == legacy_index).map_or(legacy_index, |(_, target)| target.as_str())
     }
 }
 
@@ -99,24 +96,14 @@ impl RawRecord<'_> {
     /// The value of the last header named `name` (Kafka's "last one wins" convention); None
     /// when absent or null.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .rev()
-            .find(|(n, _)| *n == name)
-            .and_then(|(_, v)| *v)
+        self.headers.iter().rev().find(|(n, _)| *n == name).and_then(|(_, v)| *v)
     }
 }
 
 /// Decodes one record into a [`Command`], or says precisely why it cannot (see the module doc
 /// for the order of checks).
 pub fn decode(rec: &RawRecord<'_>, cfg: &DecodeConfig) -> Result<Command, DecodeError> {
-    decode_inner(rec, cfg).map_err(|(kind, detail)| DecodeError {
-        kind,
-        topic: rec.topic.to_owned(),
-        partition: rec.partition,
-        offset: rec.offset,
-        detail,
-    })
+    decode_inner(rec, cfg).map_err(|(kind, detail)| DecodeError { kind, topic: rec.topic.to_owned(), partition: rec.partition, offset: rec.offset, detail })
 }
 
 fn decode_inner(rec: &RawRecord<'_>, cfg: &DecodeConfig) -> Result<Command, Failure> {
@@ -131,14 +118,7 @@ fn decode_inner(rec: &RawRecord<'_>, cfg: &DecodeConfig) -> Result<Command, Fail
     let version = version(&body, rec, &cfg.version)?;
     let routing = fields::routing(&body, env)?;
     let op = fields::op(op_kind, &body, cfg)?;
-    Ok(Command {
-        id,
-        target_index: cfg.target_index(&index).to_owned(),
-        index,
-        version,
-        routing,
-        op,
-    })
+    Ok(Command { id, target_index: cfg.target_index(&index).to_owned(), index, version, routing, op })
 }
 
 /// A record with a null value: dead-lettered, or a delete keyed by the record key.
@@ -151,11 +131,8 @@ fn null_value(rec: &RawRecord<'_>, cfg: &DecodeConfig) -> Result<Command, Failur
         ));
     }
     let id = fields::id(&Map::new(), rec.key, &cfg.envelope)?;
-    let index = cfg.default_index.clone().ok_or((
-        MissingIndex,
-        "a null-value record names no index and there is no default index (--default-index)"
-            .to_owned(),
-    ))?;
+    let index =
+        cfg.default_index.clone().ok_or((MissingIndex, "a null-value record names no index and there is no default index (--default-index)".to_owned()))?;
     let version = match &cfg.version {
         VersionSource::Field(path) => {
             return Err((
@@ -166,43 +143,24 @@ fn null_value(rec: &RawRecord<'_>, cfg: &DecodeConfig) -> Result<Command, Failur
         VersionSource::Header(name) => header_version(rec.header(name), name)?,
         VersionSource::Offset => offset_version(rec.offset)?,
     };
-    Ok(Command {
-        id,
-        target_index: cfg.target_index(&index).to_owned(),
-        index,
-        version,
-        routing: None,
-        op: crate::command::Op::Delete,
-    })
+    Ok(Command { id, target_index: cfg.target_index(&index).to_owned(), index, version, routing: None, op: crate::command::Op::Delete })
 }
 
 /// Size, UTF-8, JSON and object checks, in that order.
 fn parse_body(payload: Option<&[u8]>, max_bytes: usize) -> Result<Map<String, Value>, Failure> {
     use DecodeErrorKind::*;
-    let bytes = payload
-        .filter(|p| !p.is_empty())
-        .ok_or((EmptyPayload, "no payload".to_owned()))?;
+    let bytes = payload.filter(|p| !p.is_empty()).ok_or((EmptyPayload, "no payload".to_owned()))?;
     if bytes.len() > max_bytes {
-        return Err((
-            TooLarge,
-            format!("{} bytes > limit {max_bytes}", bytes.len()),
-        ));
+        return Err((TooLarge, format!("{} bytes > limit {max_bytes}", bytes.len())));
     }
     let text = std::str::from_utf8(bytes).map_err(|e| (InvalidUtf8, e.to_string()))?;
     match serde_json::from_str(text).map_err(|e| (InvalidJson, e.to_string()))? {
         Value::Object(body) => Ok(body),
-        other => Err((
-            NotAnObject,
-            format!("payload is {}", fields::type_name(&other)),
-        )),
+        other => Err((NotAnObject, format!("payload is {}", fields::type_name(&other)))),
     }
 }
 
-fn version(
-    body: &Map<String, Value>,
-    rec: &RawRecord<'_>,
-    src: &VersionSource,
-) -> Result<u64, Failure> {
+fn version(body: &Map<String, Value>, rec: &RawRecord<'_>, src: &VersionSource) -> Result<u64, Failure> {
     match src {
         VersionSource::Field(path) => json_version(lookup(body, path), path),
         VersionSource::Header(name) => header_version(rec.header(name), name),

@@ -56,8 +56,7 @@ mod tests {
 
     #[test]
     fn partial_config_keeps_defaults() {
-        let env: Envelope =
-            serde_json::from_str(r#"{"op": "type", "op_upsert": "index"}"#).unwrap();
+        let env: Envelope = serde_json::from_str(r#"{"op": "type", "op_upsert": "index"}"#).unwrap();
         assert_eq!(env.op, "type");
         assert_eq!(env.op_upsert, "index");
         assert_eq!(env.doc, "doc");

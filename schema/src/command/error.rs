@@ -108,24 +108,15 @@ mod tests {
 
     #[test]
     fn names_are_snake_case_and_distinct() {
-        let names: std::collections::BTreeSet<_> =
-            DecodeErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        let names: std::collections::BTreeSet<_> = DecodeErrorKind::ALL.iter().map(|k| k.as_str()).collect();
         assert_eq!(names.len(), DecodeErrorKind::ALL.len());
         assert_eq!(DecodeErrorKind::UnknownOp.to_string(), "unknown_op");
-        assert!(names.iter().all(|n| n
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())));
+        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())));
     }
 
     #[test]
     fn display_names_the_record() {
-        let e = DecodeError {
-            kind: DecodeErrorKind::MissingId,
-            topic: "cmds".into(),
-            partition: 2,
-            offset: 17,
-            detail: "no id".into(),
-        };
+        let e = DecodeError { kind: DecodeErrorKind::MissingId, topic: "cmds".into(), partition: 2, offset: 17, detail: "no id".into() };
         assert_eq!(e.to_string(), "missing_id at cmds[2]@17: no id");
     }
 }

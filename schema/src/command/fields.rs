@@ -48,77 +48,44 @@ pub(crate) fn op_kind(body: &Map<String, Value>, env: &Envelope) -> Result<OpKin
 }
 
 /// The id from the body (string or integer), else the record key.
-pub(crate) fn id(
-    body: &Map<String, Value>,
-    key: Option<&[u8]>,
-    env: &Envelope,
-) -> Result<String, Failure> {
+pub(crate) fn id(body: &Map<String, Value>, key: Option<&[u8]>, env: &Envelope) -> Result<String, Failure> {
     let id = match get(body, &env.id) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
         Some(other) => return Err(wrong(format!("id `{}` is {}", env.id, type_name(other)))),
         None => match key {
-            Some(k) => String::from_utf8(k.to_vec())
-                .map_err(|e| (DecodeErrorKind::InvalidUtf8, format!("record key: {e}")))?,
+            Some(k) => String::from_utf8(k.to_vec()).map_err(|e| (DecodeErrorKind::InvalidUtf8, format!("record key: {e}")))?,
             None => String::new(),
         },
     };
     if id.is_empty() {
-        return Err((
-            DecodeErrorKind::MissingId,
-            format!("no `{}` in body and no record key", env.id),
-        ));
+        return Err((DecodeErrorKind::MissingId, format!("no `{}` in body and no record key", env.id)));
     }
     if id.len() > MAX_ID_BYTES {
-        return Err(wrong(format!(
-            "id is {} bytes, Elasticsearch allows {MAX_ID_BYTES}",
-            id.len()
-        )));
+        return Err(wrong(format!("id is {} bytes, Elasticsearch allows {MAX_ID_BYTES}", id.len())));
     }
     Ok(id)
 }
 
-pub(crate) fn index(
-    body: &Map<String, Value>,
-    env: &Envelope,
-    default: Option<&str>,
-) -> Result<String, Failure> {
+pub(crate) fn index(body: &Map<String, Value>, env: &Envelope, default: Option<&str>) -> Result<String, Failure> {
     match get(body, &env.index) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        Some(Value::String(_)) | None => default.map(str::to_owned).ok_or((
-            DecodeErrorKind::MissingIndex,
-            format!("no `{}` and no default index", env.index),
-        )),
-        Some(other) => Err(wrong(format!(
-            "index `{}` is {}",
-            env.index,
-            type_name(other)
-        ))),
+        Some(Value::String(_)) | None => default.map(str::to_owned).ok_or((DecodeErrorKind::MissingIndex, format!("no `{}` and no default index", env.index))),
+        Some(other) => Err(wrong(format!("index `{}` is {}", env.index, type_name(other)))),
     }
 }
 
 /// Routing: a string (empty means none) or an integer.
-pub(crate) fn routing(
-    body: &Map<String, Value>,
-    env: &Envelope,
-) -> Result<Option<String>, Failure> {
+pub(crate) fn routing(body: &Map<String, Value>, env: &Envelope) -> Result<Option<String>, Failure> {
     match get(body, &env.routing) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone()).filter(|s| !s.is_empty())),
         Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
-        Some(other) => Err(wrong(format!(
-            "routing `{}` is {}",
-            env.routing,
-            type_name(other)
-        ))),
+        Some(other) => Err(wrong(format!("routing `{}` is {}", env.routing, type_name(other)))),
     }
 }
 
-pub(crate) fn op(
-    kind: OpKind,
-    body: &Map<String, Value>,
-    cfg: &DecodeConfig,
-) -> Result<Op, Failure> {
+pub(crate) fn op(kind: OpKind, body: &Map<String, Value>, cfg: &DecodeConfig) -> Result<Op, Failure> {
     match kind {
         OpKind::Upsert => upsert(body, cfg).map(Op::Upsert),
         OpKind::Merge => merge(body, cfg).map(Op::Merge),
@@ -135,9 +102,7 @@ fn upsert(body: &Map<String, Value>, cfg: &DecodeConfig) -> Result<Map<String, V
         Some(Value::Object(doc)) => doc,
         Some(other) => return Err(wrong(format!("doc `{name}` is {}", type_name(other)))),
     };
-    cfg.tags
-        .to_target(doc)
-        .map_err(|e| wrong(format!("doc `{name}`: {e}")))
+    cfg.tags.to_target(doc).map_err(|e| wrong(format!("doc `{name}`: {e}")))
 }
 
 fn merge(body: &Map<String, Value>, cfg: &DecodeConfig) -> Result<MergePatch, Failure> {
@@ -149,9 +114,7 @@ fn merge(body: &Map<String, Value>, cfg: &DecodeConfig) -> Result<MergePatch, Fa
         tags_remove: strings(body, &env.tags_remove)?,
     };
     if let Some(field) = patch.reserved_field(&cfg.tags) {
-        return Err(wrong(format!(
-            "merge may not set or unset `{field}`: it is owned by the tag rewrite"
-        )));
+        return Err(wrong(format!("merge may not set or unset `{field}`: it is owned by the tag rewrite")));
     }
     Ok(patch)
 }
@@ -161,10 +124,7 @@ fn object(body: &Map<String, Value>, name: &str) -> Result<Map<String, Value>, F
     match get(body, name) {
         None => Ok(Map::new()),
         Some(Value::Object(m)) => Ok(m.clone()),
-        Some(other) => Err(wrong(format!(
-            "`{name}` is {}, expected an object",
-            type_name(other)
-        ))),
+        Some(other) => Err(wrong(format!("`{name}` is {}, expected an object", type_name(other)))),
     }
 }
 
@@ -173,21 +133,13 @@ fn strings(body: &Map<String, Value>, name: &str) -> Result<Vec<String>, Failure
     let items = match get(body, name) {
         None => return Ok(Vec::new()),
         Some(Value::Array(items)) => items,
-        Some(other) => {
-            return Err(wrong(format!(
-                "`{name}` is {}, expected an array of strings",
-                type_name(other)
-            )))
-        }
+        Some(other) => return Err(wrong(format!("`{name}` is {}, expected an array of strings", type_name(other)))),
     };
     items
         .iter()
         .map(|item| match item {
             Value::String(s) => Ok(s.clone()),
-            other => Err(wrong(format!(
-                "`{name}` holds {}, expected strings",
-                type_name(other)
-            ))),
+            other => Err(wrong(format!("`{name}` holds {}, expected strings", type_name(other)))),
         })
         .collect()
 }

@@ -21,11 +21,7 @@ impl MergePatch {
     /// The first top-level field that `set`/`unset` names but the tag rewrite owns; decoding
     /// rejects such patches so the equivalence with the target form never breaks.
     pub fn reserved_field(&self, tags: &TagRewrite) -> Option<&str> {
-        self.set
-            .keys()
-            .chain(self.unset.iter())
-            .map(String::as_str)
-            .find(|f| tags.is_reserved_field(f))
+        self.set.keys().chain(self.unset.iter()).map(String::as_str).find(|f| tags.is_reserved_field(f))
     }
 
     /// Applies to a LEGACY-form document (what the legacy indexer does): tags live at
@@ -38,8 +34,7 @@ impl MergePatch {
             return;
         }
         let segs = tags.legacy_segments();
-        let Some(map) = crate::rewrite::legacy_tags_mut(doc, &segs, !self.tags_add.is_empty())
-        else {
+        let Some(map) = crate::rewrite::legacy_tags_mut(doc, &segs, !self.tags_add.is_empty()) else {
             return;
         };
         for key in &self.tags_remove {
@@ -56,15 +51,9 @@ impl MergePatch {
     /// Applies to a TARGET-form document so that for every legacy doc `d`:
     /// `rewrite(apply_legacy(d)) == apply_target(rewrite(d))`. Errors on a patch touching a
     /// reserved field or on a malformed tag field.
-    pub fn apply_target(
-        &self,
-        doc: &mut Map<String, Value>,
-        tags: &TagRewrite,
-    ) -> Result<(), RewriteError> {
+    pub fn apply_target(&self, doc: &mut Map<String, Value>, tags: &TagRewrite) -> Result<(), RewriteError> {
         if let Some(field) = self.reserved_field(tags) {
-            return Err(RewriteError::ReservedField {
-                field: field.to_owned(),
-            });
+            return Err(RewriteError::ReservedField { field: field.to_owned() });
         }
         self.apply_fields(doc);
         if self.is_tag_free() {

@@ -41,9 +41,7 @@ pub struct SourceParseError {
 
 /// Splits `kind:name`, rejecting an empty name.
 fn named<'a>(s: &'a str, kind: &str) -> Option<&'a str> {
-    s.strip_prefix(kind)
-        .and_then(|r| r.strip_prefix(':'))
-        .filter(|n| !n.is_empty())
+    s.strip_prefix(kind).and_then(|r| r.strip_prefix(':')).filter(|n| !n.is_empty())
 }
 
 impl FromStr for VersionSource {
@@ -58,10 +56,7 @@ impl FromStr for VersionSource {
         } else if let Some(name) = named(s, "header") {
             Ok(Self::Header(name.to_owned()))
         } else {
-            Err(SourceParseError {
-                input: s.to_owned(),
-                expected: "field:<path>, header:<name> or offset",
-            })
+            Err(SourceParseError { input: s.to_owned(), expected: "field:<path>, header:<name> or offset" })
         }
     }
 }
@@ -87,10 +82,7 @@ impl FromStr for LegacyVersionSource {
         } else if let Some(path) = named(s, "field") {
             Ok(Self::Field(path.to_owned()))
         } else {
-            Err(SourceParseError {
-                input: s.to_owned(),
-                expected: "field:<path> or _version",
-            })
+            Err(SourceParseError { input: s.to_owned(), expected: "field:<path> or _version" })
         }
     }
 }
@@ -143,9 +135,7 @@ pub fn store_version(doc: &mut Map<String, Value>, path: &str, version: u64) {
             map.insert(seg.to_owned(), Value::from(version));
             return;
         }
-        let slot = map
-            .entry(seg.to_owned())
-            .or_insert_with(|| Value::Object(Map::new()));
+        let slot = map.entry(seg.to_owned()).or_insert_with(|| Value::Object(Map::new()));
         if !slot.is_object() {
             *slot = Value::Object(Map::new());
         }
@@ -160,13 +150,8 @@ pub fn version_field_problem(path: &str, tags: &crate::rewrite::TagRewrite) -> O
     if path.split('.').any(str::is_empty) {
         return Some(format!("version field `{path}` has an empty path segment"));
     }
-    tags.is_reserved_field(path).then(|| {
-        format!(
-            "version field `{path}` lies under `{}` or `{}`, which the tag rewrite owns",
-            tags.legacy_segments()[0],
-            tags.target_field
-        )
-    })
+    tags.is_reserved_field(path)
+        .then(|| format!("version field `{path}` lies under `{}` or `{}`, which the tag rewrite owns", tags.legacy_segments()[0], tags.target_field))
 }
 
 /// The value at a dotted path inside a JSON object.
@@ -177,35 +162,21 @@ pub(crate) fn lookup<'a>(map: &'a Map<String, Value>, path: &str) -> Option<&'a 
 }
 
 /// A JSON version: an integer in `0..=i64::MAX`; null or absent is missing.
-pub(crate) fn json_version(
-    value: Option<&Value>,
-    what: &str,
-) -> Result<u64, (DecodeErrorKind, String)> {
+pub(crate) fn json_version(value: Option<&Value>, what: &str) -> Result<u64, (DecodeErrorKind, String)> {
     use DecodeErrorKind::*;
     match value {
         None | Some(Value::Null) => Err((MissingVersion, format!("no version at `{what}`"))),
-        Some(Value::Number(n)) if n.as_i64().is_some_and(|v| v < 0) => {
-            Err((NegativeVersion, format!("version `{what}` is {n}")))
-        }
+        Some(Value::Number(n)) if n.as_i64().is_some_and(|v| v < 0) => Err((NegativeVersion, format!("version `{what}` is {n}"))),
         Some(Value::Number(n)) => match n.as_i64() {
             Some(v) => Ok(v as u64),
-            None => Err((
-                NonIntegerVersion,
-                format!("version `{what}` is {n}, not an integer in 0..=i64::MAX"),
-            )),
+            None => Err((NonIntegerVersion, format!("version `{what}` is {n}, not an integer in 0..=i64::MAX"))),
         },
-        Some(other) => Err((
-            NonIntegerVersion,
-            format!("version `{what}` is {other}, not a JSON integer"),
-        )),
+        Some(other) => Err((NonIntegerVersion, format!("version `{what}` is {other}, not a JSON integer"))),
     }
 }
 
 /// A header version: ASCII decimal digits only, in `0..=i64::MAX`.
-pub(crate) fn header_version(
-    value: Option<&[u8]>,
-    name: &str,
-) -> Result<u64, (DecodeErrorKind, String)> {
+pub(crate) fn header_version(value: Option<&[u8]>, name: &str) -> Result<u64, (DecodeErrorKind, String)> {
     use DecodeErrorKind::*;
     let Some(bytes) = value else {
         return Err((MissingVersion, format!("no header `{name}`")));
@@ -216,18 +187,12 @@ pub(crate) fn header_version(
         return Err((NegativeVersion, format!("header `{name}` is `{shown}`")));
     }
     let parsed = digits(bytes).then(|| shown.parse::<i64>().ok()).flatten();
-    parsed.map(|v| v as u64).ok_or_else(|| {
-        (
-            NonIntegerVersion,
-            format!("header `{name}` is `{shown}`, not decimal in 0..=i64::MAX"),
-        )
-    })
+    parsed.map(|v| v as u64).ok_or_else(|| (NonIntegerVersion, format!("header `{name}` is `{shown}`, not decimal in 0..=i64::MAX")))
 }
 
 /// A record offset as a version.
 pub(crate) fn offset_version(offset: i64) -> Result<u64, (DecodeErrorKind, String)> {
-    u64::try_from(offset)
-        .map_err(|_| (DecodeErrorKind::NegativeVersion, format!("offset {offset}")))
+    u64::try_from(offset).map_err(|_| (DecodeErrorKind::NegativeVersion, format!("offset {offset}")))
 }
 
 #[cfg(test)]
@@ -238,26 +203,15 @@ mod tests {
 
     #[test]
     fn parses_and_prints_sources() {
-        for s in [
-            "field:version",
-            "field:meta.seq",
-            "header:x-version",
-            "offset",
-        ] {
+        for s in ["field:version", "field:meta.seq", "header:x-version", "offset"] {
             assert_eq!(s.parse::<VersionSource>().unwrap().to_string(), s);
         }
-        assert_eq!(
-            "header:x-v".parse(),
-            Ok(VersionSource::Header("x-v".into()))
-        );
+        assert_eq!("header:x-v".parse(), Ok(VersionSource::Header("x-v".into())));
         for s in ["", "field:", "header", "offsets", "version"] {
             assert!(s.parse::<VersionSource>().is_err(), "{s}");
         }
         assert_eq!("_version".parse(), Ok(LegacyVersionSource::Version));
-        assert_eq!(
-            "field:v".parse(),
-            Ok(LegacyVersionSource::Field("v".into()))
-        );
+        assert_eq!("field:v".parse(), Ok(LegacyVersionSource::Field("v".into())));
         assert!("offset".parse::<LegacyVersionSource>().is_err());
     }
 
@@ -272,10 +226,7 @@ mod tests {
         assert_eq!(kind(json!("5")), Err(NonIntegerVersion));
         assert_eq!(kind(json!(true)), Err(NonIntegerVersion));
         assert_eq!(kind(json!(null)), Err(MissingVersion));
-        assert_eq!(
-            json_version(None, "v").map_err(|e| e.0),
-            Err(MissingVersion)
-        );
+        assert_eq!(json_version(None, "v").map_err(|e| e.0), Err(MissingVersion));
     }
 
     #[test]
@@ -285,16 +236,7 @@ mod tests {
         assert_eq!(kind(Some(b"007")), Ok(7));
         assert_eq!(kind(None), Err(MissingVersion));
         assert_eq!(kind(Some(b"-3")), Err(NegativeVersion));
-        for bad in [
-            &b""[..],
-            b"+3",
-            b" 3",
-            b"3.0",
-            b"abc",
-            b"-",
-            b"9223372036854775808",
-            b"\xff",
-        ] {
+        for bad in [&b""[..], b"+3", b" 3", b"3.0", b"abc", b"-", b"9223372036854775808", b"\xff"] {
             assert_eq!(kind(Some(bad)), Err(NonIntegerVersion), "{bad:?}");
         }
     }
@@ -305,10 +247,7 @@ mod tests {
         store_version(&mut doc, "seq", 7);
         store_version(&mut doc, "meta.v", 8);
         store_version(&mut doc, "m.n.o", 9);
-        assert_eq!(
-            Value::Object(doc.clone()),
-            json!({"a": 1, "seq": 7, "meta": {"v": 8}, "m": {"n": {"o": 9}}})
-        );
+        assert_eq!(Value::Object(doc.clone()), json!({"a": 1, "seq": 7, "meta": {"v": 8}, "m": {"n": {"o": 9}}}));
         let hit = json!({"_source": doc});
         let src = LegacyVersionSource::Field("m.n.o".into());
         assert_eq!(legacy_version(&hit, &src), Ok(9));
@@ -347,14 +286,10 @@ mod tests {
     fn legacy_versions() {
         let hit = json!({"_version": 3, "_source": {"meta": {"seq": 9}, "bad": "1"}});
         assert_eq!(legacy_version(&hit, &LegacyVersionSource::Version), Ok(3));
-        assert_eq!(
-            legacy_version(&hit, &LegacyVersionSource::Field("meta.seq".into())),
-            Ok(9)
-        );
+        assert_eq!(legacy_version(&hit, &LegacyVersionSource::Field("meta.seq".into())), Ok(9));
         let err = legacy_version(&hit, &LegacyVersionSource::Field("bad".into())).unwrap_err();
         assert_eq!(err.kind, NonIntegerVersion);
-        let err =
-            legacy_version(&json!({"_source": {}}), &LegacyVersionSource::Version).unwrap_err();
+        let err = legacy_version(&json!({"_source": {}}), &LegacyVersionSource::Version).unwrap_err();
         assert_eq!(err.kind, MissingVersion);
     }
 }

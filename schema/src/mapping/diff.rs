@@ -15,31 +15,16 @@ use std::collections::BTreeMap;
 pub fn definition_differences(expected: &Value, actual_index: &Value) -> Vec<String> {
     let (expected, actual) = (index_body(expected), index_body(actual_index));
     let mut out = Vec::new();
-    compare(
-        &mappings_leaves(expected),
-        &mappings_leaves(actual),
-        &mut out,
-    );
-    compare(
-        &settings_leaves(expected),
-        &settings_leaves(actual),
-        &mut out,
-    );
-    compare(
-        &tree_leaves(expected, "aliases"),
-        &tree_leaves(actual, "aliases"),
-        &mut out,
-    );
+    compare(&mappings_leaves(expected), &mappings_leaves(actual), &mut out);
+    compare(&settings_leaves(expected), &settings_leaves(actual), &mut out);
+    compare(&tree_leaves(expected, "aliases"), &tree_leaves(actual, "aliases"), &mut out);
     out
 }
 
 type Leaves = BTreeMap<String, Value>;
 
 fn object(v: &Value, name: &str) -> Map<String, Value> {
-    v.get(name)
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default()
+    v.get(name).and_then(Value::as_object).cloned().unwrap_or_default()
 }
 
 fn settings_leaves(index: &Value) -> Leaves {
@@ -82,13 +67,8 @@ fn drop_implicit_object_type(props: &mut Map<String, Value>) {
 /// leaf of its own so its presence still counts.
 fn leaves_into(v: &Value, path: &str, out: &mut Leaves) {
     match v {
-        Value::Object(m) if !m.is_empty() => m
-            .iter()
-            .for_each(|(k, c)| leaves_into(c, &format!("{path}.{k}"), out)),
-        Value::Array(a) if !a.is_empty() => a
-            .iter()
-            .enumerate()
-            .for_each(|(i, c)| leaves_into(c, &format!("{path}.{i}"), out)),
+        Value::Object(m) if !m.is_empty() => m.iter().for_each(|(k, c)| leaves_into(c, &format!("{path}.{k}"), out)),
+        Value::Array(a) if !a.is_empty() => a.iter().enumerate().for_each(|(i, c)| leaves_into(c, &format!("{path}.{i}"), out)),
         leaf => {
             out.insert(path.to_owned(), leaf.clone());
         }
@@ -104,19 +84,14 @@ fn text(v: &Value) -> String {
 
 fn same(a: &Value, b: &Value) -> bool {
     let (a, b) = (text(a), text(b));
-    a == b
-        || matches!((parse_time_value_ms(&a), parse_time_value_ms(&b)), (Some(x), Some(y)) if x == y)
+    a == b || matches!((parse_time_value_ms(&a), parse_time_value_ms(&b)), (Some(x), Some(y)) if x == y)
 }
 
 fn compare(expected: &Leaves, actual: &Leaves, out: &mut Vec<String>) {
     for (path, want) in expected {
         match actual.get(path) {
             None => out.push(format!("{path}: expected {}, missing", text(want))),
-            Some(got) if !same(want, got) => out.push(format!(
-                "{path}: expected {}, found {}",
-                text(want),
-                text(got)
-            )),
+            Some(got) if !same(want, got) => out.push(format!("{path}: expected {}, found {}", text(want), text(got))),
             Some(_) => {}
         }
     }

@@ -17,11 +17,7 @@ const DEFAULT_GC_DELETES: &str = "60s";
 /// and `gc_deletes` at least `min_gc_deletes_ms` so deletes are not
 /// resurrected. Returns the problems, empty when fit. Accepts the index body or the whole
 /// `GET /<index>` response.
-pub fn readiness_problems(
-    actual_index: &Value,
-    tags: &TagRewrite,
-    min_gc_deletes_ms: u64,
-) -> Vec<String> {
+pub fn readiness_problems(actual_index: &Value, tags: &TagRewrite, min_gc_deletes_ms: u64) -> Vec<String> {
     let index = index_body(actual_index);
     let mut problems = tag_field_problems(index, tags);
     problems.extend(gc_deletes_problem(index, min_gc_deletes_ms));
@@ -37,58 +33,36 @@ fn tag_field_problems(index: &Value, tags: &TagRewrite) -> Vec<String> {
     let mut problems = Vec::new();
     let kind = def.get("type").and_then(Value::as_str).unwrap_or("object");
     if kind != "object" {
-        problems.push(format!(
-            "tag field `{field}` is mapped as `{kind}`, expected an object"
-        ));
+        problems.push(format!("tag field `{field}` is mapped as `{kind}`, expected an object"));
     }
     for sub in [KEY_TO_VALUE_FIELD, VALUE_FIELD] {
-        let sub_type = def
-            .get("properties")
-            .and_then(|p| p.get(sub))
-            .and_then(|d| d.get("type"));
+        let sub_type = def.get("properties").and_then(|p| p.get(sub)).and_then(|d| d.get("type"));
         if sub_type.and_then(Value::as_str) != Some("keyword") {
-            let found = sub_type.map_or("unmapped".to_owned(), |t| {
-                format!("`{}`", t.as_str().unwrap_or("?"))
-            });
+            let found = sub_type.map_or("unmapped".to_owned(), |t| format!("`{}`", t.as_str().unwrap_or("?")));
             problems.push(format!("`{field}.{sub}` is {found}, expected `keyword`"));
             continue;
         }
-        let ignore_above = def
-            .get("properties")
-            .and_then(|p| p.get(sub))
-            .and_then(|d| d.get("ignore_above"))
-            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
+        let ignore_above =
+            def.get("properties").and_then(|p| p.get(sub)).and_then(|d| d.get("ignore_above")).and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
         if ignore_above.is_none_or(|n| n > MAX_TAG_IGNORE_ABOVE) {
-            let shown = ignore_above.map_or("no `ignore_above`".to_owned(), |n| {
-                format!("`ignore_above` {n}")
-            });
+            let shown = ignore_above.map_or("no `ignore_above`".to_owned(), |n| format!("`ignore_above` {n}"));
             problems.push(format!(
                 "`{field}.{sub}` has {shown}: a tag over Lucene's 32766-byte term limit would make the target refuse the whole document; set `ignore_above` to at most {MAX_TAG_IGNORE_ABOVE} (`backfill create-index` does; PUT /<index>/_mapping can change it)"
             ));
         }
     }
     let dynamic = def.get("dynamic").or_else(|| mappings.get("dynamic"));
-    let dynamic_text = dynamic
-        .map(|d| d.as_str().map_or(d.to_string(), str::to_owned))
-        .unwrap_or("true".into());
+    let dynamic_text = dynamic.map(|d| d.as_str().map_or(d.to_string(), str::to_owned)).unwrap_or("true".into());
     if dynamic_text != "strict" && dynamic_text != "false" {
-        problems.push(format!(
-            "`{field}` has dynamic `{dynamic_text}`, expected `strict` or `false`"
-        ));
+        problems.push(format!("`{field}` has dynamic `{dynamic_text}`, expected `strict` or `false`"));
     }
     problems
 }
 
 fn gc_deletes_problem(index: &Value, min_ms: u64) -> Option<String> {
-    let settings = index
-        .get("settings")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let settings = index.get("settings").and_then(Value::as_object).cloned().unwrap_or_default();
     let flat = flat_index_settings(&settings);
-    let raw = flat
-        .get("gc_deletes")
-        .map(|v| v.as_str().map_or(v.to_string(), str::to_owned));
+    let raw = flat.get("gc_deletes").map(|v| v.as_str().map_or(v.to_string(), str::to_owned));
     let text = raw.as_deref().unwrap_or(DEFAULT_GC_DELETES);
     match parse_time_value_ms(text) {
         Some(ms) if ms >= min_ms => None,

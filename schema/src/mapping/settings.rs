@@ -49,10 +49,7 @@ pub const SERVER_SETTINGS: &[&str] = &[
 
 /// True when `key` is one of `list` or below one of them.
 pub(crate) fn listed(key: &str, list: &[&str]) -> bool {
-    list.iter().any(|p| {
-        key.strip_prefix(p)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
-    })
+    list.iter().any(|p| key.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with('.')))
 }
 
 /// Flattens settings in any form (nested `{"index": {..}}`, flat `"index.x"`, or relative
@@ -60,18 +57,12 @@ pub(crate) fn listed(key: &str, list: &[&str]) -> bool {
 pub(crate) fn flat_index_settings(settings: &Map<String, Value>) -> BTreeMap<String, Value> {
     let mut flat = BTreeMap::new();
     flatten_into(settings, "", &mut flat);
-    flat.into_iter()
-        .map(|(k, v)| (k.strip_prefix("index.").map(str::to_owned).unwrap_or(k), v))
-        .collect()
+    flat.into_iter().map(|(k, v)| (k.strip_prefix("index.").map(str::to_owned).unwrap_or(k), v)).collect()
 }
 
 fn flatten_into(map: &Map<String, Value>, prefix: &str, out: &mut BTreeMap<String, Value>) {
     for (k, v) in map {
-        let key = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
+        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
         match v {
             Value::Object(inner) => flatten_into(inner, &key, out),
             leaf => {
@@ -122,12 +113,8 @@ mod tests {
 
     #[test]
     fn flattens_every_form_alike() {
-        let nested = flat_index_settings(&obj(
-            json!({"index": {"number_of_shards": "1", "a": {"b": "c"}}}),
-        ));
-        let flat = flat_index_settings(&obj(
-            json!({"index.number_of_shards": "1", "index.a.b": "c"}),
-        ));
+        let nested = flat_index_settings(&obj(json!({"index": {"number_of_shards": "1", "a": {"b": "c"}}})));
+        let flat = flat_index_settings(&obj(json!({"index.number_of_shards": "1", "index.a.b": "c"})));
         let relative = flat_index_settings(&obj(json!({"number_of_shards": "1", "a.b": "c"})));
         assert_eq!(nested, flat);
         assert_eq!(nested, relative);
@@ -135,15 +122,8 @@ mod tests {
 
     #[test]
     fn nests_with_leaf_conflicts() {
-        let flat = BTreeMap::from([
-            ("a".to_owned(), json!("x")),
-            ("a.b".to_owned(), json!("y")),
-            ("c.d".to_owned(), json!(1)),
-        ]);
-        assert_eq!(
-            nest(flat),
-            json!({"index": {"a": "x", "a.b": "y", "c": {"d": 1}}})
-        );
+        let flat = BTreeMap::from([("a".to_owned(), json!("x")), ("a.b".to_owned(), json!("y")), ("c.d".to_owned(), json!(1))]);
+        assert_eq!(nest(flat), json!({"index": {"a": "x", "a.b": "y", "c": {"d": 1}}}));
     }
 
     #[test]

@@ -61,22 +61,15 @@ fn expected_target() -> Value {
 
 fn cfg() -> TargetDefinitionConfig {
     let mut cfg = TargetDefinitionConfig::default();
-    cfg.extra_settings
-        .insert("index.number_of_replicas".into(), json!("0"));
+    cfg.extra_settings.insert("index.number_of_replicas".into(), json!("0"));
     cfg
 }
 
 #[test]
 fn derives_target_from_717_body() {
-    assert_eq!(
-        target_definition(&legacy_717(), &cfg()).unwrap(),
-        expected_target()
-    );
+    assert_eq!(target_definition(&legacy_717(), &cfg()).unwrap(), expected_target());
     let wrapped = json!({"docs-v1": legacy_717()});
-    assert_eq!(
-        target_definition(&wrapped, &cfg()).unwrap(),
-        expected_target()
-    );
+    assert_eq!(target_definition(&wrapped, &cfg()).unwrap(), expected_target());
 }
 
 #[test]
@@ -84,20 +77,14 @@ fn drops_6x_type_level() {
     let mut legacy = legacy_717();
     let typeless = legacy["mappings"].take();
     legacy["mappings"] = json!({"_doc": typeless});
-    assert_eq!(
-        target_definition(&legacy, &cfg()).unwrap(),
-        expected_target()
-    );
+    assert_eq!(target_definition(&legacy, &cfg()).unwrap(), expected_target());
     legacy["mappings"] = json!({"event": {"properties": {"a": {"type": "long"}}}});
     let out = target_definition(&legacy, &cfg()).unwrap();
     assert_eq!(out["mappings"]["properties"]["a"], json!({"type": "long"}));
     // A 6.x index of a custom type without any field yet.
     legacy["mappings"] = json!({"item": {}});
     let out = target_definition(&legacy, &cfg()).unwrap();
-    assert_eq!(
-        out["mappings"],
-        json!({"properties": {"tags": tag_field_mapping(MAX_TAG_IGNORE_ABOVE)}})
-    );
+    assert_eq!(out["mappings"], json!({"properties": {"tags": tag_field_mapping(MAX_TAG_IGNORE_ABOVE)}}));
 }
 
 /// `GET /<index>` from 6.8.23 for an index created on 5.x: custom type, `_default_` beside
@@ -113,10 +100,7 @@ fn derives_target_from_6x_body_created_on_5x() {
     legacy["mappings"] = json!({"_default_": {"_all": {"enabled": false}}, "item": typed});
     legacy["settings"]["index"]["mapper"] = json!({"dynamic": "false"});
     legacy["settings"]["index"]["version"] = json!({"created": "5061699", "upgraded": "6082399"});
-    assert_eq!(
-        target_definition(&legacy, &cfg()).unwrap(),
-        expected_target()
-    );
+    assert_eq!(target_definition(&legacy, &cfg()).unwrap(), expected_target());
 }
 
 /// `GET /<index>` from OpenSearch 2.19: its replication strategy is not an Elasticsearch
@@ -130,10 +114,7 @@ fn drops_opensearch_replication_type() {
     // An OpenSearch target adds it again on creation: not a difference.
     let mut on_opensearch = derived.clone();
     on_opensearch["settings"]["index"]["replication"] = json!({"type": "DOCUMENT"});
-    assert_eq!(
-        definition_differences(&derived, &on_opensearch),
-        Vec::<String>::new()
-    );
+    assert_eq!(definition_differences(&derived, &on_opensearch), Vec::<String>::new());
 }
 
 #[test]
@@ -153,10 +134,7 @@ fn keeps_non_tag_templates_and_siblings() {
             {"near_miss": {"path_match": "actions.tagsfoo", "mapping": {"type": "keyword"}}}
         ])
     );
-    assert_eq!(
-        out["mappings"]["properties"]["actions"],
-        json!({"properties": {"clicks": {"type": "long"}}})
-    );
+    assert_eq!(out["mappings"]["properties"]["actions"], json!({"properties": {"clicks": {"type": "long"}}}));
     assert_eq!(out["aliases"], json!({}));
     assert_eq!(out["settings"], json!({"index": {"gc_deletes": "48h"}}));
 }
@@ -171,37 +149,14 @@ fn tag_fields_take_the_legacy_ignore_above() {
         }});
         let out = target_definition(&legacy, &TargetDefinitionConfig::default()).unwrap();
         let tags = &out["mappings"]["properties"]["tags"]["properties"];
-        (
-            tags["value"]["ignore_above"].as_u64(),
-            tags["keyToValue"]["ignore_above"].as_u64(),
-        )
+        (tags["value"]["ignore_above"].as_u64(), tags["keyToValue"]["ignore_above"].as_u64())
     };
     let kw = |n: u64| json!({"type": "keyword", "ignore_above": n});
     assert_eq!(with(kw(1024), json!({})), (Some(1024), Some(8191)));
-    assert_eq!(
-        with(
-            json!({"type": "keyword"}),
-            json!({"a": kw(300), "b": {"properties": {"c": kw(400)}}})
-        ),
-        (Some(400), Some(8191))
-    );
-    assert_eq!(
-        with(
-            json!({"type": "text", "fields": {"raw": kw(256)}}),
-            json!({})
-        ),
-        (Some(256), Some(8191))
-    );
-    assert_eq!(
-        with(kw(32766), json!({})),
-        (Some(8191), Some(8191)),
-        "capped below the term limit"
-    );
-    assert_eq!(
-        with(json!({"type": "keyword"}), json!({})),
-        (Some(8191), Some(8191)),
-        "the default"
-    );
+    assert_eq!(with(json!({"type": "keyword"}), json!({"a": kw(300), "b": {"properties": {"c": kw(400)}}})), (Some(400), Some(8191)));
+    assert_eq!(with(json!({"type": "text", "fields": {"raw": kw(256)}}), json!({})), (Some(256), Some(8191)));
+    assert_eq!(with(kw(32766), json!({})), (Some(8191), Some(8191)), "capped below the term limit");
+    assert_eq!(with(json!({"type": "keyword"}), json!({})), (Some(8191), Some(8191)), "the default");
 }
 
 #[test]
@@ -209,43 +164,25 @@ fn readiness_wants_ignore_above_on_both_tag_fields() {
     let tags = TagRewrite::default();
     let mut actual = actual_9x();
     actual["mappings"]["properties"]["tags"]["properties"]["value"] = json!({"type": "keyword"});
-    actual["mappings"]["properties"]["tags"]["properties"]["keyToValue"] =
-        json!({"type": "keyword", "ignore_above": 32766});
+    actual["mappings"]["properties"]["tags"]["properties"]["keyToValue"] = json!({"type": "keyword", "ignore_above": 32766});
     let problems = readiness_problems(&actual, &tags, 1);
     assert_eq!(problems.len(), 2, "{problems:?}");
-    assert!(
-        problems[0].starts_with("`tags.keyToValue` has `ignore_above` 32766"),
-        "{problems:?}"
-    );
-    assert!(
-        problems[1].starts_with("`tags.value` has no `ignore_above`"),
-        "{problems:?}"
-    );
+    assert!(problems[0].starts_with("`tags.keyToValue` has `ignore_above` 32766"), "{problems:?}");
+    assert!(problems[1].starts_with("`tags.value` has no `ignore_above`"), "{problems:?}");
     assert!(problems[1].contains("at most 8191"), "{problems:?}");
 }
 
 #[test]
 fn rejects_collision_and_garbage() {
     let legacy = json!({"mappings": {"properties": {"tags": {"type": "keyword"}}}});
-    assert_eq!(
-        target_definition(&legacy, &TargetDefinitionConfig::default()),
-        Err(MappingError::TargetFieldCollision {
-            field: "tags".into()
-        })
-    );
-    assert!(matches!(
-        target_definition(&json!({"mappings": []}), &TargetDefinitionConfig::default()),
-        Err(MappingError::NotAnObject { .. })
-    ));
+    assert_eq!(target_definition(&legacy, &TargetDefinitionConfig::default()), Err(MappingError::TargetFieldCollision { field: "tags".into() }));
+    assert!(matches!(target_definition(&json!({"mappings": []}), &TargetDefinitionConfig::default()), Err(MappingError::NotAnObject { .. })));
 }
 
 /// What a 9.x server reports after creating the index from [`expected_target`].
 fn actual_9x() -> Value {
     let mut actual = expected_target();
-    actual["mappings"]["properties"]["tags"]
-        .as_object_mut()
-        .unwrap()
-        .remove("type");
+    actual["mappings"]["properties"]["tags"].as_object_mut().unwrap().remove("type");
     actual["settings"] = json!({"index": {
         "routing": {"allocation": {"include": {"_tier_preference": "data_content"}}},
         "number_of_shards": "3",
@@ -262,24 +199,15 @@ fn actual_9x() -> Value {
 
 #[test]
 fn same_definition_has_no_differences() {
-    assert_eq!(
-        definition_differences(&expected_target(), &actual_9x()),
-        Vec::<String>::new()
-    );
+    assert_eq!(definition_differences(&expected_target(), &actual_9x()), Vec::<String>::new());
     let wrapped = json!({"docs-v2": actual_9x()});
-    assert_eq!(
-        definition_differences(&expected_target(), &wrapped),
-        Vec::<String>::new()
-    );
+    assert_eq!(definition_differences(&expected_target(), &wrapped), Vec::<String>::new());
     let mut flat = actual_9x();
     flat["settings"] = json!({"index.number_of_shards": 3, "index.number_of_replicas": 0, "index.gc_deletes": "48h",
         "index.routing.allocation.include._tier_preference": "data_content",
         "index.analysis.analyzer.folding.type": "custom", "index.analysis.analyzer.folding.tokenizer": "standard",
         "index.analysis.analyzer.folding.filter": ["lowercase", "asciifolding"]});
-    assert_eq!(
-        definition_differences(&expected_target(), &flat),
-        Vec::<String>::new()
-    );
+    assert_eq!(definition_differences(&expected_target(), &flat), Vec::<String>::new());
 }
 
 #[test]
@@ -302,29 +230,19 @@ fn finds_changed_missing_and_extra() {
 
 #[test]
 fn ready_index_has_no_problems() {
-    assert_eq!(
-        readiness_problems(&actual_9x(), &TagRewrite::default(), 3_600_000),
-        Vec::<String>::new()
-    );
+    assert_eq!(readiness_problems(&actual_9x(), &TagRewrite::default(), 3_600_000), Vec::<String>::new());
 }
 
 #[test]
 fn readiness_reports_each_problem() {
     let tags = TagRewrite::default();
     let mut actual = actual_9x();
-    actual["settings"]["index"]
-        .as_object_mut()
-        .unwrap()
-        .remove("gc_deletes");
+    actual["settings"]["index"].as_object_mut().unwrap().remove("gc_deletes");
     let problems = readiness_problems(&actual, &tags, 3_600_000);
     assert_eq!(problems.len(), 1);
-    assert!(
-        problems[0].starts_with("index.gc_deletes is 60s"),
-        "{problems:?}"
-    );
+    assert!(problems[0].starts_with("index.gc_deletes is 60s"), "{problems:?}");
 
-    actual["mappings"]["properties"]["tags"] =
-        json!({"type": "nested", "properties": {"keyToValue": {"type": "text"}}});
+    actual["mappings"]["properties"]["tags"] = json!({"type": "nested", "properties": {"keyToValue": {"type": "text"}}});
     let problems = readiness_problems(&actual, &tags, 1);
     assert_eq!(
         problems,
@@ -336,21 +254,7 @@ fn readiness_reports_each_problem() {
         ]
     );
     actual["mappings"]["dynamic"] = json!(false);
-    assert_eq!(
-        readiness_problems(&actual, &tags, 1).len(),
-        3,
-        "dynamic inherited from the root"
-    );
-    let problems = readiness_problems(
-        &json!({"mappings": {}, "settings": {"index.gc_deletes": "-1"}}),
-        &tags,
-        1,
-    );
-    assert_eq!(
-        problems,
-        vec![
-            "tag field `tags` is not mapped",
-            "index.gc_deletes `-1` is not a usable duration"
-        ]
-    );
+    assert_eq!(readiness_problems(&actual, &tags, 1).len(), 3, "dynamic inherited from the root");
+    let problems = readiness_problems(&json!({"mappings": {}, "settings": {"index.gc_deletes": "-1"}}), &tags, 1);
+    assert_eq!(problems, vec!["tag field `tags` is not mapped", "index.gc_deletes `-1` is not a usable duration"]);
 }

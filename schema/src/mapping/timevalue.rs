@@ -5,15 +5,8 @@
 /// anything else unparseable give None: for `gc_deletes` they are no usable duration.
 /// Sub-millisecond units round down.
 pub fn parse_time_value_ms(s: &str) -> Option<u64> {
-    const UNITS: [(&str, u64, u64); 7] = [
-        ("nanos", 1, 1_000_000),
-        ("micros", 1, 1_000),
-        ("ms", 1, 1),
-        ("s", 1_000, 1),
-        ("m", 60_000, 1),
-        ("h", 3_600_000, 1),
-        ("d", 86_400_000, 1),
-    ];
+    const UNITS: [(&str, u64, u64); 7] =
+        [("nanos", 1, 1_000_000), ("micros", 1, 1_000), ("ms", 1, 1), ("s", 1_000, 1), ("m", 60_000, 1), ("h", 3_600_000, 1), ("d", 86_400_000, 1)];
     let s = s.trim().to_ascii_lowercase();
     if s == "0" {
         return Some(0);
@@ -23,11 +16,7 @@ pub fn parse_time_value_ms(s: &str) -> Option<u64> {
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        digits
-            .parse::<u64>()
-            .ok()?
-            .checked_mul(*mul)
-            .map(|v| v / div)
+        digits.parse::<u64>().ok()?.checked_mul(*mul).map(|v| v / div)
     })
 }
 
@@ -37,16 +26,9 @@ pub fn parse_time_value_ms(s: &str) -> Option<u64> {
 /// accepted syntax.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let t = text.trim();
-    let ms = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        t.parse().ok()
-    } else {
-        parse_time_value_ms(t)
-    };
-    ms.map(std::time::Duration::from_millis).ok_or_else(|| {
-        format!(
-            "{text:?} is not a duration: give a number with a unit (500ms, 90s, 30m, 48h, 2d) or a bare number of milliseconds"
-        )
-    })
+    let ms = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) { t.parse().ok() } else { parse_time_value_ms(t) };
+    ms.map(std::time::Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is not a duration: give a number with a unit (500ms, 90s, 30m, 48h, 2d) or a bare number of milliseconds"))
 }
 
 /// A duration flag whose value is sent to Elasticsearch as a time value (`--gc-deletes`):
@@ -55,11 +37,7 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 pub fn parse_time_value_arg(text: &str) -> Result<String, String> {
     parse_duration(text)?;
     let t = text.trim();
-    Ok(if t.bytes().all(|b| b.is_ascii_digit()) {
-        format!("{t}ms")
-    } else {
-        t.to_owned()
-    })
+    Ok(if t.bytes().all(|b| b.is_ascii_digit()) { format!("{t}ms") } else { t.to_owned() })
 }
 
 #[cfg(test)]
@@ -98,17 +76,7 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for s in [
-            "-1",
-            "-5s",
-            "",
-            "s",
-            "10",
-            "1.5h",
-            "1w",
-            "abc",
-            "99999999999999999999d",
-        ] {
+        for s in ["-1", "-5s", "", "s", "10", "1.5h", "1w", "abc", "99999999999999999999d"] {
             assert_eq!(parse_time_value_ms(s), None, "{s}");
         }
     }

@@ -38,11 +38,7 @@ mod tests {
     use serde_json::json;
 
     fn pairs(value: Value, key: &str) -> Vec<(String, String)> {
-        tag_entries(&value, key)
-            .unwrap()
-            .into_iter()
-            .map(|t| (t.key, t.value))
-            .collect()
+        tag_entries(&value, key).unwrap().into_iter().map(|t| (t.key, t.value)).collect()
     }
 
     fn p(k: &str, v: &str) -> (String, String) {
@@ -67,19 +63,13 @@ mod tests {
 
     #[test]
     fn arrays_flatten_deeply_and_dedup() {
-        assert_eq!(
-            pairs(json!(["b", ["a", ["b"]], 1]), "k"),
-            vec![p("k", "1"), p("k", "a"), p("k", "b")]
-        );
+        assert_eq!(pairs(json!(["b", ["a", ["b"]], 1]), "k"), vec![p("k", "1"), p("k", "a"), p("k", "b")]);
         assert!(pairs(json!([]), "k").is_empty());
     }
 
     #[test]
     fn objects_become_dotted_keys() {
-        assert_eq!(
-            pairs(json!({"a": {"b": "x"}, "c": ["y", {"d": 2}]}), "k"),
-            vec![p("k.a.b", "x"), p("k.c", "y"), p("k.c.d", "2")]
-        );
+        assert_eq!(pairs(json!({"a": {"b": "x"}, "c": ["y", {"d": 2}]}), "k"), vec![p("k.a.b", "x"), p("k.c", "y"), p("k.c.d", "2")]);
         assert!(pairs(json!({}), "k").is_empty());
     }
 }

@@ -6,18 +6,11 @@ use serde_json::{Map, Value};
 
 /// Removes the tag map at `segs` from `doc` and returns it (None when absent or null). Parent
 /// objects on the path left empty are removed, as are nulls on the path.
-pub(crate) fn take_tags(
-    doc: &mut Map<String, Value>,
-    segs: &[&str],
-) -> Result<Option<Map<String, Value>>, RewriteError> {
+pub(crate) fn take_tags(doc: &mut Map<String, Value>, segs: &[&str]) -> Result<Option<Map<String, Value>>, RewriteError> {
     take_at(doc, segs, 0)
 }
 
-fn take_at(
-    map: &mut Map<String, Value>,
-    segs: &[&str],
-    i: usize,
-) -> Result<Option<Map<String, Value>>, RewriteError> {
+fn take_at(map: &mut Map<String, Value>, segs: &[&str], i: usize) -> Result<Option<Map<String, Value>>, RewriteError> {
     let seg = segs[i];
     let last = i + 1 == segs.len();
     match map.get_mut(seg) {
@@ -37,20 +30,14 @@ fn take_at(
             }
             Ok(taken)
         }
-        Some(_) => Err(RewriteError::TagsNotAnObject {
-            path: segs[..=i].join("."),
-        }),
+        Some(_) => Err(RewriteError::TagsNotAnObject { path: segs[..=i].join(".") }),
     }
 }
 
 /// The tag map at `segs`, mutable. With `create`, absent or null objects on the path are
 /// created (what the legacy indexer does when adding a tag). None when the path is blocked by
 /// a non-object, which the rewrite rejects anyway.
-pub(crate) fn tags_mut<'a>(
-    doc: &'a mut Map<String, Value>,
-    segs: &[&str],
-    create: bool,
-) -> Option<&'a mut Map<String, Value>> {
+pub(crate) fn tags_mut<'a>(doc: &'a mut Map<String, Value>, segs: &[&str], create: bool) -> Option<&'a mut Map<String, Value>> {
     let mut cur = doc;
     for seg in segs {
         if create && cur.get(*seg).is_none_or(Value::is_null) {
@@ -73,10 +60,7 @@ pub(crate) fn tags_mut<'a>(
 pub fn remove_tag_key(map: &mut Map<String, Value>, key: &str) {
     map.retain(|k, _| !key_is_under(k, key));
     for (k, value) in map.iter_mut() {
-        if let Some(rest) = key
-            .strip_prefix(k.as_str())
-            .and_then(|r| r.strip_prefix('.'))
-        {
+        if let Some(rest) = key.strip_prefix(k.as_str()).and_then(|r| r.strip_prefix('.')) {
             remove_in_value(value, rest);
         }
     }
@@ -101,33 +85,20 @@ mod tests {
 
     #[test]
     fn removes_key_and_dotted_spellings() {
-        let mut m =
-            obj(json!({"k": 1, "k.x": 2, "kk": 3, "a": {"b": 1, "c": [{"b": 2, "d": 3}, "z"]}}));
+        let mut m = obj(json!({"k": 1, "k.x": 2, "kk": 3, "a": {"b": 1, "c": [{"b": 2, "d": 3}, "z"]}}));
         remove_tag_key(&mut m, "k");
-        assert_eq!(
-            Value::Object(m.clone()),
-            json!({"kk": 3, "a": {"b": 1, "c": [{"b": 2, "d": 3}, "z"]}})
-        );
+        assert_eq!(Value::Object(m.clone()), json!({"kk": 3, "a": {"b": 1, "c": [{"b": 2, "d": 3}, "z"]}}));
         remove_tag_key(&mut m, "a.c.b");
-        assert_eq!(
-            Value::Object(m.clone()),
-            json!({"kk": 3, "a": {"b": 1, "c": [{"d": 3}, "z"]}})
-        );
+        assert_eq!(Value::Object(m.clone()), json!({"kk": 3, "a": {"b": 1, "c": [{"d": 3}, "z"]}}));
         remove_tag_key(&mut m, "a.b");
-        assert_eq!(
-            Value::Object(m),
-            json!({"kk": 3, "a": {"c": [{"d": 3}, "z"]}})
-        );
+        assert_eq!(Value::Object(m), json!({"kk": 3, "a": {"c": [{"d": 3}, "z"]}}));
     }
 
     #[test]
     fn take_prunes_empty_and_null_parents() {
         let segs = ["actions", "tags"];
         let mut d = obj(json!({"actions": {"tags": {"a": 1}}, "x": 1}));
-        assert_eq!(
-            take_tags(&mut d, &segs).unwrap(),
-            Some(obj(json!({"a": 1})))
-        );
+        assert_eq!(take_tags(&mut d, &segs).unwrap(), Some(obj(json!({"a": 1}))));
         assert_eq!(Value::Object(d), json!({"x": 1}));
         let mut d = obj(json!({"actions": {"tags": {"a": 1}, "other": 2}}));
         take_tags(&mut d, &segs).unwrap();
@@ -136,12 +107,7 @@ mod tests {
         assert_eq!(take_tags(&mut d, &segs).unwrap(), None);
         assert!(d.is_empty());
         let mut d = obj(json!({"actions": {"tags": 5}}));
-        assert_eq!(
-            take_tags(&mut d, &segs),
-            Err(RewriteError::TagsNotAnObject {
-                path: "actions.tags".into()
-            })
-        );
+        assert_eq!(take_tags(&mut d, &segs), Err(RewriteError::TagsNotAnObject { path: "actions.tags".into() }));
     }
 
     #[test]
@@ -149,9 +115,7 @@ mod tests {
         let segs = ["actions", "tags"];
         let mut d = Map::new();
         assert!(tags_mut(&mut d, &segs, false).is_none());
-        tags_mut(&mut d, &segs, true)
-            .unwrap()
-            .insert("k".into(), json!("v"));
+        tags_mut(&mut d, &segs, true).unwrap().insert("k".into(), json!("v"));
         assert_eq!(Value::Object(d), json!({"actions": {"tags": {"k": "v"}}}));
         let mut d = obj(json!({"actions": 3}));
         assert!(tags_mut(&mut d, &segs, true).is_none());

@@ -109,14 +109,8 @@ mod tests {
     fn rejects_malformed_strings() {
         assert_eq!(decode_pair("abc"), Err(TagCodecError::MissingSeparator));
         assert_eq!(decode_pair(r"a\:b"), Err(TagCodecError::MissingSeparator));
-        assert_eq!(
-            decode_pair(r"ab\"),
-            Err(TagCodecError::DanglingBackslash { at: 2 })
-        );
-        assert_eq!(
-            decode_pair(r"a\x:b"),
-            Err(TagCodecError::InvalidEscape { at: 1, found: 'x' })
-        );
+        assert_eq!(decode_pair(r"ab\"), Err(TagCodecError::DanglingBackslash { at: 2 }));
+        assert_eq!(decode_pair(r"a\x:b"), Err(TagCodecError::InvalidEscape { at: 1, found: 'x' }));
     }
 
     #[test]

@@ -36,15 +36,9 @@ fn realistic_document() {
 #[test]
 fn absent_or_empty_tags_give_empty_array() {
     assert_eq!(rewrite(json!({"x": 1})), Ok(json!({"x": 1, "tags": []})));
-    assert_eq!(
-        rewrite(json!({"actions": {"tags": {}}})),
-        Ok(json!({"tags": []}))
-    );
+    assert_eq!(rewrite(json!({"actions": {"tags": {}}})), Ok(json!({"tags": []})));
     assert_eq!(rewrite(json!({"actions": {}})), Ok(json!({"tags": []})));
-    assert_eq!(
-        rewrite(json!({"actions": {"tags": null}})),
-        Ok(json!({"tags": []}))
-    );
+    assert_eq!(rewrite(json!({"actions": {"tags": null}})), Ok(json!({"tags": []})));
     assert_eq!(
         rewrite(json!({"actions": {"tags": {"a": 1}, "clicks": 3}})),
         Ok(json!({"actions": {"clicks": 3}, "tags": [{"keyToValue": "a:1", "value": "1"}]}))
@@ -53,53 +47,23 @@ fn absent_or_empty_tags_give_empty_array() {
 
 #[test]
 fn rejects_non_object_tags_and_collisions() {
-    assert_eq!(
-        rewrite(json!({"actions": {"tags": ["a"]}})),
-        Err(RewriteError::TagsNotAnObject {
-            path: "actions.tags".into()
-        })
-    );
-    assert_eq!(
-        rewrite(json!({"actions": "x"})),
-        Err(RewriteError::TagsNotAnObject {
-            path: "actions".into()
-        })
-    );
-    assert_eq!(
-        rewrite(json!({"tags": ["x"]})),
-        Err(RewriteError::TargetFieldCollision {
-            field: "tags".into()
-        })
-    );
+    assert_eq!(rewrite(json!({"actions": {"tags": ["a"]}})), Err(RewriteError::TagsNotAnObject { path: "actions.tags".into() }));
+    assert_eq!(rewrite(json!({"actions": "x"})), Err(RewriteError::TagsNotAnObject { path: "actions".into() }));
+    assert_eq!(rewrite(json!({"tags": ["x"]})), Err(RewriteError::TargetFieldCollision { field: "tags".into() }));
 }
 
 #[test]
 fn legacy_map_may_share_the_target_name() {
-    let tr = TagRewrite {
-        legacy_path: "tags".into(),
-        target_field: "tags".into(),
-    };
+    let tr = TagRewrite { legacy_path: "tags".into(), target_field: "tags".into() };
     let out = tr.to_target(&obj(json!({"tags": {"k": "v"}}))).unwrap();
-    assert_eq!(
-        Value::Object(out),
-        json!({"tags": [{"keyToValue": "k:v", "value": "v"}]})
-    );
+    assert_eq!(Value::Object(out), json!({"tags": [{"keyToValue": "k:v", "value": "v"}]}));
 }
 
 #[test]
 fn target_tags_roundtrip_and_reject_garbage() {
     let tr = TagRewrite::default();
-    let target = tr
-        .to_target(&obj(json!({"actions": {"tags": {"b": [2, 1], "a:": "x"}}})))
-        .unwrap();
-    assert_eq!(
-        tr.target_tags(&target).unwrap(),
-        vec![
-            TargetTag::new("a:", "x"),
-            TargetTag::new("b", "1"),
-            TargetTag::new("b", "2")
-        ]
-    );
+    let target = tr.to_target(&obj(json!({"actions": {"tags": {"b": [2, 1], "a:": "x"}}}))).unwrap();
+    assert_eq!(tr.target_tags(&target).unwrap(), vec![TargetTag::new("a:", "x"), TargetTag::new("b", "1"), TargetTag::new("b", "2")]);
     assert_eq!(tr.target_tags(&Map::new()), Ok(vec![]));
     for bad in [
         json!({"tags": "x"}),
@@ -107,10 +71,7 @@ fn target_tags_roundtrip_and_reject_garbage() {
         json!({"tags": [{"keyToValue": "ab", "value": "b"}]}),
         json!({"tags": [{"keyToValue": "a:b", "value": "c"}]}),
     ] {
-        assert!(matches!(
-            tr.target_tags(&obj(bad)),
-            Err(RewriteError::BadTargetTag { .. })
-        ));
+        assert!(matches!(tr.target_tags(&obj(bad)), Err(RewriteError::BadTargetTag { .. })));
     }
 }
 
@@ -118,18 +79,8 @@ fn target_tags_roundtrip_and_reject_garbage() {
 fn set_target_tags_sorts_dedups_and_keeps_empty() {
     let tr = TagRewrite::default();
     let mut doc = obj(json!({"tags": [{"keyToValue": "z:z", "value": "z"}]}));
-    tr.set_target_tags(
-        &mut doc,
-        vec![
-            TargetTag::new("b", "1"),
-            TargetTag::new("a", "2"),
-            TargetTag::new("b", "1"),
-        ],
-    );
-    assert_eq!(
-        Value::Object(doc.clone()),
-        json!({"tags": [{"keyToValue": "a:2", "value": "2"}, {"keyToValue": "b:1", "value": "1"}]})
-    );
+    tr.set_target_tags(&mut doc, vec![TargetTag::new("b", "1"), TargetTag::new("a", "2"), TargetTag::new("b", "1")]);
+    assert_eq!(Value::Object(doc.clone()), json!({"tags": [{"keyToValue": "a:2", "value": "2"}, {"keyToValue": "b:1", "value": "1"}]}));
     tr.set_target_tags(&mut doc, vec![]);
     assert_eq!(Value::Object(doc), json!({"tags": []}));
 }
@@ -137,13 +88,7 @@ fn set_target_tags_sorts_dedups_and_keeps_empty() {
 #[test]
 fn reserved_fields() {
     let tr = TagRewrite::default();
-    for name in [
-        "actions",
-        "actions.tags",
-        "actions.x",
-        "tags",
-        "tags.keyToValue",
-    ] {
+    for name in ["actions", "actions.tags", "actions.x", "tags", "tags.keyToValue"] {
         assert!(tr.is_reserved_field(name), "{name}");
     }
     for name in ["action", "actionsx", "tag", "title"] {
@@ -163,8 +108,7 @@ pub(crate) fn arb_json() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map("[a-c.:]{0,3}", inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map("[a-c.:]{0,3}", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -172,11 +116,7 @@ pub(crate) fn arb_json() -> impl Strategy<Value = Value> {
 /// Legacy documents: some ordinary fields plus maybe an `actions` object with maybe tags.
 pub(crate) fn arb_legacy_doc() -> impl Strategy<Value = Map<String, Value>> {
     let other = prop::collection::btree_map("[d-f]{1,3}", arb_json(), 0..4);
-    let tags = prop::option::of(prop::collection::btree_map(
-        "[a-c.:\\\\]{0,3}",
-        arb_json(),
-        0..5,
-    ));
+    let tags = prop::option::of(prop::collection::btree_map("[a-c.:\\\\]{0,3}", arb_json(), 0..5));
     let actions_extra = prop::option::of(arb_json());
     (other, tags, actions_extra).prop_map(|(other, tags, extra)| {
         let mut doc: Map<String, Value> = other.into_iter().collect();

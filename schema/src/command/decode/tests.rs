@@ -10,14 +10,7 @@ fn cfg() -> DecodeConfig {
 }
 
 fn rec(payload: &[u8]) -> RawRecord<'_> {
-    RawRecord {
-        topic: "cmds",
-        partition: 1,
-        offset: 42,
-        key: None,
-        payload: Some(payload),
-        headers: vec![],
-    }
+    RawRecord { topic: "cmds", partition: 1, offset: 42, key: None, payload: Some(payload), headers: vec![] }
 }
 
 fn decode_json(v: Value) -> Result<Command, DecodeError> {
@@ -31,10 +24,8 @@ fn kind_of(v: Value) -> DecodeErrorKind {
 
 #[test]
 fn decodes_upsert() {
-    let c = decode_json(
-        json!({"op": "upsert", "id": "d1", "index": "docs", "version": 3, "routing": "r",
-                              "doc": {"title": "x", "actions": {"tags": {"k": "v"}}}}),
-    )
+    let c = decode_json(json!({"op": "upsert", "id": "d1", "index": "docs", "version": 3, "routing": "r",
+                              "doc": {"title": "x", "actions": {"tags": {"k": "v"}}}}))
     .unwrap();
     assert_eq!(c.id, "d1");
     assert_eq!(c.index, "docs");
@@ -81,13 +72,9 @@ fn decodes_merge_and_delete() {
     expected.tags_add.insert("k".into(), json!(["v"]));
     expected.tags_remove.push("j".into());
     assert_eq!(c.op, Op::Merge(expected));
-    let c = decode_json(json!({"op": "merge", "id": "x", "index": "i", "version": 1, "set": null}))
-        .unwrap();
+    let c = decode_json(json!({"op": "merge", "id": "x", "index": "i", "version": 1, "set": null})).unwrap();
     assert_eq!(c.op, Op::Merge(MergePatch::default()));
-    let c = decode_json(
-        json!({"op": "delete", "id": "x", "index": "i", "version": 1, "routing": null}),
-    )
-    .unwrap();
+    let c = decode_json(json!({"op": "delete", "id": "x", "index": "i", "version": 1, "routing": null})).unwrap();
     assert_eq!((c.op, c.routing), (Op::Delete, None));
 }
 
@@ -99,10 +86,7 @@ fn id_falls_back_to_key_and_index_to_default() {
     let mut c = cfg();
     c.default_index = Some("fallback".into());
     let cmd = decode(&r, &c).unwrap();
-    assert_eq!(
-        (cmd.id.as_str(), cmd.index.as_str()),
-        ("from-key", "fallback")
-    );
+    assert_eq!((cmd.id.as_str(), cmd.index.as_str()), ("from-key", "fallback"));
 }
 
 #[test]
@@ -111,21 +95,14 @@ fn custom_envelope() {
     c.envelope.op = "type".into();
     c.envelope.op_delete = "remove".into();
     c.envelope.id = "docId".into();
-    let cmd = decode(
-        &rec(br#"{"type":"remove","docId":"a","index":"i","version":1}"#),
-        &c,
-    )
-    .unwrap();
+    let cmd = decode(&rec(br#"{"type":"remove","docId":"a","index":"i","version":1}"#), &c).unwrap();
     assert_eq!((cmd.id.as_str(), cmd.op), ("a", Op::Delete));
 }
 
 #[test]
 fn error_carries_coordinates() {
     let e = decode(&rec(b"[1]"), &cfg()).unwrap_err();
-    assert_eq!(
-        (e.kind, e.topic.as_str(), e.partition, e.offset),
-        (NotAnObject, "cmds", 1, 42)
-    );
+    assert_eq!((e.kind, e.topic.as_str(), e.partition, e.offset), (NotAnObject, "cmds", 1, 42));
     assert!(e.to_string().starts_with("not_an_object at cmds[1]@42: "));
 }
 
@@ -136,14 +113,7 @@ fn empty_payload() {
 }
 
 fn null_rec<'a>(key: Option<&'a [u8]>, headers: Vec<(&'a str, Option<&'a [u8]>)>) -> RawRecord<'a> {
-    RawRecord {
-        topic: "cmds",
-        partition: 0,
-        offset: 9,
-        key,
-        payload: None,
-        headers,
-    }
+    RawRecord { topic: "cmds", partition: 0, offset: 9, key, payload: None, headers }
 }
 
 #[test]
@@ -159,24 +129,11 @@ fn null_value_deletes_with_header_or_offset_versions() {
     c.null_value = NullValuePolicy::Delete;
     c.default_index = Some("docs".into());
     let got = decode(&null_rec(Some(b"d1"), vec![("v", Some(b"17"))]), &c).unwrap();
-    assert_eq!(
-        got,
-        Command {
-            id: "d1".into(),
-            index: "docs".into(),
-            target_index: "docs".into(),
-            version: 17,
-            routing: None,
-            op: Op::Delete
-        }
-    );
+    assert_eq!(got, Command { id: "d1".into(), index: "docs".into(), target_index: "docs".into(), version: 17, routing: None, op: Op::Delete });
     let missing = decode(&null_rec(Some(b"d1"), vec![]), &c).unwrap_err();
     assert_eq!(missing.kind, MissingVersion);
     c.version = VersionSource::Offset;
-    assert_eq!(
-        decode(&null_rec(Some(b"d1"), vec![]), &c).unwrap().version,
-        9
-    );
+    assert_eq!(decode(&null_rec(Some(b"d1"), vec![]), &c).unwrap().version, 9);
 }
 
 #[test]
@@ -188,10 +145,7 @@ fn null_value_deletes_need_a_key_an_index_and_a_non_field_version() {
     assert_eq!(e.kind, NullValueUnversioned);
     assert!(e.detail.contains("header:<name> or offset"), "{e}");
     c.version = VersionSource::Offset;
-    assert_eq!(
-        decode(&null_rec(None, vec![]), &c).unwrap_err().kind,
-        MissingId
-    );
+    assert_eq!(decode(&null_rec(None, vec![]), &c).unwrap_err().kind, MissingId);
     c.default_index = None;
     let e = decode(&null_rec(Some(b"d1"), vec![]), &c).unwrap_err();
     assert_eq!(e.kind, MissingIndex);
@@ -213,18 +167,9 @@ fn too_large_is_checked_before_parsing() {
 
 #[test]
 fn invalid_utf8_json_and_non_objects() {
-    assert_eq!(
-        decode(&rec(b"{\"op\":\"\xff\"}"), &cfg()).unwrap_err().kind,
-        InvalidUtf8
-    );
-    assert_eq!(
-        decode(&rec(b"{\"op\":"), &cfg()).unwrap_err().kind,
-        InvalidJson
-    );
-    assert_eq!(
-        decode(&rec(b"\"x\""), &cfg()).unwrap_err().kind,
-        NotAnObject
-    );
+    assert_eq!(decode(&rec(b"{\"op\":\"\xff\"}"), &cfg()).unwrap_err().kind, InvalidUtf8);
+    assert_eq!(decode(&rec(b"{\"op\":"), &cfg()).unwrap_err().kind, InvalidJson);
+    assert_eq!(decode(&rec(b"\"x\""), &cfg()).unwrap_err().kind, NotAnObject);
     let mut r = rec(br#"{"op":"delete","index":"i","version":1}"#);
     r.key = Some(b"\xff");
     assert_eq!(decode(&r, &cfg()).unwrap_err().kind, InvalidUtf8);
@@ -232,73 +177,32 @@ fn invalid_utf8_json_and_non_objects() {
 
 #[test]
 fn unknown_op() {
-    assert_eq!(
-        kind_of(json!({"id": "a", "index": "i", "version": 1})),
-        UnknownOp
-    );
-    assert_eq!(
-        kind_of(json!({"op": "index", "id": "a", "index": "i", "version": 1})),
-        UnknownOp
-    );
-    assert_eq!(
-        kind_of(json!({"op": 1, "id": "a", "index": "i", "version": 1})),
-        UnknownOp
-    );
+    assert_eq!(kind_of(json!({"id": "a", "index": "i", "version": 1})), UnknownOp);
+    assert_eq!(kind_of(json!({"op": "index", "id": "a", "index": "i", "version": 1})), UnknownOp);
+    assert_eq!(kind_of(json!({"op": 1, "id": "a", "index": "i", "version": 1})), UnknownOp);
 }
 
 #[test]
 fn missing_and_bad_ids() {
-    assert_eq!(
-        kind_of(json!({"op": "delete", "index": "i", "version": 1})),
-        MissingId
-    );
-    assert_eq!(
-        kind_of(json!({"op": "delete", "id": "", "index": "i", "version": 1})),
-        MissingId
-    );
-    assert_eq!(
-        kind_of(json!({"op": "delete", "id": 1.5, "index": "i", "version": 1})),
-        WrongFieldType
-    );
-    assert_eq!(
-        kind_of(json!({"op": "delete", "id": ["a"], "index": "i", "version": 1})),
-        WrongFieldType
-    );
-    assert_eq!(
-        kind_of(json!({"op": "delete", "id": "x".repeat(513), "index": "i", "version": 1})),
-        WrongFieldType
-    );
-    assert_eq!(
-        decode_json(json!({"op": "delete", "id": -4, "index": "i", "version": 1}))
-            .unwrap()
-            .id,
-        "-4"
-    );
+    assert_eq!(kind_of(json!({"op": "delete", "index": "i", "version": 1})), MissingId);
+    assert_eq!(kind_of(json!({"op": "delete", "id": "", "index": "i", "version": 1})), MissingId);
+    assert_eq!(kind_of(json!({"op": "delete", "id": 1.5, "index": "i", "version": 1})), WrongFieldType);
+    assert_eq!(kind_of(json!({"op": "delete", "id": ["a"], "index": "i", "version": 1})), WrongFieldType);
+    assert_eq!(kind_of(json!({"op": "delete", "id": "x".repeat(513), "index": "i", "version": 1})), WrongFieldType);
+    assert_eq!(decode_json(json!({"op": "delete", "id": -4, "index": "i", "version": 1})).unwrap().id, "-4");
 }
 
 #[test]
 fn missing_and_bad_index() {
-    assert_eq!(
-        kind_of(json!({"op": "delete", "id": "a", "version": 1})),
-        MissingIndex
-    );
-    assert_eq!(
-        kind_of(json!({"op": "delete", "id": "a", "index": "", "version": 1})),
-        MissingIndex
-    );
-    assert_eq!(
-        kind_of(json!({"op": "delete", "id": "a", "index": 3, "version": 1})),
-        WrongFieldType
-    );
+    assert_eq!(kind_of(json!({"op": "delete", "id": "a", "version": 1})), MissingIndex);
+    assert_eq!(kind_of(json!({"op": "delete", "id": "a", "index": "", "version": 1})), MissingIndex);
+    assert_eq!(kind_of(json!({"op": "delete", "id": "a", "index": 3, "version": 1})), WrongFieldType);
 }
 
 #[test]
 fn field_versions() {
     let base = |v: Value| json!({"op": "delete", "id": "a", "index": "i", "version": v});
-    assert_eq!(
-        kind_of(json!({"op": "delete", "id": "a", "index": "i"})),
-        MissingVersion
-    );
+    assert_eq!(kind_of(json!({"op": "delete", "id": "a", "index": "i"})), MissingVersion);
     assert_eq!(kind_of(base(json!(null))), MissingVersion);
     assert_eq!(kind_of(base(json!(-1))), NegativeVersion);
     assert_eq!(kind_of(base(json!(1.5))), NonIntegerVersion);
@@ -306,11 +210,7 @@ fn field_versions() {
     assert_eq!(kind_of(base(json!(u64::MAX))), NonIntegerVersion);
     let mut c = cfg();
     c.version = VersionSource::Field("meta.seq".into());
-    let cmd = decode(
-        &rec(br#"{"op":"delete","id":"a","index":"i","meta":{"seq":9}}"#),
-        &c,
-    )
-    .unwrap();
+    let cmd = decode(&rec(br#"{"op":"delete","id":"a","index":"i","meta":{"seq":9}}"#), &c).unwrap();
     assert_eq!(cmd.version, 9);
 }
 
@@ -337,9 +237,7 @@ fn header_and_offset_versions() {
 fn wrong_field_types() {
     let base = |extra: Value| {
         let mut v = json!({"op": "merge", "id": "a", "index": "i", "version": 1});
-        v.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
+        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         v
     };
     for extra in [

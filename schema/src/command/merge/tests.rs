@@ -10,39 +10,20 @@ fn obj(v: Value) -> Map<String, Value> {
 }
 
 fn patch(v: Value) -> MergePatch {
-    let strings = |f: &str| -> Vec<String> {
-        v.get(f)
-            .and_then(Value::as_array)
-            .map(|a| a.iter().map(|s| s.as_str().unwrap().to_owned()).collect())
-            .unwrap_or_default()
-    };
-    let map = |f: &str| {
-        v.get(f)
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default()
-    };
-    MergePatch {
-        set: map("set"),
-        unset: strings("unset"),
-        tags_add: map("tags_add"),
-        tags_remove: strings("tags_remove"),
-    }
+    let strings =
+        |f: &str| -> Vec<String> { v.get(f).and_then(Value::as_array).map(|a| a.iter().map(|s| s.as_str().unwrap().to_owned()).collect()).unwrap_or_default() };
+    let map = |f: &str| v.get(f).and_then(Value::as_object).cloned().unwrap_or_default();
+    MergePatch { set: map("set"), unset: strings("unset"), tags_add: map("tags_add"), tags_remove: strings("tags_remove") }
 }
 
 #[test]
 fn legacy_merge_in_order() {
     let tr = TagRewrite::default();
     let mut doc = obj(json!({"a": 1, "b": 2, "actions": {"tags": {"x": 1, "y": 2}}}));
-    patch(
-        json!({"set": {"a": 10, "c": 3}, "unset": ["b", "c"], "tags_remove": ["x", "z"],
-                 "tags_add": {"y": [3, 4], "w": {"n": 1}, "z": null}}),
-    )
+    patch(json!({"set": {"a": 10, "c": 3}, "unset": ["b", "c"], "tags_remove": ["x", "z"],
+                 "tags_add": {"y": [3, 4], "w": {"n": 1}, "z": null}}))
     .apply_legacy(&mut doc, &tr);
-    assert_eq!(
-        Value::Object(doc),
-        json!({"a": 10, "actions": {"tags": {"y": [3, 4], "w": {"n": 1}}}})
-    );
+    assert_eq!(Value::Object(doc), json!({"a": 10, "actions": {"tags": {"y": [3, 4], "w": {"n": 1}}}}));
 }
 
 #[test]
@@ -50,10 +31,7 @@ fn legacy_merge_creates_path_and_keeps_empty_map() {
     let tr = TagRewrite::default();
     let mut doc = obj(json!({"actions": null}));
     patch(json!({"tags_add": {"k": "v"}})).apply_legacy(&mut doc, &tr);
-    assert_eq!(
-        Value::Object(doc.clone()),
-        json!({"actions": {"tags": {"k": "v"}}})
-    );
+    assert_eq!(Value::Object(doc.clone()), json!({"actions": {"tags": {"k": "v"}}}));
     patch(json!({"tags_remove": ["k"]})).apply_legacy(&mut doc, &tr);
     assert_eq!(Value::Object(doc), json!({"actions": {"tags": {}}}));
     let mut doc = Map::new();
@@ -64,33 +42,17 @@ fn legacy_merge_creates_path_and_keeps_empty_map() {
 #[test]
 fn target_merge_replaces_nested_keys() {
     let tr = TagRewrite::default();
-    let mut doc = tr
-        .to_target(&obj(
-            json!({"actions": {"tags": {"k": {"a": 1}, "kk": 2, "j": 3}}}),
-        ))
-        .unwrap();
-    patch(json!({"tags_add": {"k": "v"}, "tags_remove": ["j"]}))
-        .apply_target(&mut doc, &tr)
-        .unwrap();
-    assert_eq!(
-        Value::Object(doc),
-        json!({"tags": [{"keyToValue": "k:v", "value": "v"}, {"keyToValue": "kk:2", "value": "2"}]})
-    );
+    let mut doc = tr.to_target(&obj(json!({"actions": {"tags": {"k": {"a": 1}, "kk": 2, "j": 3}}}))).unwrap();
+    patch(json!({"tags_add": {"k": "v"}, "tags_remove": ["j"]})).apply_target(&mut doc, &tr).unwrap();
+    assert_eq!(Value::Object(doc), json!({"tags": [{"keyToValue": "k:v", "value": "v"}, {"keyToValue": "kk:2", "value": "2"}]}));
 }
 
 #[test]
 fn target_merge_rejects_reserved_fields() {
     let tr = TagRewrite::default();
-    for p in [
-        json!({"set": {"tags": []}}),
-        json!({"unset": ["actions"]}),
-        json!({"set": {"actions.tags": {}}}),
-    ] {
+    for p in [json!({"set": {"tags": []}}), json!({"unset": ["actions"]}), json!({"set": {"actions.tags": {}}})] {
         let mut doc = obj(json!({"tags": []}));
-        assert!(matches!(
-            patch(p).apply_target(&mut doc, &tr),
-            Err(RewriteError::ReservedField { .. })
-        ));
+        assert!(matches!(patch(p).apply_target(&mut doc, &tr), Err(RewriteError::ReservedField { .. })));
     }
 }
 
