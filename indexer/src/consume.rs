@@ -154,10 +154,14 @@ fn tps_of(tpl: &TopicPartitionList) -> Vec<Tp> {
     tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect()
 }
 
-/// Hands advanced offsets to librdkafka's offset store; auto-commit sends them on its interval.
-/// Runs on the consumer's task (or its callbacks), where every delivered record is already
-/// registered, so the consumer's position can move idle partitions past transaction markers.
-pub fn store<C: ConsumerContext>(consumer: &impl Consumer<C>, tracker: &Tracker) {
+/// Moves idle partitions past offsets the consumer will never deliver (transaction markers,
+/// aborted records), from the consumer's position. Only the consume loop may call this,
+/// between two `recv`s: there every record the position has passed was returned by `recv` and
+/// registered. Never from a rebalance callback or at shutdown: closing the consumer serves
+/// (and discards) the records still queued, which moves the position past records this
+/// process never saw — skipping there would commit past them (a test that restarts mid-topic
+/// caught exactly that).
+pub fn skip_markers<C: ConsumerContext>(consumer: &impl Consumer<C>, tracker: &Tracker) {
     if let Ok(positions) = consumer.position() {
         for e in positions.elements() {
             if let Offset::Offset(position) = e.offset() {
@@ -165,6 +169,11 @@ pub fn store<C: ConsumerContext>(consumer: &impl Consumer<C>, tracker: &Tracker)
             }
         }
     }
+}
+
+/// Hands advanced offsets (what the tracker saw completed, contiguously) to librdkafka's offset
+/// store; auto-commit sends them on its interval. Safe anywhere.
+pub fn store<C: ConsumerContext>(consumer: &impl Consumer<C>, tracker: &Tracker) {
     let advanced = tracker.take_advanced();
     if advanced.is_empty() {
         return;
@@ -341,14 +350,14 @@ pub async fn consume_loop(
                         pause(consumer, paused_flag, true);
                     }
                 }
-                _ = store_tick.tick() => store(consumer, tracker),
+                _ = store_tick.tick() => { skip_markers(consumer, tracker); store(consumer, tracker) }
                 _ = stop.cancelled() => return,
             }
             continue;
         }
         tokio::select! {
             m = consumer.recv() => accept(m, router, tracker, &mut backlog),
-            _ = store_tick.tick() => store(consumer, tracker),
+            _ = store_tick.tick() => { skip_markers(consumer, tracker); store(consumer, tracker) }
             _ = stop.cancelled() => return,
         }
     }

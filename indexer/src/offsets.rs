@@ -127,8 +127,8 @@ impl Tracker {
     /// received and the position hold no record: transaction markers (a transactional producer
     /// writes one per transaction), aborted transactions' records, compacted-away records.
     /// Without this the stored offset and the lag would stop one short of the end forever.
-    /// Call it only where no delivered record can be waiting to be registered (the consumer's
-    /// own task).
+    /// Only the consume loop may call it, through `consume::skip_markers` (see there why never
+    /// from a rebalance callback or at shutdown).
     pub fn skip_to(&self, tp: &Tp, position: i64) {
         let mut parts = self.parts.lock().expect("tracker lock");
         if let Some(p) = parts.get_mut(tp) {
