@@ -9,7 +9,6 @@
 use cluster::client::enc;
 use cluster::readiness::NotReady;
 use cluster::{Es, EsError};
-use elasticsearch::http::Method;
 use schema::{TagRewrite, TargetDefinitionConfig};
 use serde_json::{Map, Value};
 use std::time::Duration;
@@ -72,7 +71,7 @@ pub async fn create_index(legacy: &Es, target: &Es, cfg: &CreateIndexConfig) -> 
         return compare(&cfg.target_index, &expected, &actual);
     }
     let path = format!("/{}", enc(&cfg.target_index));
-    let (status, body) = target.request(Method::Put, &path, Some(&expected)).await?;
+    let (status, body) = target.create_index(&cfg.target_index, &expected).await?;
     match status {
         200..=299 => {
             tracing::info!(index = %cfg.target_index, "created target index");

@@ -52,7 +52,6 @@
 use cluster::client::enc;
 use cluster::error::short;
 use cluster::{Es, EsError, GiveUp, RetryPolicy, ServerVersion};
-use elasticsearch::http::Method;
 #[cfg(feature = "test-hooks")]
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
@@ -294,7 +293,7 @@ impl SliceScan {
             (Cursor::Scroll { id }, _) => ("/_search/scroll", json!({"scroll_id": [id]})),
             (Cursor::None, _) => return,
         };
-        if let Err(e) = self.es.request(Method::Delete, path, Some(&body)).await {
+        if let Err(e) = self.es.close_context(path, &body).await {
             tracing::debug!(error = %e, "closing search context failed (it will expire)");
         }
     }
@@ -363,7 +362,7 @@ impl SliceScan {
         if let Some(after) = search_after {
             body["search_after"] = after.clone();
         }
-        let (status, resp) = self.es.request(Method::Post, "/_search", Some(&body)).await?;
+        let (status, resp) = self.es.search("/_search", &body).await?;
         // The PIT id may change from one response to the next; always use the latest.
         if let (Some(new_id), Cursor::Pit { id, .. }) = (resp.get("pit_id").and_then(Value::as_str), &mut self.cursor) {
             if new_id != id {
@@ -379,7 +378,7 @@ impl SliceScan {
             ScanMethod::EsPit => (format!("/{}/_pit?keep_alive={ka}", enc(&self.opts.index)), "id"),
             _ => (format!("/{}/_search/point_in_time?keep_alive={ka}", enc(&self.opts.index)), "pit_id"),
         };
-        let resp = self.es.ok(Method::Post, &path, None).await?;
+        let resp = self.es.open_pit(&path).await?;
         let id = resp.get(field).and_then(Value::as_str).ok_or_else(|| ScanError::Malformed(format!("opening a PIT returned no `{field}`")))?;
         tracing::debug!(slice = self.opts.slice.id, floor = self.floor, "opened PIT");
         Ok(id.to_string())
@@ -395,7 +394,7 @@ impl SliceScan {
                 (format!("/{}/_search?scroll={}", enc(&self.opts.index), enc(&ka)), body)
             }
         };
-        let (status, resp) = self.es.request(Method::Post, &path, Some(&body)).await?;
+        let (status, resp) = self.es.search(&path, &body).await?;
         if let Some(id) = resp.get("_scroll_id").and_then(Value::as_str) {
             self.cursor = Cursor::Scroll { id: id.to_string() };
         }

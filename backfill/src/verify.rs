@@ -34,7 +34,6 @@
 use crate::scan::{ScanError, ScanMethod, ScanMethodChoice, ScanOptions, SliceScan, SliceSpec};
 use cluster::client::enc;
 use cluster::{Es, EsError, RetryPolicy};
-use elasticsearch::http::Method;
 use schema::{LegacyVersionSource, Query, TagRewrite};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -541,7 +540,11 @@ const MAX_IDS: u64 = 10_000;
 /// The ids a query returns (up to 10 000) and its exact total.
 async fn run_query(es: &Es, index: &str, query: &Value) -> Result<(u64, HashSet<String>), EsError> {
     let body = json!({"query": query, "size": 10000, "_source": false, "track_total_hits": true});
-    let resp = es.ok(Method::Post, &format!("/{}/_search", enc(index)), Some(&body)).await?;
+    let path = format!("/{}/_search", enc(index));
+    let (status, resp) = es.search(&path, &body).await?;
+    if !(200..300).contains(&status) {
+        return Err(EsError::status_of("POST", &path, status, &resp));
+    }
     let total =
         hits_total(&resp).ok_or_else(|| EsError::Decode { method: "POST".into(), path: format!("/{index}/_search"), detail: "no hits.total".into() })?;
     let ids = resp

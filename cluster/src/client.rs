@@ -149,6 +149,31 @@ impl Es {
         }
     }
 
+    /// `PUT /<index>` with a create body: `(status, body)`, the caller deciding what an index
+    /// that already exists means.
+    pub async fn create_index(&self, index: &str, body: &Value) -> Result<(u16, Value), EsError> {
+        self.request(Method::Put, &format!("/{}", enc(index)), Some(body)).await
+    }
+
+    /// `POST path` of a search (`/<index>/_search`, `/_search` with a PIT, `/_search/scroll`,
+    /// `/<index>/_search?scroll=`): `(status, body)`, since a lost search context shows in
+    /// either.
+    pub async fn search(&self, path: &str, body: &Value) -> Result<(u16, Value), EsError> {
+        self.request(Method::Post, path, Some(body)).await
+    }
+
+    /// Opens a point in time (`POST /<index>/_pit`, or OpenSearch's
+    /// `/<index>/_search/point_in_time`), 2xx required.
+    pub async fn open_pit(&self, path: &str) -> Result<Value, EsError> {
+        self.ok(Method::Post, path, None).await
+    }
+
+    /// Releases a search context (`DELETE /_pit`, `/_search/point_in_time` or
+    /// `/_search/scroll` with its id): `(status, body)`.
+    pub async fn close_context(&self, path: &str, body: &Value) -> Result<(u16, Value), EsError> {
+        self.request(Method::Delete, path, Some(body)).await
+    }
+
     /// `GET path`, 2xx required.
     pub async fn get(&self, path: &str) -> Result<Value, EsError> {
         self.ok(Method::Get, path, None).await

@@ -134,10 +134,7 @@ async fn ensure_tombstone_index(es: &Es, target: &str, replicas: u64) -> Result<
         "settings": {"index": {"number_of_shards": 1, "number_of_replicas": replicas, "gc_deletes": "48h"}},
         "mappings": {"dynamic": false, "properties": {"version": {"type": "long"}}}
     });
-    let (status, resp) = es
-        .request(elasticsearch::http::Method::Put, &format!("/{}", cluster::client::enc(&name)), Some(&body))
-        .await
-        .map_err(|e| IndexerError::Refused(e.to_string()))?;
+    let (status, resp) = es.create_index(&name, &body).await.map_err(|e| IndexerError::Refused(e.to_string()))?;
     let exists = cluster::ErrorCause::parse(&resp).has_kind("resource_already_exists_exception");
     if (200..300).contains(&status) || exists {
         Ok(())
