@@ -245,7 +245,7 @@ pub enum CliError {
 pub enum Outcome {
     /// Everything as expected (exit 0).
     Ok,
-    /// `verify` found differences (exit 2).
+    /// `verify` found differences (exit 3).
     Diverged,
 }
 
