@@ -139,17 +139,7 @@ impl Scenario {
     /// Runs `backfill create-index` (the target definition derived from the legacy index as
     /// the legacy cluster reports it), asserting it exits 0.
     pub fn run_create_index(&self, extra: &[&str]) {
-        let mut args: Vec<String> = vec![
-            "create-index".into(),
-            "--legacy-url".into(),
-            self.legacy_url.clone(),
-            "--target-url".into(),
-            self.target_url.clone(),
-            "--source-index".into(),
-            self.legacy_index.clone(),
-            "--target-index".into(),
-            self.target_index.clone(),
-        ];
+        let mut args = self.backfill_command("create-index");
         args.extend(extra.iter().map(|s| s.to_string()));
         let out = std::process::Command::new(crate::procs::bin("backfill")).args(&args).output().expect("run backfill create-index");
         assert!(
@@ -299,25 +289,36 @@ impl Scenario {
 }
 
 impl Scenario {
+    /// `backfill <command>` with this scenario's two clusters and two indices: what every
+    /// backfill command takes.
+    fn backfill_command(&self, command: &str) -> Vec<String> {
+        [
+            command,
+            "--legacy-url",
+            &self.legacy_url,
+            "--target-url",
+            &self.target_url,
+            "--source-index",
+            &self.legacy_index,
+            "--target-index",
+            &self.target_index,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
     /// Backfill arguments for this scenario (`copy`), plus `extra`.
     pub fn backfill_args(&self, checkpoints: &std::path::Path, extra: &[&str]) -> Vec<String> {
-        let mut a: Vec<String> = vec![
-            "copy".into(),
-            "--legacy-url".into(),
-            self.legacy_url.clone(),
-            "--target-url".into(),
-            self.target_url.clone(),
-            "--source-index".into(),
-            self.legacy_index.clone(),
-            "--target-index".into(),
-            self.target_index.clone(),
+        let mut a = self.backfill_command("copy");
+        a.extend([
             "--legacy-version".into(),
             self.legacy.behaviour.version_arg(),
             "--checkpoint-dir".into(),
             checkpoints.display().to_string(),
             "--progress".into(),
             "log".into(),
-        ];
+        ]);
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     }
@@ -326,16 +327,8 @@ impl Scenario {
     /// report, asserting the exit code says converged (0) and parity passed.
     pub fn run_verify_parity(&self, name: &str) -> backfill::VerifyReport {
         let report = std::env::temp_dir().join(format!("{}-{name}-verify.json", self.topic));
-        let args: Vec<String> = vec![
-            "verify".into(),
-            "--legacy-url".into(),
-            self.legacy_url.clone(),
-            "--target-url".into(),
-            self.target_url.clone(),
-            "--source-index".into(),
-            self.legacy_index.clone(),
-            "--target-index".into(),
-            self.target_index.clone(),
+        let mut args = self.backfill_command("verify");
+        args.extend([
             "--legacy-version".into(),
             self.legacy.behaviour.version_arg(),
             "--parity".into(),
@@ -343,7 +336,7 @@ impl Scenario {
             "10".into(),
             "--report-json".into(),
             report.display().to_string(),
-        ];
+        ]);
         let log = crate::procs::log_path(&format!("{}-{name}", self.topic));
         let out = std::process::Command::new(crate::procs::bin("backfill")).args(&args).output().expect("run backfill verify");
         let _ = std::fs::write(&log, [out.stdout.as_slice(), out.stderr.as_slice()].concat());
