@@ -149,8 +149,23 @@ pub fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Ve
     for p in 0..partitions {
         tpl.add_partition(topic, p);
     }
-    let got = consumer.committed_offsets(tpl, Duration::from_secs(10)).expect("committed offsets");
+    // A broker that just started (or moved the group's coordinator) answers NotCoordinator or
+    // CoordinatorLoadInProgress for a while: ask again, as a real client would.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let got = loop {
+        match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+            Ok(got) => break got,
+            Err(e) if std::time::Instant::now() < deadline && is_coordinator_transient(&e) => std::thread::sleep(Duration::from_millis(500)),
+            Err(e) => panic!("committed offsets: {e}"),
+        }
+    };
     (0..partitions).map(|p| got.find_partition(topic, p).map(|e| e.offset().to_raw().unwrap_or(-1001)).unwrap_or(-1001)).collect()
+}
+
+/// A group-coordinator error that passes once the coordinator is elected or loaded.
+fn is_coordinator_transient(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode::{CoordinatorLoadInProgress, CoordinatorNotAvailable, NotCoordinator};
+    matches!(e.rdkafka_error_code(), Some(NotCoordinator | CoordinatorLoadInProgress | CoordinatorNotAvailable))
 }
 
 /// A header's value as text.
