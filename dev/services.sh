@@ -104,22 +104,28 @@ fetch_kafka() {
   echo "$libs"
 }
 
-fetch_es() { # fetch_es VERSION -> prints the extracted home
-  local version=$1 home=$STATE/dist/elasticsearch-$1
+# fetch_integ_zip GROUP ARTIFACT VERSION LABEL -> prints the extracted home of an integ-test-zip
+# (Elasticsearch's or OpenSearch's), fetched once from Maven Central and unzipped once.
+fetch_integ_zip() {
+  local group=$1 artifact=$2 version=$3 label=$4 home=$STATE/dist/$2-$3
   if [ ! -f "$home/.complete" ]; then
     need_mvn
-    local zip=${MAVEN_REPO:-$HOME/.m2/repository}/org/elasticsearch/distribution/integ-test-zip/elasticsearch/$version/elasticsearch-$version.zip
+    local zip=${MAVEN_REPO:-$HOME/.m2/repository}/${group//.//}/$artifact/$version/$artifact-$version.zip
     if [ ! -f "$zip" ]; then
-      log "downloading Elasticsearch $version (integ-test-zip) from Maven Central"
+      log "downloading $label $version (integ-test-zip) from Maven Central"
       mvn -q -B dependency:get -Dtransitive=false \
-        -Dartifact="org.elasticsearch.distribution.integ-test-zip:elasticsearch:$version:zip" >&2 ||
-        die "mvn could not fetch Elasticsearch $version"
+        -Dartifact="$group:$artifact:$version:zip" >&2 ||
+        die "mvn could not fetch $label $version"
     fi
     rm -rf "$home"; mkdir -p "$STATE/dist"
     (cd "$STATE/dist" && unzip -q "$zip") || die "could not unzip $zip"
     touch "$home/.complete"
   fi
   echo "$home"
+}
+
+fetch_es() { # fetch_es VERSION -> prints the extracted home
+  fetch_integ_zip org.elasticsearch.distribution.integ-test-zip elasticsearch "$1" Elasticsearch
 }
 
 # --- process bookkeeping --------------------------------------------------------------------------
@@ -452,21 +458,7 @@ old_java_home() {
 }
 
 fetch_opensearch() { # prints the extracted home of OpenSearch $OPENSEARCH_VERSION
-  local version=$OPENSEARCH_VERSION home=$STATE/dist/opensearch-$OPENSEARCH_VERSION
-  if [ ! -f "$home/.complete" ]; then
-    need_mvn
-    local zip=${MAVEN_REPO:-$HOME/.m2/repository}/org/opensearch/distribution/integ-test-zip/opensearch/$version/opensearch-$version.zip
-    if [ ! -f "$zip" ]; then
-      log "downloading OpenSearch $version (integ-test-zip) from Maven Central"
-      mvn -q -B dependency:get -Dtransitive=false \
-        -Dartifact="org.opensearch.distribution.integ-test-zip:opensearch:$version:zip" >&2 ||
-        die "mvn could not fetch OpenSearch $version"
-    fi
-    rm -rf "$home"; mkdir -p "$STATE/dist"
-    (cd "$STATE/dist" && unzip -q "$zip") || die "could not unzip $zip"
-    touch "$home/.complete"
-  fi
-  echo "$home"
+  fetch_integ_zip org.opensearch.distribution.integ-test-zip opensearch "$OPENSEARCH_VERSION" OpenSearch
 }
 
 # up_pair_server legacy6|opensearch: the conventions of up_es (own user, private config folder,

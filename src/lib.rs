@@ -100,9 +100,7 @@ impl SecureKafka {
         // Once per test binary: tests running in parallel must not race to start the node.
         static STARTED: std::sync::Once = std::sync::Once::new();
         STARTED.call_once(|| procs::services(&["up", "kafka-secure"]));
-        let state = std::env::var("CUTOVER_STATE")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".dev-state"));
+        let state = state_dir();
         let brokers = std::env::var("CUTOVER_KAFKA_SECURE").unwrap_or_else(|_| "127.0.0.1:9094".into());
         let config =
             std::env::var("CUTOVER_KAFKA_SECURE_CONFIG").map(std::path::PathBuf::from).unwrap_or_else(|_| state.join("kafka-secure/client.properties"));
@@ -114,6 +112,45 @@ impl SecureKafka {
     /// A property of the node's client configuration.
     pub fn prop(&self, key: &str) -> String {
         self.props.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("{key} missing from {}", self.config.display()))
+    }
+}
+
+/// `dev/services.sh`'s state folder (`CUTOVER_STATE`, else `.dev-state` of this checkout).
+fn state_dir() -> std::path::PathBuf {
+    std::env::var("CUTOVER_STATE").map(std::path::PathBuf::from).unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".dev-state"))
+}
+
+/// The `secure` Elasticsearch node of `dev/services.sh` (TLS with its own CA, security on):
+/// its URL, the `elastic` user's password (never print it) and the CA certificate.
+#[derive(Clone, Debug)]
+pub struct SecureEs {
+    pub url: String,
+    pub password: String,
+    pub ca: std::path::PathBuf,
+}
+
+impl SecureEs {
+    /// Starts the node if needed (`dev/services.sh up secure`, idempotent; a failure fails the
+    /// calling test, never skips it).
+    pub fn require() -> Self {
+        procs::services(&["up", "secure"]);
+        let state = state_dir();
+        SecureEs {
+            url: std::env::var("CUTOVER_SECURE_URL").unwrap_or_else(|_| "https://127.0.0.1:9203".into()),
+            password: std::fs::read_to_string(state.join("secure/elastic-password")).expect("password file").trim().to_string(),
+            ca: state.join("secure/config/certs/ca.crt"),
+        }
+    }
+
+    /// A client of the node as `elastic`, trusting its CA.
+    pub fn admin(&self) -> Es {
+        Es::connect(&ClusterConfig {
+            username: Some("elastic".into()),
+            password: Some(self.password.clone()),
+            ca_file: Some(self.ca.clone()),
+            ..ClusterConfig::plain(self.url.clone())
+        })
+        .expect("client of the secure node")
     }
 }
 

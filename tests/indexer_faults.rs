@@ -128,20 +128,8 @@ async fn unavailable_tombstone_shard_is_waited_for_not_read_as_absent() {
 #[tokio::test(flavor = "multi_thread")]
 async fn revoked_credentials_halt_then_resume_with_new_ones() {
     let s = cutover::Services::require().await;
-    services(&["up", "secure"]);
-    let state = std::env::var("CUTOVER_STATE")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".dev-state"));
-    let admin_password = std::fs::read_to_string(state.join("secure/elastic-password")).expect("password file").trim().to_string();
-    let ca = state.join("secure/config/certs/ca.crt");
-    let secure_url = std::env::var("CUTOVER_SECURE_URL").unwrap_or_else(|_| "https://127.0.0.1:9203".into());
-    let admin = cluster::Es::connect(&cluster::ClusterConfig {
-        username: Some("elastic".into()),
-        password: Some(admin_password),
-        ca_file: Some(ca.clone()),
-        ..cluster::ClusterConfig::plain(secure_url.clone())
-    })
-    .unwrap();
+    let sec = cutover::SecureEs::require();
+    let (ca, secure_url, admin) = (sec.ca.clone(), sec.url.clone(), sec.admin());
     let user = unique("writer").replace('-', "_");
     let (first, second) = (format!("first-{}", unique("pw")), format!("second-{}", unique("pw")));
     services(&["es-users", "secure", "useradd", &user, "-p", &first, "-r", "superuser"]);

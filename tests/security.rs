@@ -4,27 +4,11 @@
 //! reach the logs.
 
 use cluster::{ClusterConfig, Es};
-use cutover::procs::{services, Proc};
+use cutover::procs::Proc;
 use cutover::sim::{self, generate, WorkloadSpec};
-use cutover::{kafka, unique, Services};
+use cutover::{kafka, unique, SecureEs, Services};
 use std::path::PathBuf;
 use std::time::Duration;
-
-struct Secure {
-    url: String,
-    password: String,
-    ca: PathBuf,
-}
-
-fn secure() -> Secure {
-    services(&["up", "secure"]);
-    let state = std::env::var("CUTOVER_STATE").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".dev-state"));
-    Secure {
-        url: std::env::var("CUTOVER_SECURE_URL").unwrap_or_else(|_| "https://127.0.0.1:9203".into()),
-        password: std::fs::read_to_string(state.join("secure/elastic-password")).expect("password file").trim().to_string(),
-        ca: state.join("secure/config/certs/ca.crt"),
-    }
-}
 
 fn client(url: &str, user: Option<(&str, &str)>, api_key: Option<&str>, ca: Option<&PathBuf>) -> Es {
     Es::connect(&ClusterConfig {
@@ -40,8 +24,8 @@ fn client(url: &str, user: Option<(&str, &str)>, api_key: Option<&str>, ca: Opti
 #[tokio::test(flavor = "multi_thread")]
 async fn writers_reach_a_secured_tls_cluster() {
     let s = Services::require().await;
-    let sec = secure();
-    let admin = client(&sec.url, Some(("elastic", &sec.password)), None, Some(&sec.ca));
+    let sec = SecureEs::require();
+    let admin = sec.admin();
     admin.get("/_cluster/health").await.expect("basic auth over TLS with the CA");
 
     // Wrong password: a clear 401, not a hang or a silent success.
