@@ -24,6 +24,7 @@ use cluster::{BulkOp, BulkOpKind, BulkWriter, Es, EsError, GiveUp, Resolved, Wri
 use futures::stream::{FuturesOrdered, StreamExt};
 use schema::{LegacyVersionSource, TagRewrite};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -385,7 +386,7 @@ async fn pump(ctx: &Arc<Ctx>, pos: usize, slice: u32, scan: &mut SliceScan, cp: 
 
 /// A page turned into writes, plus the documents that could not even be turned into one.
 struct Batch {
-    ops: Vec<BulkOp>,
+    ops: Vec<BulkOp<'static>>,
     failures: Vec<Failure>,
     scanned: u64,
     resume_seq_no: u64,
@@ -409,7 +410,7 @@ fn prepare(ctx: &Ctx, slice: u32, page: Page) -> Batch {
     Batch { ops, failures, scanned, resume_seq_no: page.resume_seq_no }
 }
 
-fn to_op(ctx: &Ctx, mut hit: Value) -> Result<BulkOp, Failure> {
+fn to_op(ctx: &Ctx, mut hit: Value) -> Result<BulkOp<'static>, Failure> {
     let id = match hit.get_mut("_id").map(Value::take) {
         Some(Value::String(id)) => id,
         _ => return Err(failure(FailureKind::Hit, String::new(), None, None, "hit without _id".into())),
@@ -424,8 +425,14 @@ fn to_op(ctx: &Ctx, mut hit: Value) -> Result<BulkOp, Failure> {
         Some(Value::Object(source)) => source,
         _ => return Err(failure(FailureKind::Hit, id, routing, Some(version), "hit without an object _source".into())),
     };
-    match ctx.cfg.tags.to_target(&source) {
-        Ok(doc) => Ok(BulkOp { index: ctx.cfg.target_index.clone(), id, routing, version, kind: BulkOpKind::Index(doc) }),
+    match ctx.cfg.tags.into_target(source) {
+        Ok(doc) => Ok(BulkOp {
+            index: Cow::Owned(ctx.cfg.target_index.clone()),
+            id: Cow::Owned(id),
+            routing: routing.map(Cow::Owned),
+            version,
+            kind: BulkOpKind::Index(Cow::Owned(doc)),
+        }),
         Err(e) => Err(failure(FailureKind::Rewrite, id, routing, Some(version), e.to_string())),
     }
 }
@@ -454,7 +461,14 @@ async fn write_batch(ctx: Arc<Ctx>, slice: u32, batch: Batch) -> BatchResult {
                 Resolved::Superseded => counts.superseded += 1,
                 Resolved::Poison(reason) => {
                     counts.failed += 1;
-                    failures.push(Failure { kind: FailureKind::Rejected, id: op.id, routing: op.routing, version: Some(op.version), slice, reason });
+                    failures.push(Failure {
+                        kind: FailureKind::Rejected,
+                        id: op.id.into_owned(),
+                        routing: op.routing.map(Cow::into_owned),
+                        version: Some(op.version),
+                        slice,
+                        reason,
+                    });
                 }
             }
         }

@@ -7,29 +7,32 @@
 
 use crate::error::{Class, ErrorCause};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::io::Write;
 
 /// The kind of a versioned write.
 #[derive(Clone, Debug, PartialEq)]
-pub enum BulkOpKind {
-    /// Replace the whole document with this target-form `_source`.
-    Index(Map<String, Value>),
+pub enum BulkOpKind<'a> {
+    /// Replace the whole document with this target-form `_source` (borrowed from the command
+    /// that carries it when it is written unchanged: no copy per document).
+    Index(Cow<'a, Map<String, Value>>),
     /// Delete the document, leaving a versioned tombstone (see `index.gc_deletes`).
     Delete,
 }
 
 /// One externally versioned write. The version is what makes replay and backfill commute:
-/// Elasticsearch keeps the highest version and rejects older ones with 409.
+/// Elasticsearch keeps the highest version and rejects older ones with 409. Its fields borrow
+/// from whoever built it (a decoded command, a scanned hit) where they can.
 #[derive(Clone, Debug, PartialEq)]
-pub struct BulkOp {
-    pub index: String,
-    pub id: String,
-    pub routing: Option<String>,
+pub struct BulkOp<'a> {
+    pub index: Cow<'a, str>,
+    pub id: Cow<'a, str>,
+    pub routing: Option<Cow<'a, str>>,
     pub version: u64,
-    pub kind: BulkOpKind,
+    pub kind: BulkOpKind<'a>,
 }
 
-impl BulkOp {
+impl BulkOp<'_> {
     /// Appends this operation's NDJSON lines (action line, and source line for index) to `out`.
     /// The action line is serialized from borrowed fields: no allocation per operation.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
@@ -90,7 +93,7 @@ impl Write for ByteCounter {
 }
 
 /// Encodes operations into one NDJSON `_bulk` body.
-pub fn encode(ops: &[BulkOp]) -> Vec<u8> {
+pub fn encode(ops: &[BulkOp<'_>]) -> Vec<u8> {
     let mut out = Vec::with_capacity(ops.len() * 256);
     for op in ops {
         op.encode_into(&mut out);
@@ -180,7 +183,7 @@ mod tests {
     #[test]
     fn encodes_external_versions_and_routing() {
         let ops = vec![
-            BulkOp { index: "i".into(), id: "1".into(), routing: Some("r".into()), version: 7, kind: BulkOpKind::Index(doc()) },
+            BulkOp { index: "i".into(), id: "1".into(), routing: Some("r".into()), version: 7, kind: BulkOpKind::Index(Cow::Owned(doc())) },
             BulkOp { index: "i".into(), id: "2".into(), routing: None, version: 9, kind: BulkOpKind::Delete },
         ];
         let text = String::from_utf8(encode(&ops)).unwrap();

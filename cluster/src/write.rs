@@ -94,7 +94,7 @@ impl BulkWriter {
     }
 
     /// Writes `ops` and returns one [`Resolved`] per op, in order.
-    pub async fn write(&self, ops: &[BulkOp]) -> Result<Vec<Resolved>, WriteError> {
+    pub async fn write(&self, ops: &[BulkOp<'_>]) -> Result<Vec<Resolved>, WriteError> {
         let mut results: Vec<Option<Resolved>> = vec![None; ops.len()];
         let mut pending: Vec<usize> = (0..ops.len()).collect();
         let mut attempts = self.opts.retry.start("bulk");
@@ -103,8 +103,12 @@ impl BulkWriter {
                 Ok(outcomes) => {
                     let mut still = Vec::new();
                     let mut refused = None;
+                    let mut per_class: Vec<(ItemClass, u64)> = Vec::with_capacity(2);
                     for (&i, outcome) in pending.iter().zip(outcomes) {
-                        metrics::counter!("cutover_bulk_items_total", "outcome" => outcome.class.as_str()).increment(1);
+                        match per_class.iter_mut().find(|(c, _)| *c == outcome.class) {
+                            Some((_, n)) => *n += 1,
+                            None => per_class.push((outcome.class, 1)),
+                        }
                         let reason = || outcome.reason.clone().unwrap_or_else(|| format!("HTTP {}", outcome.status));
                         match outcome.class {
                             ItemClass::Applied => results[i] = Some(Resolved::Applied),
@@ -113,6 +117,9 @@ impl BulkWriter {
                             ItemClass::Halt => refused = Some(format!("{} [{}]: {}", ops[i].index, ops[i].id, reason())),
                             ItemClass::Retryable => still.push(i),
                         }
+                    }
+                    for (class, n) in per_class {
+                        metrics::counter!("cutover_bulk_items_total", "outcome" => class.as_str()).increment(n);
                     }
                     if let Some(reason) = refused {
                         return Err(WriteError::Refused(reason));
@@ -136,7 +143,7 @@ impl BulkWriter {
         Ok(results.into_iter().map(|r| r.expect("every op resolved")).collect())
     }
 
-    async fn attempt(&self, ops: &[BulkOp], pending: &[usize]) -> Result<Vec<bulk::ItemOutcome>, Attempt> {
+    async fn attempt(&self, ops: &[BulkOp<'_>], pending: &[usize]) -> Result<Vec<bulk::ItemOutcome>, Attempt> {
         let mut body = Vec::with_capacity(pending.len() * 256);
         for &i in pending {
             ops[i].encode_into(&mut body);

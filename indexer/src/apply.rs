@@ -36,6 +36,7 @@ use cluster::write::WriteError;
 use cluster::{BulkWriter, Class, ErrorCause, Es, EsError, GiveUp, Resolved};
 use schema::{Command, LegacyVersionSource, MergePatch, Op, TagRewrite};
 use serde_json::{json, Map, Value};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use tokio_util::sync::CancellationToken;
 
@@ -150,41 +151,45 @@ impl Applier {
     async fn apply_round(&self, cmds: &[&Command], round: &[usize], outcomes: &mut [Option<Outcome>]) -> Result<(), ApplyError> {
         let merges: Vec<usize> = round.iter().copied().filter(|&i| matches!(cmds[i].op, Op::Merge(_))).collect();
         let bases = self.merge_bases(cmds, &merges).await?;
-        let mut ops: Vec<BulkOp> = Vec::with_capacity(round.len() + 8);
+        let mut ops: Vec<BulkOp<'_>> = Vec::with_capacity(round.len() + 8);
         let mut op_of: Vec<(usize, usize)> = Vec::with_capacity(round.len()); // (command, op index)
         let mut tombstones: Vec<usize> = Vec::new(); // op indices of tombstone writes
         for &i in round {
             let cmd = cmds[i];
-            let target = cmd.target_index.clone();
             let planned = match &cmd.op {
-                // Decoding already rewrote the document (and rejected what the rewrite refuses).
-                // The version field is stored on the target form: `store_version` commutes with
-                // the rewrite for every path `refusals` accepts (property-tested in schema).
-                Op::Upsert(doc) => {
-                    let mut src = doc.clone();
-                    self.with_version(&mut src, cmd.version);
-                    Plan::Write(cmd.version, src)
-                }
+                // Decoding already rewrote the document (and rejected what the rewrite refuses):
+                // it is written as it is, borrowed, unless the version field must be stored in
+                // it. `store_version` commutes with the rewrite for every path `refusals`
+                // accepts (property-tested in schema), so it is stored on the target form.
+                Op::Upsert(doc) => match &self.version_field {
+                    None => Plan::Write(cmd.version, Cow::Borrowed(doc)),
+                    Some(_) => {
+                        let mut src = doc.clone();
+                        self.with_version(&mut src, cmd.version);
+                        Plan::Write(cmd.version, Cow::Owned(src))
+                    }
+                },
                 Op::Delete => Plan::Delete,
                 Op::Merge(patch) => self.plan_merge(cmd, patch, bases.get(&i)),
+            };
+            let op = |version, kind| BulkOp {
+                index: Cow::Borrowed(cmd.target_index.as_str()),
+                id: Cow::Borrowed(cmd.id.as_str()),
+                routing: cmd.routing.as_deref().map(Cow::Borrowed),
+                version,
+                kind,
             };
             match planned {
                 Plan::Done(o) => outcomes[i] = Some(o),
                 Plan::Write(version, source) => {
                     op_of.push((i, ops.len()));
-                    ops.push(BulkOp { index: target, id: cmd.id.clone(), routing: cmd.routing.clone(), version, kind: BulkOpKind::Index(source) });
+                    ops.push(op(version, BulkOpKind::Index(source)));
                 }
                 Plan::Delete => {
                     op_of.push((i, ops.len()));
-                    ops.push(BulkOp {
-                        index: target.clone(),
-                        id: cmd.id.clone(),
-                        routing: cmd.routing.clone(),
-                        version: cmd.version,
-                        kind: BulkOpKind::Delete,
-                    });
+                    ops.push(op(cmd.version, BulkOpKind::Delete));
                     tombstones.push(ops.len());
-                    ops.push(tombstone_op(&target, &cmd.id, cmd.version));
+                    ops.push(tombstone_op(&cmd.target_index, &cmd.id, cmd.version));
                 }
             }
         }
@@ -209,12 +214,12 @@ impl Applier {
         Ok(())
     }
 
-    fn plan_merge(&self, cmd: &Command, patch: &MergePatch, base: Option<&Base>) -> Plan {
+    fn plan_merge(&self, cmd: &Command, patch: &MergePatch, base: Option<&Base>) -> Plan<'static> {
         let poison = |e: schema::RewriteError| Plan::Done(Outcome::Poison { kind: "rewrite", reason: e.to_string() });
         let merged = |mut src: Map<String, Value>| match patch.apply_target(&mut src, &self.tags) {
             Ok(()) => {
                 self.with_version(&mut src, cmd.version);
-                Plan::Write(cmd.version, src)
+                Plan::Write(cmd.version, Cow::Owned(src))
             }
             Err(e) => poison(e),
         };
@@ -231,7 +236,7 @@ impl Applier {
             Decision::LegacyCopy | Decision::MergeOnLegacy => {
                 let Base::Legacy { stored, .. } = base else { unreachable!("decided from a legacy base") };
                 match self.tags.to_target(&stored.source) {
-                    Ok(src) if stored.version >= cmd.version => Plan::Write(stored.version, src),
+                    Ok(src) if stored.version >= cmd.version => Plan::Write(stored.version, Cow::Owned(src)),
                     Ok(src) => merged(src),
                     Err(e) => poison(e),
                 }
@@ -241,7 +246,7 @@ impl Applier {
                 patch.apply_legacy(&mut doc, &self.tags);
                 self.with_version(&mut doc, cmd.version);
                 match self.tags.to_target(&doc) {
-                    Ok(src) => Plan::Write(cmd.version, src),
+                    Ok(src) => Plan::Write(cmd.version, Cow::Owned(src)),
                     Err(e) => poison(e),
                 }
             }
@@ -357,9 +362,9 @@ enum ReadFailure {
     Halt(String),
 }
 
-enum Plan {
+enum Plan<'a> {
     Done(Outcome),
-    Write(u64, Map<String, Value>),
+    Write(u64, Cow<'a, Map<String, Value>>),
     Delete,
 }
 
@@ -413,10 +418,10 @@ struct DocKey {
     routing: Option<String>,
 }
 
-fn tombstone_op(target: &str, id: &str, version: u64) -> BulkOp {
+fn tombstone_op<'a>(target: &str, id: &'a str, version: u64) -> BulkOp<'a> {
     let mut src = Map::new();
     src.insert("version".into(), Value::from(version));
-    BulkOp { index: tombstone_index(target), id: id.to_string(), routing: None, version, kind: BulkOpKind::Index(src) }
+    BulkOp { index: Cow::Owned(tombstone_index(target)), id: Cow::Borrowed(id), routing: None, version, kind: BulkOpKind::Index(Cow::Owned(src)) }
 }
 
 /// Splits commands into rounds: round k holds, in input order, the k-th command of each

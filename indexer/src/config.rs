@@ -147,8 +147,9 @@ pub struct BatchArgs {
     /// Longest wait for a batch to fill, in milliseconds.
     #[arg(long, default_value_t = 50)]
     pub linger_ms: u64,
-    /// Bulk requests in flight at once. Commands are spread over this many lanes by document id,
-    /// so one document's commands stay in order.
+    /// Bulk requests in flight at once. Commands are spread by document id over half as many
+    /// lanes (one document's commands stay in order); each lane sends its next batch while its
+    /// previous one is answered, holding back only the commands of documents still in flight.
     #[arg(long, default_value_t = 4)]
     pub max_in_flight: usize,
     /// Give up on a batch after this many consecutive retries and halt (exit code 4) without

@@ -13,7 +13,6 @@ use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::VecDeque;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -241,14 +240,11 @@ impl Router {
             headers,
         };
         let decoded = schema::decode(&rec, &self.decode);
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        match &decoded {
-            Ok(cmd) => (cmd.target_index.as_str(), cmd.id.as_str()).hash(&mut h),
-            Err(_) => m.partition().hash(&mut h),
-        }
-        let lane = (h.finish() % self.lanes as u64) as usize;
+        let doc = decoded.as_ref().ok().map(|cmd| crate::invariants::doc_key(&cmd.target_index, &cmd.id));
+        // A record that does not decode has no document: any lane will do (it is dead-lettered).
+        let lane = (doc.unwrap_or(m.partition() as u64) % self.lanes as u64) as usize;
         let ticket = tracker.receive(m.topic(), m.partition(), m.offset());
-        (lane, Item { ticket, raw, decoded })
+        (lane, Item { ticket, raw, decoded, doc })
     }
 }
 

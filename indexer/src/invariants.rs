@@ -10,6 +10,16 @@
 //! violation as a warning and the counter `cutover_indexer_invariant_violations_total{kind}`.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+/// A document's key: a 64-bit hash of (index, id), so an entry costs a few bytes and no
+/// allocation (two documents sharing a hash could only hide or invent a warning). The indexer
+/// computes it once per record, from the target index ([`crate::lanes::Item::doc`]).
+pub fn doc_key(index: &str, id: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (index, id).hash(&mut h);
+    h.finish()
+}
 
 /// A violation seen.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,7 +43,7 @@ impl Violation {
 /// Remembers recent documents of one lane.
 #[derive(Debug)]
 pub struct Watch {
-    seen: HashMap<(String, String), (i32, i64, u64)>,
+    seen: HashMap<u64, (i32, i64, u64)>,
     capacity: usize,
 }
 
@@ -44,11 +54,10 @@ impl Watch {
     }
 
     /// Records a command; returns the violation it reveals, if any.
-    pub fn observe(&mut self, index: &str, id: &str, partition: i32, offset: i64, version: u64) -> Option<Violation> {
+    pub fn observe(&mut self, key: u64, partition: i32, offset: i64, version: u64) -> Option<Violation> {
         if self.seen.len() >= self.capacity {
             self.seen.clear();
         }
-        let key = (index.to_string(), id.to_string());
         let found = self.seen.get(&key).copied();
         let violation = match found {
             Some((p, _, _)) if p != partition => Some(Violation::Partition { previous: p, now: partition }),
@@ -69,20 +78,20 @@ mod tests {
     #[test]
     fn sees_cross_partition_documents_and_backwards_versions() {
         let mut w = Watch::new(10);
-        assert_eq!(w.observe("i", "a", 0, 1, 5), None);
-        assert_eq!(w.observe("i", "a", 0, 2, 7), None);
-        assert_eq!(w.observe("i", "a", 0, 3, 6), Some(Violation::VersionBackwards { previous: 7, now: 6 }));
-        assert_eq!(w.observe("i", "a", 1, 9, 9), Some(Violation::Partition { previous: 0, now: 1 }));
-        assert_eq!(w.observe("j", "a", 1, 9, 1), None, "same id in another index is another document");
+        assert_eq!(w.observe(doc_key("i", "a"), 0, 1, 5), None);
+        assert_eq!(w.observe(doc_key("i", "a"), 0, 2, 7), None);
+        assert_eq!(w.observe(doc_key("i", "a"), 0, 3, 6), Some(Violation::VersionBackwards { previous: 7, now: 6 }));
+        assert_eq!(w.observe(doc_key("i", "a"), 1, 9, 9), Some(Violation::Partition { previous: 0, now: 1 }));
+        assert_eq!(w.observe(doc_key("j", "a"), 1, 9, 1), None, "same id in another index is another document");
         // A replay after a restart (lower offsets again) is not a violation.
-        assert_eq!(w.observe("i", "a", 1, 2, 3), None);
+        assert_eq!(w.observe(doc_key("i", "a"), 1, 2, 3), None);
     }
 
     #[test]
     fn memory_stays_bounded() {
         let mut w = Watch::new(3);
         for n in 0..10 {
-            w.observe("i", &n.to_string(), 0, n, 1);
+            w.observe(doc_key("i", &n.to_string()), 0, n, 1);
         }
         assert!(w.seen.len() <= 3);
     }

@@ -5,6 +5,9 @@
 //! batches by count, bytes and linger time, applies the batch, dead-letters what cannot be
 //! applied, and only then completes the records' offset tickets.
 
+use futures::stream::{FuturesUnordered, StreamExt};
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -26,6 +29,10 @@ pub struct Item {
     pub ticket: Ticket,
     pub raw: RawOwned,
     pub decoded: Result<schema::Command, schema::DecodeError>,
+    /// The document's identity, hashed once when the record is decoded
+    /// ([`crate::invariants::doc_key`] of its target index and id): it picks the lane, keeps
+    /// the document's order in the lane's pipeline, and keys the invariant watch.
+    pub doc: Option<u64>,
 }
 
 /// The bytes of a record, kept so a dead letter can carry them unchanged.
@@ -63,6 +70,8 @@ pub struct LaneLimits {
     pub max_docs: usize,
     pub max_bytes: usize,
     pub linger: Duration,
+    /// Batches in flight at once (see [`layout`]).
+    pub depth: usize,
 }
 
 /// What every lane shares.
@@ -79,25 +88,173 @@ pub struct LaneShared {
     pub stop: CancellationToken,
 }
 
-/// Runs one lane until its channel closes (shutdown) or a write is cancelled.
-pub async fn run_lane(mut rx: mpsc::Receiver<Item>, limits: LaneLimits, shared: LaneShared) {
-    let mut watch = Watch::new(WATCHED_DOCUMENTS);
-    while let Some(first) = rx.recv().await {
-        let mut bytes = first.raw.len();
-        let mut batch = vec![first];
-        let deadline = Instant::now() + limits.linger;
-        while batch.len() < limits.max_docs && bytes < limits.max_bytes {
-            tokio::select! {
-                next = rx.recv() => match next {
-                    Some(item) => { bytes += item.raw.len(); batch.push(item); }
-                    None => break,
-                },
-                _ = tokio::time::sleep_until(deadline) => break,
+/// Batches a lane keeps in flight (when `--max-in-flight` allows): it sends its next batch
+/// while the previous one is being answered, so the target never waits for the client to
+/// collect, plan and encode.
+pub const PIPELINE_DEPTH: usize = 2;
+
+/// How `--max-in-flight` bulk requests are spread: (lanes, batches in flight per lane).
+pub fn layout(max_in_flight: usize) -> (usize, usize) {
+    let depth = PIPELINE_DEPTH.min(max_in_flight.max(1));
+    (max_in_flight.max(1).div_ceil(depth), depth)
+}
+
+/// A document's identity within a lane ([`Item::doc`]). Two documents sharing a hash only
+/// wait for each other, which is safe; a document never escapes its own hash.
+type DocHash = u64;
+
+fn doc_hash(item: &Item) -> Option<DocHash> {
+    item.doc
+}
+
+/// What a lane holds between batches: documents with a batch in flight, and the records that
+/// wait for them.
+#[derive(Default)]
+struct Pipeline {
+    /// Documents written by a batch in flight, with how many of its commands.
+    busy: HashMap<DocHash, u32>,
+    /// Records of busy documents (or behind a held record of the same document), in arrival
+    /// order: they join a batch once their document is no longer in flight.
+    held: VecDeque<Item>,
+    /// Documents with a record in `held`: every later record of theirs is held too.
+    waiting: HashMap<DocHash, u32>,
+}
+
+impl Pipeline {
+    /// Where a received record goes: into the batch being collected, or held behind its
+    /// document's batch in flight (or behind its own held records), keeping per-document order.
+    fn admit(&mut self, item: Item, batch: &mut Batch) {
+        match doc_hash(&item) {
+            Some(h) if self.busy.contains_key(&h) || self.waiting.contains_key(&h) => {
+                *self.waiting.entry(h).or_default() += 1;
+                self.held.push_back(item);
+            }
+            _ => batch.push(item),
+        }
+    }
+
+    /// Moves held records whose document is no longer in flight (and that no earlier held
+    /// record of theirs still waits for) into `batch`.
+    fn release(&mut self, batch: &mut Batch) {
+        if self.held.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut self.held);
+        self.waiting.clear();
+        for item in held {
+            self.admit(item, batch);
+        }
+    }
+
+    /// Marks a batch's documents in flight.
+    fn launch(&mut self, batch: &[Item]) -> Vec<DocHash> {
+        let hashes: Vec<DocHash> = batch.iter().filter_map(doc_hash).collect();
+        for h in &hashes {
+            *self.busy.entry(*h).or_default() += 1;
+        }
+        hashes
+    }
+
+    /// A batch was answered: its documents may be written again.
+    fn landed(&mut self, hashes: Vec<DocHash>) {
+        for h in hashes {
+            if let Entry::Occupied(mut e) = self.busy.entry(h) {
+                *e.get_mut() -= 1;
+                if *e.get() == 0 {
+                    e.remove();
+                }
             }
         }
-        check_invariants(&mut watch, &batch);
-        if process(batch, &shared).await.is_err() {
-            return; // cancelled: the records stay uncommitted and are replayed after restart
+    }
+}
+
+/// The records of the batch being collected, and their payload bytes.
+#[derive(Default)]
+struct Batch {
+    items: Vec<Item>,
+    bytes: usize,
+}
+
+impl Batch {
+    fn push(&mut self, item: Item) {
+        self.bytes += item.raw.len();
+        self.items.push(item);
+    }
+    fn is_full(&self, limits: &LaneLimits) -> bool {
+        self.items.len() >= limits.max_docs || self.bytes >= limits.max_bytes
+    }
+}
+
+/// Runs one lane until its channel closes (shutdown) or a write is cancelled or halted.
+///
+/// A lane keeps up to `limits.depth` batches in flight and collects the next one meanwhile.
+/// Order per document is kept by never sending a document's command while a batch holding the
+/// same document is in flight: such records wait (in arrival order) and join a later batch.
+/// This also keeps the merge-base rule: a merge reads its base only when no write of its
+/// document is in flight. Records complete out of order across batches, which the offset
+/// tracker allows (it stores only below the lowest record not yet completed).
+pub async fn run_lane(mut rx: mpsc::Receiver<Item>, limits: LaneLimits, shared: LaneShared) {
+    let mut watch = Watch::new(WATCHED_DOCUMENTS);
+    let mut pipe = Pipeline::default();
+    let mut in_flight = FuturesUnordered::new();
+    let mut open = true;
+    loop {
+        let mut batch = Batch::default();
+        pipe.release(&mut batch);
+        let linger = tokio::time::sleep(limits.linger);
+        tokio::pin!(linger);
+        let mut lingering = !batch.items.is_empty();
+        // Collect until the batch is full, the linger time is up, or the channel closed; held
+        // records are bounded by one batch's worth (then the lane stops receiving).
+        while open && !batch.is_full(&limits) && pipe.held.len() < limits.max_docs {
+            tokio::select! {
+                landed = in_flight.next(), if !in_flight.is_empty() => {
+                    let Some((hashes, result)): Option<(Vec<DocHash>, Result<(), ApplyError>)> = landed else { continue };
+                    pipe.landed(hashes);
+                    if result.is_err() {
+                        return; // cancelled or halted: the records stay uncommitted and are replayed after restart
+                    }
+                    pipe.release(&mut batch);
+                }
+                next = rx.recv() => match next {
+                    Some(item) => {
+                        pipe.admit(item, &mut batch);
+                        if !lingering && !batch.items.is_empty() {
+                            linger.as_mut().reset(Instant::now() + limits.linger);
+                            lingering = true;
+                        }
+                    }
+                    None => open = false,
+                },
+                _ = &mut linger, if lingering => break,
+            }
+        }
+        if !batch.items.is_empty() {
+            // Room for the batch: wait for the oldest in flight to land when the pipeline is full.
+            while in_flight.len() >= limits.depth {
+                let Some((hashes, result)) = in_flight.next().await else { break };
+                pipe.landed(hashes);
+                if result.is_err() {
+                    return;
+                }
+            }
+            check_invariants(&mut watch, &batch.items);
+            let hashes = pipe.launch(&batch.items);
+            let shared = shared.clone();
+            in_flight.push(async move { (hashes, process(batch.items, &shared).await) });
+        } else if !open || pipe.held.len() >= limits.max_docs {
+            // Nothing can be sent until a batch lands (everything held waits for one), or the
+            // channel is closed and only what is in flight and held is left.
+            match in_flight.next().await {
+                Some((hashes, result)) => {
+                    pipe.landed(hashes);
+                    if result.is_err() {
+                        return;
+                    }
+                }
+                None if pipe.held.is_empty() && !open => return,
+                None => {}
+            }
         }
     }
 }
@@ -109,8 +266,8 @@ const WATCHED_DOCUMENTS: usize = 100_000;
 /// decide, and the report tells the user their topic is not what the model needs).
 fn check_invariants(watch: &mut Watch, batch: &[Item]) {
     for item in batch {
-        let Ok(cmd) = &item.decoded else { continue };
-        if let Some(v) = watch.observe(&cmd.index, &cmd.id, item.ticket.tp.1, item.ticket.offset, cmd.version) {
+        let (Ok(cmd), Some(doc)) = (&item.decoded, item.doc) else { continue };
+        if let Some(v) = watch.observe(doc, item.ticket.tp.1, item.ticket.offset, cmd.version) {
             metrics::counter!("cutover_indexer_invariant_violations_total", "kind" => v.kind()).increment(1);
             tracing::warn!(index = %cmd.index, id = %cmd.id, partition = item.ticket.tp.1, offset = item.ticket.offset, violation = ?v,
                 "command breaks the convergence model (topic not keyed by document id, or versions not increasing)");
@@ -135,17 +292,23 @@ async fn process(batch: Vec<Item>, shared: &LaneShared) -> Result<(), ApplyError
         }
         Err(e) => return Err(e),
     };
+    let (mut applied, mut superseded, mut noop) = (0u64, 0u64, 0u64);
     for (item, outcome) in good.iter().zip(outcomes) {
         match outcome {
-            Outcome::Applied => metrics::counter!(RECORDS, "outcome" => "applied").increment(1),
-            Outcome::Superseded => metrics::counter!(RECORDS, "outcome" => "superseded").increment(1),
-            Outcome::NoOp => metrics::counter!(RECORDS, "outcome" => "noop").increment(1),
+            Outcome::Applied => applied += 1,
+            Outcome::Superseded => superseded += 1,
+            Outcome::NoOp => noop += 1,
             Outcome::Poison { kind, reason } => {
                 poison(shared, item, kind, &reason).await?;
                 continue;
             }
         }
         shared.tracker.complete(&item.ticket);
+    }
+    for (outcome, n) in [("applied", applied), ("superseded", superseded), ("noop", noop)] {
+        if n > 0 {
+            metrics::counter!(RECORDS, "outcome" => outcome).increment(n);
+        }
     }
     Ok(())
 }
@@ -209,4 +372,100 @@ async fn poison(shared: &LaneShared, item: &Item, kind: &str, reason: &str) -> R
     })?;
     shared.tracker.complete(&item.ticket);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str, offset: i64) -> Item {
+        let cmd = schema::Command {
+            id: id.into(),
+            index: "legacy".into(),
+            target_index: "target".into(),
+            version: offset as u64,
+            routing: None,
+            op: schema::Op::Delete,
+        };
+        let doc = Some(crate::invariants::doc_key(&cmd.target_index, &cmd.id));
+        Item { ticket: Ticket { tp: ("t".into(), 0), offset, generation: 1 }, raw: RawOwned::default(), decoded: Ok(cmd), doc }
+    }
+
+    fn offsets(items: &[Item]) -> Vec<i64> {
+        items.iter().map(|i| i.ticket.offset).collect()
+    }
+
+    /// A document with a batch in flight is held back, and so is every later command of it,
+    /// while other documents go into the next batch.
+    #[test]
+    fn commands_of_documents_in_flight_wait_in_order() {
+        let mut pipe = Pipeline::default();
+        let mut first = Batch::default();
+        pipe.admit(item("a", 0), &mut first);
+        pipe.admit(item("b", 1), &mut first);
+        let in_flight = pipe.launch(&first.items);
+
+        let mut next = Batch::default();
+        for (id, offset) in [("a", 2), ("c", 3), ("a", 4), ("b", 5), ("d", 6)] {
+            pipe.admit(item(id, offset), &mut next);
+        }
+        assert_eq!(offsets(&next.items), vec![3, 6], "only documents not in flight");
+        assert_eq!(offsets(pipe.held.make_contiguous()), vec![2, 4, 5]);
+
+        // Nothing changes until the batch in flight lands.
+        let mut again = Batch::default();
+        pipe.release(&mut again);
+        assert!(again.items.is_empty());
+        assert_eq!(offsets(pipe.held.make_contiguous()), vec![2, 4, 5]);
+
+        pipe.landed(in_flight);
+        let mut after = Batch::default();
+        pipe.release(&mut after);
+        assert_eq!(offsets(&after.items), vec![2, 4, 5], "released in arrival order, per document too");
+        assert!(pipe.held.is_empty() && pipe.waiting.is_empty());
+    }
+
+    /// A later command of a held document stays behind it even once the document is no longer
+    /// in flight, until the held one has been released into a batch.
+    #[test]
+    fn a_later_command_never_overtakes_a_held_one() {
+        let mut pipe = Pipeline::default();
+        let mut first = Batch::default();
+        pipe.admit(item("a", 0), &mut first);
+        let in_flight = pipe.launch(&first.items);
+        let mut next = Batch::default();
+        pipe.admit(item("a", 1), &mut next);
+        pipe.landed(in_flight);
+        // "a" is no longer in flight, but offset 1 is still held: offset 2 must wait behind it.
+        pipe.admit(item("a", 2), &mut next);
+        assert!(next.items.is_empty());
+        pipe.release(&mut next);
+        assert_eq!(offsets(&next.items), vec![1, 2]);
+    }
+
+    /// Two batches in flight holding the same document (possible only through a hash collision)
+    /// keep it busy until both land.
+    #[test]
+    fn busy_counts_every_batch_in_flight() {
+        let mut pipe = Pipeline::default();
+        let one = pipe.launch(&[item("a", 0)]);
+        let two = pipe.launch(&[item("a", 1)]);
+        pipe.landed(one);
+        let mut next = Batch::default();
+        pipe.admit(item("a", 2), &mut next);
+        assert!(next.items.is_empty(), "still in flight in the second batch");
+        pipe.landed(two);
+        pipe.release(&mut next);
+        assert_eq!(offsets(&next.items), vec![2]);
+    }
+
+    #[test]
+    fn max_in_flight_is_spread_over_pipelined_lanes() {
+        assert_eq!(layout(1), (1, 1));
+        assert_eq!(layout(2), (1, 2));
+        assert_eq!(layout(4), (2, 2));
+        assert_eq!(layout(5), (3, 2));
+        assert_eq!(layout(8), (4, 2));
+        assert_eq!(layout(0), (1, 1));
+    }
 }

@@ -111,8 +111,9 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
         halted: halted.clone(),
         stop: stop.clone(),
     };
-    let limits = LaneLimits { max_docs: cfg.batch.batch_max_docs, max_bytes: cfg.batch.batch_max_bytes, linger: Duration::from_millis(cfg.batch.linger_ms) };
-    let lanes = cfg.batch.max_in_flight.max(1);
+    let (lanes, depth) = lanes::layout(cfg.batch.max_in_flight);
+    let limits =
+        LaneLimits { max_docs: cfg.batch.batch_max_docs, max_bytes: cfg.batch.batch_max_bytes, linger: Duration::from_millis(cfg.batch.linger_ms), depth };
     let mut senders = Vec::with_capacity(lanes);
     let mut workers = Vec::with_capacity(lanes);
     for _ in 0..lanes {
@@ -131,7 +132,7 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
     ));
 
     let router = Router { decode, lanes };
-    tracing::info!(topic = %cfg.kafka.topic, group = %cfg.kafka.group, lanes, "indexer started");
+    tracing::info!(topic = %cfg.kafka.topic, group = %cfg.kafka.group, lanes, depth, "indexer started");
     // The consumer is polled on a thread of its own: its rebalance callback may block (see
     // `consume::Ctx::pre_rebalance`), which an async worker must not.
     let consumer_runtime = tokio::runtime::Builder::new_current_thread()

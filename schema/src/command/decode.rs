@@ -110,14 +110,14 @@ fn decode_inner(rec: &RawRecord<'_>, cfg: &DecodeConfig) -> Result<Command, Fail
     if rec.payload.is_none() {
         return null_value(rec, cfg);
     }
-    let body = parse_body(rec.payload, cfg.max_bytes)?;
+    let mut body = parse_body(rec.payload, cfg.max_bytes)?;
     let env = &cfg.envelope;
     let op_kind = fields::op_kind(&body, env)?;
     let id = fields::id(&body, rec.key, env)?;
     let index = fields::index(&body, env, cfg.default_index.as_deref())?;
     let version = version(&body, rec, &cfg.version)?;
     let routing = fields::routing(&body, env)?;
-    let op = fields::op(op_kind, &body, cfg)?;
+    let op = fields::op(op_kind, &mut body, cfg)?;
     Ok(Command { id, target_index: cfg.target_index(&index).to_owned(), index, version, routing, op })
 }
 

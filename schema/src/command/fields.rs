@@ -85,7 +85,8 @@ pub(crate) fn routing(body: &Map<String, Value>, env: &Envelope) -> Result<Optio
     }
 }
 
-pub(crate) fn op(kind: OpKind, body: &Map<String, Value>, cfg: &DecodeConfig) -> Result<Op, Failure> {
+/// Reads the operation; consumes what it keeps (the upsert's document) from `body`.
+pub(crate) fn op(kind: OpKind, body: &mut Map<String, Value>, cfg: &DecodeConfig) -> Result<Op, Failure> {
     match kind {
         OpKind::Upsert => upsert(body, cfg).map(Op::Upsert),
         OpKind::Merge => merge(body, cfg).map(Op::Merge),
@@ -95,14 +96,15 @@ pub(crate) fn op(kind: OpKind, body: &Map<String, Value>, cfg: &DecodeConfig) ->
 
 /// The full document in target form; it must survive the rewrite, or it would poison a later
 /// bulk. The rewritten document is kept: the writers do not rewrite it again.
-fn upsert(body: &Map<String, Value>, cfg: &DecodeConfig) -> Result<Map<String, Value>, Failure> {
+/// The document is moved out of the body (the body's last use), not copied.
+fn upsert(body: &mut Map<String, Value>, cfg: &DecodeConfig) -> Result<Map<String, Value>, Failure> {
     let name = &cfg.envelope.doc;
-    let doc = match get(body, name) {
-        None => return Err(wrong("doc missing".into())),
+    let doc = match body.get_mut(name.as_str()).map(Value::take) {
+        None | Some(Value::Null) => return Err(wrong("doc missing".into())),
         Some(Value::Object(doc)) => doc,
-        Some(other) => return Err(wrong(format!("doc `{name}` is {}", type_name(other)))),
+        Some(other) => return Err(wrong(format!("doc `{name}` is {}", type_name(&other)))),
     };
-    cfg.tags.to_target(doc).map_err(|e| wrong(format!("doc `{name}`: {e}")))
+    cfg.tags.into_target(doc).map_err(|e| wrong(format!("doc `{name}`: {e}")))
 }
 
 fn merge(body: &Map<String, Value>, cfg: &DecodeConfig) -> Result<MergePatch, Failure> {
