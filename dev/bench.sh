@@ -5,10 +5,11 @@
 #
 # 1. services up (idempotent), release binaries, the Python venv ($CUTOVER_STATE/bench-venv,
 #    pinned by dev/bench/requirements.txt, recreated when an import fails);
-# 2. data: cutover-demo writes a legacy 7.17 index (dynamic tag map, written by its legacy
-#    indexer) and its command topic; untimed, one scan of the legacy index dumps the documents
-#    as target-form bulk bodies (for the ceiling) and as upsert envelopes, produced to a fresh
-#    topic (for the replays);
+# 2. data: cutover-demo's legacy indexer writes a legacy 7.17 index (its dynamic tag map made
+#    as the legacy service made it; --no-topic: its command topic, which nothing here reads, is
+#    not produced); untimed, one scan of the legacy index dumps the documents as target-form
+#    bulk bodies (for the ceiling) and as upsert envelopes, produced to a fresh topic (for the
+#    replays);
 # 3. ROUNDS rounds (default 3), interleaved: round 1 of every contender, then round 2, ...; each
 #    writing contender into a fresh target index made by `backfill create-index`, each followed
 #    by refresh + _count == legacy count (else the run fails):
@@ -31,10 +32,12 @@
 # Environment: DOCS (distinct ids, default 1450000) and HISTORY (commands, default 725000) size
 # the data: the defaults leave ~310k live legacy documents (live ~= DOCS * 0.77 *
 # (1 - exp(-0.65 * HISTORY / DOCS)) for cutover-demo's mix of 50% upserts, 35% merges, 15%
-# deletes; HISTORY = DOCS / 2 writes the fewest commands per live document that still leaves
-# nearly a quarter of the documents touched written more than once); BIG=0 skips the big phase,
-# BIG_DOCS/BIG_HISTORY (default 4800000/2400000, ~1.02M live) size it; ROUNDS (default 3); BACKFILL_TUNED (flags of a second
-# backfill contender, default empty: none); CEILING_CONNECTIONS (default "2 4");
+# deletes; generation costs about one legacy write per command, and HISTORY = DOCS / 2 needs
+# ~2.3 commands per live document, against ~2.7 at HISTORY = DOCS, while nearly a quarter of
+# the documents touched still get more than one command); BIG=0 skips the big phase,
+# BIG_DOCS/BIG_HISTORY (default 4800000/2400000, ~1.02M live) size it; ROUNDS (default 3);
+# BACKFILL_TUNED (flags of a second backfill contender, default empty: none; the tuned variant
+# of earlier runs was no faster than the defaults); CEILING_CONNECTIONS (default "2 4");
 # SCAN_FORMS (default "pit-shard-doc pit-seqno scroll-doc"); REPLAY=0 skips the indexer and
 # Python replays; KEEP=1 keeps the indices and topics it created.
 set -euo pipefail
@@ -176,7 +179,7 @@ run_indexer() { # NAME SOURCE TOPIC N ROUND
 phase data
 N=$(make_legacy "$LEGACY" "$DOCS" "$HISTORY" "$WORK/demo.log")
 [ "$N" -gt 0 ] || die "empty legacy index"
-say "legacy index: $N documents ($(tail -1 "$WORK/demo.log"))"
+say "legacy index: $N documents ($(grep "^history" "$WORK/demo.log"))"
 phase prepare
 say "untimed: target-form bulk bodies (ceiling) and upsert envelopes (replays), one scan"
 DUMP=$("$PY" dev/bench/python_backfill.py prepare "$L" "$LEGACY" "$WORK/bulk" "$WORK/upserts.tsv")
@@ -252,7 +255,7 @@ BIG_N=0
 if [ "$BIG" = 1 ]; then
   phase big-data
   BIG_N=$(make_legacy "$BIG_LEGACY" "$BIG_DOCS" "$BIG_HISTORY" "$WORK/demo-big.log")
-  say "big legacy index: $BIG_N documents ($(tail -1 "$WORK/demo-big.log"))"
+  say "big legacy index: $BIG_N documents ($(grep "^history" "$WORK/demo-big.log"))"
   phase big-prepare
   "$PY" dev/bench/python_backfill.py prepare "$L" "$BIG_LEGACY" "" "$WORK/upserts-big.tsv" >/dev/null
   [ "$REPLAY" = 1 ] && produce_upserts "$WORK/upserts-big.tsv" "$BIG_UPSERTS"

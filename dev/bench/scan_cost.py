@@ -20,7 +20,8 @@ on the default field), pages of SIZE (default 1000) with `version: true`,
 response to ids, sources, versions, routing and sort values (plus the cursor). The client does as little as it can: one keep-alive
 http.client connection per slice, hits counted by a byte search, the last sort values cut from
 the end of the body; it never decodes a page. Prints one JSON line: docs, pages, elapsed
-seconds, client CPU seconds; exits 1 when the count read differs from the index's `_count`.
+seconds, client CPU seconds, the index's query + fetch time during the scan (from its
+`_stats/search`, a per-index figure that other users of the node do not inflate); exits 1 when the count read differs from the index's `_count`.
 """
 import http.client
 import json
@@ -106,11 +107,19 @@ def read_scroll(url, index, slice_id, slices, size, counts):
     counts[slice_id] = (n, pages)
 
 
+def search_ms(url, index):
+    """The index's own query + fetch time (ms, summed over shards): what this scan cost the
+    legacy node in search work, unlike its CPU unaffected by other users of the node."""
+    t = json.loads(Conn(url).call("GET", "/%s/_stats/search" % index))["_all"]["total"]["search"]
+    return t["query_time_in_millis"] + t["fetch_time_in_millis"]
+
+
 def main(url, index, form, slices, size="1000"):
     slices, size = int(slices), int(size)
     if form not in ("pit-shard-doc", "pit-seqno", "scroll-doc"):
         sys.exit(__doc__)
     expected = json.loads(Conn(url).call("GET", "/%s/_count" % index))["count"]
+    search0 = search_ms(url, index)
     counts = {}
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.monotonic()
@@ -134,9 +143,11 @@ def main(url, index, form, slices, size="1000"):
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     docs = sum(n for n, _ in counts.values())
+    search1 = search_ms(url, index)
     print(json.dumps({"form": form, "ok": docs, "expected": expected, "pages": sum(p for _, p in counts.values()),
                       "slices": slices, "elapsed_s": round(elapsed, 3), "docs_per_s": round(docs / elapsed, 1),
-                      "client_cpu_s": round(cpu, 2), "errors": errors[:3]}))
+                      "client_cpu_s": round(cpu, 2),
+                      "index_search_ms": search1 - search0, "errors": errors[:3]}))
     return 0 if docs == expected and not errors else 1
 
 
