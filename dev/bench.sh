@@ -3,34 +3,66 @@
 #
 #   dev/bench.sh
 #
-# 1. services up (idempotent), release binaries, the Python venv (.dev-state/bench-venv,
-#    pinned by dev/bench/requirements.txt);
-# 2. data: cutover-demo writes a legacy 7.17 index (dynamic tag map) and its command topic;
-#    untimed, the legacy documents are also dumped as target-form bulk bodies (for the ceiling)
-#    and as upsert envelopes produced to a fresh topic (for the replay benchmark);
-# 3. contenders, one at a time (never in parallel: 2 cores), each into a fresh target index made
-#    by `backfill create-index`, each followed by refresh + _count == legacy count (else fail):
-#      python      dev/bench/python_backfill.py: the seeds' scan + parallel_bulk
-#      backfill-*  cutover's `backfill copy`, defaults and the tuned flags of BACKFILL_TUNED
-#      ceiling-N   dev/bench/bulk_ceiling.py: pre-encoded bodies POSTed on N connections
-#      indexer     cutover's `indexer` replaying the upsert topic from zero, and Kafka's own
-#                  ConsumerPerformance on the same topic
-# 4. dev/bench/report.py writes BENCHMARKS.md (figures, ratios, machine, reproduce command).
+# 1. services up (idempotent), release binaries, the Python venv ($CUTOVER_STATE/bench-venv,
+#    pinned by dev/bench/requirements.txt, recreated when an import fails);
+# 2. data: cutover-demo's legacy indexer writes a legacy 7.17 index (its dynamic tag map made
+#    as the legacy service made it; --no-topic: its command topic, which nothing here reads, is
+#    not produced); untimed, one scan of the legacy index dumps the documents as target-form
+#    bulk bodies (for the ceiling) and as upsert envelopes, produced to a fresh topic (for the
+#    replays);
+# 3. ROUNDS rounds (default 3), interleaved: round 1 of every contender, then round 2, ...; each
+#    writing contender into a fresh target index made by `backfill create-index`, each followed
+#    by refresh + _count == legacy count (else the run fails):
+#      scan-*       dev/bench/scan_cost.py: the legacy's full scan alone, read and discard, in
+#                   each form cutover can use on 7.17 (PIT on _shard_doc, PIT on
+#                   [_seq_no, _shard_doc], sliced scroll on _doc): the legacy CPU of a copy's read
+#      python       dev/bench/python_backfill.py: the seeds' scan + parallel_bulk
+#      backfill-*   cutover's `backfill copy`, defaults (and the flags of BACKFILL_TUNED if set);
+#                   `backfill finalize` afterwards when the binary has it, timed on its own
+#      ceiling-N    dev/bench/bulk_ceiling.py: pre-encoded bodies POSTed on N connections
+#      indexer      cutover's `indexer` replaying the upsert topic from zero
+#      pyreplay     dev/bench/python_replay.py: confluent-kafka + parallel_bulk on the same topic
+#    then, once, Kafka's own ConsumerPerformance on the topic (context);
+# 4. BIG phase (BIG=1): a second legacy index of >= 1M documents, `backfill copy` (defaults) and
+#    `indexer` once each, for their peak RSS at that size (and their rates, as context);
+# 5. dev/bench/report.py writes BENCHMARKS.md (medians with min-max, the copy limit and how it
+#    is derived, the ratios, peak RSS at both sizes, machine, per-phase timings, reproduce
+#    command). Each phase's wall time is printed at the end.
 #
-# Environment: DOCS (distinct ids, default 150000) and HISTORY (commands, default 450000) size
-# the data (the defaults leave ~100k live documents); BACKFILL_TUNED (default
-# "--slices 4 --bulk-concurrency 8"; empty to skip); CEILING_CONNECTIONS (default "2 4 8");
-# REPLAY=0 skips the indexer part; KEEP=1 keeps the indices and topics it created.
+# Environment: DOCS (distinct ids, default 1450000) and HISTORY (commands, default 725000) size
+# the data: the defaults leave ~310k live legacy documents (live ~= DOCS * 0.77 *
+# (1 - exp(-0.65 * HISTORY / DOCS)) for cutover-demo's mix of 50% upserts, 35% merges, 15%
+# deletes; generation costs about one legacy write per command, and HISTORY = DOCS / 2 needs
+# ~2.3 commands per live document, against ~2.7 at HISTORY = DOCS, while nearly a quarter of
+# the documents touched still get more than one command); BIG=0 skips the big phase,
+# BIG_DOCS/BIG_HISTORY (default 4800000/2400000, ~1.02M live) size it; ROUNDS (default 3);
+# BACKFILL_TUNED (flags of a second backfill contender, default empty: none; the tuned variant
+# of earlier runs was no faster than the defaults); CEILING_CONNECTIONS (default "2 4");
+# SCAN_FORMS (default "pit-shard-doc pit-seqno scroll-doc"); REPLAY=0 skips the indexer and
+# Python replays; KEEP=1 keeps the indices and topics it created.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
-DOCS=${DOCS:-150000} HISTORY=${HISTORY:-450000} TAG_KEYS=${TAG_KEYS:-600}
-BACKFILL_TUNED=${BACKFILL_TUNED---slices 4 --bulk-concurrency 8}
-CEILING_CONNECTIONS=${CEILING_CONNECTIONS:-2 4 8}
+STATE=${CUTOVER_STATE:-$ROOT/.dev-state}
+DOCS=${DOCS:-1450000} HISTORY=${HISTORY:-725000} TAG_KEYS=${TAG_KEYS:-600}
+BIG=${BIG:-1} BIG_DOCS=${BIG_DOCS:-4800000} BIG_HISTORY=${BIG_HISTORY:-2400000}
+ROUNDS=${ROUNDS:-3}
+BACKFILL_TUNED=${BACKFILL_TUNED:-}
+CEILING_CONNECTIONS=${CEILING_CONNECTIONS:-2 4}
+SCAN_FORMS=${SCAN_FORMS:-pit-shard-doc pit-seqno scroll-doc}
 REPLAY=${REPLAY:-1} KEEP=${KEEP:-0} IDLE_SECS=1
 
 say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'bench: FAILED: %s\n' "$*" >&2; exit 1; }
+
+T_START=$(date +%s) T_PHASE=$T_START PHASE=setup
+PHASES=()
+phase() { # NAME: closes the running phase (its wall seconds recorded), opens the next
+  local now; now=$(date +%s)
+  PHASES+=("$PHASE=$((now - T_PHASE))")
+  say "phase $PHASE took $((now - T_PHASE)) s; now: $1"
+  PHASE=$1 T_PHASE=$now
+}
 
 dev/services.sh up >&2
 eval "$(dev/services.sh env)"
@@ -40,104 +72,162 @@ say "building release binaries"
 cargo build --release --locked --workspace --bins -q
 BIN=$ROOT/target/release
 
-VENV=$ROOT/.dev-state/bench-venv
-if ! "$VENV/bin/python" -c 'import elasticsearch, elasticsearch9' 2>/dev/null; then
+VENV=$STATE/bench-venv
+if ! "$VENV/bin/python" -c 'import elasticsearch, elasticsearch9, confluent_kafka' 2>/dev/null; then
   say "creating $VENV"
+  rm -rf "$VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q -r dev/bench/requirements.txt
 fi
 PY=$VENV/bin/python
 
 RUN=$(date +%s)
-WORK=$ROOT/.dev-state/bench-$RUN
+WORK=$STATE/bench-$RUN
 mkdir -p "$WORK/results"
-LEGACY=bench-legacy-$RUN TOPIC=bench-commands-$RUN UPSERTS=bench-upserts-$RUN
-CREATED_INDICES=() CREATED_TOPICS=("$TOPIC")
+LEGACY=bench-legacy-$RUN UPSERTS=bench-upserts-$RUN BIG_LEGACY=bench-legacy-big-$RUN BIG_UPSERTS=bench-upserts-big-$RUN
+CREATED_INDICES=() CREATED_TOPICS=()
 cleanup() {
   [ "$KEEP" = 1 ] && return
   for i in "${CREATED_INDICES[@]}"; do curl -fsS -XDELETE "$T/$i" >/dev/null 2>&1 || true; done
-  curl -fsS -XDELETE "$L/$LEGACY" >/dev/null 2>&1 || true
-  for t in "${CREATED_TOPICS[@]}"; do
-    dev/services.sh kafka-tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$K" --delete --topic "$t" >/dev/null 2>&1 || true
-  done
+  curl -fsS -XDELETE "$L/$LEGACY,$BIG_LEGACY?ignore_unavailable=true" >/dev/null 2>&1 || true
+  rm -rf "$WORK/bulk" "$WORK"/upserts*.tsv "$WORK"/ckpt-*
+  [ ${#CREATED_TOPICS[@]} -gt 0 ] || return 0
+  dev/services.sh kafka-tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$K" --delete \
+    --topic "$(IFS="|"; echo "${CREATED_TOPICS[*]}")" >/dev/null 2>&1 || true  # a regex: one JVM for all
 }
 trap cleanup EXIT
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+json_field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval("d"+sys.argv[1]))' "$1"; }
 
-say "data: cutover-demo --docs $DOCS --history $HISTORY --live 0 -> $LEGACY, $TOPIC"
-"$BIN/cutover-demo" --index "$LEGACY" --topic "$TOPIC" --docs "$DOCS" --history "$HISTORY" --live 0 \
-  --tag-keys "$TAG_KEYS" >"$WORK/demo.log" 2>&1 || { cat "$WORK/demo.log"; die "cutover-demo"; }
-curl -fsS -XPOST "$L/$LEGACY/_refresh" >/dev/null
-N=$(curl -fsS "$L/$LEGACY/_count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
-[ "$N" -gt 0 ] || die "empty legacy index"
-say "legacy index: $N documents"
+make_legacy() { # INDEX DOCS HISTORY LOG: cutover-demo's history, --live 0; prints the live count
+  # --no-topic: the legacy indexer applies every command as usual, but the command topic is not
+  # produced (nothing here reads it: the replays read the upsert topic made from the index).
+  say "data: cutover-demo --docs $2 --history $3 --live 0 --no-topic -> $1"
+  "$BIN/cutover-demo" --index "$1" --docs "$2" --history "$3" --live 0 --no-topic \
+    --tag-keys "$TAG_KEYS" >"$4" 2>&1 || { cat "$4" >&2; die "cutover-demo"; }
+  curl -fsS -XPOST "$L/$1/_refresh" >/dev/null
+  curl -fsS "$L/$1/_count" | json_field '["count"]'
+}
+produce_upserts() { # FILE TOPIC
+  CREATED_TOPICS+=("$2")
+  dev/services.sh kafka-tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$K" --create --topic "$2" \
+    --partitions 3 >/dev/null
+  dev/services.sh kafka-tool org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$K" --topic "$2" \
+    --reader-property parse.key=true --reader-property key.separator=$'\t' \
+    --command-property linger.ms=20 --command-property batch.size=262144 <"$1" >/dev/null
+}
 
-say "untimed: target-form bulk bodies (ceiling) and upsert envelopes (replay)"
-DUMP=$("$PY" dev/bench/python_backfill.py dump "$L" "$LEGACY" "$WORK/bulk")
-"$PY" dev/bench/python_backfill.py upserts "$L" "$LEGACY" "$WORK/upserts.tsv" >/dev/null
-
-count_check() { # INDEX NAME: refresh, compare _count with N, then drop the index (frees the node for the next contender)
+count_check() { # INDEX NAME EXPECTED: refresh, compare _count, then drop the index (frees the node)
   curl -fsS -XPOST "$T/$1/_refresh" >/dev/null
-  local c; c=$(curl -fsS "$T/$1/_count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
-  [ "$c" = "$N" ] || die "$2 wrote $c documents into $1, expected $N"
+  local c; c=$(curl -fsS "$T/$1/_count" | json_field '["count"]')
+  [ "$c" = "$3" ] || die "$2 wrote $c documents into $1, expected $3"
   say "$2: count check ok ($c)"
   [ "$KEEP" = 1 ] || curl -fsS -XDELETE "$T/$1" >/dev/null
 }
-fresh_target() { # INDEX
+fresh_target() { # INDEX SOURCE_INDEX
   CREATED_INDICES+=("$1")
-  "$BIN/backfill" create-index --legacy-url "$L" --target-url "$T" --source-index "$LEGACY" --target-index "$1" \
+  "$BIN/backfill" create-index --legacy-url "$L" --target-url "$T" --source-index "$2" --target-index "$1" \
     >"$WORK/create-$1.log" 2>&1 || { cat "$WORK/create-$1.log" >&2; die "create-index $1"; }
 }
-PIDS=.dev-state/legacy/pid,.dev-state/target/pid
+PIDS=$STATE/legacy/pid,$STATE/target/pid
 measure() { python3 dev/bench/measure.py "$WORK/results/$1.json" "$1" "$2" -- "${@:3}"; }
 
-# --- contenders, one at a time -------------------------------------------------------------
-say "contender: python scan + parallel_bulk"
-fresh_target "bench-py-$RUN"
-measure python "$PIDS" "$PY" dev/bench/python_backfill.py copy "$L" "$T" "$LEGACY" "bench-py-$RUN" >&2 || die "python copy"
-count_check "bench-py-$RUN" python
+# `backfill finalize` (restores the settings a bulk-loading copy changed), when this build has it:
+# run after each copy, timed on its own, with those of the copy's connection flags it accepts.
+FINALIZE_FLAGS=()
+if FHELP=$("$BIN/backfill" finalize --help 2>/dev/null); then
+  for f in --legacy-url --target-url --source-index --target-index; do
+    grep -q -- "$f" <<<"$FHELP" && FINALIZE_FLAGS+=("$f")
+  done
+  say "backfill has finalize (flags used: ${FINALIZE_FLAGS[*]})"
+fi
+finalize() { # RESULT_NAME SOURCE TARGET_INDEX
+  [ ${#FINALIZE_FLAGS[@]} -gt 0 ] || return 0
+  local args=() f
+  for f in "${FINALIZE_FLAGS[@]}"; do
+    case $f in --legacy-url) args+=("$f" "$L") ;; --target-url) args+=("$f" "$T") ;;
+      --source-index) args+=("$f" "$2") ;; --target-index) args+=("$f" "$3") ;; esac
+  done
+  measure "$1" "$PIDS" "$BIN/backfill" finalize "${args[@]}" >&2 || die "backfill finalize $3"
+}
 
-declare -A FLAGS=([backfill-default]="")
-[ -n "$BACKFILL_TUNED" ] && FLAGS[backfill-tuned]=$BACKFILL_TUNED
-for name in backfill-default backfill-tuned; do
-  [ -n "${FLAGS[$name]+x}" ] || continue
-  say "contender: cutover backfill copy ${FLAGS[$name]:-(defaults)}"
-  idx=bench-$name-$RUN
-  fresh_target "$idx"
+run_backfill() { # NAME SOURCE N ROUND FLAGS...
+  local name=$1 src=$2 n=$3 r=$4; shift 4
+  local idx=bench-$name-$RUN-$r
+  say "[$r] contender: cutover backfill copy ${*:-(defaults)}"
+  fresh_target "$idx" "$src"
+  measure "$name.r$r" "$PIDS" "$BIN/backfill" copy --legacy-url "$L" --target-url "$T" --source-index "$src" \
+    --target-index "$idx" --legacy-version _version --checkpoint-dir "$WORK/ckpt-$name-$r" \
+    --failures-file "$WORK/failures-$name-$r.jsonl" --progress off --no-metrics \
+    --summary-json "$WORK/summary-$name-$r.json" "$@" >&2 || die "$name"
+  finalize "finalize-$name.r$r" "$src" "$idx"
+  count_check "$idx" "$name" "$n"
+  rm -rf "$WORK/ckpt-$name-$r"
+}
+run_indexer() { # NAME SOURCE TOPIC N ROUND
+  local idx=bench-$1-$RUN-$5
+  say "[$5] contender: cutover indexer replay of $3 (from zero, --exit-when-idle-secs $IDLE_SECS)"
+  fresh_target "$idx" "$2"
+  measure "$1.r$5" "$PIDS,$STATE/kafka/pid" "$BIN/indexer" --brokers "$K" --legacy-url "$L" --target-url "$T" \
+    --topic "$3" --group "bench-$1-$RUN-$5" --version-source field:version --legacy-version _version \
+    --merge-absent ignore --index-map "$2=$idx" --exit-when-idle-secs "$IDLE_SECS" --metrics-addr 127.0.0.1:0 \
+    >"$WORK/$1-$5.log" 2>&1 || { tail "$WORK/$1-$5.log" >&2; die "indexer"; }
+  count_check "$idx" "$1" "$4"
+}
+
+# --- phase 1: data at the default size -----------------------------------------------------
+phase data
+N=$(make_legacy "$LEGACY" "$DOCS" "$HISTORY" "$WORK/demo.log")
+[ "$N" -gt 0 ] || die "empty legacy index"
+say "legacy index: $N documents ($(grep "^history" "$WORK/demo.log"))"
+phase prepare
+say "untimed: target-form bulk bodies (ceiling) and upsert envelopes (replays), one scan"
+DUMP=$("$PY" dev/bench/python_backfill.py prepare "$L" "$LEGACY" "$WORK/bulk" "$WORK/upserts.tsv")
+[ "$REPLAY" = 1 ] && { say "untimed: producing $N upsert commands to $UPSERTS"; produce_upserts "$WORK/upserts.tsv" "$UPSERTS"; }
+SHARDS=$(curl -fsS "$L/$LEGACY/_settings" | json_field '.popitem()[1]["settings"]["index"]["number_of_shards"]')
+
+# --- phase 2: the contenders, ROUNDS interleaved rounds --------------------------------------
+for r in $(seq 1 "$ROUNDS"); do
+  phase "round-$r"
+  for form in $SCAN_FORMS; do
+    say "[$r] legacy scan alone: $form, $SHARDS slices"
+    measure "scan-$form.r$r" "$PIDS" python3 dev/bench/scan_cost.py "$L" "$LEGACY" "$form" "$SHARDS" 1000 >&2 \
+      || die "scan $form"
+  done
+
+  say "[$r] contender: python scan + parallel_bulk"
+  fresh_target "bench-py-$RUN-$r" "$LEGACY"
+  measure "python.r$r" "$PIDS" "$PY" dev/bench/python_backfill.py copy "$L" "$T" "$LEGACY" "bench-py-$RUN-$r" >&2 \
+    || die "python copy"
+  count_check "bench-py-$RUN-$r" python "$N"
+
+  run_backfill backfill-default "$LEGACY" "$N" "$r"
   # shellcheck disable=SC2086
-  measure "$name" "$PIDS" "$BIN/backfill" copy --legacy-url "$L" --target-url "$T" --source-index "$LEGACY" \
-    --target-index "$idx" --legacy-version _version --checkpoint-dir "$WORK/ckpt-$name" \
-    --failures-file "$WORK/failures-$name.jsonl" --progress off --no-metrics --summary-json "$WORK/summary-$name.json" \
-    ${FLAGS[$name]} >&2 || die "$name"
-  count_check "$idx" "$name"
-done
+  [ -z "$BACKFILL_TUNED" ] || run_backfill backfill-tuned "$LEGACY" "$N" "$r" $BACKFILL_TUNED
 
-for c in $CEILING_CONNECTIONS; do
-  say "contender: Elasticsearch bulk ceiling, $c connections"
-  idx=bench-ceiling-$c-$RUN
-  fresh_target "$idx"
-  measure "ceiling-$c" "$PIDS" python3 dev/bench/bulk_ceiling.py "$T" "$idx" "$WORK/bulk" "$c" >&2 || die "ceiling $c"
-  count_check "$idx" "ceiling-$c"
+  for c in $CEILING_CONNECTIONS; do
+    say "[$r] contender: Elasticsearch bulk ceiling, $c connections"
+    idx=bench-ceiling-$c-$RUN-$r
+    fresh_target "$idx" "$LEGACY"
+    measure "ceiling-$c.r$r" "$PIDS" python3 dev/bench/bulk_ceiling.py "$T" "$idx" "$WORK/bulk" "$c" >&2 || die "ceiling $c"
+    count_check "$idx" "ceiling-$c" "$N"
+  done
+
+  if [ "$REPLAY" = 1 ]; then
+    run_indexer indexer "$LEGACY" "$UPSERTS" "$N" "$r"
+    say "[$r] contender: Python replay (confluent-kafka + parallel_bulk)"
+    idx=bench-pyreplay-$RUN-$r
+    fresh_target "$idx" "$LEGACY"
+    measure "pyreplay.r$r" "$PIDS,$STATE/kafka/pid" "$PY" dev/bench/python_replay.py "$K" "$UPSERTS" \
+      "bench-pyreplay-$RUN-$r" "$T" "$idx" >&2 || die "python replay"
+    count_check "$idx" pyreplay "$N"
+  fi
 done
 
 PERF=null
 if [ "$REPLAY" = 1 ]; then
-  say "untimed: producing $N upsert commands to $UPSERTS"
-  CREATED_TOPICS+=("$UPSERTS")
-  dev/services.sh kafka-tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$K" --create --topic "$UPSERTS" \
-    --partitions 3 >/dev/null
-  dev/services.sh kafka-tool org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$K" --topic "$UPSERTS" \
-    --reader-property parse.key=true --reader-property key.separator=$'\t' \
-    --command-property linger.ms=20 --command-property batch.size=262144 <"$WORK/upserts.tsv" >/dev/null
-  say "contender: cutover indexer replay (from zero, --exit-when-idle-secs $IDLE_SECS)"
-  idx=bench-indexer-$RUN
-  fresh_target "$idx"
-  measure indexer "$PIDS,.dev-state/kafka/pid" "$BIN/indexer" --brokers "$K" --legacy-url "$L" --target-url "$T" \
-    --topic "$UPSERTS" --group "bench-indexer-$RUN" --version-source field:version --legacy-version _version --merge-absent ignore \
-    --index-map "$LEGACY=$idx" --exit-when-idle-secs "$IDLE_SECS" --metrics-addr 127.0.0.1:0 \
-    >"$WORK/indexer.log" 2>&1 || { tail "$WORK/indexer.log"; die "indexer"; }
-  count_check "$idx" indexer
-  say "ceiling: Kafka ConsumerPerformance on $UPSERTS"
+  phase consumer-perf
+  say "context: Kafka ConsumerPerformance on $UPSERTS"
   dev/services.sh kafka-tool org.apache.kafka.tools.ConsumerPerformance --bootstrap-server "$K" --topic "$UPSERTS" \
     --num-records "$N" --group "bench-perf-$RUN" >"$WORK/consumer-perf.txt" 2>&1 || die "ConsumerPerformance"
   PERF=$(python3 - "$WORK/consumer-perf.txt" "$N" <<'PY'
@@ -152,38 +242,75 @@ PY
 )
 fi
 
+# Facts about the default-size data, read before its index is dropped.
+LEGACY_STORE=$(curl -fsS "$L/_cat/indices/$LEGACY?h=pri.store.size&bytes=b" | tr -d '[:space:]')
+UPSERT_BYTES=$(stat -c %s "$WORK/upserts.tsv")
+if [ "$KEEP" != 1 ]; then  # free the nodes and the disk for the big phase
+  curl -fsS -XDELETE "$L/$LEGACY" >/dev/null
+  rm -rf "$WORK/bulk" "$WORK/upserts.tsv"
+fi
+
+# --- phase 3: the big size, backfill and indexer once each (peak RSS) ------------------------
+BIG_N=0
+if [ "$BIG" = 1 ]; then
+  phase big-data
+  BIG_N=$(make_legacy "$BIG_LEGACY" "$BIG_DOCS" "$BIG_HISTORY" "$WORK/demo-big.log")
+  say "big legacy index: $BIG_N documents ($(grep "^history" "$WORK/demo-big.log"))"
+  phase big-prepare
+  "$PY" dev/bench/python_backfill.py prepare "$L" "$BIG_LEGACY" "" "$WORK/upserts-big.tsv" >/dev/null
+  [ "$REPLAY" = 1 ] && produce_upserts "$WORK/upserts-big.tsv" "$BIG_UPSERTS"
+  rm -f "$WORK/upserts-big.tsv"
+  phase big-run
+  run_backfill big-backfill-default "$BIG_LEGACY" "$BIG_N" 1
+  [ "$REPLAY" = 1 ] && run_indexer big-indexer "$BIG_LEGACY" "$BIG_UPSERTS" "$BIG_N" 1
+fi
+phase report
+
 # --- report --------------------------------------------------------------------------------
 CMD=dev/bench.sh
-for v in DOCS HISTORY TAG_KEYS BACKFILL_TUNED CEILING_CONNECTIONS REPLAY; do
-  case "$v=${!v}" in DOCS=150000|HISTORY=450000|TAG_KEYS=600|"BACKFILL_TUNED=--slices 4 --bulk-concurrency 8"|"CEILING_CONNECTIONS=2 4 8"|REPLAY=1) ;;
+for v in DOCS HISTORY TAG_KEYS BIG BIG_DOCS BIG_HISTORY ROUNDS BACKFILL_TUNED CEILING_CONNECTIONS SCAN_FORMS REPLAY; do
+  case "$v=${!v}" in DOCS=1450000|HISTORY=725000|TAG_KEYS=600|BIG=1|BIG_DOCS=4800000|BIG_HISTORY=2400000|ROUNDS=3|"BACKFILL_TUNED="|"CEILING_CONNECTIONS=2 4"|"SCAN_FORMS=pit-shard-doc pit-seqno scroll-doc"|REPLAY=1) ;;
     *) CMD="$v='${!v}' $CMD" ;; esac
 done
-python3 - "$WORK/meta.json" <<PY
+export RUN N DOCS HISTORY TAG_KEYS BIG_N BIG_DOCS BIG_HISTORY ROUNDS LOADAVG DUMP PERF BACKFILL_TUNED \
+  CEILING_CONNECTIONS SCAN_FORMS IDLE_SECS CMD WORK ROOT SHARDS LEGACY_STORE UPSERT_BYTES L T
+export PHASES_TXT="${PHASES[*]} report=0" FINALIZE_FLAGS_TXT="${FINALIZE_FLAGS[*]}"
+export LEGACY_VERSION TARGET_VERSION
+LEGACY_VERSION=$(curl -fsS "$L" | json_field '["version"]["number"]')
+TARGET_VERSION=$(curl -fsS "$T/_nodes/_local?filter_path=nodes.*.version" | json_field '["nodes"].popitem()[1]["version"]')
+python3 - "$WORK/meta.json" <<'PY'
 import json, os, sys
+e = os.environ
 def kv(path, key):
     for line in open(path):
         if line.startswith(key): return line.split(":", 1)[1].strip()
-dump = json.loads('''$DUMP''')
-tuned = '''$BACKFILL_TUNED'''
+dump = json.loads(e["DUMP"])
+work = e["WORK"]
+rel = os.path.relpath(work, e["ROOT"])
 meta = {
-  "run": "$RUN", "date": "$(date -u +%Y-%m-%dT%H:%MZ)", "docs": $N, "demo_docs": $DOCS, "demo_history": $HISTORY,
-  "tag_keys": $TAG_KEYS, "nproc": $(nproc), "cpu_model": kv("/proc/cpuinfo", "model name") or "unknown",
-  "mem_gib": round(int(kv("/proc/meminfo", "MemTotal").split()[0]) / 2**20, 1), "loadavg": "$LOADAVG",
-  "legacy_version": "$(curl -fsS "$L" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"]["number"])')",
-  "target_version": "$(curl -fsS "$T/_nodes/_local?filter_path=nodes.*.version" | python3 -c 'import json,sys; print(list(json.load(sys.stdin)["nodes"].values())[0]["version"])')",
-  "kafka_version": "$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' dev/kafka/pom.xml)",
-  "legacy_shards": $(curl -fsS "$L/$LEGACY/_settings" | python3 -c 'import json,sys; print(list(json.load(sys.stdin).values())[0]["settings"]["index"]["number_of_shards"])'),
-  "legacy_store_bytes": $(curl -fsS "$L/_cat/indices/$LEGACY?h=pri.store.size&bytes=b" | tr -d '[:space:]'),
+  "run": e["RUN"], "date": __import__("time").strftime("%Y-%m-%dT%H:%MZ", __import__("time").gmtime()),
+  "docs": int(e["N"]), "demo_docs": int(e["DOCS"]), "demo_history": int(e["HISTORY"]),
+  "big_docs": int(e["BIG_N"]), "big_demo_docs": int(e["BIG_DOCS"]), "big_demo_history": int(e["BIG_HISTORY"]),
+  "rounds": int(e["ROUNDS"]), "tag_keys": int(e["TAG_KEYS"]), "nproc": os.cpu_count(),
+  "cpu_model": kv("/proc/cpuinfo", "model name") or "unknown",
+  "mem_gib": round(int(kv("/proc/meminfo", "MemTotal").split()[0]) / 2**20, 1), "loadavg": e["LOADAVG"],
+  "legacy_version": e["LEGACY_VERSION"], "target_version": e["TARGET_VERSION"],
+  "kafka_version": next((l.split("<kafka.version>")[1].split("<")[0] for l in open("dev/kafka/pom.xml") if "<kafka.version>" in l), "?"),
+  "legacy_shards": int(e["SHARDS"]), "legacy_store_bytes": int(e["LEGACY_STORE"]),
   "target_ndjson_bytes": dump["bytes"], "target_ndjson_files": dump["files"],
-  "upsert_topic_bytes": os.path.getsize("$WORK/upserts.tsv"),
-  "backfill_flags": {"backfill-default": "", "backfill-tuned": tuned},
-  "ceiling_connections": [int(c) for c in "$CEILING_CONNECTIONS".split()],
-  "consumer_perf": json.loads('''$PERF'''), "indexer_idle_secs": $IDLE_SECS,
-  "command": '''$CMD''',
-  "work_rel": os.path.relpath("$WORK", "$ROOT"),
+  "upsert_topic_bytes": int(e["UPSERT_BYTES"]),
+  "backfill_flags": {"backfill-default": "", "backfill-tuned": e["BACKFILL_TUNED"]},
+  "ceiling_connections": [int(c) for c in e["CEILING_CONNECTIONS"].split()],
+  "scan_forms": e["SCAN_FORMS"].split(),
+  "finalize_flags": e["FINALIZE_FLAGS_TXT"],
+  "consumer_perf": json.loads(e["PERF"]), "indexer_idle_secs": int(e["IDLE_SECS"]),
+  "phases": [[p.split("=")[0], int(p.split("=")[1])] for p in e["PHASES_TXT"].split()],
+  "command": e["CMD"],
+  "work_rel": rel if not rel.startswith("..") else "$CUTOVER_STATE/" + os.path.basename(work),
 }
 json.dump(meta, open(sys.argv[1], "w"), indent=1)
 PY
 python3 dev/bench/report.py "$WORK" BENCHMARKS.md
-say "wrote BENCHMARKS.md (raw results in ${WORK#$ROOT/})"
+say "wrote BENCHMARKS.md (raw results in $WORK)"
 sed -n '/^## Results/,/^## What each/p' BENCHMARKS.md | sed '$d'
+say "phases (wall seconds): ${PHASES[*]}; total $(($(date +%s) - T_START)) s"

@@ -4,10 +4,13 @@
   measure.py OUT.json NAME PIDFILE[,PIDFILE...] -- COMMAND ARGS...
 
 Records wall time, the CPU seconds of COMMAND and all its children (RUSAGE_CHILDREN), and the
+peak resident set of COMMAND (RUSAGE_CHILDREN's ru_maxrss: the largest peak among the
+children this process waited for, and COMMAND is its only direct child, run without a shell, so
+it is COMMAND's own peak unless COMMAND's own children grew larger), the
 CPU seconds consumed meanwhile by every server whose PID file is given (the whole process tree
 under that PID, read from /proc, so the JVM under its launcher counts). Writes
-{"name", "elapsed_s", "client_cpu_s", "servers_cpu_s": {pidfile: s}, "rc", "stdout_tail"} to
-OUT.json, passes COMMAND's stdout/stderr through, and exits with COMMAND's exit code.
+{"name", "elapsed_s", "client_cpu_s", "max_rss_kb", "servers_cpu_s": {pidfile: s}, "rc",
+"stdout_tail"} to OUT.json, passes COMMAND's stdout/stderr through, and exits with COMMAND's exit code.
 """
 import json
 import os
@@ -67,6 +70,7 @@ def main():
         "elapsed_s": round(elapsed, 3),
         "client_cpu_s": round((c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime), 2),
         "servers_cpu_s": {os.path.basename(os.path.dirname(pf)): round(after[pf] - before[pf], 2) for pf in pids},
+        "max_rss_kb": c1.ru_maxrss,
         "rc": proc.returncode,
         "stdout_tail": tail[0],
     }

@@ -29,6 +29,8 @@ deduplicated, always present; `actions` is dropped when the tag map was all it h
   python_backfill.py upserts SOURCE_URL SOURCE_INDEX OUT
       # untimed helper for the replay benchmark: one `key<TAB>upsert envelope` line per legacy
       # document (for kafka's ConsoleProducer)
+  python_backfill.py prepare SOURCE_URL SOURCE_INDEX DIR OUT
+      # both of the above in one scan (what dev/bench.sh runs)
 
 `copy` prints one JSON line: docs ok/failed, elapsed seconds, docs/s, and this process's CPU
 seconds.
@@ -151,10 +153,30 @@ def copy(source_url, target_url, index_source, index_target):
     return 0 if fail_count == 0 else 1
 
 
-def dump(source_url, index_source, out_dir, per_file=BULK_SIZE):
+def upsert_line(hit, index_source):
+    """`key<TAB>envelope`: the legacy document as the upsert command that would have written it."""
+    env = {"op": "upsert", "id": hit["_id"], "index": index_source, "version": hit["_version"], "doc": hit["_source"]}
+    if "_routing" in hit:
+        env["routing"] = hit["_routing"]
+    return hit["_id"] + "\t" + json.dumps(env, separators=(",", ":"), ensure_ascii=False) + "\n"
+
+
+def bulk_lines(hit):
+    """The target-form bulk action + source lines of one legacy hit (no _index)."""
+    a = transform_item(hit, None)
+    meta = {"_id": a["_id"], "version": a["_version"], "version_type": "external"}
+    if "_routing" in a:
+        meta["routing"] = a["_routing"]
+    return (json.dumps({"index": meta}, separators=(",", ":")) + "\n"
+            + json.dumps(a["_source"], separators=(",", ":"), ensure_ascii=False) + "\n")
+
+
+def prepare(source_url, index_source, out_dir=None, upserts_out=None, per_file=BULK_SIZE):
+    """One scan of the legacy index writing the bulk bodies (out_dir) and/or the upsert lines."""
     es_source = Elasticsearch(source_url, timeout=REQUEST_TIMEOUT)
-    os.makedirs(out_dir, exist_ok=True)
     buf, n_docs, n_files, n_bytes = [], 0, 0, 0
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
 
     def flush():
         nonlocal buf, n_files, n_bytes
@@ -166,32 +188,30 @@ def dump(source_url, index_source, out_dir, per_file=BULK_SIZE):
             n_bytes += len(data)
             buf = []
 
-    for a in transformed_stream(es_source, index_source, None):
-        meta = {"_id": a["_id"], "version": a["_version"], "version_type": "external"}
-        if "_routing" in a:
-            meta["routing"] = a["_routing"]
-        buf.append(json.dumps({"index": meta}, separators=(",", ":")) + "\n")
-        buf.append(json.dumps(a["_source"], separators=(",", ":"), ensure_ascii=False) + "\n")
+    up = open(upserts_out, "w") if upserts_out else None
+    for hit in scan(es_source, query=QUERY_MATCH_ALL, index=index_source, size=SCAN_SIZE,
+                    scroll=SCAN_SCROLL, version=True):
         n_docs += 1
-        if n_docs % per_file == 0:
-            flush()
-    flush()
-    print(json.dumps({"docs": n_docs, "files": n_files, "bytes": n_bytes}))
+        if up:
+            up.write(upsert_line(hit, index_source))
+        if out_dir:
+            buf.append(bulk_lines(hit))
+            if n_docs % per_file == 0:
+                flush()
+    if out_dir:
+        flush()
+    if up:
+        up.close()
+    print(json.dumps({"docs": n_docs, "files": n_files, "bytes": n_bytes,
+                      "upserts_bytes": os.path.getsize(upserts_out) if upserts_out else 0}))
+
+
+def dump(source_url, index_source, out_dir, per_file=BULK_SIZE):
+    prepare(source_url, index_source, out_dir, None, per_file)
 
 
 def upserts(source_url, index_source, out):
-    es_source = Elasticsearch(source_url, timeout=REQUEST_TIMEOUT)
-    n = 0
-    with open(out, "w") as f:
-        for hit in scan(es_source, query=QUERY_MATCH_ALL, index=index_source, size=SCAN_SIZE,
-                        scroll=SCAN_SCROLL, version=True):
-            env = {"op": "upsert", "id": hit["_id"], "index": index_source,
-                   "version": hit["_version"], "doc": hit["_source"]}
-            if "_routing" in hit:
-                env["routing"] = hit["_routing"]
-            f.write(hit["_id"] + "\t" + json.dumps(env, separators=(",", ":"), ensure_ascii=False) + "\n")
-            n += 1
-    print(json.dumps({"docs": n}))
+    prepare(source_url, index_source, None, out)
 
 
 if __name__ == "__main__":
@@ -202,5 +222,7 @@ if __name__ == "__main__":
         dump(*args[:3], *(int(a) for a in args[3:]))
     elif cmd == "upserts":
         upserts(*args)
+    elif cmd == "prepare":
+        prepare(*args)
     else:
         sys.exit(__doc__)

@@ -2,130 +2,291 @@
 """Writes BENCHMARKS.md from the result files dev/bench.sh leaves in its work directory.
 
   report.py WORK_DIR OUT.md
+
+Every contender ran ROUNDS times, interleaved; results/NAME.rR.json is round R of NAME (see
+measure.py for the fields). Each figure is the median over the rounds, shown with its min-max.
 """
 import glob
 import json
 import os
+import re
+import statistics
 import sys
 
 
-def load(work, name):
-    path = os.path.join(work, "results", name + ".json")
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
-def tail_json(rec):
-    try:
-        return json.loads(rec["stdout_tail"])
-    except Exception:
-        return {}
-
-
 def fmt(x, nd=0):
-    return f"{x:,.{nd}f}"
+    return "" if x is None else f"{x:,.{nd}f}"
+
+
+class Runs:
+    """The rounds of one contender."""
+
+    def __init__(self, work, name):
+        self.name = name
+        self.recs = []
+        for p in sorted(glob.glob(os.path.join(work, "results", name + ".r*.json"))):
+            with open(p) as f:
+                self.recs.append(json.load(f))
+
+    def __bool__(self):
+        return bool(self.recs)
+
+    def inner(self, rec):
+        try:
+            return json.loads(rec["stdout_tail"])
+        except Exception:
+            return {}
+
+    def values(self, f):
+        return [v for v in (f(r) for r in self.recs) if v is not None]
+
+    def stat(self, f):
+        v = self.values(f)
+        return (statistics.median(v), min(v), max(v)) if v else None
+
+    def med(self, f):
+        s = self.stat(f)
+        return s[0] if s else None
+
+    def server(self, key):
+        return self.med(lambda r: r["servers_cpu_s"].get(key))
+
+
+def span(s, nd=0):
+    """median (min-max)"""
+    if s is None:
+        return ""
+    m, lo, hi = s
+    if len(set([lo, hi])) == 1:
+        return f"{fmt(m, nd)}"
+    return f"{fmt(m, nd)} ({fmt(lo, nd)}–{fmt(hi, nd)})"
 
 
 def main(work, out):
     with open(os.path.join(work, "meta.json")) as f:
         meta = json.load(f)
-    n = meta["docs"]
-    rows = []  # (label, docs/s, elapsed, client cpu, legacy cpu, target cpu, note)
+    n, cores = meta["docs"], meta["nproc"]
+    idle = meta["indexer_idle_secs"]
 
-    def servers(rec, key):
-        return rec["servers_cpu_s"].get(key)
+    def outer_rate(docs):
+        return lambda r: docs / r["elapsed_s"]
 
-    py = load(work, "python")
-    py_rate = n / py["elapsed_s"]
-    rows.append(("Python `scan` + `parallel_bulk` (seed 003)", py_rate, py["elapsed_s"], py["client_cpu_s"],
-                 servers(py, "legacy"), servers(py, "target"), "4 threads, chunk 1000, scroll size 1000"))
+    def indexer_rate(docs):
+        return lambda r: docs / (r["elapsed_s"] - idle)
 
-    copies = []
-    for rec_name in sorted(os.path.basename(p)[:-5] for p in glob.glob(os.path.join(work, "results", "backfill-*.json"))):
-        rec = load(work, rec_name)
-        flags = meta["backfill_flags"].get(rec_name, "")
-        rate = n / rec["elapsed_s"]
-        copies.append((rec_name, flags, rate, rec))
-        rows.append((f"cutover `backfill copy` {flags or '(defaults)'}", rate, rec["elapsed_s"], rec["client_cpu_s"],
-                     servers(rec, "legacy"), servers(rec, "target"), "defaults: slices = legacy shards, batch 1000, 4 in flight" if not flags else ""))
-    default_rate = next(r for name, f, r, _ in copies if name == "backfill-default")
-    best_name, best_flags, best_rate, _ = max(copies, key=lambda c: c[2])
+    def inner_rate(runs, docs):
+        return lambda r: docs / runs.inner(r)["elapsed_s"]
 
-    ceilings = []
-    for c in meta["ceiling_connections"]:
-        rec = load(work, f"ceiling-{c}")
-        inner = tail_json(rec)
-        rate = n / inner["elapsed_s"]
-        ceilings.append((c, rate, inner, rec))
-        rows.append((f"ES bulk ceiling, {c} connections", rate, inner["elapsed_s"], inner["client_cpu_s"],
-                     None, servers(rec, "target"), "pre-encoded target-form bodies, no scan, no transform"))
-    best_c, ceiling_rate, ceiling_inner, _ = max(ceilings, key=lambda c: c[1])
+    rows = []  # label, runs, rate fn, note
 
-    idx = load(work, "indexer")
+    scans = {form: Runs(work, "scan-" + form) for form in meta["scan_forms"]}
+    scans = {k: v for k, v in scans.items() if v}
+    py = Runs(work, "python")
+    backfills = [(name, Runs(work, name)) for name in ("backfill-default", "backfill-tuned")]
+    backfills = [(name, r) for name, r in backfills if r]
+    finalize = Runs(work, "finalize-backfill-default")
+    ceilings = [(c, Runs(work, f"ceiling-{c}")) for c in meta["ceiling_connections"]]
+    ceilings = [(c, r) for c, r in ceilings if r]
+    idx = Runs(work, "indexer")
+    pyr = Runs(work, "pyreplay")
     perf = meta.get("consumer_perf")
-    idx_rate = None
-    if idx:
-        idx_elapsed = idx["elapsed_s"] - meta["indexer_idle_secs"]
-        idx_rate = n / idx_elapsed
-        rows.append(("cutover `indexer` replay of the upsert topic", idx_rate, idx_elapsed, idx["client_cpu_s"],
-                     None, servers(idx, "target"), f"wall time minus the {meta['indexer_idle_secs']} s idle wait; kafka CPU {servers(idx, 'kafka')} s"))
-    if perf:
-        rows.append(("Kafka `ConsumerPerformance` on the same topic", perf["nmsg_sec"], perf["elapsed_s"], None, None, None,
-                     f"fetch-only rate (without group join) {fmt(perf['fetch_nmsg_sec'])}/s"))
 
-    def cpu(x):
-        return "" if x is None else fmt(x, 1)
+    form_label = {
+        "pit-shard-doc": "PIT + `search_after`, sort `_shard_doc`",
+        "pit-seqno": "PIT + `search_after`, sort `[_seq_no, _shard_doc]`",
+        "scroll-doc": "sliced scroll, sort `_doc`",
+    }
+    for form, runs in scans.items():
+        rows.append((f"legacy scan alone: {form_label.get(form, form)}", runs, inner_rate(runs, n),
+                     f"{meta['legacy_shards']} slices, size 1000, `filter_path`; read and discarded", "inner"))
+    rows.append(("Python `scan` + `parallel_bulk` (seed 003)", py, outer_rate(n),
+                 "4 threads, chunk 1000, scroll size 1000", "outer"))
+    for name, runs in backfills:
+        flags = meta["backfill_flags"].get(name, "")
+        note = "defaults" if not flags else ""
+        if name == "backfill-default" and finalize:
+            note += f"; then `backfill finalize`: {span(finalize.stat(lambda r: r['elapsed_s']), 2)} s, not in the rate"
+        rows.append((f"cutover `backfill copy` {flags or '(defaults)'}", runs, outer_rate(n), note, "outer"))
+    for c, runs in ceilings:
+        rows.append((f"ES bulk ceiling, {c} connections", runs, inner_rate(runs, n),
+                     "pre-encoded target-form bodies, no scan, no transform", "inner"))
+    if idx:
+        rows.append(("cutover `indexer` replay of the upsert topic", idx, indexer_rate(n),
+                     f"wall time minus the {idle} s idle wait; kafka CPU {fmt(idx.server('kafka'), 1)} s", "outer"))
+    if pyr:
+        t = pyr.inner(pyr.recs[0])
+        rows.append(("Python replay: `confluent-kafka` + `parallel_bulk`", pyr, outer_rate(n),
+                     f"{t.get('threads')} threads, chunk {t.get('chunk')}, consume batch {t.get('consume_batch')}; "
+                     f"kafka CPU {fmt(pyr.server('kafka'), 1)} s", "outer"))
+
+    def rate(runs, fn):
+        return runs.med(fn)
+
+    # The figures the ratios use.
+    py_rate = rate(py, outer_rate(n)) if py else None
+    bf_runs = dict(backfills).get("backfill-default")
+    bf_rate = rate(bf_runs, outer_rate(n)) if bf_runs else None
+    best_c, best_ceiling = None, None
+    for c, runs in ceilings:
+        r = rate(runs, inner_rate(runs, n))
+        if best_ceiling is None or r > best_ceiling[0]:
+            best_c, best_ceiling = c, (r, runs)
+    ceiling_rate = best_ceiling[0] if best_ceiling else None
+    ingest_cpu = best_ceiling[1].server("target") if best_ceiling else None
+    scan_cpu = {form: runs.server("legacy") for form, runs in scans.items()}
+    cheapest = min(scan_cpu, key=scan_cpu.get) if scan_cpu else None
+    limit = None
+    if cheapest and ingest_cpu:
+        limit = n / ((scan_cpu[cheapest] + ingest_cpu) / cores)
+    idx_rate = rate(idx, indexer_rate(n)) if idx else None
+    pyr_rate = rate(pyr, outer_rate(n)) if pyr else None
 
     L = []
     L.append("# Benchmarks\n")
-    L.append(f"Generated by `dev/bench.sh` on {meta['date']} (run `{meta['run']}`). All contenders ran one after "
-             "another in that one run, on the same legacy index, each into a fresh target index created by "
-             "`backfill create-index` (same mapping and settings); after each, the target was refreshed and "
-             "its `_count` checked against the legacy count (the run fails otherwise).\n")
+    L.append(f"Generated by `dev/bench.sh` on {meta['date']} (run `{meta['run']}`). All contenders ran in that one run, "
+             f"on the same legacy index, in {meta['rounds']} interleaved rounds (round 1 of every contender, then round 2, "
+             "...), so drift on the machine hits all alike; every figure is the **median of the rounds, with min–max in "
+             "brackets**. Each writing contender wrote into a fresh target index created by `backfill create-index` "
+             "(same mapping and settings); after each, the target was refreshed and its `_count` checked against the "
+             "legacy count (the run fails otherwise).\n")
     L.append("## Reproduce\n")
     L.append("```sh\n" + meta["command"] + "\n```\n")
     L.append("(`dev/bench.sh` brings the services up if needed, builds the release binaries, creates the Python "
-             "venv under `.dev-state/bench-venv` from `dev/bench/requirements.txt`, and rewrites this file.)\n")
+             "venv under `$CUTOVER_STATE/bench-venv` (default `.dev-state/bench-venv`) from "
+             "`dev/bench/requirements.txt`, and rewrites this file. `BIG=0` skips the ≥ 1M-document phase, `ROUNDS`, "
+             "`DOCS`/`HISTORY`, `BIG_DOCS`/`BIG_HISTORY` resize; see the header of `dev/bench.sh`.)\n")
     L.append("## Machine and data\n")
     L.append(f"- {meta['nproc']} CPUs ({meta['cpu_model']}), {meta['mem_gib']} GiB RAM, load average before the run: {meta['loadavg']}")
     L.append(f"- legacy Elasticsearch {meta['legacy_version']} (`:9200`), target Elasticsearch {meta['target_version']} "
              f"(`:9201`, integ-test-zip), Apache Kafka {meta['kafka_version']}, all on this machine, single nodes, "
-             "0 replicas; the benchmark clients run on the same 2 cores")
+             "0 replicas; the benchmark clients run on the same cores")
     L.append(f"- data: `cutover-demo --docs {meta['demo_docs']} --history {meta['demo_history']} --live 0` "
              f"→ legacy index with **{fmt(n)} documents** ({meta['legacy_shards']} primary shards, "
              f"{fmt(meta['legacy_store_bytes'] / 1e6, 1)} MB on disk); target form as bulk bodies: "
              f"{fmt(meta['target_ndjson_bytes'] / 1e6, 1)} MB NDJSON ({meta['target_ndjson_files']} requests of ≤1000 docs); "
-             f"upsert topic: {fmt(meta['upsert_topic_bytes'] / 1e6, 1)} MB of envelopes")
+             f"upsert topic: {fmt(meta['upsert_topic_bytes'] / 1e6, 1)} MB of envelopes (3 partitions)")
+    if meta.get("big_docs"):
+        L.append(f"- big phase: `cutover-demo --docs {meta['big_demo_docs']} --history {meta['big_demo_history']} --live 0` "
+                 f"→ **{fmt(meta['big_docs'])} documents**, for peak RSS at that size")
     L.append(f"- `--tag-keys {meta['tag_keys']}`: every legacy document has 0–5 tags from that many keys (plus keys with `:` and `\\`), "
-             "so the legacy mapping has hundreds of dynamic fields; every target document has the `tags` pair array\n")
-    L.append("## Results\n")
-    L.append("docs/s = legacy documents / elapsed wall time of the whole process (start to exit; for the ceiling, "
-             "the POST phase only, bodies already in memory). CPU columns are CPU-seconds used during the run by "
-             "the client process tree, the legacy cluster and the target cluster (read from `/proc`).\n")
-    L.append("| contender | docs/s | elapsed s | client CPU s | legacy ES CPU s | target ES CPU s | notes |")
-    L.append("|---|---:|---:|---:|---:|---:|---|")
-    for label, rate, el, c, lc, tc, note in rows:
-        L.append(f"| {label} | {fmt(rate)} | {fmt(el, 2)} | {cpu(c)} | {cpu(lc)} | {cpu(tc)} | {note} |")
-    L.append("")
+             "so the legacy mapping has hundreds of dynamic fields (written by cutover-demo's legacy indexer, as the "
+             "legacy service did); every target document has the `tags` pair array\n")
+
     L.append("## Ratios\n")
-    L.append(f"| ratio | value |\n|---|---:|")
-    L.append(f"| cutover `backfill copy` (defaults) / Python seed approach | **{default_rate / py_rate:.2f}×** |")
-    if best_name != "backfill-default":
-        L.append(f"| cutover `backfill copy {best_flags}` / Python seed approach | **{best_rate / py_rate:.2f}×** |")
-    L.append(f"| cutover `backfill copy` (defaults) / ES bulk ceiling ({best_c} connections) | **{default_rate / ceiling_rate:.2f}** |")
-    if best_name != "backfill-default":
-        L.append(f"| cutover `backfill copy {best_flags}` / ES bulk ceiling | **{best_rate / ceiling_rate:.2f}** |")
-    L.append(f"| Python seed approach / ES bulk ceiling | {py_rate / ceiling_rate:.2f} |")
-    if idx_rate and perf:
-        L.append(f"| cutover `indexer` replay / Kafka `ConsumerPerformance` | {idx_rate / perf['nmsg_sec']:.2f} |")
-        L.append(f"| cutover `indexer` replay / ES bulk ceiling | {idx_rate / ceiling_rate:.2f} |")
+    L.append("Computed from the medians below; the per-round column is the same ratio within each round "
+             "(min–max), which drift between rounds does not touch.\n")
+    L.append("| ratio | value | per round | goal (issue 10) |\n|---|---:|---:|---:|")
+
+    def per_round(a_runs, a_fn, b_runs, b_fn):
+        ra, rb = a_runs.values(a_fn), b_runs.values(b_fn)
+        v = [x / y for x, y in zip(ra, rb)]
+        return f"{min(v):.2f}–{max(v):.2f}" if len(v) > 1 else ""
+
+    if idx_rate and ceiling_rate:
+        cr = best_ceiling[1]
+        L.append(f"| indexer / ES bulk ceiling | **{idx_rate / ceiling_rate:.2f}** | "
+                 f"{per_round(idx, indexer_rate(n), cr, inner_rate(cr, n))} | ≥ 0.8 |")
+    if bf_rate and limit:
+        L.append(f"| backfill / copy limit | **{bf_rate / limit:.2f}** | | ≥ 0.8 |")
+    if bf_rate and py_rate:
+        L.append(f"| backfill / Python scan+parallel_bulk | **{bf_rate / py_rate:.2f}×** | "
+                 f"{per_round(bf_runs, outer_rate(n), py, outer_rate(n))} | ≥ 3× |")
+    if idx_rate and pyr_rate:
+        L.append(f"| indexer / Python replay | **{idx_rate / pyr_rate:.2f}×** | "
+                 f"{per_round(idx, indexer_rate(n), pyr, outer_rate(n))} | ≥ 3× |")
     L.append("")
+    if idx and bf_runs:
+        ic = idx.med(lambda r: r["client_cpu_s"]) / n * 1e6
+        bc = bf_runs.med(lambda r: r["client_cpu_s"]) / n * 1e6
+        L.append(f"Client CPU per document (goal: the indexer's no higher than the backfill's): indexer "
+                 f"**{ic:.1f} µs**, backfill **{bc:.1f} µs** ({ic / bc:.2f}×).")
+    ctx = []
+    if bf_rate and ceiling_rate:
+        ctx.append(f"backfill / ES bulk ceiling {bf_rate / ceiling_rate:.2f}")
+    if py_rate and ceiling_rate:
+        ctx.append(f"Python scan+parallel_bulk / ES bulk ceiling {py_rate / ceiling_rate:.2f}")
+    if idx_rate and perf:
+        ctx.append(f"indexer / Kafka `ConsumerPerformance` {idx_rate / perf['nmsg_sec']:.2f}")
+    if ctx:
+        L.append("Context: " + "; ".join(ctx) + ".")
+    L.append("")
+
+    if limit:
+        L.append("## The copy limit of this machine\n")
+        L.append(f"A copy must pay at least the legacy's cheapest full read and the target's cheapest ingest of the same "
+                 f"documents, on the same {cores} cores. Both were measured alone in this run: the cheapest scan form "
+                 f"({form_label.get(cheapest, cheapest)}) cost the legacy node **{scan_cpu[cheapest]:.1f} CPU-s** "
+                 f"(median), and the bulk ceiling ({best_c} connections, the faster count) cost the target node "
+                 f"**{ingest_cpu:.1f} CPU-s** (median). So:\n")
+        L.append(f"copy limit = documents / ((scan CPU + ingest CPU) / cores) = {fmt(n)} / (({scan_cpu[cheapest]:.1f} + "
+                 f"{ingest_cpu:.1f}) / {cores}) = **{fmt(limit)} docs/s**\n")
+        L.append("It leaves out the copier's own CPU (decode, transform, encode): a copier on a third host would "
+                 "not take it from the clusters, here it does, so on this machine the limit is an upper bound no "
+                 "copy quite reaches, and `backfill / copy limit` says how close the backfill comes.\n")
+        L.append("Legacy CPU of a full scan, by form (what each read costs the legacy node; the cheapest is used "
+                 "above):\n")
+        L.append("| scan form | legacy ES CPU s | index query+fetch s | docs/s | scan client CPU s | target ES CPU s |\n"
+                 "|---|---:|---:|---:|---:|---:|")
+        for form, runs in scans.items():
+            mark = " (cheapest)" if form == cheapest else ""
+            L.append(f"| {form_label.get(form, form)}{mark} | {span(runs.stat(lambda r: r['servers_cpu_s'].get('legacy')), 1)} | "
+                     f"{span(runs.stat(lambda r: (runs.inner(r).get('index_search_ms') or None) and runs.inner(r)['index_search_ms'] / 1000), 1)} | "
+                     f"{span(runs.stat(inner_rate(runs, n)))} | {fmt(runs.med(lambda r: r['client_cpu_s']), 1)} | "
+                     f"{fmt(runs.server('target'), 1)} |")
+        L.append("\n(CPU columns are node-wide: other work on a node during a scan counts too, so the target "
+                 "column, which a scan should leave near zero, shows how quiet the machine was; the index's own "
+                 "query + fetch time, from its `_stats/search`, is a second view that others' work on other "
+                 "indices does not inflate.)")
+        if cheapest and "pit-seqno" in scan_cpu and cheapest != "pit-seqno":
+            L.append(f"\nThe cheapest form costs the legacy {scan_cpu[cheapest] / scan_cpu['pit-seqno']:.2f}× what "
+                     "`[_seq_no, _shard_doc]` (the `backfill copy` order at the time of writing) costs.")
+        L.append("")
+
+    L.append("## Results\n")
+    L.append("docs/s = legacy documents / elapsed wall time of the whole process (start to exit; for the ceiling "
+             "and the scans, their timed phase only, the ceiling's bodies already in memory). CPU columns are "
+             "CPU-seconds used during the run by the client process tree, the legacy node and the target node "
+             "(read from `/proc`); peak RSS is the client process's own (`ru_maxrss`). All medians of "
+             f"{meta['rounds']} rounds, min–max in brackets.\n")
+    L.append("| contender | docs/s | elapsed s | client CPU s | legacy ES CPU s | target ES CPU s | peak RSS MB | notes |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---|")
+    for label, runs, fn, note, kind in rows:
+        el = (lambda r: runs.inner(r)["elapsed_s"]) if kind == "inner" else (lambda r: r["elapsed_s"])
+        cpu = (lambda r: runs.inner(r)["client_cpu_s"]) if kind == "inner" else (lambda r: r["client_cpu_s"])
+        L.append(f"| {label} | {span(runs.stat(fn))} | {fmt(runs.med(el), 2)} | {fmt(runs.med(cpu), 1)} | "
+                 f"{fmt(runs.server('legacy'), 1)} | {fmt(runs.server('target'), 1)} | "
+                 f"{fmt(runs.med(lambda r: r.get('max_rss_kb', 0) / 1024))} | {note} |")
+    if perf:
+        L.append(f"| Kafka `ConsumerPerformance` on the same topic (once) | {fmt(perf['nmsg_sec'])} | {fmt(perf['elapsed_s'], 2)} "
+                 f"| | | | | fetch-only rate (without group join) {fmt(perf['fetch_nmsg_sec'])}/s |")
+    L.append("")
+
+    L.append("## Memory: peak RSS of the binaries at two sizes\n")
+    L.append("| binary | legacy documents | peak RSS MB | docs/s (context) |\n|---|---:|---:|---:|")
+    big_bf, big_idx = Runs(work, "big-backfill-default"), Runs(work, "big-indexer")
+    big = meta.get("big_docs") or 0
+    for label, runs, docs, fn in (("`backfill copy` (defaults)", bf_runs, n, outer_rate(n)),
+                                  ("`backfill copy` (defaults)", big_bf, big, outer_rate(big)),
+                                  ("`indexer` replay", idx, n, indexer_rate(n)),
+                                  ("`indexer` replay", big_idx, big, indexer_rate(big))):
+        if runs:
+            rss = runs.stat(lambda r: r.get("max_rss_kb", 0) / 1024)
+            L.append(f"| {label} | {fmt(docs)} | {span(rss)} | {span(runs.stat(fn))} |")
+    L.append("\nGoal (issue 10): each < 200 MB and not growing with N.\n")
+
+    L.append("## Run time by phase\n")
+    L.append("| phase | wall s |\n|---|---:|")
+    for name, secs in meta["phases"]:
+        if secs:
+            L.append(f"| {name} | {secs} |")
+    L.append(f"| total | {sum(s for _, s in meta['phases'])} |\n")
+
     with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "discussion.md")) as f:
         L.append(f.read().replace("{{WORK}}", meta["work_rel"]))
+    text = "\n".join(L).rstrip() + "\n"
+    text = re.sub(r"\n{3,}", "\n\n", text)
     with open(out, "w") as f:
-        f.write("\n".join(L).rstrip() + "\n")
+        f.write(text)
 
 
 if __name__ == "__main__":

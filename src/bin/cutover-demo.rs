@@ -44,6 +44,10 @@ struct Args {
     /// Seed of the workload.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Apply the commands to the legacy index only, producing nothing (builds a legacy index
+    /// faster when its command topic is not wanted, e.g. by dev/bench.sh).
+    #[arg(long)]
+    no_topic: bool,
     /// Create a file at this path once the history is written (scripts wait for it).
     #[arg(long)]
     history_done_file: Option<std::path::PathBuf>,
@@ -58,7 +62,10 @@ async fn main() -> anyhow::Result<()> {
     if status == 404 {
         sim::create_legacy_index(&legacy, &a.index, a.shards).await?;
     }
-    kafka::create_topic(&s.kafka, &a.topic, a.partitions).await;
+    let topic = (!a.no_topic).then_some(a.topic.as_str());
+    if let Some(t) = topic {
+        kafka::create_topic(&s.kafka, t, a.partitions).await;
+    }
     let spec = WorkloadSpec { tag_keys: a.tag_keys, ..WorkloadSpec::new(&a.index, a.docs, a.history + a.live, a.seed) };
     let cmds = generate(&spec);
     let producer = kafka::producer(&s.kafka);
@@ -66,9 +73,9 @@ async fn main() -> anyhow::Result<()> {
 
     let started = Instant::now();
     for chunk in cmds[..a.history].chunks(2000) {
-        play(&mut legacy_indexer, &producer, &a.topic, chunk).await?;
+        play(&mut legacy_indexer, &producer, topic, chunk).await?;
     }
-    eprintln!("history: {} commands applied and produced in {:.1}s", a.history, started.elapsed().as_secs_f64());
+    eprintln!("history: {} commands applied{} in {:.1}s", a.history, if a.no_topic { "" } else { " and produced" }, started.elapsed().as_secs_f64());
     if let Some(f) = &a.history_done_file {
         std::fs::write(f, "done\n")?;
     }
@@ -78,16 +85,18 @@ async fn main() -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     for chunk in cmds[a.history..].chunks(per_tick) {
         tick.tick().await;
-        play(&mut legacy_indexer, &producer, &a.topic, chunk).await?;
+        play(&mut legacy_indexer, &producer, topic, chunk).await?;
     }
     eprintln!("live: {} commands in {:.1}s", a.live, started.elapsed().as_secs_f64());
     Ok(())
 }
 
-/// Applies commands to the legacy cluster, then produces them: the legacy indexer is ahead of
-/// (or level with) the topic, as in a real system where the topic is its input.
-async fn play(li: &mut LegacyIndexer, producer: &rdkafka::producer::FutureProducer, topic: &str, cmds: &[sim::SimCommand]) -> anyhow::Result<()> {
+/// Applies commands to the legacy cluster, then produces them (unless there is no topic): the
+/// legacy indexer is ahead of (or level with) the topic, as in a real system where the topic is
+/// its input.
+async fn play(li: &mut LegacyIndexer, producer: &rdkafka::producer::FutureProducer, topic: Option<&str>, cmds: &[sim::SimCommand]) -> anyhow::Result<()> {
     li.apply(cmds).await?;
+    let Some(topic) = topic else { return Ok(()) };
     let sends = cmds.iter().map(|c| {
         let payload = c.payload();
         async move { kafka::produce(producer, topic, Some(c.id.as_bytes()), &payload, &[]).await }
