@@ -34,8 +34,9 @@
 # (1 - exp(-0.65 * HISTORY / DOCS)) for cutover-demo's mix of 50% upserts, 35% merges, 15%
 # deletes; generation costs about one legacy write per command, and HISTORY = DOCS / 2 needs
 # ~2.3 commands per live document, against ~2.7 at HISTORY = DOCS, while nearly a quarter of
-# the documents touched still get more than one command); BIG=0 skips the big phase,
-# BIG_DOCS/BIG_HISTORY (default 4800000/2400000, ~1.02M live) size it; ROUNDS (default 3);
+# the documents touched still get more than one command); BIG=0 skips the big phase, BIG_MIN
+# (default 1000000) is its least size (the default index copied ceil(BIG_MIN / N) times);
+# ROUNDS (default 3);
 # BACKFILL_TUNED (flags of a second backfill contender, default empty: none; the tuned variant
 # of earlier runs was no faster than the defaults); CEILING_CONNECTIONS (default "2 4");
 # SCAN_FORMS (default "pit-shard-doc pit-seqno scroll-doc"); REPLAY=0 skips the indexer and
@@ -45,7 +46,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
 STATE=${CUTOVER_STATE:-$ROOT/.dev-state}
 DOCS=${DOCS:-1450000} HISTORY=${HISTORY:-725000} TAG_KEYS=${TAG_KEYS:-600}
-BIG=${BIG:-1} BIG_DOCS=${BIG_DOCS:-4800000} BIG_HISTORY=${BIG_HISTORY:-2400000}
+BIG=${BIG:-1} BIG_MIN=${BIG_MIN:-1000000}
 ROUNDS=${ROUNDS:-3}
 BACKFILL_TUNED=${BACKFILL_TUNED:-}
 CEILING_CONNECTIONS=${CEILING_CONNECTIONS:-2 4}
@@ -245,34 +246,42 @@ fi
 # Facts about the default-size data, read before its index is dropped.
 LEGACY_STORE=$(curl -fsS "$L/_cat/indices/$LEGACY?h=pri.store.size&bytes=b" | tr -d '[:space:]')
 UPSERT_BYTES=$(stat -c %s "$WORK/upserts.tsv")
-if [ "$KEEP" != 1 ]; then  # free the nodes and the disk for the big phase
-  curl -fsS -XDELETE "$L/$LEGACY" >/dev/null
-  rm -rf "$WORK/bulk" "$WORK/upserts.tsv"
-fi
+rm -rf "$WORK/bulk"
 
 # --- phase 3: the big size, backfill and indexer once each (peak RSS) ------------------------
-BIG_N=0
+# The big index is the default one's documents BIG_COPIES times over under new ids (versions and
+# routing kept: dev/bench/multiply.py), so both sizes have the same shape.
+BIG_N=0 BIG_COPIES=0
 if [ "$BIG" = 1 ]; then
   phase big-data
-  BIG_N=$(make_legacy "$BIG_LEGACY" "$BIG_DOCS" "$BIG_HISTORY" "$WORK/demo-big.log")
-  say "big legacy index: $BIG_N documents ($(grep "^history" "$WORK/demo-big.log"))"
+  BIG_COPIES=$(( (BIG_MIN + N - 1) / N ))
+  CREATED_INDICES+=("$BIG_LEGACY")
+  say "data: $BIG_COPIES copies of $LEGACY -> $BIG_LEGACY"
+  python3 dev/bench/multiply.py index "$L" "$LEGACY" "$WORK/upserts.tsv" "$BIG_LEGACY" "$BIG_COPIES" || die "multiply index"
+  BIG_N=$(curl -fsS "$L/$BIG_LEGACY/_count" | json_field '["count"]')
+  [ "$BIG_N" = $(( N * BIG_COPIES )) ] || die "big legacy index has $BIG_N documents, expected $(( N * BIG_COPIES ))"
+  say "big legacy index: $BIG_N documents"
   phase big-prepare
-  "$PY" dev/bench/python_backfill.py prepare "$L" "$BIG_LEGACY" "" "$WORK/upserts-big.tsv" >/dev/null
-  [ "$REPLAY" = 1 ] && produce_upserts "$WORK/upserts-big.tsv" "$BIG_UPSERTS"
-  rm -f "$WORK/upserts-big.tsv"
+  if [ "$REPLAY" = 1 ]; then
+    python3 dev/bench/multiply.py upserts "$WORK/upserts.tsv" "$WORK/upserts-big.tsv" "$BIG_LEGACY" "$BIG_COPIES"
+    produce_upserts "$WORK/upserts-big.tsv" "$BIG_UPSERTS"
+    rm -f "$WORK/upserts-big.tsv"
+  fi
+  [ "$KEEP" = 1 ] || curl -fsS -XDELETE "$L/$LEGACY" >/dev/null  # free the legacy node for the big runs
   phase big-run
   run_backfill big-backfill-default "$BIG_LEGACY" "$BIG_N" 1
   [ "$REPLAY" = 1 ] && run_indexer big-indexer "$BIG_LEGACY" "$BIG_UPSERTS" "$BIG_N" 1
 fi
+rm -f "$WORK/upserts.tsv"
 phase report
 
 # --- report --------------------------------------------------------------------------------
 CMD=dev/bench.sh
-for v in DOCS HISTORY TAG_KEYS BIG BIG_DOCS BIG_HISTORY ROUNDS BACKFILL_TUNED CEILING_CONNECTIONS SCAN_FORMS REPLAY; do
-  case "$v=${!v}" in DOCS=1450000|HISTORY=725000|TAG_KEYS=600|BIG=1|BIG_DOCS=4800000|BIG_HISTORY=2400000|ROUNDS=3|"BACKFILL_TUNED="|"CEILING_CONNECTIONS=2 4"|"SCAN_FORMS=pit-shard-doc pit-seqno scroll-doc"|REPLAY=1) ;;
+for v in DOCS HISTORY TAG_KEYS BIG BIG_MIN ROUNDS BACKFILL_TUNED CEILING_CONNECTIONS SCAN_FORMS REPLAY; do
+  case "$v=${!v}" in DOCS=1450000|HISTORY=725000|TAG_KEYS=600|BIG=1|BIG_MIN=1000000|ROUNDS=3|"BACKFILL_TUNED="|"CEILING_CONNECTIONS=2 4"|"SCAN_FORMS=pit-shard-doc pit-seqno scroll-doc"|REPLAY=1) ;;
     *) CMD="$v='${!v}' $CMD" ;; esac
 done
-export RUN N DOCS HISTORY TAG_KEYS BIG_N BIG_DOCS BIG_HISTORY ROUNDS LOADAVG DUMP PERF BACKFILL_TUNED \
+export RUN N DOCS HISTORY TAG_KEYS BIG_N BIG_MIN BIG_COPIES ROUNDS LOADAVG DUMP PERF BACKFILL_TUNED \
   CEILING_CONNECTIONS SCAN_FORMS IDLE_SECS CMD WORK ROOT SHARDS LEGACY_STORE UPSERT_BYTES L T
 export PHASES_TXT="${PHASES[*]} report=0" FINALIZE_FLAGS_TXT="${FINALIZE_FLAGS[*]}"
 export LEGACY_VERSION TARGET_VERSION
@@ -290,7 +299,7 @@ rel = os.path.relpath(work, e["ROOT"])
 meta = {
   "run": e["RUN"], "date": __import__("time").strftime("%Y-%m-%dT%H:%MZ", __import__("time").gmtime()),
   "docs": int(e["N"]), "demo_docs": int(e["DOCS"]), "demo_history": int(e["HISTORY"]),
-  "big_docs": int(e["BIG_N"]), "big_demo_docs": int(e["BIG_DOCS"]), "big_demo_history": int(e["BIG_HISTORY"]),
+  "big_docs": int(e["BIG_N"]), "big_min": int(e["BIG_MIN"]), "big_copies": int(e["BIG_COPIES"]),
   "rounds": int(e["ROUNDS"]), "tag_keys": int(e["TAG_KEYS"]), "nproc": os.cpu_count(),
   "cpu_model": kv("/proc/cpuinfo", "model name") or "unknown",
   "mem_gib": round(int(kv("/proc/meminfo", "MemTotal").split()[0]) / 2**20, 1), "loadavg": e["LOADAVG"],

@@ -154,7 +154,7 @@ def main(work, out):
     L.append("(`dev/bench.sh` brings the services up if needed, builds the release binaries, creates the Python "
              "venv under `$CUTOVER_STATE/bench-venv` (default `.dev-state/bench-venv`) from "
              "`dev/bench/requirements.txt`, and rewrites this file. `BIG=0` skips the ≥ 1M-document phase, `ROUNDS`, "
-             "`DOCS`/`HISTORY`, `BIG_DOCS`/`BIG_HISTORY` resize; see the header of `dev/bench.sh`.)\n")
+             "`DOCS`/`HISTORY`, `BIG_MIN` resize; see the header of `dev/bench.sh`.)\n")
     L.append("## Machine and data\n")
     L.append(f"- {meta['nproc']} CPUs ({meta['cpu_model']}), {meta['mem_gib']} GiB RAM, load average before the run: {meta['loadavg']}")
     L.append(f"- legacy Elasticsearch {meta['legacy_version']} (`:9200`), target Elasticsearch {meta['target_version']} "
@@ -166,8 +166,9 @@ def main(work, out):
              f"{fmt(meta['target_ndjson_bytes'] / 1e6, 1)} MB NDJSON ({meta['target_ndjson_files']} requests of ≤1000 docs); "
              f"upsert topic: {fmt(meta['upsert_topic_bytes'] / 1e6, 1)} MB of envelopes (3 partitions)")
     if meta.get("big_docs"):
-        L.append(f"- big phase: `cutover-demo --docs {meta['big_demo_docs']} --history {meta['big_demo_history']} --live 0` "
-                 f"→ **{fmt(meta['big_docs'])} documents**, for peak RSS at that size")
+        L.append(f"- big phase: the legacy index copied {meta['big_copies']} times under new ids (versions and "
+                 f"routing kept; `dev/bench/multiply.py`) → **{fmt(meta['big_docs'])} documents**, and its upserts the same "
+                 "way, for peak RSS at that size")
     L.append(f"- `--tag-keys {meta['tag_keys']}`: every legacy document has 0–5 tags from that many keys (plus keys with `:` and `\\`), "
              "so the legacy mapping has hundreds of dynamic fields (written by cutover-demo's legacy indexer, as the "
              "legacy service did); every target document has the `tags` pair array\n")

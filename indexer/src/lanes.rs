@@ -217,16 +217,16 @@ pub async fn run_lane(mut rx: mpsc::Receiver<Item>, limits: LaneLimits, shared: 
                     pipe.release(&mut batch);
                 }
                 next = rx.recv() => match next {
-                    Some(item) => {
-                        pipe.admit(item, &mut batch);
-                        if !lingering && !batch.items.is_empty() {
-                            linger.as_mut().reset(Instant::now() + limits.linger);
-                            lingering = true;
-                        }
-                    }
+                    Some(item) => pipe.admit(item, &mut batch),
                     None => open = false,
                 },
                 _ = &mut linger, if lingering => break,
+            }
+            // The linger time runs from the batch's first record, received or released (a
+            // batch of released records must not wait for a record that may never come).
+            if !lingering && !batch.items.is_empty() {
+                linger.as_mut().reset(Instant::now() + limits.linger);
+                lingering = true;
             }
         }
         if !batch.items.is_empty() {
