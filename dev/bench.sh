@@ -129,6 +129,10 @@ fresh_target() { # INDEX SOURCE_INDEX
   CREATED_INDICES+=("$1")
   "$BIN/backfill" create-index --legacy-url "$L" --target-url "$T" --source-index "$2" --target-index "$1" \
     >"$WORK/create-$1.log" 2>&1 || { cat "$WORK/create-$1.log" >&2; die "create-index $1"; }
+  # Every contender writes under the bulk-load settings `backfill copy` puts the target in during
+  # a migration (no refresh, no replicas, until `backfill finalize`), so all pay the same indexing.
+  curl -fsS -XPUT "$T/$1/_settings" -H 'Content-Type: application/json' \
+    -d '{"index": {"refresh_interval": "-1", "number_of_replicas": 0}}' >/dev/null
 }
 PIDS=$STATE/legacy/pid,$STATE/target/pid
 measure() { python3 dev/bench/measure.py "$WORK/results/$1.json" "$1" "$2" -- "${@:3}"; }

@@ -147,7 +147,9 @@ def main(work, out):
              f"on the same legacy index, in {meta['rounds']} interleaved rounds (round 1 of every contender, then round 2, "
              "...), so drift on the machine hits all alike; every figure is the **median of the rounds, with min–max in "
              "brackets**. Each writing contender wrote into a fresh target index created by `backfill create-index` "
-             "(same mapping and settings); after each, the target was refreshed and its `_count` checked against the "
+             "(same mapping and settings) and put in the bulk-load settings `backfill copy` uses during a migration "
+             "(`refresh_interval: -1`, 0 replicas, until `backfill finalize`), so every contender pays the same indexing; "
+             "after each, the target was refreshed and its `_count` checked against the "
              "legacy count (the run fails otherwise).\n")
     L.append("## Reproduce\n")
     L.append("```sh\n" + meta["command"] + "\n```\n")
