@@ -153,7 +153,13 @@ impl TagRewrite {
     /// deterministic (see the module doc for every rule), so backfill and indexer produce the
     /// same bytes for the same legacy state.
     pub fn to_target(&self, legacy: &Map<String, Value>) -> Result<Map<String, Value>, RewriteError> {
-        let mut out = legacy.clone();
+        self.to_target_owned(legacy.clone())
+    }
+
+    /// [`TagRewrite::to_target`] of a document the caller no longer needs: rewritten in place,
+    /// without copying it first (the backfill's hot path).
+    pub fn to_target_owned(&self, legacy: Map<String, Value>) -> Result<Map<String, Value>, RewriteError> {
+        let mut out = legacy;
         let map = legacy::take_tags(&mut out, &self.legacy_segments())?;
         if out.contains_key(&self.target_field) {
             return Err(RewriteError::TargetFieldCollision { field: self.target_field.clone() });
