@@ -515,8 +515,14 @@ mod tests {
             "--max-docs-per-sec",
             "--failures-file",
             "--checkpoint-dir",
+            "--no-bulk-load",
+            "backfill finalize",
         ] {
             assert!(help.contains(needle), "copy --help lacks {needle}:\n{help}");
+        }
+        let help = cmd.find_subcommand_mut("finalize").unwrap().render_long_help().to_string();
+        for needle in ["--refresh-interval", "--replicas", "--allow-yellow", "wait for yellow", "--timeout-secs", "[default: 300]", "--report-json"] {
+            assert!(help.contains(needle), "finalize --help lacks {needle}:\n{help}");
         }
         // The source-reading flags both commands share, each with its default.
         for sub in ["copy", "verify"] {

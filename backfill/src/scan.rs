@@ -29,13 +29,15 @@
 //! context), where `_shard_doc` values of the old PIT would be meaningless.
 //!
 //! ## What `_seq_no` costs the legacy
-//! Measured on 7.17 (2 cores shared with the target and the build; 150,000 documents, 2 shards,
-//! 30,000 of them updated once, 2 slices, pages of 1,000, `filter_path` on), the legacy
-//! server's CPU-seconds for one full read, median of 3 interleaved runs: PIT on
-//! `[_seq_no, _shard_doc]` 8.15 s, PIT on `_shard_doc` alone 7.84 s, sliced scroll on `_doc`
-//! 7.72 s. The resumable order costs the legacy ~4% more than the cheapest PIT order and ~6%
-//! more than the scroll: well under what giving up "a resume never skips a document" would be
-//! worth, so it stays.
+//! Measured on 7.17 (150,000 documents, 2 shards, 30,000 updated once; 2 slices, pages of
+//! 1,000, `filter_path` on; the legacy server's CPU-seconds for one full read, 6 interleaved
+//! rounds on 2 cores shared with the target, builds and other tests, so noisy): PIT on
+//! `[_seq_no, _shard_doc]` median 7.48 s (6.88-8.57), PIT on `_shard_doc` alone 7.23 s
+//! (5.88-9.57), sliced scroll on `_doc` 6.32 s (5.64-8.44). The `_seq_no` sort itself costs ~3%
+//! over the same PIT without it: it stays, because it is what lets a resume never skip a
+//! document. The ~15% between PIT and a scroll on `_doc` is the method's, and a `_doc` scroll
+//! could only restart a slice from its beginning; the scroll sorted on `_seq_no` (resumable,
+//! `--scan-method scroll`) measured 6.21 s against 6.88 s for the PIT in the one quiet round.
 //!
 //! ## Methods
 //! - Elasticsearch 7.12+: PIT + `search_after`, tiebreak `_shard_doc`.
