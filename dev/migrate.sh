@@ -7,8 +7,11 @@
 #   3. simulates retention: the oldest half of the topic is deleted (kafka DeleteRecords), so
 #      replay alone cannot rebuild history;
 #   4. creates the target index (backfill create-index), starts the indexer from offset zero in
-#      its own group, and runs the backfill copy, while live traffic keeps arriving;
-#   5. waits for the indexer's readiness gate (lag 0), stops it with SIGTERM, and proves the
+#      its own group, and runs the backfill copy (the target in bulk-load settings), while live
+#      traffic keeps arriving;
+#   5. backfill finalize: the legacy index's refresh_interval and replicas back on the target
+#      (the indexer's gate stays closed until then);
+#   6. waits for the indexer's readiness gate (lag 0), stops it with SIGTERM, and proves the
 #      result with backfill verify (document by document, plus query parity).
 #
 # Sizes: DOCS, HISTORY, LIVE, RATE (environment), e.g. DOCS=100000 HISTORY=300000 dev/migrate.sh
@@ -70,6 +73,10 @@ echo "== backfill copy (while live traffic and replay run)"
 "$BIN/backfill" copy "${COMMON[@]}" --source-index "$LEGACY_INDEX" --target-index "$TARGET_INDEX" \
   --legacy-version _version --checkpoint-dir "$WORK/checkpoints" --failures-file "$WORK/failures.jsonl" \
   --metrics-addr 127.0.0.1:9465 --summary-json "$WORK/copy-summary.json"
+
+echo "== backfill finalize (restores the settings the copy's bulk load turned off; required before reads switch)"
+"$BIN/backfill" finalize "${COMMON[@]}" --source-index "$LEGACY_INDEX" --target-index "$TARGET_INDEX" \
+  --report-json "$WORK/finalize.json"
 
 echo "== waiting for live traffic to end and the indexer to catch up"
 wait $LEGACY_PID

@@ -347,6 +347,20 @@ impl Scenario {
         parsed
     }
 
+    /// Runs `backfill finalize` (the legacy index's refresh_interval and replicas restored on
+    /// the target, which the copy's bulk-load settings changed), asserting it exits 0; returns
+    /// its output.
+    pub fn run_finalize(&self) -> String {
+        let out = std::process::Command::new(crate::procs::bin("backfill"))
+            .args(self.backfill_command("finalize"))
+            .args(["--timeout-secs", "60"])
+            .output()
+            .expect("run backfill finalize");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "backfill finalize exited with {}: {text}", out.status);
+        text
+    }
+
     /// Runs `backfill copy` to completion, asserting it exits 0.
     pub fn run_backfill(&self, name: &str, extra: &[&str]) {
         let dir = std::env::temp_dir().join(format!("{}-{name}-checkpoints", self.topic));
@@ -357,11 +371,14 @@ impl Scenario {
 }
 
 impl Scenario {
-    /// Once all commands are produced: waits for the indexer's readiness gate (the whole group
-    /// caught up), then stops it with SIGTERM and asserts a clean exit. Unlike
+    /// Once all commands are produced (and every `backfill copy` has ended): the cutover steps.
+    /// `backfill finalize` (restores the target settings the copy turned off; the gate stays
+    /// closed without it), then waits for the indexer's readiness gate (the whole group caught
+    /// up), then stops it with SIGTERM and asserts a clean exit. Unlike
     /// `--exit-when-idle-secs`, this cannot stop an indexer that caught up between two bursts
     /// of live traffic.
     pub async fn drain_and_stop(&self, p: Proc) {
+        self.run_finalize();
         Scenario::eventually("indexer caught up", Duration::from_secs(240), || {
             crate::procs::http_get(p.metrics_port, "/ready").is_some_and(|r| r.contains("\"caught_up\":true"))
         })

@@ -7,6 +7,7 @@ mod backfill_support;
 use backfill::{SliceCheckpoint, Summary};
 use backfill_support::*;
 use cutover::{unique, Services};
+use serde_json::{json, Value};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -66,11 +67,15 @@ async fn kill_9_then_resume_uses_checkpoints_and_verifies_exactly() {
     assert!(after_kill.iter().all(|c| !c.done), "killed mid-run: {after_kill:?}");
     let checkpointed: u64 = after_kill.iter().map(|c| c.scanned).sum();
     eprintln!("killed after {checkpointed} checkpointed docs");
+    let refresh = |body: Value| body.as_object().and_then(|o| o.values().next()).map(|v| v["settings"]["index.refresh_interval"].clone());
+    let bulk_load = || async { refresh(target.get(&format!("/{dest}/_settings?flat_settings=true")).await.unwrap()) };
+    assert_eq!(bulk_load().await, Some(json!("-1")), "the killed copy left the target in bulk-load settings");
 
     // Run 2: resumes every slice from its checkpoint.
     let summary_path = dir.join("summary2.json");
     let out = copy_command(&s, &source, &dest, &dir).arg("--summary-json").arg(&summary_path).output().expect("run 2");
     assert!(out.status.success(), "run 2 failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("target already in bulk-load settings"), "{}", String::from_utf8_lossy(&out.stderr));
     let summary: Summary = serde_json::from_slice(&std::fs::read(&summary_path).unwrap()).unwrap();
     eprintln!("{summary}");
     assert_eq!(summary.slices_resumed, vec![0, 1, 2, 3]);
@@ -80,6 +85,8 @@ async fn kill_9_then_resume_uses_checkpoints_and_verifies_exactly() {
     assert_eq!(summary.failed, 0);
     assert!(checkpoints(&cp_dir).iter().all(|c| c.done));
 
+    // Verified while the target's refresh is still off (no finalize yet).
+    assert_eq!(bulk_load().await, Some(json!("-1")));
     let report = backfill::verify(&legacy, &target, &verify_config(&source, &dest)).await.unwrap();
     assert!(report.converged, "{report:?}");
     assert_eq!(report.legacy_docs_scanned, DOCS as u64);
@@ -90,6 +97,21 @@ async fn kill_9_then_resume_uses_checkpoints_and_verifies_exactly() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let summary: Summary = serde_json::from_slice(&std::fs::read(&summary_path).unwrap()).unwrap();
     assert_eq!((summary.scanned, summary.slices_already_done.len()), (0, 4));
+
+    // create-index stays idempotent in bulk-load settings; finalize restores the legacy's.
+    create_target(&legacy, &target, &source, &dest).await;
+    let cfg = backfill::FinalizeConfig {
+        source_index: source.clone(),
+        target_index: dest.clone(),
+        refresh_interval: None,
+        replicas: None,
+        allow_yellow: false,
+        timeout: Duration::from_secs(60),
+    };
+    let done = backfill::finalize(&legacy, &target, &cfg).await.unwrap();
+    eprintln!("{done}");
+    assert_eq!(bulk_load().await, Some(json!("1s")), "the legacy index's refresh_interval");
+    create_target(&legacy, &target, &source, &dest).await;
 
     cleanup(&legacy, &source).await;
     cleanup(&target, &dest).await;

@@ -2,6 +2,7 @@
 //! conversion into the typed configs of the library. `main.rs` only parses, sets up logging
 //! and calls [`run`].
 
+use crate::bulkload::{finalize, BulkLoadError, FinalizeConfig};
 use crate::copy::{copy, CopyConfig, CopyError, SliceSelection};
 use crate::index::{create_index, CreateIndexConfig, CreateOutcome, IndexError};
 use crate::progress::ProgressMode;
@@ -39,8 +40,13 @@ pub enum Command {
     /// Copy the legacy index into the target index (sliced, resumable, rate-limitable).
     Copy(CopyArgs),
     /// Compare transform(legacy) with the target document by document (exit 0 only when
-    /// converged; 2 when differences remain).
+    /// converged; 3 when differences remain).
     Verify(VerifyArgs),
+    /// After the last copy, before switching reads: restore the legacy index's refresh_interval
+    /// and number_of_replicas on the target (the copy's bulk-load settings turn them off),
+    /// refresh it and wait for its health. Idempotent. The indexer's /ready stays closed until
+    /// the target's refresh is on again.
+    Finalize(FinalizeArgs),
 }
 
 /// Where tags live on both sides.
@@ -178,6 +184,47 @@ pub struct CopyArgs {
     /// Also write the end-of-run summary as JSON to this file. Default: none.
     #[arg(long)]
     pub summary_json: Option<PathBuf>,
+    /// Leave the target's settings alone. By default the copy first puts the target index in
+    /// bulk-load settings (index.refresh_interval -1, index.number_of_replicas 0 unless
+    /// auto-expanded), logging what it changed, and `backfill finalize` restores the legacy
+    /// index's values before reads are switched (the indexer's /ready stays closed until then).
+    /// Without replicas, a target node lost during the copy loses its shards: the recovery is
+    /// to start the target over.
+    #[arg(long, env = "CUTOVER_BACKFILL_NO_BULK_LOAD")]
+    pub no_bulk_load: bool,
+}
+
+/// `backfill finalize`.
+#[derive(Args, Debug)]
+pub struct FinalizeArgs {
+    #[command(flatten)]
+    pub legacy: LegacyArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub indices: IndexArgs,
+    /// refresh_interval to set instead of the legacy index's (default: the legacy index's;
+    /// unset there means Elasticsearch's 1s default, restored as unset). A negative value is
+    /// refused: reads would never see new writes.
+    #[arg(long, env = "CUTOVER_FINALIZE_REFRESH_INTERVAL", value_parser = schema::parse_time_value_arg)]
+    pub refresh_interval: Option<String>,
+    /// number_of_replicas to set instead of the legacy index's (default: the legacy index's).
+    /// Auto-expanded replicas on the target are left to the cluster.
+    #[arg(long, env = "CUTOVER_FINALIZE_REPLICAS")]
+    pub replicas: Option<u64>,
+    /// When the target cluster has fewer data nodes than the replicas need (replicas + 1):
+    /// set them anyway and wait for yellow. Default: refuse, changing nothing, with the fix
+    /// (--replicas N or --allow-yellow) in the message (exit 1).
+    #[arg(long, env = "CUTOVER_FINALIZE_ALLOW_YELLOW")]
+    pub allow_yellow: bool,
+    /// Seconds to wait for the target's health (green; yellow with --allow-yellow). On
+    /// time-out the settings stay restored and the exit is 1: run finalize again to keep
+    /// waiting.
+    #[arg(long, env = "CUTOVER_FINALIZE_TIMEOUT_SECS", default_value_t = 300)]
+    pub timeout_secs: u64,
+    /// Also write what was set as JSON to this file. Default: none.
+    #[arg(long)]
+    pub report_json: Option<PathBuf>,
 }
 
 /// `backfill verify`.
@@ -233,6 +280,8 @@ pub enum CliError {
     #[error(transparent)]
     Verify(#[from] VerifyError),
     #[error(transparent)]
+    Finalize(#[from] BulkLoadError),
+    #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
     #[error("{0}")]
     Usage(String),
@@ -255,6 +304,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::CreateIndex(a) => run_create(a).await,
         Command::Copy(a) => run_copy(a).await,
         Command::Verify(a) => run_verify(a).await,
+        Command::Finalize(a) => run_finalize(a).await,
     }
 }
 
@@ -313,6 +363,7 @@ async fn run_copy(a: CopyArgs) -> Result<Outcome, CliError> {
         log_interval: Duration::from_secs(a.log_interval_secs.max(1)),
         write: WriteOptions { retry: a.read.retry_policy(), ..WriteOptions::default() },
         refresh_at_end: true,
+        bulk_load: !a.no_bulk_load,
         #[cfg(feature = "test-hooks")]
         on_page: None,
     };
@@ -328,6 +379,24 @@ async fn run_copy(a: CopyArgs) -> Result<Outcome, CliError> {
     println!("{summary}");
     if let Some(path) = a.summary_json {
         write_json(&path, &summary)?;
+    }
+    Ok(Outcome::Ok)
+}
+
+async fn run_finalize(a: FinalizeArgs) -> Result<Outcome, CliError> {
+    let (legacy, target) = clients(a.legacy, a.target)?;
+    let cfg = FinalizeConfig {
+        source_index: a.indices.source_index,
+        target_index: a.indices.target_index,
+        refresh_interval: a.refresh_interval,
+        replicas: a.replicas,
+        allow_yellow: a.allow_yellow,
+        timeout: Duration::from_secs(a.timeout_secs.max(1)),
+    };
+    let done = finalize(&legacy, &target, &cfg).await?;
+    println!("{done}");
+    if let Some(path) = a.report_json {
+        write_json(&path, &done)?;
     }
     Ok(Outcome::Ok)
 }
@@ -446,8 +515,14 @@ mod tests {
             "--max-docs-per-sec",
             "--failures-file",
             "--checkpoint-dir",
+            "--no-bulk-load",
+            "backfill finalize",
         ] {
             assert!(help.contains(needle), "copy --help lacks {needle}:\n{help}");
+        }
+        let help = cmd.find_subcommand_mut("finalize").unwrap().render_long_help().to_string();
+        for needle in ["--refresh-interval", "--replicas", "--allow-yellow", "wait for yellow", "--timeout-secs", "[default: 300]", "--report-json"] {
+            assert!(help.contains(needle), "finalize --help lacks {needle}:\n{help}");
         }
         // The source-reading flags both commands share, each with its default.
         for sub in ["copy", "verify"] {

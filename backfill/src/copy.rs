@@ -103,6 +103,9 @@ pub struct CopyConfig {
     pub write: WriteOptions,
     /// Refresh the target when done, so searches (and verify) see everything.
     pub refresh_at_end: bool,
+    /// Put the target in bulk-load settings first (`refresh_interval: -1`, replicas 0; see
+    /// [`crate::bulkload`]); `backfill finalize` restores the legacy index's values.
+    pub bulk_load: bool,
     /// Fault-injection hook run after every page (tests only: `test-hooks` feature).
     #[cfg(feature = "test-hooks")]
     pub on_page: Option<ScanHook>,
@@ -130,6 +133,7 @@ impl CopyConfig {
             log_interval: Duration::from_secs(10),
             write: WriteOptions::default(),
             refresh_at_end: true,
+            bulk_load: true,
             #[cfg(feature = "test-hooks")]
             on_page: None,
         }
@@ -207,6 +211,9 @@ pub async fn refresh_source(legacy: &Es, index: &str) {
 pub async fn copy(legacy: &Es, target: &Es, cfg: CopyConfig, cancel: CancellationToken) -> Result<Summary, CopyError> {
     let version_source = cfg.legacy_version.clone().ok_or(CopyError::NoVersionSource)?;
     check_readiness(target, &cfg.target_index, &cfg.tags, cfg.min_gc_deletes).await?;
+    if cfg.bulk_load {
+        enter_bulk_load(target, &cfg.target_index).await;
+    }
     let server = cluster::version::detect(legacy).await?;
     let method = ScanMethod::choose(cfg.scan_method, &server).map_err(|source| CopyError::Scan { slice: 0, source })?;
     refresh_source(legacy, &cfg.source_index).await;
@@ -246,7 +253,26 @@ pub async fn copy(legacy: &Es, target: &Es, cfg: CopyConfig, cancel: Cancellatio
     }
     let summary = summarize(&ctx, &assigned, &runs, started.elapsed());
     tracing::info!("{summary}");
+    if ctx.cfg.bulk_load {
+        tracing::info!(target = %ctx.cfg.target_index, "the target stays in bulk-load settings (refresh off, no replicas) for further copies; run `backfill finalize` after the last one, before switching reads");
+    }
     Ok(summary)
+}
+
+/// Applies the bulk-load settings, logging what changed. A failure (e.g. a role without the
+/// `manage` privilege on the index) only costs speed: warned, and the copy goes on.
+async fn enter_bulk_load(target: &Es, index: &str) {
+    match crate::bulkload::enter(target, index).await {
+        Ok(e) if e.changes.is_empty() => {
+            tracing::info!(target = %index, "target already in bulk-load settings (refresh_interval -1, replicas 0 or auto-expanded)")
+        }
+        Ok(e) => {
+            tracing::info!(target = %index, changed = %e.changes.join(", "), "bulk-load settings for the copy; `backfill finalize` restores the legacy index's values")
+        }
+        Err(e) => {
+            tracing::warn!(target = %index, error = %e, "could not apply bulk-load settings; copying with the target's own settings (slower; --no-bulk-load silences this)")
+        }
+    }
 }
 
 /// Runs every assigned slice concurrently; the first error cancels the others.

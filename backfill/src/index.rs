@@ -87,6 +87,7 @@ pub async fn create_index(legacy: &Es, target: &Es, cfg: &CreateIndexConfig) -> 
 }
 
 fn compare(index: &str, expected: &Value, actual: &Value) -> Result<CreateOutcome, IndexError> {
+    let actual = &without_bulk_load(expected, actual);
     let differences = schema::definition_differences(expected, actual);
     if differences.is_empty() {
         tracing::info!(%index, "target index already exists with the expected definition");
@@ -94,6 +95,27 @@ fn compare(index: &str, expected: &Value, actual: &Value) -> Result<CreateOutcom
     } else {
         Err(IndexError::DefinitionMismatch { index: index.to_string(), differences })
     }
+}
+
+/// The target as create-index compares it: the copy's bulk-load settings
+/// ([`crate::bulkload`]: `refresh_interval` -1, `number_of_replicas` 0) read as the expected
+/// values, so that create-index stays idempotent between `backfill copy` and `backfill finalize`
+/// (every deployment script and restarted worker runs it).
+fn without_bulk_load(expected: &Value, actual: &Value) -> Value {
+    let mut actual = actual.clone();
+    let want = |key: &str| expected.pointer(&format!("/settings/index/{key}")).cloned();
+    if let Some(Value::Object(index)) = actual.pointer_mut("/settings/index") {
+        let is = |index: &Map<String, Value>, key: &str, v: &str| index.get(key).and_then(Value::as_str) == Some(v);
+        for (key, bulk_value) in [("refresh_interval", cluster::readiness::BULK_LOAD_REFRESH_INTERVAL), ("number_of_replicas", "0")] {
+            if is(index, key, bulk_value) {
+                match want(key) {
+                    Some(v) => index.insert(key.into(), v),
+                    None => index.remove(key),
+                };
+            }
+        }
+    }
+    actual
 }
 
 /// Refuses to let a writer start on a target index that would not converge: absent, tag field
@@ -106,5 +128,24 @@ pub async fn check_readiness(target: &Es, index: &str, tags: &TagRewrite, min_gc
         Err(NotReady::Es(e)) => Err(e.into()),
         Err(NotReady::Missing(index)) => Err(IndexError::TargetMissing(index)),
         Err(NotReady::Unfit { index, problems }) => Err(IndexError::NotReady { index, problems }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bulk_load_settings_read_as_the_definition() {
+        let expected = json!({"settings": {"index": {"number_of_replicas": "1", "number_of_shards": "2"}}, "mappings": {}, "aliases": {}});
+        let bulk =
+            json!({"settings": {"index": {"number_of_replicas": "0", "refresh_interval": "-1", "number_of_shards": "2"}}, "mappings": {}, "aliases": {}});
+        assert_eq!(compare("t", &expected, &bulk).unwrap(), CreateOutcome::AlreadyExists);
+        // Other values are still differences.
+        let other =
+            json!({"settings": {"index": {"number_of_replicas": "2", "refresh_interval": "5s", "number_of_shards": "2"}}, "mappings": {}, "aliases": {}});
+        let Err(IndexError::DefinitionMismatch { differences, .. }) = compare("t", &expected, &other) else { panic!("must differ") };
+        assert_eq!(differences.len(), 2, "{differences:?}");
     }
 }

@@ -11,6 +11,8 @@
 //! Modules, by concern:
 //! - [`index`]: `create-index` (target definition from the legacy index, idempotent) and the
 //!   readiness check every writer runs before it writes.
+//! - [`bulkload`]: bulk-load settings on the target during the copy, and `finalize`, which
+//!   restores the legacy index's before reads are switched.
 //! - [`scan`]: sliced, resumable reads of the legacy index (PIT + `search_after`, or sliced
 //!   scroll), with context-loss detection and recovery.
 //! - [`checkpoint`]: per-slice resume state on disk.
@@ -22,6 +24,7 @@
 //! - [`verify`]: the exact comparison of both sides and the query parity suite.
 //! - [`cli`]: the clap command line, turned into the typed configs above.
 
+pub mod bulkload;
 pub mod checkpoint;
 pub mod cli;
 pub mod copy;
@@ -33,6 +36,7 @@ pub mod rate;
 pub mod scan;
 pub mod verify;
 
+pub use bulkload::{finalize, BulkLoadError, FinalizeConfig, Finalized};
 pub use checkpoint::{CheckpointError, CheckpointStore, SliceCheckpoint};
 pub use copy::{copy, CopyConfig, CopyError, SliceSelection};
 pub use index::{check_readiness, create_index, CreateIndexConfig, CreateOutcome, IndexError};

@@ -105,6 +105,10 @@ pub enum VerifyError {
     Mget { side: &'static str, detail: String },
     #[error("verify task failed: {0}")]
     Task(String),
+    /// The target has periodic refresh off (the copy's bulk-load settings) and could not be
+    /// refreshed: its searches would show an arbitrarily old state.
+    #[error("target index `{index}` has periodic refresh off ({detail}) and refreshing it failed: {source}; give the verifying user the right to refresh it, or run `backfill finalize` first")]
+    StaleTarget { index: String, detail: String, source: Box<EsError> },
 }
 
 /// A class of difference: how many, and some ids.
@@ -217,7 +221,7 @@ pub async fn verify(legacy: &Es, target: &Es, cfg: &VerifyConfig) -> Result<Veri
     let started = Instant::now();
     // Both sides see every acknowledged write before the walks start.
     crate::copy::refresh_source(legacy, &cfg.source_index).await;
-    crate::copy::refresh_source(target, &cfg.target_index).await;
+    refresh_target(target, &cfg.target_index).await?;
     let legacy_method =
         ScanMethod::choose(cfg.scan_method, &cluster::version::detect(legacy).await?).map_err(|source| VerifyError::Scan { side: "legacy", source })?;
     let target_method =
@@ -240,6 +244,10 @@ pub async fn verify(legacy: &Es, target: &Es, cfg: &VerifyConfig) -> Result<Veri
     let mut flags = std::mem::take(&mut *shared.flags.lock().unwrap_or_else(|p| p.into_inner()));
     let rechecks = settle(legacy, target, &cfg, &mut flags).await?;
     let parity = if cfg.parity {
+        // The parity queries search both sides: the target sees the writes since the walks too
+        // (its periodic refresh may be off until `backfill finalize`).
+        crate::copy::refresh_source(legacy, &cfg.source_index).await;
+        refresh_target(target, &cfg.target_index).await?;
         let samples = std::mem::take(&mut *shared.samples.lock().unwrap_or_else(|p| p.into_inner()));
         Some(run_parity(legacy, target, &cfg, &samples).await?)
     } else {
@@ -280,6 +288,22 @@ pub async fn verify(legacy: &Es, target: &Es, cfg: &VerifyConfig) -> Result<Veri
     report.converged = clean && report.parity.as_ref().is_none_or(|p| p.passed);
     report.elapsed_secs = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Refreshes the target before it is searched. While the copy's bulk-load settings are on
+/// (`index.refresh_interval: -1`), only an explicit refresh makes writes visible to searches
+/// (the target walk and the parity queries; `_mget` reads are real-time anyway), so a failed
+/// refresh is an error then; with periodic refresh on it is a warning, as for the source.
+async fn refresh_target(target: &Es, index: &str) -> Result<(), VerifyError> {
+    let Err(source) = target.refresh(index).await else { return Ok(()) };
+    match cluster::readiness::refresh_disabled_indices(target, index).await {
+        Ok(off) if off.is_empty() => {
+            tracing::warn!(index, error = %source, "could not refresh the target index; writes of the last refresh interval may be invisible to its walk");
+            Ok(())
+        }
+        Ok(off) => Err(VerifyError::StaleTarget { index: index.into(), detail: off.join(", "), source: Box::new(source) }),
+        Err(e) => Err(VerifyError::StaleTarget { index: index.into(), detail: format!("its settings are unreadable too: {e}"), source: Box::new(source) }),
+    }
 }
 
 /// Legacy walk of one slice: each page checked against the target with `_mget`.

@@ -181,9 +181,14 @@ impl Es {
 
     /// Sends an NDJSON `_bulk` body and returns the parsed response. A non-2xx status for the
     /// whole request (e.g. 429 from a full write queue, 503) is an error the caller retries.
+    ///
+    /// The response is trimmed with [`BULK_FILTER_PATH`]: per item only what
+    /// [`crate::bulk::outcomes`] reads, in request order (every item keeps its `status`, so
+    /// none is dropped from the array and the item count still matches the request).
     pub async fn bulk(&self, ndjson: Bytes, refresh: bool) -> Result<Value, EsError> {
         let path = if refresh { "/_bulk?refresh=true" } else { "/_bulk" };
-        let (status, bytes) = self.raw(Method::Post, path, Some(ndjson), "application/x-ndjson").await?;
+        let url = format!("{path}{}filter_path={BULK_FILTER_PATH}", if refresh { "&" } else { "?" });
+        let (status, bytes) = self.raw(Method::Post, &url, Some(ndjson), "application/x-ndjson").await?;
         if !(200..300).contains(&status) {
             let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned()));
             return Err(EsError::status_of("POST", path, status, &body));
@@ -223,6 +228,12 @@ impl Es {
         self.ok(Method::Post, &format!("/{}/_refresh", enc(index)), None).await.map(|_| ())
     }
 }
+
+/// The `filter_path` of every `_bulk` request: `errors` and each item's `status`, `error` and
+/// `result` (the item's `_index`, `_id`, `_version`, `_shards`, `_seq_no`... are never read,
+/// and were most of the response's bytes). A whole-request error body (`error`, `status`) is
+/// not filtered by Elasticsearch or OpenSearch.
+pub const BULK_FILTER_PATH: &str = "errors,items.*.status,items.*.error,items.*.result";
 
 /// Percent-encodes one path segment (document ids may contain `/`, `?`, spaces...).
 pub fn enc(segment: &str) -> String {

@@ -31,6 +31,8 @@ pub mod write;
 pub use bulk::{BulkOp, BulkOpKind, ItemClass, ItemOutcome};
 pub use client::{Es, EsError};
 pub use config::ClusterConfig;
+/// The HTTP method of [`Es::request`] (re-exported so callers need no `elasticsearch` dependency).
+pub use elasticsearch::http::Method;
 pub use error::{Class, ErrorCause};
 pub use retry::{Backoff, GiveUp, RetryError, RetryPolicy};
 pub use version::ServerVersion;

@@ -32,3 +32,41 @@ pub async fn check_target(es: &Es, index: &str, tags: &schema::TagRewrite, min_g
         Err(NotReady::Unfit { index: index.to_string(), problems })
     }
 }
+
+/// `index.refresh_interval` during a bulk load (`backfill copy` sets it; `backfill finalize`
+/// restores the legacy index's value).
+pub const BULK_LOAD_REFRESH_INTERVAL: &str = "-1";
+
+/// True when a `refresh_interval` value turns periodic refresh off (`-1`, or any negative time
+/// value): searches then see only what the last explicit refresh made visible.
+pub fn refresh_disabled(value: &str) -> bool {
+    value.trim().starts_with('-')
+}
+
+/// The indices behind `index` (an alias may name several) whose `index.refresh_interval`
+/// turns periodic refresh off, each as `name (index.refresh_interval: -1)`. Empty when every
+/// index refreshes periodically (an unset value is the 1 s default).
+pub async fn refresh_disabled_indices(es: &Es, index: &str) -> Result<Vec<String>, EsError> {
+    let body = es.get(&format!("/{}/_settings/index.refresh_interval?flat_settings=true", crate::client::enc(index))).await?;
+    let mut out = Vec::new();
+    for (name, v) in body.as_object().into_iter().flatten() {
+        if let Some(value) = v.pointer("/settings/index.refresh_interval").and_then(Value::as_str).filter(|r| refresh_disabled(r)) {
+            out.push(format!("{name} (index.refresh_interval: {value})"));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negative_refresh_intervals_are_disabled() {
+        assert!(refresh_disabled(BULK_LOAD_REFRESH_INTERVAL));
+        assert!(refresh_disabled("-1ms"));
+        assert!(!refresh_disabled("1s"));
+        assert!(!refresh_disabled("30s"));
+    }
+}

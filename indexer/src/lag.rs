@@ -2,7 +2,10 @@
 //!
 //! The lag of a partition is the broker's high watermark minus the next offset the group may
 //! commit (everything before it is applied or dead-lettered). "Caught up" means every partition
-//! of the topic has lag 0: the moment reads can be switched to the new cluster.
+//! of the topic has lag 0: the moment reads can be switched to the new cluster, unless a target
+//! index still has periodic refresh turned off (the bulk-load settings of `backfill copy`,
+//! until `backfill finalize`): searches there would serve stale results, so the gate stays
+//! closed and says so.
 
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaResult;
@@ -25,6 +28,7 @@ pub struct Readiness {
 struct Problems {
     last_commit_failure: Option<String>,
     offset_gaps: Vec<String>,
+    bulk_load: Vec<String>,
 }
 
 /// A snapshot of the lag.
@@ -42,6 +46,11 @@ pub struct ReadyState {
     /// started: the records between were never applied by this group (see the README).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub offset_gaps: Vec<String>,
+    /// Target indices whose `index.refresh_interval` is off (`-1`: the copy's bulk-load
+    /// settings), or why it could not be read: searches would serve stale data, so the gate
+    /// stays closed until `backfill finalize` restores the legacy index's settings.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bulk_load: Vec<String>,
 }
 
 impl Readiness {
@@ -49,9 +58,10 @@ impl Readiness {
     pub fn snapshot(&self) -> ReadyState {
         let mut s = self.inner.lock().expect("readiness lock").clone();
         let p = self.problems.lock().expect("readiness lock").clone();
-        s.caught_up &= p.offset_gaps.is_empty();
+        s.caught_up &= p.offset_gaps.is_empty() && p.bulk_load.is_empty();
         s.last_commit_failure = p.last_commit_failure;
         s.offset_gaps = p.offset_gaps;
+        s.bulk_load = p.bulk_load;
         s
     }
 
@@ -72,6 +82,36 @@ impl Readiness {
     /// Records offset gaps found at start.
     pub fn offset_gaps(&self, gaps: Vec<String>) {
         self.problems.lock().expect("readiness lock").offset_gaps = gaps;
+    }
+
+    /// Records the target indices still in bulk-load settings (empty: none).
+    pub fn bulk_load(&self, problems: Vec<String>) {
+        self.problems.lock().expect("readiness lock").bulk_load = problems;
+    }
+}
+
+/// The target indices the gate re-reads before it opens: while one has periodic refresh off
+/// (`backfill copy`'s bulk-load settings), switching reads would serve stale results.
+#[derive(Clone, Debug)]
+pub struct TargetRefresh {
+    pub es: cluster::Es,
+    pub indices: Vec<String>,
+}
+
+impl TargetRefresh {
+    /// One line per index whose refresh is off, or whose setting could not be read (the gate
+    /// stays closed when it cannot tell).
+    pub async fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for index in &self.indices {
+            match cluster::readiness::refresh_disabled_indices(&self.es, index).await {
+                Ok(off) => out.extend(off.into_iter().map(|i| {
+                    format!("target index {i}: periodic refresh is off (bulk-load settings of `backfill copy`), searches serve stale data; run `backfill finalize` before switching reads")
+                })),
+                Err(e) => out.push(format!("cannot read index.refresh_interval of target index {index}: {e}")),
+            }
+        }
+        out
     }
 }
 
@@ -139,11 +179,13 @@ pub fn measure(consumer: &IndexerConsumer, tracker: &Tracker, topic: &str) -> Op
 }
 
 /// Measures the lag every `every` until `stop`; returns how long the indexer has been caught up.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     topic: String,
     consumer: Arc<IndexerConsumer>,
     tracker: Arc<Tracker>,
     readiness: Arc<Readiness>,
+    target: TargetRefresh,
     every: Duration,
     stop: tokio_util::sync::CancellationToken,
     idle_exit: Option<Duration>,
@@ -152,6 +194,10 @@ pub async fn run(
     loop {
         let (c, t, name) = (consumer.clone(), tracker.clone(), topic.clone());
         if let Ok(Some(state)) = tokio::task::spawn_blocking(move || measure(&c, &t, &name)).await {
+            if state.caught_up {
+                // Re-read only when the lag alone would open the gate (once per interval).
+                readiness.bulk_load(target.problems().await);
+            }
             metrics::gauge!("cutover_indexer_caught_up").set(if state.caught_up { 1.0 } else { 0.0 });
             metrics::gauge!("cutover_indexer_in_flight").set(tracker.total_in_flight() as f64);
             caught_up_since = match (state.caught_up, caught_up_since) {

@@ -103,6 +103,7 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
     let server = http::serve(cfg.ops.metrics_addr, prometheus, readiness.clone(), abort.clone()).await?;
 
     let halted = Arc::new(Mutex::new(None));
+    let target_refresh = lag::TargetRefresh { es: applier.writer.es().clone(), indices: applier.known_targets.clone() };
     let shared = LaneShared {
         applier,
         dead_letters: DeadLetterSink::new(producer, cfg.dead_letter_topic(), cfg.retry_policy(), abort.clone()),
@@ -126,6 +127,7 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
         consumer.clone(),
         tracker.clone(),
         readiness,
+        target_refresh,
         Duration::from_secs(1),
         stop.clone(),
         cfg.ops.exit_when_idle_secs.map(Duration::from_secs),
