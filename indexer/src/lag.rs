@@ -158,16 +158,25 @@ pub fn measure(consumer: &IndexerConsumer, tracker: &Tracker, topic: &str) -> Op
     for &p in &partitions {
         all.add_partition(topic, p);
     }
-    let committed = consumer.committed_offsets(all, Duration::from_secs(5)).ok()?;
+    let all_mine = partitions.iter().all(|&p| assignment.find_partition(topic, p).is_some());
+    // The group's commits matter only for partitions another member holds.
+    let committed = if all_mine { None } else { Some(consumer.committed_offsets(all, Duration::from_secs(5)).ok()?) };
     let processed = tracker.watermarks();
     let mut lag = BTreeMap::new();
     for &partition in &partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(5)).ok()?;
-        let from_commit = committed.find_partition(topic, partition).and_then(|c| match c.offset() {
+        let mine = assignment.find_partition(topic, partition).is_some();
+        // An assigned partition's watermarks come with every fetch response (cached by the
+        // client: no request, so the measure stays fast while the consumer is busy); the
+        // others' are asked for.
+        let cached = if mine { cached_watermarks(consumer, topic, partition) } else { None };
+        let (low, high) = match cached {
+            Some(w) => w,
+            None => consumer.fetch_watermarks(topic, partition, Duration::from_secs(5)).ok()?,
+        };
+        let from_commit = committed.as_ref().and_then(|c| c.find_partition(topic, partition)).and_then(|c| match c.offset() {
             Offset::Offset(o) => Some(o),
             _ => None,
         });
-        let mine = assignment.find_partition(topic, partition).is_some();
         let applied = if mine { processed.get(&(topic.to_string(), partition)).copied() } else { None };
         let position = applied.or(from_commit).unwrap_or(low).max(low);
         let l = (high - position).max(0);
@@ -176,6 +185,20 @@ pub fn measure(consumer: &IndexerConsumer, tracker: &Tracker, topic: &str) -> Op
     }
     let caught_up = !lag.is_empty() && lag.values().all(|&l| l == 0) && tracker.total_in_flight() == 0;
     Some(ReadyState { caught_up, lag, ..Default::default() })
+}
+
+/// The watermarks of an assigned partition as the consumer last saw them in a fetch response
+/// (`rd_kafka_get_watermark_offsets`, which rust-rdkafka does not wrap): no request to the broker.
+/// `None` until the first fetch of the partition has answered.
+fn cached_watermarks(consumer: &IndexerConsumer, topic: &str, partition: i32) -> Option<(i64, i64)> {
+    use rdkafka::bindings::{rd_kafka_get_watermark_offsets, rd_kafka_resp_err_t};
+    use rdkafka::consumer::Consumer;
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client handle lives as long as `consumer`; the call reads librdkafka's cached
+    // offsets under its own lock and writes only the two integers passed.
+    let err = unsafe { rd_kafka_get_watermark_offsets(consumer.client().native_ptr(), topic.as_ptr(), partition, &mut low, &mut high) };
+    (err == rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && low >= 0 && high >= 0).then_some((low, high))
 }
 
 /// Measures the lag every `every` until `stop`; returns how long the indexer has been caught up.

@@ -41,6 +41,9 @@ use crate::lag::Readiness;
 use crate::lanes::{LaneLimits, LaneShared};
 use crate::offsets::Tracker;
 
+/// How often the lag (and so `/ready` and `--exit-when-idle-secs`) is measured.
+const LAG_INTERVAL: Duration = Duration::from_millis(250);
+
 /// Why the indexer stopped other than by a clean shutdown.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexerError {
@@ -128,7 +131,7 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
         tracker.clone(),
         readiness,
         target_refresh,
-        Duration::from_secs(1),
+        LAG_INTERVAL,
         stop.clone(),
         cfg.ops.exit_when_idle_secs.map(Duration::from_secs),
     ));
