@@ -61,6 +61,10 @@ async fn finalize_restores_the_legacy_settings_and_opens_the_gate() {
     // Idempotent.
     let again = sc.run_finalize();
     assert!(again.contains("index.refresh_interval: 7s -> 7s"), "{again}");
+    // --no-bulk-load keeps the target's settings (the first copy, without it, is the control:
+    // it turned them off). A fresh checkpoint directory: a whole second copy.
+    sc.run_backfill("copy-keep", &["--no-bulk-load"]);
+    assert_eq!(settings(&target, &sc.target_index).await, (Some("7s".into()), Some("0".into())), "--no-bulk-load left the settings alone");
     // create-index stays idempotent across the whole cycle.
     sc.run_create_index(&[]);
     sc.drain_and_stop(indexer).await;

@@ -54,29 +54,17 @@ impl LoadSettings {
     /// Reads the settings of one index (an alias must name exactly one).
     pub async fn read(es: &Es, index: &str, side: &'static str) -> Result<Self, BulkLoadError> {
         let hint = if side == "target" { "; create it with `backfill create-index`" } else { "" };
-        let (status, body) = es.request(Method::Get, &format!("/{}/_settings?flat_settings=true", enc(index)), None).await?;
-        if status == 404 {
-            return Err(BulkLoadError::Missing { side, index: index.into(), hint });
-        }
-        if !(200..300).contains(&status) {
-            return Err(EsError::status_of("GET", &format!("/{index}/_settings"), status, &body).into());
-        }
-        let entries = body.as_object().filter(|o| o.len() == 1).ok_or_else(|| EsError::Decode {
-            method: "GET".into(),
-            path: format!("/{index}/_settings"),
-            detail: "expected exactly one index (an alias over several indices is not supported)".into(),
-        })?;
-        let settings = entries.values().next().and_then(|v| v.get("settings")).cloned().unwrap_or(Value::Null);
-        Ok(Self::from_flat(&settings))
+        let definition = es.get_index(index).await?.ok_or_else(|| BulkLoadError::Missing { side, index: index.into(), hint })?;
+        Ok(Self::from_index_settings(&definition["settings"]["index"]))
     }
 
-    /// From flat settings (`{"index.refresh_interval": "1s", ...}`).
-    pub fn from_flat(settings: &Value) -> Self {
+    /// From an index's `settings.index` object (as `GET /<index>` returns it).
+    pub fn from_index_settings(settings: &Value) -> Self {
         let text = |k: &str| settings.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
         LoadSettings {
-            refresh_interval: text("index.refresh_interval"),
-            number_of_replicas: text("index.number_of_replicas").and_then(|r| r.parse().ok()),
-            auto_expand_replicas: text("index.auto_expand_replicas").filter(|a| a != "false"),
+            refresh_interval: text("refresh_interval"),
+            number_of_replicas: text("number_of_replicas").and_then(|r| r.parse().ok()),
+            auto_expand_replicas: text("auto_expand_replicas").filter(|a| a != "false"),
         }
     }
 }
@@ -266,10 +254,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_flat_settings() {
-        let s = LoadSettings::from_flat(&json!({"index.refresh_interval": "-1", "index.number_of_replicas": "2", "index.auto_expand_replicas": "false"}));
+    fn reads_index_settings() {
+        let s = LoadSettings::from_index_settings(&json!({"refresh_interval": "-1", "number_of_replicas": "2", "auto_expand_replicas": "false"}));
         assert_eq!(s, LoadSettings { refresh_interval: Some("-1".into()), number_of_replicas: Some(2), auto_expand_replicas: None });
-        let s = LoadSettings::from_flat(&json!({"index.number_of_replicas": "0", "index.auto_expand_replicas": "0-1"}));
+        let s = LoadSettings::from_index_settings(&json!({"number_of_replicas": "0", "auto_expand_replicas": "0-1"}));
         assert_eq!(s.refresh_interval, None);
         assert_eq!(s.auto_expand_replicas.as_deref(), Some("0-1"));
     }

@@ -103,10 +103,6 @@ pub fn layout(max_in_flight: usize) -> (usize, usize) {
 /// wait for each other, which is safe; a document never escapes its own hash.
 type DocHash = u64;
 
-fn doc_hash(item: &Item) -> Option<DocHash> {
-    item.doc
-}
-
 /// What a lane holds between batches: documents with a batch in flight, and the records that
 /// wait for them.
 #[derive(Default)]
@@ -124,7 +120,7 @@ impl Pipeline {
     /// Where a received record goes: into the batch being collected, or held behind its
     /// document's batch in flight (or behind its own held records), keeping per-document order.
     fn admit(&mut self, item: Item, batch: &mut Batch) {
-        match doc_hash(&item) {
+        match item.doc {
             Some(h) if self.busy.contains_key(&h) || self.waiting.contains_key(&h) => {
                 *self.waiting.entry(h).or_default() += 1;
                 self.held.push_back(item);
@@ -148,7 +144,7 @@ impl Pipeline {
 
     /// Marks a batch's documents in flight.
     fn launch(&mut self, batch: &[Item]) -> Vec<DocHash> {
-        let hashes: Vec<DocHash> = batch.iter().filter_map(doc_hash).collect();
+        let hashes: Vec<DocHash> = batch.iter().filter_map(|i| i.doc).collect();
         for h in &hashes {
             *self.busy.entry(*h).or_default() += 1;
         }
