@@ -158,17 +158,20 @@ pub fn measure(consumer: &IndexerConsumer, tracker: &Tracker, topic: &str) -> Op
     for &p in &partitions {
         all.add_partition(topic, p);
     }
-    let all_mine = partitions.iter().all(|&p| assignment.find_partition(topic, p).is_some());
-    // The group's commits matter only for partitions another member holds.
-    let committed = if all_mine { None } else { Some(consumer.committed_offsets(all, Duration::from_secs(5)).ok()?) };
     let processed = tracker.watermarks();
+    // The group's commits matter for partitions another member holds, and for assigned ones
+    // this process has received nothing from yet (e.g. taken over, already fully committed):
+    // in steady state, with every partition assigned and received from, they are not read.
+    let from_tracker = |p: i32| assignment.find_partition(topic, p).is_some() && processed.contains_key(&(topic.to_string(), p));
+    let committed = if partitions.iter().all(|&p| from_tracker(p)) { None } else { Some(consumer.committed_offsets(all, Duration::from_secs(5)).ok()?) };
     let mut lag = BTreeMap::new();
     for &partition in &partitions {
         let mine = assignment.find_partition(topic, partition).is_some();
-        // An assigned partition's watermarks come with every fetch response (cached by the
-        // client: no request, so the measure stays fast while the consumer is busy); the
-        // others' are asked for.
-        let cached = if mine { cached_watermarks(consumer, topic, partition) } else { None };
+        // The watermarks of a partition this assignment has fetched records from come with
+        // every fetch response (cached by the client: no request, so the measure stays fast
+        // while the consumer is busy); the others' are asked for (a cache from an earlier
+        // assignment could be stale and open the gate early).
+        let cached = if from_tracker(partition) { cached_watermarks(consumer, topic, partition) } else { None };
         let (low, high) = match cached {
             Some(w) => w,
             None => consumer.fetch_watermarks(topic, partition, Duration::from_secs(5)).ok()?,
@@ -201,6 +204,9 @@ fn cached_watermarks(consumer: &IndexerConsumer, topic: &str, partition: i32) ->
     (err == rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && low >= 0 && high >= 0).then_some((low, high))
 }
 
+/// How often a caught-up indexer re-reads its target indices' `refresh_interval`.
+const SETTINGS_RECHECK: Duration = Duration::from_secs(1);
+
 /// Measures the lag every `every` until `stop`; returns how long the indexer has been caught up.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
@@ -214,12 +220,16 @@ pub async fn run(
     idle_exit: Option<Duration>,
 ) {
     let mut caught_up_since: Option<tokio::time::Instant> = None;
+    let mut settings_read: Option<tokio::time::Instant> = None;
     loop {
         let (c, t, name) = (consumer.clone(), tracker.clone(), topic.clone());
         if let Ok(Some(state)) = tokio::task::spawn_blocking(move || measure(&c, &t, &name)).await {
-            if state.caught_up {
-                // Re-read only when the lag alone would open the gate (once per interval).
+            // The target's settings are re-read only when the lag alone would open the gate: at
+            // once when it gets there, then at most every SETTINGS_RECHECK while it stays there
+            // (the lag is measured every 250 ms; the settings need no such rate).
+            if state.caught_up && (caught_up_since.is_none() || settings_read.is_none_or(|t| t.elapsed() >= SETTINGS_RECHECK)) {
                 readiness.bulk_load(target.problems().await);
+                settings_read = Some(tokio::time::Instant::now());
             }
             metrics::gauge!("cutover_indexer_caught_up").set(if state.caught_up { 1.0 } else { 0.0 });
             metrics::gauge!("cutover_indexer_in_flight").set(tracker.total_in_flight() as f64);
