@@ -457,7 +457,7 @@ fn to_op(ctx: &Ctx, mut hit: Value) -> Result<BulkOp<'static>, Failure> {
             id: Cow::Owned(id),
             routing: routing.map(Cow::Owned),
             version,
-            kind: BulkOpKind::Index(Cow::Owned(doc)),
+            kind: BulkOpKind::Index(Cow::Owned(schema::EncodedDoc::from_map(&doc))),
         }),
         Err(e) => Err(failure(FailureKind::Rewrite, id, routing, Some(version), e.to_string())),
     }

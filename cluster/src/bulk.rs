@@ -6,16 +6,16 @@
 //! (429, 5xx, timeouts) or poison (the document itself is wrong: mapping or parse errors).
 
 use crate::error::{Class, ErrorCause};
-use serde_json::{Map, Value};
+use schema::EncodedDoc;
+use serde_json::Value;
 use std::borrow::Cow;
-use std::io::Write;
 
 /// The kind of a versioned write.
 #[derive(Clone, Debug, PartialEq)]
 pub enum BulkOpKind<'a> {
-    /// Replace the whole document with this target-form `_source` (borrowed from the command
-    /// that carries it when it is written unchanged: no copy per document).
-    Index(Cow<'a, Map<String, Value>>),
+    /// Replace the whole document with this target-form `_source`, already encoded (borrowed
+    /// from the command that carries it when it is written unchanged: no copy per document).
+    Index(Cow<'a, EncodedDoc>),
     /// Delete the document, leaving a versioned tombstone (see `index.gc_deletes`).
     Delete,
 }
@@ -44,18 +44,18 @@ impl BulkOp<'_> {
         serde_json::to_writer(&mut *out, &line).expect("serialize to Vec");
         out.push(b'\n');
         if let BulkOpKind::Index(source) = &self.kind {
-            serde_json::to_writer(&mut *out, source).expect("serialize to Vec");
+            out.extend_from_slice(source.as_str().as_bytes());
             out.push(b'\n');
         }
     }
 
     /// An estimate of the encoded size, for batching by bytes without encoding twice.
     pub fn encoded_len_hint(&self) -> usize {
-        let mut counter = ByteCounter(0);
-        if let BulkOpKind::Index(source) = &self.kind {
-            let _ = serde_json::to_writer(&mut counter, source);
-        }
-        counter.0 + self.index.len() + self.id.len() + 96
+        let source = match &self.kind {
+            BulkOpKind::Index(source) => source.len(),
+            BulkOpKind::Delete => 0,
+        };
+        source + self.index.len() + self.id.len() + 96
     }
 }
 
@@ -79,17 +79,6 @@ struct ActionMeta<'a> {
     routing: Option<&'a str>,
     version: u64,
     version_type: &'static str,
-}
-
-struct ByteCounter(usize);
-impl Write for ByteCounter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Encodes operations into one NDJSON `_bulk` body.
@@ -154,21 +143,49 @@ pub fn classify_item(status: u16, error: Option<&ErrorCause>) -> ItemClass {
 }
 
 /// Reads a `_bulk` response into one outcome per item, in request order.
-/// Fails when the number of items does not match, which would make offsets unsafe to commit.
-pub fn outcomes(response: &Value, expected: usize) -> Result<Vec<ItemOutcome>, String> {
-    let items = response.get("items").and_then(Value::as_array).ok_or_else(|| "bulk response has no items array".to_string())?;
+/// Fails when the response does not parse or the number of items does not match, which would
+/// make offsets unsafe to commit.
+pub fn outcomes(response: &[u8], expected: usize) -> Result<Vec<ItemOutcome>, String> {
+    let response: Response = serde_json::from_slice(response).map_err(|e| format!("bulk response does not parse: {e}"))?;
+    let items = response.items.ok_or_else(|| "bulk response has no items array".to_string())?;
     if items.len() != expected {
         return Err(format!("bulk response has {} items, request had {expected}", items.len()));
     }
-    Ok(items.iter().map(item_outcome).collect())
+    Ok(items.into_iter().map(Item::outcome).collect())
 }
 
-fn item_outcome(item: &Value) -> ItemOutcome {
-    let body = item.as_object().and_then(|o| o.values().next()).unwrap_or(&Value::Null);
-    let status = body.get("status").and_then(Value::as_u64).unwrap_or(500) as u16;
-    let error = body.get("error").filter(|e| !e.is_null()).map(|e| ErrorCause::parse(&serde_json::json!({ "error": e })));
-    let class = classify_item(status, error.as_ref());
-    ItemOutcome { class, status, reason: error.map(|e| e.to_string()) }
+/// What [`outcomes`] reads of a `_bulk` response (typed: a response holds one item per
+/// document, and nothing else is looked at).
+#[derive(serde::Deserialize)]
+struct Response {
+    items: Option<Vec<Item>>,
+}
+
+/// `{"<action>": {"status": .., "error": ..}}`.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Item {
+    Index(ItemBody),
+    Create(ItemBody),
+    Update(ItemBody),
+    Delete(ItemBody),
+}
+
+#[derive(serde::Deserialize)]
+struct ItemBody {
+    status: Option<u16>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+impl Item {
+    fn outcome(self) -> ItemOutcome {
+        let (Item::Index(body) | Item::Create(body) | Item::Update(body) | Item::Delete(body)) = self;
+        let status = body.status.unwrap_or(500);
+        let error = body.error.filter(|e| !e.is_null()).map(|e| ErrorCause::parse(&serde_json::json!({ "error": e })));
+        let class = classify_item(status, error.as_ref());
+        ItemOutcome { class, status, reason: error.map(|e| e.to_string()) }
+    }
 }
 
 #[cfg(test)]
@@ -176,8 +193,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn doc() -> Map<String, Value> {
-        json!({"title": "a"}).as_object().unwrap().clone()
+    fn doc() -> EncodedDoc {
+        EncodedDoc::from_map(json!({"title": "a"}).as_object().unwrap())
     }
 
     #[test]
@@ -210,16 +227,17 @@ mod tests {
             {"index": {"status": 400, "error": {"type": "index_closed_exception", "reason": "closed"}}},
             {"index": {"status": 403, "error": {"type": "cluster_block_exception", "reason": "index [x] blocked by: [FORBIDDEN/8/index write (api)]"}}},
         ]});
-        let got: Vec<ItemClass> = outcomes(&resp, 9).unwrap().into_iter().map(|o| o.class).collect();
+        let got: Vec<ItemClass> = outcomes(&resp.to_string().into_bytes(), 9).unwrap().into_iter().map(|o| o.class).collect();
         use ItemClass::*;
         assert_eq!(got, vec![Applied, Superseded, Retryable, Poison, Applied, Retryable, Halt, Halt, Retryable]);
-        let poison = &outcomes(&resp, 9).unwrap()[3];
+        let poison = &outcomes(&resp.to_string().into_bytes(), 9).unwrap()[3];
         assert_eq!(poison.reason.as_deref(), Some("document_parsing_exception: failed to parse field [n]"));
     }
 
     #[test]
     fn mismatched_item_count_is_an_error() {
-        assert!(outcomes(&json!({"items": []}), 1).is_err());
-        assert!(outcomes(&json!({}), 0).is_err());
+        assert!(outcomes(br#"{"items": []}"#, 1).is_err());
+        assert!(outcomes(b"{}", 0).is_err());
+        assert!(outcomes(b"<html>", 0).is_err());
     }
 }

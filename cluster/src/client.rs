@@ -179,13 +179,15 @@ impl Es {
         self.ok(Method::Get, path, None).await
     }
 
-    /// Sends an NDJSON `_bulk` body and returns the parsed response. A non-2xx status for the
-    /// whole request (e.g. 429 from a full write queue, 503) is an error the caller retries.
+    /// Sends an NDJSON `_bulk` body and returns the response's bytes, unparsed (the writer
+    /// reads only each item's status and error: [`crate::bulk::outcomes`]). A non-2xx status
+    /// for the whole request (e.g. 429 from a full write queue, 503) is an error the caller
+    /// retries.
     ///
     /// The response is trimmed with [`BULK_FILTER_PATH`]: per item only what
     /// [`crate::bulk::outcomes`] reads, in request order (every item keeps its `status`, so
     /// none is dropped from the array and the item count still matches the request).
-    pub async fn bulk(&self, ndjson: Bytes, refresh: bool) -> Result<Value, EsError> {
+    pub async fn bulk_response(&self, ndjson: Bytes, refresh: bool) -> Result<Bytes, EsError> {
         let path = if refresh { "/_bulk?refresh=true" } else { "/_bulk" };
         let url = format!("{path}{}filter_path={BULK_FILTER_PATH}", if refresh { "&" } else { "?" });
         let (status, bytes) = self.raw(Method::Post, &url, Some(ndjson), "application/x-ndjson").await?;
@@ -193,7 +195,13 @@ impl Es {
             let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned()));
             return Err(EsError::status_of("POST", path, status, &body));
         }
-        serde_json::from_slice(&bytes).map_err(|e| EsError::Decode { method: "POST".into(), path: path.into(), detail: e.to_string() })
+        Ok(bytes)
+    }
+
+    /// [`Es::bulk_response`], parsed (for callers that look at the whole response).
+    pub async fn bulk(&self, ndjson: Bytes, refresh: bool) -> Result<Value, EsError> {
+        let bytes = self.bulk_response(ndjson, refresh).await?;
+        serde_json::from_slice(&bytes).map_err(|e| EsError::Decode { method: "POST".into(), path: "/_bulk".into(), detail: e.to_string() })
     }
 
     /// `POST /_mget` with `{"docs": [{"_index", "_id", "routing"?}...]}`, 2xx required. Each

@@ -150,7 +150,7 @@ impl BulkWriter {
         }
         let started = Instant::now();
         metrics::gauge!("cutover_bulk_in_flight").increment(1.0);
-        let response = self.es.bulk(Bytes::from(body), self.opts.refresh).await;
+        let response = self.es.bulk_response(Bytes::from(body), self.opts.refresh).await;
         metrics::gauge!("cutover_bulk_in_flight").decrement(1.0);
         metrics::histogram!("cutover_bulk_latency_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("cutover_bulk_batch_size").record(pending.len() as f64);

@@ -34,7 +34,7 @@ use crate::config::MergeAbsent;
 use cluster::bulk::{BulkOp, BulkOpKind};
 use cluster::write::WriteError;
 use cluster::{BulkWriter, Class, ErrorCause, Es, EsError, GiveUp, Resolved};
-use schema::{Command, LegacyVersionSource, MergePatch, Op, TagRewrite};
+use schema::{Command, EncodedDoc, LegacyVersionSource, MergePatch, Op, TagRewrite};
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -163,11 +163,10 @@ impl Applier {
                 // accepts (property-tested in schema), so it is stored on the target form.
                 Op::Upsert(doc) => match &self.version_field {
                     None => Plan::Write(cmd.version, Cow::Borrowed(doc)),
-                    Some(_) => {
-                        let mut src = doc.clone();
-                        self.with_version(&mut src, cmd.version);
-                        Plan::Write(cmd.version, Cow::Owned(src))
-                    }
+                    Some(path) => match doc.with_version(path, cmd.version) {
+                        Ok(src) => Plan::Write(cmd.version, Cow::Owned(src)),
+                        Err(e) => Plan::Done(Outcome::Poison { kind: "rewrite", reason: e.to_string() }),
+                    },
                 },
                 Op::Delete => Plan::Delete,
                 Op::Merge(patch) => self.plan_merge(cmd, patch, bases.get(&i)),
@@ -219,7 +218,7 @@ impl Applier {
         let merged = |mut src: Map<String, Value>| match patch.apply_target(&mut src, &self.tags) {
             Ok(()) => {
                 self.with_version(&mut src, cmd.version);
-                Plan::Write(cmd.version, Cow::Owned(src))
+                Plan::Write(cmd.version, Cow::Owned(EncodedDoc::from_map(&src)))
             }
             Err(e) => poison(e),
         };
@@ -236,7 +235,7 @@ impl Applier {
             Decision::LegacyCopy | Decision::MergeOnLegacy => {
                 let Base::Legacy { stored, .. } = base else { unreachable!("decided from a legacy base") };
                 match self.tags.to_target(&stored.source) {
-                    Ok(src) if stored.version >= cmd.version => Plan::Write(stored.version, Cow::Owned(src)),
+                    Ok(src) if stored.version >= cmd.version => Plan::Write(stored.version, Cow::Owned(EncodedDoc::from_map(&src))),
                     Ok(src) => merged(src),
                     Err(e) => poison(e),
                 }
@@ -246,7 +245,7 @@ impl Applier {
                 patch.apply_legacy(&mut doc, &self.tags);
                 self.with_version(&mut doc, cmd.version);
                 match self.tags.to_target(&doc) {
-                    Ok(src) => Plan::Write(cmd.version, Cow::Owned(src)),
+                    Ok(src) => Plan::Write(cmd.version, Cow::Owned(EncodedDoc::from_map(&src))),
                     Err(e) => poison(e),
                 }
             }
@@ -364,7 +363,7 @@ enum ReadFailure {
 
 enum Plan<'a> {
     Done(Outcome),
-    Write(u64, Cow<'a, Map<String, Value>>),
+    Write(u64, Cow<'a, EncodedDoc>),
     Delete,
 }
 
@@ -421,7 +420,13 @@ struct DocKey {
 fn tombstone_op<'a>(target: &str, id: &'a str, version: u64) -> BulkOp<'a> {
     let mut src = Map::new();
     src.insert("version".into(), Value::from(version));
-    BulkOp { index: Cow::Owned(tombstone_index(target)), id: Cow::Borrowed(id), routing: None, version, kind: BulkOpKind::Index(Cow::Owned(src)) }
+    BulkOp {
+        index: Cow::Owned(tombstone_index(target)),
+        id: Cow::Borrowed(id),
+        routing: None,
+        version,
+        kind: BulkOpKind::Index(Cow::Owned(EncodedDoc::from_map(&src))),
+    }
 }
 
 /// Splits commands into rounds: round k holds, in input order, the k-th command of each

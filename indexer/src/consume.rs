@@ -296,8 +296,11 @@ pub async fn consume_loop(
     let mut store_tick = tokio::time::interval(commit_interval.min(Duration::from_millis(500)));
     let mut backlog = Backlog::default();
     let mut paused = false;
+    // Handles looked up once: the loop runs once per record.
+    let consumed = metrics::counter!("cutover_indexer_consumed_total");
+    let backlog_bytes = metrics::gauge!("cutover_indexer_backlog_bytes");
     loop {
-        metrics::gauge!("cutover_indexer_backlog_bytes").set(backlog.bytes as f64);
+        backlog_bytes.set(backlog.bytes as f64);
         // Hand over what is waiting first (dropping records of partitions revoked meanwhile).
         while let Some((lane, item)) = backlog.pop_front() {
             match lanes[lane].try_reserve() {
@@ -339,7 +342,7 @@ pub async fn consume_loop(
                     paused = true;
                 }
                 m = consumer.recv(), if paused => {
-                    accept(m, router, tracker, &mut backlog);
+                    accept(m, router, tracker, &mut backlog, &consumed);
                     // Paused partitions deliver nothing new; if records keep coming (a partition
                     // whose pause was lost), pause the whole assignment again.
                     if backlog.bytes > MAX_BACKLOG_BYTES {
@@ -352,17 +355,17 @@ pub async fn consume_loop(
             continue;
         }
         tokio::select! {
-            m = consumer.recv() => accept(m, router, tracker, &mut backlog),
+            m = consumer.recv() => accept(m, router, tracker, &mut backlog, &consumed),
             _ = store_tick.tick() => { skip_markers(consumer, tracker); store(consumer, tracker) }
             _ = stop.cancelled() => return,
         }
     }
 }
 
-fn accept(m: Result<BorrowedMessage<'_>, rdkafka::error::KafkaError>, router: &Router, tracker: &Tracker, backlog: &mut Backlog) {
+fn accept(m: Result<BorrowedMessage<'_>, rdkafka::error::KafkaError>, router: &Router, tracker: &Tracker, backlog: &mut Backlog, consumed: &metrics::Counter) {
     match m {
         Ok(m) => {
-            metrics::counter!("cutover_indexer_consumed_total").increment(1);
+            consumed.increment(1);
             backlog.push_back(router.route(&m, tracker));
         }
         Err(e) => tracing::warn!(error = %e, "kafka consumer error"),

@@ -43,10 +43,10 @@ pub struct Command {
 /// What a command does to its document.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
-    /// Replace the whole document with this `_source`, already in TARGET form: decoding
-    /// validates the legacy document by rewriting it ([`crate::TagRewrite::to_target`]) and
-    /// keeps the result, so the rewrite runs once per upsert.
-    Upsert(Map<String, Value>),
+    /// Replace the whole document with this `_source`, already in TARGET form and encoded:
+    /// decoding validates the legacy document by rewriting it ([`crate::TagRewrite::transcode`])
+    /// and keeps the result, so the rewrite and the encoding run once per upsert.
+    Upsert(crate::rewrite::EncodedDoc),
     /// Partially update the document (read-merge-write).
     Merge(MergePatch),
     /// Delete the document (leaving a versioned tombstone).

@@ -33,10 +33,12 @@
 //! - **Known limit.** A legacy top-level key that spells the tag path with literal dots
 //!   (`{"actions.tags": {..}}`) is not recognised as tags and passes through unchanged.
 
+mod encoded;
 mod flatten;
 mod legacy;
 mod tagcodec;
 
+pub use encoded::EncodedDoc;
 pub use flatten::tag_entries;
 pub use legacy::remove_tag_key;
 pub(crate) use legacy::tags_mut as legacy_tags_mut;
@@ -132,6 +134,13 @@ pub enum RewriteError {
     ReservedField {
         /// The field name.
         field: String,
+    },
+    /// Part of the document is valid JSON that `serde_json` cannot hold as a value (a number
+    /// beyond `f64`), found by [`TagRewrite::transcode`] where it parses.
+    #[error("document cannot be read: {detail}")]
+    Unreadable {
+        /// The parser's message.
+        detail: String,
     },
 }
 

@@ -13,6 +13,8 @@ use super::fields::{self, Failure};
 use super::version::{header_version, json_version, lookup, offset_version};
 use super::{Command, DecodeError, DecodeErrorKind, Envelope, VersionSource};
 use crate::rewrite::TagRewrite;
+use serde::de::DeserializeSeed;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Default payload limit: 1 MiB, far above sane documents and well below a bulk request.
@@ -110,13 +112,14 @@ fn decode_inner(rec: &RawRecord<'_>, cfg: &DecodeConfig) -> Result<Command, Fail
     if rec.payload.is_none() {
         return null_value(rec, cfg);
     }
-    let mut body = parse_body(rec.payload, cfg.max_bytes)?;
+    let text = payload_text(rec.payload, cfg.max_bytes)?;
+    let mut body = parse_body(text, cfg)?;
     let env = &cfg.envelope;
-    let op_kind = fields::op_kind(&body, env)?;
-    let id = fields::id(&body, rec.key, env)?;
-    let index = fields::index(&body, env, cfg.default_index.as_deref())?;
-    let version = version(&body, rec, &cfg.version)?;
-    let routing = fields::routing(&body, env)?;
+    let op_kind = fields::op_kind(&body.fields, env)?;
+    let id = fields::id(&body.fields, rec.key, env)?;
+    let index = fields::index(&body.fields, env, cfg.default_index.as_deref())?;
+    let version = version(&body.fields, rec, &cfg.version)?;
+    let routing = fields::routing(&body.fields, env)?;
     let op = fields::op(op_kind, &mut body, cfg)?;
     Ok(Command { id, target_index: cfg.target_index(&index).to_owned(), index, version, routing, op })
 }
@@ -146,17 +149,94 @@ fn null_value(rec: &RawRecord<'_>, cfg: &DecodeConfig) -> Result<Command, Failur
     Ok(Command { id, target_index: cfg.target_index(&index).to_owned(), index, version, routing: None, op: crate::command::Op::Delete })
 }
 
-/// Size, UTF-8, JSON and object checks, in that order.
-fn parse_body(payload: Option<&[u8]>, max_bytes: usize) -> Result<Map<String, Value>, Failure> {
+/// Size and UTF-8 checks, in that order.
+fn payload_text(payload: Option<&[u8]>, max_bytes: usize) -> Result<&str, Failure> {
     use DecodeErrorKind::*;
     let bytes = payload.filter(|p| !p.is_empty()).ok_or((EmptyPayload, "no payload".to_owned()))?;
     if bytes.len() > max_bytes {
         return Err((TooLarge, format!("{} bytes > limit {max_bytes}", bytes.len())));
     }
-    let text = std::str::from_utf8(bytes).map_err(|e| (InvalidUtf8, e.to_string()))?;
-    match serde_json::from_str(text).map_err(|e| (InvalidJson, e.to_string()))? {
-        Value::Object(body) => Ok(body),
-        other => Err((NotAnObject, format!("payload is {}", fields::type_name(&other)))),
+    std::str::from_utf8(bytes).map_err(|e| (InvalidUtf8, e.to_string()))
+}
+
+/// A parsed body: the envelope's fields as values, and the upsert's document (the field
+/// [`Envelope::doc`]) as its text, borrowed from the payload, when it is not in `fields`.
+pub(crate) struct Body<'a> {
+    pub(crate) fields: Map<String, Value>,
+    pub(crate) doc: Option<&'a RawValue>,
+}
+
+/// JSON and object checks, in that order. The document of an upsert is kept as text (the tag
+/// rewrite works on the text: [`crate::TagRewrite::transcode`]), unless the version is read
+/// from inside it (`--version-source field:doc.x`), which needs it as a value.
+fn parse_body<'a>(text: &'a str, cfg: &DecodeConfig) -> Result<Body<'a>, Failure> {
+    let doc = &cfg.envelope.doc;
+    let version_in_doc = matches!(&cfg.version, VersionSource::Field(path) if path.split('.').next() == Some(doc.as_str()));
+    let seed = BodySeed { doc_as_text: (!version_in_doc).then_some(doc.as_str()) };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let parsed = seed.deserialize(&mut de).and_then(|parsed| de.end().map(|()| parsed));
+    match parsed.map_err(|e| (DecodeErrorKind::InvalidJson, e.to_string()))? {
+        Parsed::Object(body) => Ok(body),
+        Parsed::Other(type_name) => Err((DecodeErrorKind::NotAnObject, format!("payload is {type_name}"))),
+    }
+}
+
+enum Parsed<'a> {
+    Object(Body<'a>),
+    /// Valid JSON that is not an object: its type, for the error.
+    Other(&'static str),
+}
+
+/// Parses a whole payload in one pass, whatever its type (so invalid JSON is always reported
+/// as such, before "not an object").
+struct BodySeed<'n> {
+    doc_as_text: Option<&'n str>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for BodySeed<'_> {
+    type Value = Parsed<'de>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Parsed<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for BodySeed<'_> {
+    type Value = Parsed<'de>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON command")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Parsed<'de>, A::Error> {
+        let mut body = Body { fields: Map::new(), doc: None };
+        while let Some(key) = map.next_key::<String>()? {
+            if self.doc_as_text == Some(key.as_str()) {
+                body.doc = Some(map.next_value()?);
+            } else {
+                body.fields.insert(key, map.next_value()?);
+            }
+        }
+        Ok(Parsed::Object(body))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Parsed<'de>, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Parsed::Other("an array"))
+    }
+    fn visit_unit<E>(self) -> Result<Parsed<'de>, E> {
+        Ok(Parsed::Other("null"))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Parsed<'de>, E> {
+        Ok(Parsed::Other("a boolean"))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Parsed<'de>, E> {
+        Ok(Parsed::Other("a number"))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Parsed<'de>, E> {
+        Ok(Parsed::Other("a number"))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Parsed<'de>, E> {
+        Ok(Parsed::Other("a number"))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Parsed<'de>, E> {
+        Ok(Parsed::Other("a string"))
     }
 }
 

@@ -1,7 +1,8 @@
 //! Extracting and type-checking the individual envelope fields of a command body.
 
-use super::decode::{DecodeConfig, MAX_ID_BYTES};
+use super::decode::{Body, DecodeConfig, MAX_ID_BYTES};
 use super::{DecodeErrorKind, Envelope, MergePatch, Op};
+use crate::rewrite::EncodedDoc;
 use serde_json::{Map, Value};
 
 /// A decode problem before the record's coordinates are attached.
@@ -86,25 +87,36 @@ pub(crate) fn routing(body: &Map<String, Value>, env: &Envelope) -> Result<Optio
 }
 
 /// Reads the operation; consumes what it keeps (the upsert's document) from `body`.
-pub(crate) fn op(kind: OpKind, body: &mut Map<String, Value>, cfg: &DecodeConfig) -> Result<Op, Failure> {
+pub(crate) fn op(kind: OpKind, body: &mut Body<'_>, cfg: &DecodeConfig) -> Result<Op, Failure> {
     match kind {
         OpKind::Upsert => upsert(body, cfg).map(Op::Upsert),
-        OpKind::Merge => merge(body, cfg).map(Op::Merge),
+        OpKind::Merge => merge(&body.fields, cfg).map(Op::Merge),
         OpKind::Delete => Ok(Op::Delete),
     }
 }
 
 /// The full document in target form; it must survive the rewrite, or it would poison a later
-/// bulk. The rewritten document is kept: the writers do not rewrite it again.
-/// The document is moved out of the body (the body's last use), not copied.
-fn upsert(body: &mut Map<String, Value>, cfg: &DecodeConfig) -> Result<Map<String, Value>, Failure> {
+/// bulk. The rewritten document is kept, encoded: the writers neither rewrite nor encode it
+/// again. Rewritten from its text ([`crate::TagRewrite::transcode`]) when the body kept it as
+/// text; else moved out of the body (its last use), not copied.
+fn upsert(body: &mut Body<'_>, cfg: &DecodeConfig) -> Result<EncodedDoc, Failure> {
     let name = &cfg.envelope.doc;
-    let doc = match body.get_mut(name.as_str()).map(Value::take) {
-        None | Some(Value::Null) => return Err(wrong("doc missing".into())),
-        Some(Value::Object(doc)) => doc,
-        Some(other) => return Err(wrong(format!("doc `{name}` is {}", type_name(&other)))),
+    let rewritten = match body.doc {
+        Some(text) => match text.get().as_bytes().first() {
+            Some(b'{') => cfg.tags.transcode(text),
+            Some(b'n') => return Err(wrong("doc missing".into())),
+            _ => {
+                let other: Value = serde_json::from_str(text.get()).map_err(|e| (DecodeErrorKind::InvalidJson, e.to_string()))?;
+                return Err(wrong(format!("doc `{name}` is {}", type_name(&other))));
+            }
+        },
+        None => match body.fields.get_mut(name.as_str()).map(Value::take) {
+            None | Some(Value::Null) => return Err(wrong("doc missing".into())),
+            Some(Value::Object(doc)) => cfg.tags.into_target(doc).map(|doc| EncodedDoc::from_map(&doc)),
+            Some(other) => return Err(wrong(format!("doc `{name}` is {}", type_name(&other)))),
+        },
     };
-    cfg.tags.into_target(doc).map_err(|e| wrong(format!("doc `{name}`: {e}")))
+    rewritten.map_err(|e| wrong(format!("doc `{name}`: {e}")))
 }
 
 fn merge(body: &Map<String, Value>, cfg: &DecodeConfig) -> Result<MergePatch, Failure> {

@@ -36,7 +36,27 @@ fn decodes_upsert() {
     let legacy = json!({"title": "x", "actions": {"tags": {"k": "v"}}});
     let target = cfg().tags.to_target(legacy.as_object().unwrap()).unwrap();
     assert!(target.contains_key("tags") && !target.contains_key("actions"), "{target:?}");
-    assert_eq!(c.op, Op::Upsert(target));
+    assert_eq!(c.op, Op::Upsert(crate::EncodedDoc::from_map(&target)));
+}
+
+/// The document is rewritten from its text: a pretty-printed payload gives a one-line source,
+/// and a version read from inside the document (which needs it as a value) gives the same.
+#[test]
+fn upsert_document_from_text_or_value_alike() {
+    let body = json!({"op": "upsert", "id": "d1", "index": "docs", "doc": {"seq": 4, "b": {"y": 1, "x": [1, 2]}, "actions": {"tags": {"k": "v"}, "n": 2}}});
+    let payload = serde_json::to_vec_pretty(&body).unwrap();
+    let decode_with = |version: &str| {
+        let cfg = DecodeConfig::new(version.parse().unwrap());
+        let rec = RawRecord { topic: "t", partition: 0, offset: 1, key: None, payload: Some(&payload), headers: vec![] };
+        let Op::Upsert(doc) = decode(&rec, &cfg).unwrap().op else { panic!("upsert expected") };
+        doc
+    };
+    let as_text = decode_with("offset");
+    let as_value = decode_with("field:doc.seq");
+    assert!(!as_text.as_str().contains('\n'), "one line: {}", as_text.as_str());
+    assert_eq!(as_text.to_map().unwrap(), as_value.to_map().unwrap());
+    let legacy = body["doc"].as_object().unwrap();
+    assert_eq!(as_value, crate::EncodedDoc::from_map(&TagRewrite::default().to_target(legacy).unwrap()));
 }
 
 #[test]

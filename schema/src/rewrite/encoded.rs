@@ -1,0 +1,308 @@
+//! The tag rewrite on encoded JSON: a legacy document's text in, the target document's text
+//! out, without building a `serde_json::Value` tree of the whole document.
+//!
+//! Only the objects on the legacy tag path are opened (their fields borrowed as raw text), and
+//! only the tag map itself is parsed into values; every other field is copied as the text it
+//! came in. [`TagRewrite::into_target`] stays the definition of the transform: the output here
+//! parses to exactly what it returns for the parsed input, and fails exactly when it does
+//! (property-tested below). The bytes can differ where the JSON cannot: objects off the tag
+//! path keep their source order and spacing, numbers their source spelling.
+
+use super::{encode_pair, tag_entries, RewriteError, TagRewrite, TargetTag};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use std::borrow::{Borrow, Cow};
+use std::collections::BTreeMap;
+
+/// A target-form `_source`, encoded: one line of JSON holding an object, ready to be a bulk
+/// request's source line. Made only by [`EncodedDoc::from_map`] and [`TagRewrite::transcode`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedDoc(String);
+
+impl EncodedDoc {
+    /// Encodes a document (compact JSON, keys sorted).
+    pub fn from_map(doc: &Map<String, Value>) -> Self {
+        Self(serde_json::to_string(doc).expect("a JSON map always serializes"))
+    }
+
+    /// The JSON text (one line).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Length of the JSON text in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Always false: the text is an object, at least `{}`.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// [`crate::store_version`] on the encoded form (`--legacy-version field:<path>`): the
+    /// document with `version` at the dotted `path`, missing or non-object parents made
+    /// objects; only the objects on the path are opened.
+    pub fn with_version(&self, path: &str, version: u64) -> Result<Self, RewriteError> {
+        let mut doc = fields(&self.0)?;
+        let segs: Vec<&str> = path.split('.').collect();
+        set_version(&mut doc, &segs, version)?;
+        Ok(Self(encode_object(&doc, self.len() + path.len() + 24)))
+    }
+
+    /// The document as a map. Fails only for text `serde_json` cannot hold as a value (a number
+    /// out of `f64` range inside a field copied as text).
+    pub fn to_map(&self) -> Result<Map<String, Value>, serde_json::Error> {
+        serde_json::from_str(&self.0)
+    }
+}
+
+impl TagRewrite {
+    /// [`TagRewrite::into_target`] on encoded JSON: `legacy` must be an object. What both
+    /// writers use on the hot path (see the module doc for how it relates to `into_target`).
+    pub fn transcode(&self, legacy: &RawValue) -> Result<EncodedDoc, RewriteError> {
+        let mut doc = fields(legacy.get())?;
+        let tags = take_tags(&mut doc, &self.legacy_segments(), 0)?;
+        if doc.contains_key(self.target_field.as_str()) {
+            return Err(RewriteError::TargetFieldCollision { field: self.target_field.clone() });
+        }
+        let mut pairs = Vec::new();
+        if let Some(tags) = tags {
+            let tags: Map<String, Value> = serde_json::from_str(tags.get()).map_err(unreadable)?;
+            for (key, value) in &tags {
+                pairs.extend(tag_entries(value, key)?);
+            }
+        }
+        pairs.sort();
+        pairs.dedup();
+        doc.insert(Key(Cow::Owned(self.target_field.clone())), Field::Encoded(encode_pairs(&pairs)));
+        Ok(EncodedDoc(encode_object(&doc, legacy.get().len() + 64 * pairs.len())))
+    }
+}
+
+/// An object key, borrowed from the source text unless it had escapes.
+#[derive(Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl Borrow<str> for Key<'_> {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A field's value: the source text, or text made here.
+enum Field<'a> {
+    Raw(&'a RawValue),
+    Encoded(String),
+}
+
+/// An object's fields in key order (the order `serde_json`'s map writes; a repeated key keeps
+/// its last value, as when parsing into a map).
+type Fields<'a> = BTreeMap<Key<'a>, Field<'a>>;
+
+/// The fields of an object's text.
+fn fields(object: &str) -> Result<Fields<'_>, RewriteError> {
+    let raw: BTreeMap<Key<'_>, &RawValue> = serde_json::from_str(object).map_err(unreadable)?;
+    Ok(raw.into_iter().map(|(k, v)| (k, Field::Raw(v))).collect())
+}
+
+fn unreadable(e: serde_json::Error) -> RewriteError {
+    RewriteError::Unreadable { detail: e.to_string() }
+}
+
+/// `legacy::take_at` on encoded objects: removes the tag map at `segs[i..]` (None when absent
+/// or null), dropping nulls on the path and parents left empty.
+fn take_tags<'a>(map: &mut Fields<'a>, segs: &[&str], i: usize) -> Result<Option<&'a RawValue>, RewriteError> {
+    let seg = segs[i];
+    let Some(Field::Raw(raw)) = map.get(seg) else { return Ok(None) };
+    let raw: &'a RawValue = raw;
+    match raw.get().as_bytes().first() {
+        Some(b'n') => {
+            map.remove(seg);
+            Ok(None)
+        }
+        Some(b'{') if i + 1 == segs.len() => {
+            map.remove(seg);
+            Ok(Some(raw))
+        }
+        Some(b'{') => {
+            let mut inner = fields(raw.get())?;
+            let taken = take_tags(&mut inner, segs, i + 1)?;
+            if inner.is_empty() {
+                map.remove(seg);
+            } else if let Some(field) = map.get_mut(seg) {
+                *field = Field::Encoded(encode_object(&inner, raw.get().len()));
+            }
+            Ok(taken)
+        }
+        _ => Err(RewriteError::TagsNotAnObject { path: segs[..=i].join(".") }),
+    }
+}
+
+fn set_version(map: &mut Fields<'_>, segs: &[&str], version: u64) -> Result<(), RewriteError> {
+    let (seg, rest) = segs.split_first().expect("a path has a segment");
+    let value = if rest.is_empty() {
+        version.to_string()
+    } else {
+        let mut inner = match map.get(*seg) {
+            Some(Field::Raw(raw)) if raw.get().starts_with('{') => fields(raw.get())?,
+            _ => Fields::new(),
+        };
+        set_version(&mut inner, rest, version)?;
+        encode_object(&inner, 64)
+    };
+    map.insert(Key(Cow::Owned((*seg).to_owned())), Field::Encoded(value));
+    Ok(())
+}
+
+fn encode_object(fields: &Fields<'_>, capacity: usize) -> String {
+    let mut out = Vec::with_capacity(capacity);
+    out.push(b'{');
+    for (n, (key, value)) in fields.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, key.0.as_ref()).expect("write to Vec");
+        out.push(b':');
+        match value {
+            Field::Raw(raw) => push_one_line(&mut out, raw.get()),
+            Field::Encoded(text) => out.extend_from_slice(text.as_bytes()),
+        }
+    }
+    out.push(b'}');
+    String::from_utf8(out).expect("JSON text and escaped keys are UTF-8")
+}
+
+/// Source text, with line breaks turned into spaces: a bulk source must be one line, and a
+/// line break in valid JSON can only be whitespace between tokens (strings escape theirs).
+fn push_one_line(out: &mut Vec<u8>, text: &str) {
+    let start = out.len();
+    out.extend_from_slice(text.as_bytes());
+    if text.contains(['\n', '\r']) {
+        for b in &mut out[start..] {
+            if *b == b'\n' || *b == b'\r' {
+                *b = b' ';
+            }
+        }
+    }
+}
+
+/// The target tag array, as [`TagRewrite::set_target_tags`] writes it (the field names are
+/// `KEY_TO_VALUE_FIELD` and `VALUE_FIELD`; a test compares the bytes with that path's).
+fn encode_pairs(pairs: &[TargetTag]) -> String {
+    #[derive(serde::Serialize)]
+    struct Pair<'a> {
+        #[serde(rename = "keyToValue")]
+        key_to_value: &'a str,
+        value: &'a str,
+    }
+    let encoded: Vec<(String, &TargetTag)> = pairs.iter().map(|t| (encode_pair(&t.key, &t.value), t)).collect();
+    let list: Vec<Pair<'_>> = encoded.iter().map(|(kv, t)| Pair { key_to_value: kv, value: &t.value }).collect();
+    serde_json::to_string(&list).expect("strings serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rewrite::tests::arb_legacy_doc;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    /// The definition: `into_target` of the parsed input.
+    fn reference(tr: &TagRewrite, text: &str) -> Result<Map<String, Value>, RewriteError> {
+        tr.into_target(serde_json::from_str(text).unwrap())
+    }
+
+    fn check(tr: &TagRewrite, text: &str) -> Result<(), TestCaseError> {
+        let got = tr.transcode(&raw(text));
+        match reference(tr, text) {
+            Ok(expected) => {
+                let got = got.map_err(|e| TestCaseError::fail(format!("{e} for {text}")))?;
+                prop_assert!(!got.as_str().contains('\n'), "one line: {}", got.as_str());
+                prop_assert_eq!(got.to_map().unwrap(), expected, "{}", text);
+            }
+            Err(e) => prop_assert_eq!(got, Err(e), "{}", text),
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn realistic_document_same_bytes_as_the_map_path() {
+        let tr = TagRewrite::default();
+        let doc = json!({"title": "t", "n": 1.5, "actions": {"clicks": 3, "tags": {"color": "red", "size": [1, 2], "a:b": null}}});
+        let got = tr.transcode(&raw(&doc.to_string())).unwrap();
+        assert_eq!(got, EncodedDoc::from_map(&tr.to_target(doc.as_object().unwrap()).unwrap()));
+    }
+
+    #[test]
+    fn path_rules_match_into_target() {
+        let tr = TagRewrite::default();
+        for text in [
+            r#"{}"#,
+            r#"{"actions": null}"#,
+            r#"{"actions": {}}"#,
+            r#"{"actions": {"tags": null}}"#,
+            r#"{"actions": {"tags": {}}, "x": {"b": 1, "a": [1, {"d": 2, "c": 3}]}}"#,
+            r#"{"actions": 5}"#,
+            r#"{"actions": {"tags": "no"}}"#,
+            r#"{"tags": 1}"#,
+            r#"{"tags": 1, "actions": {"tags": {"k": 1}}}"#,
+            r#"{"actions": {"tags": {"k": 1}}, "actions": {"tags": {"j": 2}}}"#,
+            r#"{"act\u0069ons": {"t\u0061gs": {"k\u00e9": "v\n"}}}"#,
+            "{\n  \"a\": [\n 1,\r\n 2],\n  \"actions\": {\"tags\": {\"k\": \"v\"}, \"z\": {\n}}\n}",
+        ] {
+            check(&tr, text).unwrap();
+        }
+        let same_name = TagRewrite { legacy_path: "tags".into(), target_field: "tags".into() };
+        check(&same_name, r#"{"tags": {"k": ["a", "b"]}}"#).unwrap();
+    }
+
+    #[test]
+    fn unreadable_tags_are_refused_not_panicked_on() {
+        let err = TagRewrite::default().transcode(&raw(r#"{"actions": {"tags": {"k": 1e999}}}"#)).unwrap_err();
+        assert!(matches!(err, RewriteError::Unreadable { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn with_version_sets_and_makes_parents() {
+        let doc = TagRewrite::default().transcode(&raw(r#"{"v": 1, "m": {"x": 2}, "s": "t"}"#)).unwrap();
+        for (path, expected) in [
+            ("v", json!({"v": 9, "m": {"x": 2}, "s": "t", "tags": []})),
+            ("m.v", json!({"v": 1, "m": {"x": 2, "v": 9}, "s": "t", "tags": []})),
+            ("s.a.b", json!({"v": 1, "m": {"x": 2}, "s": {"a": {"b": 9}}, "tags": []})),
+        ] {
+            assert_eq!(Value::Object(doc.with_version(path, 9).unwrap().to_map().unwrap()), expected, "{path}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn with_version_agrees_with_store_version(doc in arb_legacy_doc(), path in "[a-f]{1,2}(\\.[a-f]{1,2}){0,2}", version in 0..=i64::MAX as u64) {
+            let tr = TagRewrite::default();
+            prop_assume!(crate::version_field_problem(&path, &tr).is_none());
+            let encoded = EncodedDoc::from_map(&tr.to_target(&doc).unwrap());
+            // Both sides parse the same text (serde_json's float parsing need not round-trip).
+            let mut expected = encoded.to_map().unwrap();
+            crate::store_version(&mut expected, &path, version);
+            prop_assert_eq!(encoded.with_version(&path, version).unwrap().to_map().unwrap(), expected);
+        }
+
+        #[test]
+        fn transcode_agrees_with_into_target(doc in arb_legacy_doc(), pretty in any::<bool>()) {
+            let text = if pretty { serde_json::to_string_pretty(&doc).unwrap() } else { serde_json::to_string(&doc).unwrap() };
+            check(&TagRewrite::default(), &text)?;
+        }
+
+        #[test]
+        fn transcode_agrees_on_any_object(doc in crate::rewrite::tests::arb_json(), path in "[a-c]{1,2}(\\.[a-c]{1,2}){0,2}") {
+            let text = json!({"a": doc.clone(), "b": {"c": doc}}).to_string();
+            let tr = TagRewrite { legacy_path: path, target_field: "tags".into() };
+            check(&tr, &text)?;
+        }
+    }
+}
