@@ -18,7 +18,7 @@ use crate::progress::{BatchCounts, ProgressMode, Reporter, Stats, Summary};
 use crate::rate::RateLimiter;
 #[cfg(feature = "test-hooks")]
 use crate::scan::ScanHook;
-use crate::scan::{Page, ScanError, ScanMethod, ScanMethodChoice, ScanOptions, SliceScan, SliceSpec};
+use crate::scan::{Hit, Page, ScanError, ScanMethod, ScanMethodChoice, ScanOptions, SliceScan, SliceSpec};
 use cluster::client::enc;
 use cluster::{BulkOp, BulkOpKind, BulkWriter, Es, EsError, GiveUp, Resolved, WriteError, WriteOptions};
 use futures::stream::{FuturesOrdered, StreamExt};
@@ -436,28 +436,24 @@ fn prepare(ctx: &Ctx, slice: u32, page: Page) -> Batch {
     Batch { ops, failures, scanned, resume_seq_no: page.resume_seq_no }
 }
 
-fn to_op(ctx: &Ctx, mut hit: Value) -> Result<BulkOp<'static>, Failure> {
-    let id = match hit.get_mut("_id").map(Value::take) {
-        Some(Value::String(id)) => id,
-        _ => return Err(failure(FailureKind::Hit, String::new(), None, None, "hit without _id".into())),
+fn to_op(ctx: &Ctx, hit: Hit) -> Result<BulkOp<'static>, Failure> {
+    let Some(id) = hit.id else {
+        return Err(failure(FailureKind::Hit, String::new(), None, None, "hit without _id".into()));
     };
-    let routing = match hit.get_mut("_routing").map(Value::take) {
-        Some(Value::String(r)) => Some(r),
-        _ => None,
-    };
-    let version =
-        schema::legacy_version(&hit, &ctx.version_source).map_err(|e| failure(FailureKind::Version, id.clone(), routing.clone(), None, e.to_string()))?;
-    let source = match hit.get_mut("_source").map(Value::take) {
-        Some(Value::Object(source)) => source,
+    let routing = hit.routing;
+    let version = schema::legacy_version_of_text(hit.version.as_ref(), hit.source.as_deref(), &ctx.version_source)
+        .map_err(|e| failure(FailureKind::Version, id.clone(), routing.clone(), None, e.to_string()))?;
+    let source = match &hit.source {
+        Some(source) if source.get().starts_with('{') => source,
         _ => return Err(failure(FailureKind::Hit, id, routing, Some(version), "hit without an object _source".into())),
     };
-    match ctx.cfg.tags.into_target(source) {
+    match ctx.cfg.tags.transcode(source) {
         Ok(doc) => Ok(BulkOp {
             index: Cow::Owned(ctx.cfg.target_index.clone()),
             id: Cow::Owned(id),
             routing: routing.map(Cow::Owned),
             version,
-            kind: BulkOpKind::Index(Cow::Owned(schema::EncodedDoc::from_map(&doc))),
+            kind: BulkOpKind::Index(Cow::Owned(doc)),
         }),
         Err(e) => Err(failure(FailureKind::Rewrite, id, routing, Some(version), e.to_string())),
     }

@@ -60,12 +60,14 @@
 //! count of consecutive failures starting over after every page. A failure retrying cannot fix
 //! (the request itself is wrong) fails the slice at once.
 
+use bytes::Bytes;
 use cluster::client::enc;
 use cluster::error::short;
-use cluster::{Es, EsError, GiveUp, RetryPolicy, ServerVersion};
+use cluster::{Es, EsError, GiveUp, Method, RetryPolicy, ServerVersion};
 #[cfg(feature = "test-hooks")]
 use futures::future::BoxFuture;
-use serde_json::{json, Value};
+use serde_json::value::RawValue;
+use serde_json::{json, Map, Value};
 #[cfg(feature = "test-hooks")]
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -212,11 +214,48 @@ pub type ScanHook = Arc<dyn Fn(ScanEvent) -> BoxFuture<'static, ()> + Send + Syn
 /// One page of hits, in scan order.
 #[derive(Debug)]
 pub struct Page {
-    /// The raw hits (`_id`, `_routing`, `_version`, `_source`, `sort`).
-    pub hits: Vec<Value>,
+    /// The hits, their `_source` as text.
+    pub hits: Vec<Hit>,
     /// Where to resume after this page: the `_seq_no` of its last hit (inclusive; a resume
     /// re-reads the documents sharing it).
     pub resume_seq_no: u64,
+}
+
+/// One scanned hit: what the scan asks for (see [`SCAN_FILTER_PATH`]), its `_source` kept as
+/// the text the cluster sent (the copy rewrites it from the text:
+/// [`schema::TagRewrite::transcode`]).
+#[derive(Debug, serde::Deserialize)]
+pub struct Hit {
+    #[serde(rename = "_id")]
+    pub id: Option<String>,
+    #[serde(rename = "_routing")]
+    pub routing: Option<String>,
+    #[serde(rename = "_version")]
+    pub version: Option<Value>,
+    #[serde(rename = "_source")]
+    pub source: Option<Box<RawValue>>,
+    pub sort: Option<Value>,
+    pub fields: Option<Value>,
+}
+
+impl Hit {
+    /// The hit as the response's JSON had it, `_source` parsed (for readers that compare
+    /// values, such as verify). A `_source` `serde_json` cannot hold reads as absent.
+    pub fn into_value(self) -> Value {
+        let mut hit = Map::new();
+        let mut put = |k: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                hit.insert(k.to_owned(), v);
+            }
+        };
+        put("_id", self.id.map(Value::String));
+        put("_routing", self.routing.map(Value::String));
+        put("_version", self.version);
+        put("_source", self.source.and_then(|s| serde_json::from_str(s.get()).ok()));
+        put("sort", self.sort);
+        put("fields", self.fields);
+        Value::Object(hit)
+    }
 }
 
 enum Cursor {
@@ -322,12 +361,12 @@ impl SliceScan {
         }
     }
 
-    async fn accept(&mut self, hits: Vec<Value>) -> Result<Option<Page>, ScanError> {
+    async fn accept(&mut self, hits: Vec<Hit>) -> Result<Option<Page>, ScanError> {
         let Some(last) = hits.last() else {
             self.close().await;
             return Ok(None);
         };
-        let sort = last.get("sort").cloned().ok_or_else(|| ScanError::Malformed("hit without sort values".into()))?;
+        let sort = last.sort.clone().ok_or_else(|| ScanError::Malformed("hit without sort values".into()))?;
         let seq = sort.get(0).and_then(Value::as_u64).ok_or_else(|| ScanError::Malformed(format!("sort values {sort} do not start with _seq_no")))?;
         if let Cursor::Pit { search_after, .. } = &mut self.cursor {
             *search_after = Some(sort);
@@ -353,14 +392,14 @@ impl SliceScan {
         }
     }
 
-    async fn fetch(&mut self) -> Result<Vec<Value>, ScanError> {
+    async fn fetch(&mut self) -> Result<Vec<Hit>, ScanError> {
         match self.opts.method {
             ScanMethod::Scroll => self.fetch_scroll().await,
             _ => self.fetch_pit().await,
         }
     }
 
-    async fn fetch_pit(&mut self) -> Result<Vec<Value>, ScanError> {
+    async fn fetch_pit(&mut self) -> Result<Vec<Hit>, ScanError> {
         if matches!(self.cursor, Cursor::None) {
             let id = self.open_pit().await?;
             self.cursor = Cursor::Pit { id, search_after: None };
@@ -373,14 +412,16 @@ impl SliceScan {
         if let Some(after) = search_after {
             body["search_after"] = after.clone();
         }
-        let (status, resp) = self.es.search(&format!("/_search?filter_path={SCAN_FILTER_PATH}"), &body).await?;
+        let path = format!("/_search?filter_path={SCAN_FILTER_PATH}");
+        let (status, resp) = self.es.raw(Method::Post, &path, Some(json_bytes(&body)), "application/json").await?;
+        let page = page_hits(status, &resp, "/_search")?;
         // The PIT id may change from one response to the next; always use the latest.
-        if let (Some(new_id), Cursor::Pit { id, .. }) = (resp.get("pit_id").and_then(Value::as_str), &mut self.cursor) {
-            if new_id != id {
-                *id = new_id.to_string();
+        if let (Some(new_id), Cursor::Pit { id, .. }) = (page.pit_id, &mut self.cursor) {
+            if new_id != *id {
+                *id = new_id;
             }
         }
-        page_hits(status, resp, "/_search")
+        Ok(page.hits)
     }
 
     async fn open_pit(&self) -> Result<String, ScanError> {
@@ -395,7 +436,7 @@ impl SliceScan {
         Ok(id.to_string())
     }
 
-    async fn fetch_scroll(&mut self) -> Result<Vec<Value>, ScanError> {
+    async fn fetch_scroll(&mut self) -> Result<Vec<Hit>, ScanError> {
         let ka = self.opts.keep_alive.clone();
         let (path, body) = match &self.cursor {
             Cursor::Scroll { id } => (format!("/_search/scroll?filter_path={SCAN_FILTER_PATH}"), json!({"scroll": ka, "scroll_id": id})),
@@ -405,11 +446,12 @@ impl SliceScan {
                 (format!("/{}/_search?scroll={}&filter_path={SCAN_FILTER_PATH}", enc(&self.opts.index), enc(&ka)), body)
             }
         };
-        let (status, resp) = self.es.search(&path, &body).await?;
-        if let Some(id) = resp.get("_scroll_id").and_then(Value::as_str) {
-            self.cursor = Cursor::Scroll { id: id.to_string() };
+        let (status, resp) = self.es.raw(Method::Post, &path, Some(json_bytes(&body)), "application/json").await?;
+        let page = page_hits(status, &resp, &path)?;
+        if let Some(id) = page.scroll_id {
+            self.cursor = Cursor::Scroll { id };
         }
-        page_hits(status, resp, &path)
+        Ok(page.hits)
     }
 
     /// The parts of a search body both methods share: size, slice, versions, floor filter.
@@ -447,33 +489,79 @@ fn seq_no_sort() -> Value {
     json!({"_seq_no": {"order": "asc", "unmapped_type": "long"}})
 }
 
+/// A search or scroll response, as the scan reads it.
+#[derive(Debug)]
+pub struct ScanPage {
+    pub hits: Vec<Hit>,
+    pub pit_id: Option<String>,
+    pub scroll_id: Option<String>,
+}
+
+/// What a 2xx search or scroll response holds, the hits typed (their `_source` as text), the
+/// rest as values for the checks.
+#[derive(serde::Deserialize)]
+struct SearchResponse {
+    pit_id: Option<String>,
+    #[serde(rename = "_scroll_id")]
+    scroll_id: Option<String>,
+    timed_out: Option<bool>,
+    #[serde(rename = "_shards")]
+    shards: Option<Value>,
+    hits: Option<SearchHits>,
+    error: Option<Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct SearchHits {
+    hits: Option<Vec<Hit>>,
+}
+
+fn json_bytes(body: &Value) -> Bytes {
+    Bytes::from(serde_json::to_vec(body).expect("JSON value serializes"))
+}
+
 /// The hits of a search or scroll response, after checking that the page is complete: a lost
 /// context (HTTP 404, or 200 with `search_context_missing_exception` in the shard failures) or
 /// any other shard failure or time-out is an error, never an end of data.
-pub fn page_hits(status: u16, mut resp: Value, path: &str) -> Result<Vec<Value>, ScanError> {
-    if mentions_missing_context(&resp) {
-        return Err(ScanError::ContextLost(short(&resp)));
-    }
+pub fn page_hits(status: u16, body: &[u8], path: &str) -> Result<ScanPage, ScanError> {
     if !(200..300).contains(&status) {
+        let resp = serde_json::from_slice(body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned()));
+        if mentions_missing_context(&resp) {
+            return Err(ScanError::ContextLost(short(&resp)));
+        }
         return Err(EsError::status_of("POST", path, status, &resp).into());
     }
-    let failed = resp.pointer("/_shards/failed").and_then(Value::as_u64).ok_or_else(|| ScanError::Malformed("no _shards.failed".into()))?;
+    let resp: SearchResponse = serde_json::from_slice(body).map_err(|e| ScanError::Malformed(format!("search response does not parse: {e}")))?;
+    // The parts the checks read, as values.
+    let mut checked = Map::new();
+    if let Some(error) = resp.error {
+        checked.insert("error".into(), error);
+    }
+    if let Some(shards) = resp.shards {
+        checked.insert("_shards".into(), shards);
+    }
+    let checked = Value::Object(checked);
+    if mentions_missing_context(&checked) {
+        return Err(ScanError::ContextLost(short(&checked)));
+    }
+    let failed = checked.pointer("/_shards/failed").and_then(Value::as_u64).ok_or_else(|| ScanError::Malformed("no _shards.failed".into()))?;
     if failed > 0 {
-        let failures = resp.pointer("/_shards/failures");
+        let failures = checked.pointer("/_shards/failures");
         let reason = failures.map(short).unwrap_or_default();
         return Err(ScanError::ShardFailures { failed, reason, transient: !request_is_wrong(failures) });
     }
-    if resp.get("timed_out") == Some(&Value::Bool(true)) {
+    if resp.timed_out == Some(true) {
         return Err(ScanError::ShardFailures { failed: 0, reason: "search timed out (partial page)".into(), transient: true });
     }
-    match resp.pointer_mut("/hits/hits").map(Value::take) {
-        Some(Value::Array(hits)) => Ok(hits),
+    let hits = match resp.hits {
+        Some(SearchHits { hits: Some(hits) }) => hits,
         // `filter_path` drops an empty `hits.hits` (and `hits`): with `_shards` and `timed_out`
         // there, this is a complete search response without hits (every hit keeps its `_id`,
         // so a non-empty page always shows `hits.hits`).
-        None if resp.get("hits").is_none() && resp.get("timed_out") == Some(&Value::Bool(false)) => Ok(Vec::new()),
-        _ => Err(ScanError::Malformed("no hits.hits array".into())),
-    }
+        None if resp.timed_out == Some(false) => Vec::new(),
+        _ => return Err(ScanError::Malformed("no hits.hits array".into())),
+    };
+    Ok(ScanPage { hits, pit_id: resp.pit_id, scroll_id: resp.scroll_id })
 }
 
 /// True when every shard failure is of a kind that retrying the same request cannot fix.
@@ -508,37 +596,37 @@ mod tests {
         let resp = json!({"_shards": {"total": 2, "successful": 1, "failed": 1, "failures": [
             {"shard": 0, "reason": {"type": "search_context_missing_exception", "reason": "No search context found for id [4]"}}
         ]}, "hits": {"hits": []}});
-        assert!(matches!(page_hits(200, resp, "/_search"), Err(ScanError::ContextLost(_))));
+        assert!(matches!(page_hits(200, &resp.to_string().into_bytes(), "/_search"), Err(ScanError::ContextLost(_))));
     }
 
     #[test]
     fn context_missing_as_404() {
         let resp = json!({"error": {"root_cause": [{"type": "search_context_missing_exception"}], "type": "search_phase_execution_exception"}, "status": 404});
-        assert!(matches!(page_hits(404, resp, "/_search"), Err(ScanError::ContextLost(_))));
+        assert!(matches!(page_hits(404, &resp.to_string().into_bytes(), "/_search"), Err(ScanError::ContextLost(_))));
     }
 
     #[test]
     fn other_shard_failures_and_timeouts_are_errors_not_ends() {
         let resp = json!({"_shards": {"failed": 1, "failures": [{"reason": {"type": "node_disconnected_exception"}}]}, "hits": {"hits": []}});
-        assert!(matches!(page_hits(200, resp, "/_search"), Err(ScanError::ShardFailures { failed: 1, transient: true, .. })));
+        assert!(matches!(page_hits(200, &resp.to_string().into_bytes(), "/_search"), Err(ScanError::ShardFailures { failed: 1, transient: true, .. })));
         let resp = json!({"_shards": {"failed": 1, "failures": [{"reason": {"type": "illegal_argument_exception", "reason": "cannot slice on [_id] when using [point-in-time]"}}]}, "hits": {"hits": []}});
-        assert!(matches!(page_hits(200, resp, "/_search"), Err(ScanError::ShardFailures { transient: false, .. })));
+        assert!(matches!(page_hits(200, &resp.to_string().into_bytes(), "/_search"), Err(ScanError::ShardFailures { transient: false, .. })));
         let resp = json!({"timed_out": true, "_shards": {"failed": 0}, "hits": {"hits": []}});
-        assert!(matches!(page_hits(200, resp, "/_search"), Err(ScanError::ShardFailures { .. })));
+        assert!(matches!(page_hits(200, &resp.to_string().into_bytes(), "/_search"), Err(ScanError::ShardFailures { .. })));
         let resp = json!({"hits": {"hits": []}});
-        assert!(matches!(page_hits(200, resp, "/_search"), Err(ScanError::Malformed(_))));
+        assert!(matches!(page_hits(200, &resp.to_string().into_bytes(), "/_search"), Err(ScanError::Malformed(_))));
     }
 
     #[test]
     fn a_clean_empty_page_is_the_end() {
         let resp = json!({"_shards": {"failed": 0}, "hits": {"hits": []}});
-        assert!(page_hits(200, resp, "/_search").unwrap().is_empty());
+        assert!(page_hits(200, &resp.to_string().into_bytes(), "/_search").unwrap().hits.is_empty());
         // As `filter_path` returns it (7.17 and 9.x drop the empty array and its parent).
         let resp = json!({"timed_out": false, "_shards": {"failed": 0}});
-        assert!(page_hits(200, resp, "/_search").unwrap().is_empty());
+        assert!(page_hits(200, &resp.to_string().into_bytes(), "/_search").unwrap().hits.is_empty());
         // Without `timed_out`, it is not known to be a search response: malformed.
         let resp = json!({"_shards": {"failed": 0}});
-        assert!(matches!(page_hits(200, resp, "/_search"), Err(ScanError::Malformed(_))));
+        assert!(matches!(page_hits(200, &resp.to_string().into_bytes(), "/_search"), Err(ScanError::Malformed(_))));
     }
 
     /// A cluster that refuses every connection (a port just released on 127.0.0.1): every

@@ -31,7 +31,7 @@
 //! cluster cannot answer (e.g. `TagValue` expanding to more tag fields than the clause limit,
 //! the very mapping explosion the migration removes) is reported separately, not as a mismatch.
 
-use crate::scan::{ScanError, ScanMethod, ScanMethodChoice, ScanOptions, SliceScan, SliceSpec};
+use crate::scan::{Hit, ScanError, ScanMethod, ScanMethodChoice, ScanOptions, SliceScan, SliceSpec};
 use cluster::client::enc;
 use cluster::{Es, EsError, RetryPolicy};
 use schema::{LegacyVersionSource, Query, TagRewrite};
@@ -311,14 +311,16 @@ async fn walk_legacy(legacy: &Es, target: &Es, cfg: &VerifyConfig, shared: &Shar
     let opts = scan_options(cfg, &cfg.source_index, method, slice, true);
     let mut scan = SliceScan::new(legacy.clone(), opts, 0, CancellationToken::new());
     while let Some(page) = scan.next_page().await.map_err(|source| VerifyError::Scan { side: "legacy", source })? {
-        shared.legacy_scanned.fetch_add(page.hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        // Verify compares documents field by field: the hits as values.
+        let hits: Vec<Value> = page.hits.into_iter().map(Hit::into_value).collect();
+        shared.legacy_scanned.fetch_add(hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if slice.id == 0 {
-            keep_samples(shared, &page.hits);
+            keep_samples(shared, &hits);
         }
-        let keys: Vec<(String, Option<String>)> = page.hits.iter().map(id_routing).collect();
+        let keys: Vec<(String, Option<String>)> = hits.iter().map(id_routing).collect();
         let targets = mget(target, &cfg.target_index, &keys, true, "target").await?;
         let mut found = Vec::new();
-        for ((hit, (id, routing)), t) in page.hits.iter().zip(keys).zip(targets) {
+        for ((hit, (id, routing)), t) in hits.iter().zip(keys).zip(targets) {
             if let Some(f) = classify(&legacy_state(hit, cfg), &target_state(&t), None) {
                 found.push((id, (routing, f)));
             }
@@ -333,11 +335,12 @@ async fn walk_target(legacy: &Es, target: &Es, cfg: &VerifyConfig, shared: &Shar
     let opts = scan_options(cfg, &cfg.target_index, method, SliceSpec { id: 0, max: 1 }, false);
     let mut scan = SliceScan::new(target.clone(), opts, 0, CancellationToken::new());
     while let Some(page) = scan.next_page().await.map_err(|source| VerifyError::Scan { side: "target", source })? {
-        shared.target_scanned.fetch_add(page.hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        let keys: Vec<(String, Option<String>)> = page.hits.iter().map(id_routing).collect();
+        let hits: Vec<Value> = page.hits.into_iter().map(Hit::into_value).collect();
+        shared.target_scanned.fetch_add(hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let keys: Vec<(String, Option<String>)> = hits.iter().map(id_routing).collect();
         let legacies = mget(legacy, &cfg.source_index, &keys, false, "legacy").await?;
         let mut found = Vec::new();
-        for ((hit, (id, routing)), l) in page.hits.iter().zip(keys).zip(legacies) {
+        for ((hit, (id, routing)), l) in hits.iter().zip(keys).zip(legacies) {
             if l.get("found") == Some(&Value::Bool(true)) {
                 continue; // present on both sides: the legacy walk compares it
             }

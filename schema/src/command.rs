@@ -14,7 +14,9 @@ mod version;
 pub use decode::{decode, DecodeConfig, NullValuePolicy, RawRecord, DEFAULT_MAX_BYTES, MAX_ID_BYTES};
 pub use envelope::Envelope;
 pub use error::{DecodeError, DecodeErrorKind};
-pub use version::{legacy_version, store_version, version_field_problem, LegacyVersionError, LegacyVersionSource, SourceParseError, VersionSource};
+pub use version::{
+    legacy_version, legacy_version_of_text, store_version, version_field_problem, LegacyVersionError, LegacyVersionSource, SourceParseError, VersionSource,
+};
 
 use serde_json::{Map, Value};
 

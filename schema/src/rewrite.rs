@@ -38,6 +38,7 @@ mod flatten;
 mod legacy;
 mod tagcodec;
 
+pub(crate) use encoded::value_at;
 pub use encoded::EncodedDoc;
 pub use flatten::tag_entries;
 pub use legacy::remove_tag_key;

@@ -122,6 +122,24 @@ pub fn legacy_version(hit: &Value, src: &LegacyVersionSource) -> Result<u64, Leg
     json_version(value, what).map_err(|(kind, detail)| LegacyVersionError { kind, detail })
 }
 
+/// [`legacy_version`] of a hit read with its `_source` as text (the backfill's scan): the
+/// same rules; only the objects on a `field:` path are opened.
+pub fn legacy_version_of_text(
+    version: Option<&Value>,
+    source: Option<&serde_json::value::RawValue>,
+    src: &LegacyVersionSource,
+) -> Result<u64, LegacyVersionError> {
+    let found;
+    let (value, what) = match src {
+        LegacyVersionSource::Field(path) => {
+            found = source.and_then(|s| crate::rewrite::value_at(s, path));
+            (found.as_ref(), path.as_str())
+        }
+        LegacyVersionSource::Version => (version, "_version"),
+    };
+    json_version(value, what).map_err(|(kind, detail)| LegacyVersionError { kind, detail })
+}
+
 /// Writes `version` at the dotted `path` of a LEGACY-form document, as a legacy indexer that
 /// keeps the command's version in the document (`--legacy-version field:<path>`) does: set
 /// after the command's own changes, replacing whatever was there; missing or non-object

@@ -81,6 +81,23 @@ impl TagRewrite {
     }
 }
 
+/// The value at a dotted `path` of a JSON object's text (what `Value::get` segment by segment
+/// finds): None when a segment is missing or something on the path is not an object. Only
+/// the objects on the path are opened.
+pub(crate) fn value_at(object: &RawValue, path: &str) -> Option<Value> {
+    let mut text = object;
+    for seg in path.split('.') {
+        if !text.get().starts_with('{') {
+            return None;
+        }
+        match fields(text.get()).ok()?.remove(seg)? {
+            Field::Raw(inner) => text = inner,
+            Field::Encoded(_) => unreachable!("fields() reads text"),
+        }
+    }
+    serde_json::from_str(text.get()).ok()
+}
+
 /// An object key, borrowed from the source text unless it had escapes.
 #[derive(Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
@@ -260,6 +277,16 @@ mod tests {
         }
         let same_name = TagRewrite { legacy_path: "tags".into(), target_field: "tags".into() };
         check(&same_name, r#"{"tags": {"k": ["a", "b"]}}"#).unwrap();
+    }
+
+    #[test]
+    fn value_at_finds_what_value_get_finds() {
+        let text = r#"{"v": 3, "m": {"n": {"o": 9}, "a": [1]}, "s": "x"}"#;
+        let value: Value = serde_json::from_str(text).unwrap();
+        for path in ["v", "m.n.o", "m.n", "m.a", "m.a.0", "s.x", "nope", "m.nope", "v.x"] {
+            let expected = path.split('.').try_fold(&value, |v, seg| v.get(seg));
+            assert_eq!(value_at(&raw(text), path).as_ref(), expected, "{path}");
+        }
     }
 
     #[test]
