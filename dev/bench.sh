@@ -15,11 +15,13 @@
 #    by refresh + _count == legacy count (else the run fails):
 #      scan-*       dev/bench/scan_cost.py: the legacy's full scan alone, read and discard, in
 #                   each form cutover can use on 7.17 (PIT on _shard_doc, PIT on
-#                   [_seq_no, _shard_doc], sliced scroll on _doc): the legacy CPU of a copy's read
+#                   [_seq_no, _shard_doc], sliced scroll on _doc), each with pages of 1000 and
+#                   of 2000 (FORM:SIZE): the legacy CPU of a copy's read
 #      python       dev/bench/python_backfill.py: the seeds' scan + parallel_bulk
 #      backfill-*   cutover's `backfill copy`, defaults (and the flags of BACKFILL_TUNED if set);
 #                   `backfill finalize` afterwards when the binary has it, timed on its own
 #      ceiling-N    dev/bench/bulk_ceiling.py: pre-encoded bodies POSTed on N connections
+#                   (N:DOCS: bodies of DOCS documents, default 1000)
 #      indexer      cutover's `indexer` replaying the upsert topic from zero
 #      pyreplay     dev/bench/python_replay.py: confluent-kafka + parallel_bulk on the same topic
 #    then, once, Kafka's own ConsumerPerformance on the topic (context);
@@ -38,8 +40,9 @@
 # (default 1000000) is its least size (the default index copied ceil(BIG_MIN / N) times);
 # ROUNDS (default 3);
 # BACKFILL_TUNED (flags of a second backfill contender, default empty: none; the tuned variant
-# of earlier runs was no faster than the defaults); CEILING_CONNECTIONS (default "2 4");
-# SCAN_FORMS (default "pit-shard-doc pit-seqno scroll-doc"); REPLAY=0 skips the indexer and
+# of earlier runs was no faster than the defaults); CEILING_CONNECTIONS (default "2 4 2:2000");
+# SCAN_FORMS (default: each of pit-shard-doc pit-seqno scroll-doc, plain (pages of 1000) and
+# with :2000); REPLAY=0 skips the indexer and
 # Python replays; KEEP=1 keeps the indices and topics it created.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -49,8 +52,8 @@ DOCS=${DOCS:-1450000} HISTORY=${HISTORY:-725000} TAG_KEYS=${TAG_KEYS:-600}
 BIG=${BIG:-1} BIG_MIN=${BIG_MIN:-1000000}
 ROUNDS=${ROUNDS:-3}
 BACKFILL_TUNED=${BACKFILL_TUNED:-}
-CEILING_CONNECTIONS=${CEILING_CONNECTIONS:-2 4}
-SCAN_FORMS=${SCAN_FORMS:-pit-shard-doc pit-seqno scroll-doc}
+CEILING_CONNECTIONS=${CEILING_CONNECTIONS:-2 4 2:2000}
+SCAN_FORMS=${SCAN_FORMS:-pit-shard-doc pit-seqno scroll-doc pit-shard-doc:2000 pit-seqno:2000 scroll-doc:2000}
 REPLAY=${REPLAY:-1} KEEP=${KEEP:-0} IDLE_SECS=1
 
 say() { printf '== %s\n' "$*" >&2; }
@@ -91,7 +94,7 @@ cleanup() {
   [ "$KEEP" = 1 ] && return
   for i in "${CREATED_INDICES[@]}"; do curl -fsS -XDELETE "$T/$i" >/dev/null 2>&1 || true; done
   curl -fsS -XDELETE "$L/$LEGACY,$BIG_LEGACY?ignore_unavailable=true" >/dev/null 2>&1 || true
-  rm -rf "$WORK/bulk" "$WORK"/upserts*.tsv "$WORK"/ckpt-*
+  rm -rf "$WORK"/bulk* "$WORK"/upserts*.tsv "$WORK"/ckpt-*
   [ ${#CREATED_TOPICS[@]} -gt 0 ] || return 0
   dev/services.sh kafka-tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$K" --delete \
     --topic "$(IFS="|"; echo "${CREATED_TOPICS[*]}")" >/dev/null 2>&1 || true  # a regex: one JVM for all
@@ -188,6 +191,21 @@ say "legacy index: $N documents ($(grep "^history" "$WORK/demo.log"))"
 phase prepare
 say "untimed: target-form bulk bodies (ceiling) and upsert envelopes (replays), one scan"
 DUMP=$("$PY" dev/bench/python_backfill.py prepare "$L" "$LEGACY" "$WORK/bulk" "$WORK/upserts.tsv")
+# Bodies of k * 1000 documents for the ceiling variants that ask for them (N:DOCS).
+for c in $CEILING_CONNECTIONS; do
+  docs=${c#*:}; [ "$docs" != "$c" ] && [ ! -d "$WORK/bulk-$docs" ] || continue
+  python3 - "$WORK/bulk" "$WORK/bulk-$docs" "$((docs / 1000))" <<'PY'
+import os, sys
+src, dst, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
+os.makedirs(dst)
+files = sorted(os.listdir(src))
+for i in range(0, len(files), k):
+    with open(os.path.join(dst, "bulk-%05d.ndjson" % (i // k)), "wb") as out:
+        for f in files[i:i + k]:
+            with open(os.path.join(src, f), "rb") as part:
+                out.write(part.read())
+PY
+done
 [ "$REPLAY" = 1 ] && { say "untimed: producing $N upsert commands to $UPSERTS"; produce_upserts "$WORK/upserts.tsv" "$UPSERTS"; }
 SHARDS=$(curl -fsS "$L/$LEGACY/_settings" | json_field '.popitem()[1]["settings"]["index"]["number_of_shards"]')
 
@@ -195,8 +213,9 @@ SHARDS=$(curl -fsS "$L/$LEGACY/_settings" | json_field '.popitem()[1]["settings"
 for r in $(seq 1 "$ROUNDS"); do
   phase "round-$r"
   for form in $SCAN_FORMS; do
-    say "[$r] legacy scan alone: $form, $SHARDS slices"
-    measure "scan-$form.r$r" "$PIDS" python3 dev/bench/scan_cost.py "$L" "$LEGACY" "$form" "$SHARDS" 1000 >&2 \
+    size=${form#*:}; [ "$size" != "$form" ] || size=1000
+    say "[$r] legacy scan alone: ${form%%:*}, $SHARDS slices, pages of $size"
+    measure "scan-$form.r$r" "$PIDS" python3 dev/bench/scan_cost.py "$L" "$LEGACY" "${form%%:*}" "$SHARDS" "$size" >&2 \
       || die "scan $form"
   done
 
@@ -212,9 +231,10 @@ for r in $(seq 1 "$ROUNDS"); do
 
   for c in $CEILING_CONNECTIONS; do
     say "[$r] contender: Elasticsearch bulk ceiling, $c connections"
-    idx=bench-ceiling-$c-$RUN-$r
+    idx=bench-ceiling-${c/:/x}-$RUN-$r
     fresh_target "$idx" "$LEGACY"
-    measure "ceiling-$c.r$r" "$PIDS" python3 dev/bench/bulk_ceiling.py "$T" "$idx" "$WORK/bulk" "$c" >&2 || die "ceiling $c"
+    docs=${c#*:}; bodies=$WORK/bulk; [ "$docs" = "$c" ] || bodies=$WORK/bulk-$docs
+    measure "ceiling-$c.r$r" "$PIDS" python3 dev/bench/bulk_ceiling.py "$T" "$idx" "$bodies" "${c%%:*}" >&2 || die "ceiling $c"
     count_check "$idx" "ceiling-$c" "$N"
   done
 
@@ -250,7 +270,7 @@ fi
 # Facts about the default-size data, read before its index is dropped.
 LEGACY_STORE=$(curl -fsS "$L/_cat/indices/$LEGACY?h=pri.store.size&bytes=b" | tr -d '[:space:]')
 UPSERT_BYTES=$(stat -c %s "$WORK/upserts.tsv")
-rm -rf "$WORK/bulk"
+rm -rf "$WORK"/bulk*
 
 # --- phase 3: the big size, backfill and indexer once each (peak RSS) ------------------------
 # The big index is the default one's documents BIG_COPIES times over under new ids (versions and
@@ -282,7 +302,7 @@ phase report
 # --- report --------------------------------------------------------------------------------
 CMD=dev/bench.sh
 for v in DOCS HISTORY TAG_KEYS BIG BIG_MIN ROUNDS BACKFILL_TUNED CEILING_CONNECTIONS SCAN_FORMS REPLAY; do
-  case "$v=${!v}" in DOCS=1450000|HISTORY=725000|TAG_KEYS=600|BIG=1|BIG_MIN=1000000|ROUNDS=3|"BACKFILL_TUNED="|"CEILING_CONNECTIONS=2 4"|"SCAN_FORMS=pit-shard-doc pit-seqno scroll-doc"|REPLAY=1) ;;
+  case "$v=${!v}" in DOCS=1450000|HISTORY=725000|TAG_KEYS=600|BIG=1|BIG_MIN=1000000|ROUNDS=3|"BACKFILL_TUNED="|"CEILING_CONNECTIONS=2 4 2:2000"|"SCAN_FORMS=pit-shard-doc pit-seqno scroll-doc pit-shard-doc:2000 pit-seqno:2000 scroll-doc:2000"|REPLAY=1) ;;
     *) CMD="$v='${!v}' $CMD" ;; esac
 done
 export RUN N DOCS HISTORY TAG_KEYS BIG_N BIG_MIN BIG_COPIES ROUNDS LOADAVG DUMP PERF BACKFILL_TUNED \
@@ -313,7 +333,7 @@ meta = {
   "target_ndjson_bytes": dump["bytes"], "target_ndjson_files": dump["files"],
   "upsert_topic_bytes": int(e["UPSERT_BYTES"]),
   "backfill_flags": {"backfill-default": "", "backfill-tuned": e["BACKFILL_TUNED"]},
-  "ceiling_connections": [int(c) for c in e["CEILING_CONNECTIONS"].split()],
+  "ceiling_connections": e["CEILING_CONNECTIONS"].split(),
   "scan_forms": e["SCAN_FORMS"].split(),
   "finalize_flags": e["FINALIZE_FLAGS_TXT"],
   "consumer_perf": json.loads(e["PERF"]), "indexer_idle_secs": int(e["IDLE_SECS"]),

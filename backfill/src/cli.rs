@@ -85,8 +85,10 @@ pub struct ReadArgs {
     /// externally versioned with it (and verify compares versions).
     #[arg(long, value_name = "field:<path>|_version")]
     pub legacy_version: Option<LegacyVersionSource>,
-    /// Documents per scan page, and per bulk request (copy) or per _mget (verify).
-    #[arg(long, default_value_t = 1000)]
+    /// Documents per scan page, and per bulk request (copy) or per _mget (verify). Larger pages
+    /// cost the legacy cluster less per document to read (fewer searches), larger bulks cost
+    /// the target less per document to write (dev/bench.sh measures both).
+    #[arg(long, default_value_t = 2000)]
     pub batch_size: usize,
     /// Keep-alive of the PIT or scroll between two pages (a lost context is recovered from);
     /// an Elasticsearch time value (`5m`, `90s`) or bare milliseconds.

@@ -18,13 +18,13 @@ threads (2 cores: more threads only contend for the GIL) and chunks of CHUNK act
 version conflicts (409: the target already has that version or a newer one) count as done, as
 they do for the indexer. (A sweep on 64k documents, on a busy 2-core machine: 8 threads were
 slower than 4; 2 or 4 threads, chunks of 500, 1000 or 2000 and consume batches of 2000 or 5000
-were within the noise of each other, so the defaults match the other contenders' 1000.) Offsets are committed as the bulk results come back (`parallel_bulk`
-yields them in input order), asynchronously, and once more synchronously at the end: nothing
+were within the noise of each other, so the chunk matches the indexer's batch, 2000.) Offsets are
+committed as the bulk results come back (`parallel_bulk` yields them in input order), asynchronously, and once more synchronously at the end: nothing
 is committed before its write was acknowledged.
 
 It stops when caught up: every partition's consumed position has reached the high watermark
 read when it started. Prints one JSON line: docs ok/failed, elapsed seconds, docs/s, client CPU
-seconds. Environment: REPLAY_THREADS (default 4), REPLAY_CHUNK (default 1000),
+seconds. Environment: REPLAY_THREADS (default 4), REPLAY_CHUNK (default 2000),
 REPLAY_CONSUME_BATCH (default 2000).
 """
 import json
@@ -42,7 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from python_backfill import transform_source  # noqa: E402  (the same tag rewrite)
 
 THREADS = int(os.environ.get("REPLAY_THREADS", "4"))
-CHUNK = int(os.environ.get("REPLAY_CHUNK", "1000"))
+CHUNK = int(os.environ.get("REPLAY_CHUNK", "2000"))
 CONSUME_BATCH = int(os.environ.get("REPLAY_CONSUME_BATCH", "2000"))
 REQUEST_TIMEOUT = 180
 MAX_CHUNK_BYTES = 15 * 1024 * 1024
