@@ -508,7 +508,7 @@ mod tests {
         let help = cmd.find_subcommand_mut("copy").unwrap().render_long_help().to_string();
         for needle in [
             "--batch-size",
-            "[default: 1000]",
+            "[default: 2000]",
             "--metrics-addr",
             "[default: 127.0.0.1:9465]",
             "--legacy-version",
@@ -532,7 +532,7 @@ mod tests {
             for needle in [
                 "--legacy-version",
                 "--batch-size",
-                "[default: 1000]",
+                "[default: 2000]",
                 "--keep-alive",
                 "[default: 5m]",
                 "--scan-method",

@@ -531,7 +531,10 @@ pub fn page_hits(status: u16, body: &[u8], path: &str) -> Result<ScanPage, ScanE
         }
         return Err(EsError::status_of("POST", path, status, &resp).into());
     }
-    let resp: SearchResponse = serde_json::from_slice(body).map_err(|e| ScanError::Malformed(format!("search response does not parse: {e}")))?;
+    // A body that does not parse is the transport's or the server's problem, retried as before
+    // (cluster decides: `EsError::Decode` is retryable).
+    let resp: SearchResponse =
+        serde_json::from_slice(body).map_err(|e| EsError::Decode { method: "POST".into(), path: path.to_owned(), detail: e.to_string() })?;
     // The parts the checks read, as values.
     let mut checked = Map::new();
     if let Some(error) = resp.error {
@@ -615,6 +618,12 @@ mod tests {
         assert!(matches!(page_hits(200, &resp.to_string().into_bytes(), "/_search"), Err(ScanError::ShardFailures { .. })));
         let resp = json!({"hits": {"hits": []}});
         assert!(matches!(page_hits(200, &resp.to_string().into_bytes(), "/_search"), Err(ScanError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_body_that_does_not_parse_is_retried() {
+        let err = page_hits(200, b"{\"hits\": {\"hits\": [", "/_search").unwrap_err();
+        assert!(matches!(err, ScanError::Es(EsError::Decode { .. })) && err.is_transient(), "{err:?}");
     }
 
     #[test]
