@@ -60,8 +60,7 @@
 //! count of consecutive failures starting over after every page. A failure retrying cannot fix
 //! (the request itself is wrong) fails the slice at once.
 
-use bytes::Bytes;
-use cluster::client::enc;
+use cluster::client::{enc, error_body};
 use cluster::error::short;
 use cluster::{Es, EsError, GiveUp, Method, RetryPolicy, ServerVersion};
 #[cfg(feature = "test-hooks")]
@@ -413,7 +412,7 @@ impl SliceScan {
             body["search_after"] = after.clone();
         }
         let path = format!("/_search?filter_path={SCAN_FILTER_PATH}");
-        let (status, resp) = self.es.raw(Method::Post, &path, Some(json_bytes(&body)), "application/json").await?;
+        let (status, resp) = self.es.request_bytes(Method::Post, &path, Some(&body)).await?;
         let page = page_hits(status, &resp, "/_search")?;
         // The PIT id may change from one response to the next; always use the latest.
         if let (Some(new_id), Cursor::Pit { id, .. }) = (page.pit_id, &mut self.cursor) {
@@ -446,7 +445,7 @@ impl SliceScan {
                 (format!("/{}/_search?scroll={}&filter_path={SCAN_FILTER_PATH}", enc(&self.opts.index), enc(&ka)), body)
             }
         };
-        let (status, resp) = self.es.raw(Method::Post, &path, Some(json_bytes(&body)), "application/json").await?;
+        let (status, resp) = self.es.request_bytes(Method::Post, &path, Some(&body)).await?;
         let page = page_hits(status, &resp, &path)?;
         if let Some(id) = page.scroll_id {
             self.cursor = Cursor::Scroll { id };
@@ -516,16 +515,12 @@ struct SearchHits {
     hits: Option<Vec<Hit>>,
 }
 
-fn json_bytes(body: &Value) -> Bytes {
-    Bytes::from(serde_json::to_vec(body).expect("JSON value serializes"))
-}
-
 /// The hits of a search or scroll response, after checking that the page is complete: a lost
 /// context (HTTP 404, or 200 with `search_context_missing_exception` in the shard failures) or
 /// any other shard failure or time-out is an error, never an end of data.
 pub fn page_hits(status: u16, body: &[u8], path: &str) -> Result<ScanPage, ScanError> {
     if !(200..300).contains(&status) {
-        let resp = serde_json::from_slice(body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned()));
+        let resp = error_body(body);
         if mentions_missing_context(&resp) {
             return Err(ScanError::ContextLost(short(&resp)));
         }

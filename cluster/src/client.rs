@@ -123,10 +123,16 @@ impl Es {
         Ok((status.as_u16(), bytes))
     }
 
+    /// Sends a JSON request and returns `(status, raw body)`, for callers that parse the body
+    /// into their own types.
+    pub async fn request_bytes(&self, method: Method, path: &str, body: Option<&Value>) -> Result<(u16, Bytes), EsError> {
+        let payload = body.map(|b| Bytes::from(serde_json::to_vec(b).expect("JSON value serializes")));
+        self.raw(method, path, payload, "application/json").await
+    }
+
     /// Sends a JSON request and returns `(status, parsed body)`; a non-JSON body is an error.
     pub async fn request(&self, method: Method, path: &str, body: Option<&Value>) -> Result<(u16, Value), EsError> {
-        let payload = body.map(|b| Bytes::from(serde_json::to_vec(b).expect("JSON value serializes")));
-        let (status, bytes) = self.raw(method, path, payload, "application/json").await?;
+        let (status, bytes) = self.request_bytes(method, path, body).await?;
         let value = if bytes.is_empty() {
             Value::Null
         } else {
@@ -192,8 +198,7 @@ impl Es {
         let url = format!("{path}{}filter_path={BULK_FILTER_PATH}", if refresh { "&" } else { "?" });
         let (status, bytes) = self.raw(Method::Post, &url, Some(ndjson), "application/x-ndjson").await?;
         if !(200..300).contains(&status) {
-            let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned()));
-            return Err(EsError::status_of("POST", path, status, &body));
+            return Err(EsError::status_of("POST", path, status, &error_body(&bytes)));
         }
         Ok(bytes)
     }
@@ -242,6 +247,12 @@ impl Es {
 /// and were most of the response's bytes). A whole-request error body (`error`, `status`) is
 /// not filtered by Elasticsearch or OpenSearch.
 pub const BULK_FILTER_PATH: &str = "errors,items.*.status,items.*.error,items.*.result";
+
+/// The body of an error response, for [`EsError::status_of`]: its JSON, or (a proxy's page,
+/// a truncated body) its first 500 bytes as text.
+pub fn error_body(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned()))
+}
 
 /// Percent-encodes one path segment (document ids may contain `/`, `?`, spaces...).
 pub fn enc(segment: &str) -> String {

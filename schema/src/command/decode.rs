@@ -176,15 +176,13 @@ fn parse_body<'a>(text: &'a str, cfg: &DecodeConfig) -> Result<Body<'a>, Failure
     let mut de = serde_json::Deserializer::from_str(text);
     let parsed = seed.deserialize(&mut de).and_then(|parsed| de.end().map(|()| parsed));
     match parsed.map_err(|e| (DecodeErrorKind::InvalidJson, e.to_string()))? {
-        Parsed::Object(body) => Ok(body),
-        Parsed::Other(type_name) => Err((DecodeErrorKind::NotAnObject, format!("payload is {type_name}"))),
+        Some(body) => Ok(body),
+        None => {
+            // Valid JSON, not an object: parsed again as a value only to name its type.
+            let other: Value = serde_json::from_str(text).map_err(|e| (DecodeErrorKind::InvalidJson, e.to_string()))?;
+            Err((DecodeErrorKind::NotAnObject, format!("payload is {}", fields::type_name(&other))))
+        }
     }
-}
-
-enum Parsed<'a> {
-    Object(Body<'a>),
-    /// Valid JSON that is not an object: its type, for the error.
-    Other(&'static str),
 }
 
 /// Parses a whole payload in one pass, whatever its type (so invalid JSON is always reported
@@ -192,6 +190,9 @@ enum Parsed<'a> {
 struct BodySeed<'n> {
     doc_as_text: Option<&'n str>,
 }
+
+/// The body of an object payload; `None` for any other valid JSON.
+type Parsed<'a> = Option<Body<'a>>;
 
 impl<'de> serde::de::DeserializeSeed<'de> for BodySeed<'_> {
     type Value = Parsed<'de>;
@@ -214,29 +215,29 @@ impl<'de> serde::de::Visitor<'de> for BodySeed<'_> {
                 body.fields.insert(key, map.next_value()?);
             }
         }
-        Ok(Parsed::Object(body))
+        Ok(Some(body))
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Parsed<'de>, A::Error> {
         while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-        Ok(Parsed::Other("an array"))
+        Ok(None)
     }
     fn visit_unit<E>(self) -> Result<Parsed<'de>, E> {
-        Ok(Parsed::Other("null"))
+        Ok(None)
     }
     fn visit_bool<E>(self, _: bool) -> Result<Parsed<'de>, E> {
-        Ok(Parsed::Other("a boolean"))
+        Ok(None)
     }
     fn visit_i64<E>(self, _: i64) -> Result<Parsed<'de>, E> {
-        Ok(Parsed::Other("a number"))
+        Ok(None)
     }
     fn visit_u64<E>(self, _: u64) -> Result<Parsed<'de>, E> {
-        Ok(Parsed::Other("a number"))
+        Ok(None)
     }
     fn visit_f64<E>(self, _: f64) -> Result<Parsed<'de>, E> {
-        Ok(Parsed::Other("a number"))
+        Ok(None)
     }
     fn visit_str<E>(self, _: &str) -> Result<Parsed<'de>, E> {
-        Ok(Parsed::Other("a string"))
+        Ok(None)
     }
 }
 
