@@ -9,7 +9,7 @@
 //! Elasticsearch refuses, a merge touching the tag fields) is caught here, so poison records
 //! are dead-lettered before they reach a batch.
 
-use super::fields::{self, Failure};
+use super::fields::{self, Failure, Scalar};
 use super::version::{header_version, json_version, lookup, offset_version};
 use super::{Command, DecodeError, DecodeErrorKind, Envelope, VersionSource};
 use crate::rewrite::TagRewrite;
@@ -115,11 +115,11 @@ fn decode_inner(rec: &RawRecord<'_>, cfg: &DecodeConfig) -> Result<Command, Fail
     let text = payload_text(rec.payload, cfg.max_bytes)?;
     let mut body = parse_body(text, cfg)?;
     let env = &cfg.envelope;
-    let op_kind = fields::op_kind(&body.fields, env)?;
-    let id = fields::id(&body.fields, rec.key, env)?;
-    let index = fields::index(&body.fields, env, cfg.default_index.as_deref())?;
+    let op_kind = fields::op_kind(body.scalar(Role::Op, &env.op), env)?;
+    let id = fields::id(body.scalar(Role::Id, &env.id), rec.key, env)?;
+    let index = fields::index(body.scalar(Role::Index, &env.index), env, cfg.default_index.as_deref())?;
     let version = version(&body.fields, rec, &cfg.version)?;
-    let routing = fields::routing(&body.fields, env)?;
+    let routing = fields::routing(body.scalar(Role::Routing, &env.routing), env)?;
     let op = fields::op(op_kind, &mut body, cfg)?;
     Ok(Command { id, target_index: cfg.target_index(&index).to_owned(), index, version, routing, op })
 }
@@ -133,7 +133,7 @@ fn null_value(rec: &RawRecord<'_>, cfg: &DecodeConfig) -> Result<Command, Failur
             "null value (a delete in Kafka's compaction convention); the indexer applies such records as deletes only with --null-value delete".to_owned(),
         ));
     }
-    let id = fields::id(&Map::new(), rec.key, &cfg.envelope)?;
+    let id = fields::id(None, rec.key, &cfg.envelope)?;
     let index =
         cfg.default_index.clone().ok_or((MissingIndex, "a null-value record names no index and there is no default index (--default-index)".to_owned()))?;
     let version = match &cfg.version {
@@ -159,11 +159,55 @@ fn payload_text(payload: Option<&[u8]>, max_bytes: usize) -> Result<&str, Failur
     std::str::from_utf8(bytes).map_err(|e| (InvalidUtf8, e.to_string()))
 }
 
-/// A parsed body: the envelope's fields as values, and the upsert's document (the field
-/// [`Envelope::doc`]) as its text, borrowed from the payload, when it is not in `fields`.
+/// A parsed body: the envelope's fields as values; the upsert's document (the field
+/// [`Envelope::doc`]) as its text, borrowed from the payload, when it is not in `fields`; and
+/// the op, id, index and routing fields borrowed, when they are not in `fields` (see
+/// [`Slots`]).
 pub(crate) struct Body<'a> {
     pub(crate) fields: Map<String, Value>,
     pub(crate) doc: Option<&'a RawValue>,
+    scalars: [Option<Scalar<'a>>; ROLES],
+    slotted: [bool; ROLES],
+}
+
+/// The envelope fields read as [`Scalar`]s, by role.
+#[derive(Clone, Copy)]
+enum Role {
+    Op,
+    Id,
+    Index,
+    Routing,
+}
+const ROLES: usize = 4;
+
+impl<'a> Body<'a> {
+    /// The field `name` playing `role`, null read as absent: taken from its slot, or (when the
+    /// name could not have one) copied from `fields`.
+    fn scalar(&mut self, role: Role, name: &str) -> Option<Scalar<'a>> {
+        let value = if self.slotted[role as usize] { self.scalars[role as usize].take() } else { self.fields.get(name).cloned().map(Scalar::from) };
+        value.filter(|v| !matches!(v, Scalar::Other(Value::Null)))
+    }
+}
+
+/// Which body fields [`BodySeed`] keeps borrowed, by role: a name that no other envelope field
+/// and no version field shares (else it stays in `fields`, where every reader finds it).
+struct Slots<'n>([Option<&'n str>; ROLES]);
+
+impl<'n> Slots<'n> {
+    fn new(cfg: &'n DecodeConfig) -> Self {
+        let env = &cfg.envelope;
+        let version_root = match &cfg.version {
+            VersionSource::Field(path) => path.split('.').next(),
+            _ => None,
+        };
+        let names = [&env.op, &env.id, &env.index, &env.routing, &env.doc, &env.set, &env.unset, &env.tags_add, &env.tags_remove];
+        let own = |name: &'n String| (names.iter().filter(|n| **n == name).count() == 1 && version_root != Some(name.as_str())).then_some(name.as_str());
+        Slots([own(&env.op), own(&env.id), own(&env.index), own(&env.routing)])
+    }
+
+    fn role_of(&self, key: &str) -> Option<usize> {
+        self.0.iter().position(|name| *name == Some(key))
+    }
 }
 
 /// JSON and object checks, in that order. The document of an upsert is kept as text (the tag
@@ -172,7 +216,7 @@ pub(crate) struct Body<'a> {
 fn parse_body<'a>(text: &'a str, cfg: &DecodeConfig) -> Result<Body<'a>, Failure> {
     let doc = &cfg.envelope.doc;
     let version_in_doc = matches!(&cfg.version, VersionSource::Field(path) if path.split('.').next() == Some(doc.as_str()));
-    let seed = BodySeed { doc_as_text: (!version_in_doc).then_some(doc.as_str()) };
+    let seed = BodySeed { doc_as_text: (!version_in_doc).then_some(doc.as_str()), slots: Slots::new(cfg) };
     let mut de = serde_json::Deserializer::from_str(text);
     let parsed = seed.deserialize(&mut de).and_then(|parsed| de.end().map(|()| parsed));
     match parsed.map_err(|e| (DecodeErrorKind::InvalidJson, e.to_string()))? {
@@ -189,7 +233,12 @@ fn parse_body<'a>(text: &'a str, cfg: &DecodeConfig) -> Result<Body<'a>, Failure
 /// as such, before "not an object").
 struct BodySeed<'n> {
     doc_as_text: Option<&'n str>,
+    slots: Slots<'n>,
 }
+
+/// A body key, borrowed from the payload unless it had escapes.
+#[derive(serde::Deserialize)]
+struct Key<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
 
 /// The body of an object payload; `None` for any other valid JSON.
 type Parsed<'a> = Option<Body<'a>>;
@@ -207,12 +256,15 @@ impl<'de> serde::de::Visitor<'de> for BodySeed<'_> {
         f.write_str("a JSON command")
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Parsed<'de>, A::Error> {
-        let mut body = Body { fields: Map::new(), doc: None };
-        while let Some(key) = map.next_key::<String>()? {
-            if self.doc_as_text == Some(key.as_str()) {
+        let slotted = self.slots.0.map(|name| name.is_some());
+        let mut body = Body { fields: Map::new(), doc: None, scalars: Default::default(), slotted };
+        while let Some(Key(key)) = map.next_key()? {
+            if self.doc_as_text == Some(&*key) {
                 body.doc = Some(map.next_value()?);
+            } else if let Some(role) = self.slots.role_of(&key) {
+                body.scalars[role] = Some(map.next_value()?);
             } else {
-                body.fields.insert(key, map.next_value()?);
+                body.fields.insert(key.into_owned(), map.next_value()?);
             }
         }
         Ok(Some(body))

@@ -4,6 +4,7 @@ use super::decode::{Body, DecodeConfig, MAX_ID_BYTES};
 use super::{DecodeErrorKind, Envelope, MergePatch, Op};
 use crate::rewrite::EncodedDoc;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// A decode problem before the record's coordinates are attached.
 pub(crate) type Failure = (DecodeErrorKind, String);
@@ -28,6 +29,95 @@ pub(crate) fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// An envelope field's value (op, id, index, routing) as the body holds it: a string stays
+/// borrowed from the payload (unless it had escapes), anything else is a value. JSON null is
+/// read as absent before the field is looked at (see [`Body::scalar`]).
+#[derive(Debug)]
+pub(crate) enum Scalar<'a> {
+    Str(Cow<'a, str>),
+    Other(Value),
+}
+
+impl Scalar<'_> {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Scalar::Str(_) => "a string",
+            Scalar::Other(v) => type_name(v),
+        }
+    }
+
+    /// The value as JSON text (for error details).
+    fn json(&self) -> String {
+        match self {
+            Scalar::Str(s) => Value::String(s.to_string()).to_string(),
+            Scalar::Other(v) => v.to_string(),
+        }
+    }
+
+    /// An integer's decimal text, if the value is one.
+    fn integer(&self) -> Option<String> {
+        match self {
+            Scalar::Other(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+            _ => None,
+        }
+    }
+}
+
+impl From<Value> for Scalar<'_> {
+    fn from(v: Value) -> Self {
+        match v {
+            Value::String(s) => Scalar::Str(Cow::Owned(s)),
+            other => Scalar::Other(other),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Scalar<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+        use serde::Deserialize;
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Scalar<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Str(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Str(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Str(Cow::Owned(s)))
+            }
+            // The rest as `Value` reads it.
+            fn visit_bool<E>(self, b: bool) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other(Value::Bool(b)))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other(Value::from(n)))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other(Value::from(n)))
+            }
+            fn visit_f64<E>(self, n: f64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)))
+            }
+            fn visit_unit<E>(self) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other(Value::Null))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Scalar<'de>, A::Error> {
+                Value::deserialize(SeqAccessDeserializer::new(seq)).map(Scalar::Other)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Scalar<'de>, A::Error> {
+                Value::deserialize(MapAccessDeserializer::new(map)).map(Scalar::Other)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
 fn wrong(detail: String) -> Failure {
     (DecodeErrorKind::WrongFieldType, detail)
 }
@@ -37,23 +127,22 @@ fn get<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     body.get(name).filter(|v| !v.is_null())
 }
 
-pub(crate) fn op_kind(body: &Map<String, Value>, env: &Envelope) -> Result<OpKind, Failure> {
+pub(crate) fn op_kind(op: Option<Scalar<'_>>, env: &Envelope) -> Result<OpKind, Failure> {
     let unknown = |what: String| (DecodeErrorKind::UnknownOp, what);
-    match get(body, &env.op) {
+    match op {
         None => Err(unknown(format!("no `{}` field", env.op))),
-        Some(Value::String(op)) if *op == env.op_upsert => Ok(OpKind::Upsert),
-        Some(Value::String(op)) if *op == env.op_merge => Ok(OpKind::Merge),
-        Some(Value::String(op)) if *op == env.op_delete => Ok(OpKind::Delete),
-        Some(other) => Err(unknown(format!("`{}` is {other}", env.op))),
+        Some(Scalar::Str(op)) if op == env.op_upsert => Ok(OpKind::Upsert),
+        Some(Scalar::Str(op)) if op == env.op_merge => Ok(OpKind::Merge),
+        Some(Scalar::Str(op)) if op == env.op_delete => Ok(OpKind::Delete),
+        Some(other) => Err(unknown(format!("`{}` is {}", env.op, other.json()))),
     }
 }
 
 /// The id from the body (string or integer), else the record key.
-pub(crate) fn id(body: &Map<String, Value>, key: Option<&[u8]>, env: &Envelope) -> Result<String, Failure> {
-    let id = match get(body, &env.id) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
-        Some(other) => return Err(wrong(format!("id `{}` is {}", env.id, type_name(other)))),
+pub(crate) fn id(body: Option<Scalar<'_>>, key: Option<&[u8]>, env: &Envelope) -> Result<String, Failure> {
+    let id = match body {
+        Some(Scalar::Str(s)) => s.into_owned(),
+        Some(other) => other.integer().ok_or_else(|| wrong(format!("id `{}` is {}", env.id, other.type_name())))?,
         None => match key {
             Some(k) => String::from_utf8(k.to_vec()).map_err(|e| (DecodeErrorKind::InvalidUtf8, format!("record key: {e}")))?,
             None => String::new(),
@@ -68,21 +157,20 @@ pub(crate) fn id(body: &Map<String, Value>, key: Option<&[u8]>, env: &Envelope) 
     Ok(id)
 }
 
-pub(crate) fn index(body: &Map<String, Value>, env: &Envelope, default: Option<&str>) -> Result<String, Failure> {
-    match get(body, &env.index) {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        Some(Value::String(_)) | None => default.map(str::to_owned).ok_or((DecodeErrorKind::MissingIndex, format!("no `{}` and no default index", env.index))),
-        Some(other) => Err(wrong(format!("index `{}` is {}", env.index, type_name(other)))),
+pub(crate) fn index(body: Option<Scalar<'_>>, env: &Envelope, default: Option<&str>) -> Result<String, Failure> {
+    match body {
+        Some(Scalar::Str(s)) if !s.is_empty() => Ok(s.into_owned()),
+        Some(Scalar::Str(_)) | None => default.map(str::to_owned).ok_or((DecodeErrorKind::MissingIndex, format!("no `{}` and no default index", env.index))),
+        Some(other) => Err(wrong(format!("index `{}` is {}", env.index, other.type_name()))),
     }
 }
 
 /// Routing: a string (empty means none) or an integer.
-pub(crate) fn routing(body: &Map<String, Value>, env: &Envelope) -> Result<Option<String>, Failure> {
-    match get(body, &env.routing) {
+pub(crate) fn routing(body: Option<Scalar<'_>>, env: &Envelope) -> Result<Option<String>, Failure> {
+    match body {
         None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone()).filter(|s| !s.is_empty())),
-        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
-        Some(other) => Err(wrong(format!("routing `{}` is {}", env.routing, type_name(other)))),
+        Some(Scalar::Str(s)) => Ok(Some(s.into_owned()).filter(|s| !s.is_empty())),
+        Some(other) => other.integer().map(Some).ok_or_else(|| wrong(format!("routing `{}` is {}", env.routing, other.type_name()))),
     }
 }
 

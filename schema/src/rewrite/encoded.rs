@@ -8,12 +8,12 @@
 //! (property-tested below). The bytes can differ where the JSON cannot: objects off the tag
 //! path keep their source order and spacing, numbers their source spelling.
 
-use super::{encode_pair, tag_entries, RewriteError, TagRewrite, TargetTag};
+use super::tagcodec::push_pair;
+use super::{tag_entries, RewriteError, TagRewrite, KEY_TO_VALUE_FIELD, VALUE_FIELD};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use std::borrow::{Borrow, Cow};
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 
 /// A target-form `_source`, encoded: one line of JSON holding an object, ready to be a bulk
 /// request's source line. Made only by [`EncodedDoc::from_map`] and [`TagRewrite::transcode`].
@@ -45,7 +45,7 @@ impl EncodedDoc {
     /// document with `version` at the dotted `path`, missing or non-object parents made
     /// objects; only the objects on the path are opened.
     pub fn with_version(&self, path: &str, version: u64) -> Result<Self, RewriteError> {
-        let mut doc = fields(&self.0)?;
+        let mut doc = Fields::parse(&self.0)?;
         let segs: Vec<&str> = path.split('.').collect();
         set_version(&mut doc, &segs, version)?;
         Ok(Self(encode_object(&doc, self.len() + path.len() + 24)))
@@ -62,21 +62,18 @@ impl TagRewrite {
     /// [`TagRewrite::into_target`] on encoded JSON: `legacy` must be an object. What both
     /// writers use on the hot path (see the module doc for how it relates to `into_target`).
     pub fn transcode(&self, legacy: &RawValue) -> Result<EncodedDoc, RewriteError> {
-        let mut doc = fields(legacy.get())?;
+        let mut doc = Fields::parse(legacy.get())?;
         let tags = take_tags(&mut doc, &self.legacy_segments(), 0)?;
-        if doc.contains_key(self.target_field.as_str()) {
+        if doc.get(&self.target_field).is_some() {
             return Err(RewriteError::TargetFieldCollision { field: self.target_field.clone() });
         }
         let mut pairs = Vec::new();
         if let Some(tags) = tags {
-            let tags: Map<String, Value> = serde_json::from_str(tags.get()).map_err(unreadable)?;
-            for (key, value) in &tags {
-                pairs.extend(tag_entries(value, key)?);
-            }
+            flatten_tags(tags, &mut pairs)?;
         }
-        pairs.sort();
+        pairs.sort_unstable();
         pairs.dedup();
-        doc.insert(Key(Cow::Owned(self.target_field.clone())), Field::Encoded(encode_pairs(&pairs)));
+        doc.insert(Key(Cow::Borrowed(&self.target_field)), Field::Encoded(encode_pairs(&pairs)));
         Ok(EncodedDoc(encode_object(&doc, legacy.get().len() + 64 * pairs.len())))
     }
 }
@@ -90,9 +87,9 @@ pub(crate) fn value_at(object: &RawValue, path: &str) -> Option<Value> {
         if !text.get().starts_with('{') {
             return None;
         }
-        match fields(text.get()).ok()?.remove(seg)? {
+        match Fields::parse(text.get()).ok()?.remove(seg)? {
             Field::Raw(inner) => text = inner,
-            Field::Encoded(_) => unreachable!("fields() reads text"),
+            Field::Encoded(_) => unreachable!("Fields::parse reads text"),
         }
     }
     serde_json::from_str(text.get()).ok()
@@ -102,12 +99,6 @@ pub(crate) fn value_at(object: &RawValue, path: &str) -> Option<Value> {
 #[derive(Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
 
-impl Borrow<str> for Key<'_> {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
 /// A field's value: the source text, or text made here.
 enum Field<'a> {
     Raw(&'a RawValue),
@@ -115,13 +106,65 @@ enum Field<'a> {
 }
 
 /// An object's fields in key order (the order `serde_json`'s map writes; a repeated key keeps
-/// its last value, as when parsing into a map).
-type Fields<'a> = BTreeMap<Key<'a>, Field<'a>>;
+/// its last value, as when parsing into a map). A sorted vector: objects here have few fields.
+struct Fields<'a>(Vec<(Key<'a>, Field<'a>)>);
 
-/// The fields of an object's text.
-fn fields(object: &str) -> Result<Fields<'_>, RewriteError> {
-    let raw: BTreeMap<Key<'_>, &RawValue> = serde_json::from_str(object).map_err(unreadable)?;
-    Ok(raw.into_iter().map(|(k, v)| (k, Field::Raw(v))).collect())
+impl<'a> Fields<'a> {
+    /// The fields of an object's text.
+    fn parse(object: &'a str) -> Result<Self, RewriteError> {
+        let RawFields(mut list) = serde_json::from_str(object).map_err(unreadable)?;
+        list.sort_by(|a, b| a.0.cmp(&b.0)); // stable: repeated keys stay in source order
+        list.dedup_by(|later, earlier| {
+            let same = later.0 == earlier.0;
+            if same {
+                std::mem::swap(later, earlier); // the last one wins
+            }
+            same
+        });
+        Ok(Self(list))
+    }
+
+    fn find(&self, key: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.0.as_ref().cmp(key))
+    }
+
+    fn get(&self, key: &str) -> Option<&Field<'a>> {
+        self.find(key).ok().map(|i| &self.0[i].1)
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Field<'a>> {
+        self.find(key).ok().map(|i| self.0.remove(i).1)
+    }
+
+    fn insert(&mut self, key: Key<'a>, field: Field<'a>) {
+        match self.find(&key.0) {
+            Ok(i) => self.0[i].1 = field,
+            Err(i) => self.0.insert(i, (key, field)),
+        }
+    }
+}
+
+/// An object's fields as they come: keys and raw values in source order.
+struct RawFields<'a>(Vec<(Key<'a>, Field<'a>)>);
+
+impl<'de> Deserialize<'de> for RawFields<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = RawFields<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut list = Vec::with_capacity(8);
+                while let Some((key, value)) = map.next_entry()? {
+                    list.push((key, Field::Raw(value)));
+                }
+                Ok(RawFields(list))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
 }
 
 fn unreadable(e: serde_json::Error) -> RewriteError {
@@ -144,12 +187,12 @@ fn take_tags<'a>(map: &mut Fields<'a>, segs: &[&str], i: usize) -> Result<Option
             Ok(Some(raw))
         }
         Some(b'{') => {
-            let mut inner = fields(raw.get())?;
+            let mut inner = Fields::parse(raw.get())?;
             let taken = take_tags(&mut inner, segs, i + 1)?;
-            if inner.is_empty() {
+            if inner.0.is_empty() {
                 map.remove(seg);
-            } else if let Some(field) = map.get_mut(seg) {
-                *field = Field::Encoded(encode_object(&inner, raw.get().len()));
+            } else if let Ok(at) = map.find(seg) {
+                map.0[at].1 = Field::Encoded(encode_object(&inner, raw.get().len()));
             }
             Ok(taken)
         }
@@ -162,9 +205,9 @@ fn set_version(map: &mut Fields<'_>, segs: &[&str], version: u64) -> Result<(), 
     let value = if rest.is_empty() {
         version.to_string()
     } else {
-        let mut inner = match map.get(*seg) {
-            Some(Field::Raw(raw)) if raw.get().starts_with('{') => fields(raw.get())?,
-            _ => Fields::new(),
+        let mut inner = match map.get(seg) {
+            Some(Field::Raw(raw)) if raw.get().starts_with('{') => Fields::parse(raw.get())?,
+            _ => Fields(Vec::new()),
         };
         set_version(&mut inner, rest, version)?;
         encode_object(&inner, 64)
@@ -176,7 +219,7 @@ fn set_version(map: &mut Fields<'_>, segs: &[&str], version: u64) -> Result<(), 
 fn encode_object(fields: &Fields<'_>, capacity: usize) -> String {
     let mut out = Vec::with_capacity(capacity);
     out.push(b'{');
-    for (n, (key, value)) in fields.iter().enumerate() {
+    for (n, (key, value)) in fields.0.iter().enumerate() {
         if n > 0 {
             out.push(b',');
         }
@@ -205,18 +248,144 @@ fn push_one_line(out: &mut Vec<u8>, text: &str) {
     }
 }
 
+/// A target pair (key, value) borrowed from the tag map's text where it can be; ordered as
+/// [`TargetTag`] is (key, then value).
+type Pair<'a> = (Cow<'a, str>, Cow<'a, str>);
+
+/// [`tag_entries`] of every tag of a tag map's text, without parsing it into values: keys and
+/// string values stay borrowed, numbers are written as `serde_json`'s `Number` writes them.
+/// A map with a repeated key (at any depth) is read the reference way instead, so the last
+/// value wins there as in a parsed map.
+fn flatten_tags<'a>(tags: &'a RawValue, pairs: &mut Vec<Pair<'a>>) -> Result<(), RewriteError> {
+    let mut de = serde_json::Deserializer::from_str(tags.get());
+    if serde::de::DeserializeSeed::deserialize(Flatten { key: None, out: pairs }, &mut de).is_ok() {
+        return Ok(());
+    }
+    // A repeated key, or a value serde_json cannot hold (the reference way reports it).
+    pairs.clear();
+    let tags: Map<String, Value> = serde_json::from_str(tags.get()).map_err(unreadable)?;
+    for (key, value) in &tags {
+        for tag in tag_entries(value, key)? {
+            pairs.push((Cow::Owned(tag.key), Cow::Owned(tag.value)));
+        }
+    }
+    Ok(())
+}
+
+/// Flattens one tag value (or, with no key, the tag map itself) into `out`, by
+/// [`tag_entries`]'s rules: scalars become their text, null is dropped, arrays give one pair
+/// per element, objects give dotted keys.
+struct Flatten<'p, 'a> {
+    key: Option<Cow<'a, str>>,
+    out: &'p mut Vec<Pair<'a>>,
+}
+
+impl Flatten<'_, '_> {
+    fn push_text(self, value: String) {
+        if let Some(key) = self.key {
+            self.out.push((key, Cow::Owned(value)));
+        }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Flatten<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Flatten<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a tag value")
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<(), E> {
+        if let Some(key) = self.key {
+            self.out.push((key, Cow::Borrowed(if b { "true" } else { "false" })));
+        }
+        Ok(())
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<(), E> {
+        self.push_text(serde_json::Number::from(n).to_string());
+        Ok(())
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<(), E> {
+        self.push_text(serde_json::Number::from(n).to_string());
+        Ok(())
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<(), E> {
+        // A value `serde_json` cannot hold as a number becomes null, which is dropped.
+        if let Some(n) = serde_json::Number::from_f64(n) {
+            self.push_text(n.to_string());
+        }
+        Ok(())
+    }
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<(), E> {
+        if let Some(key) = self.key {
+            self.out.push((key, Cow::Borrowed(s)));
+        }
+        Ok(())
+    }
+    fn visit_str<E>(self, s: &str) -> Result<(), E> {
+        self.push_text(s.to_owned());
+        Ok(())
+    }
+    fn visit_string<E>(self, s: String) -> Result<(), E> {
+        self.push_text(s);
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Flatten { key: self.key.clone(), out: &mut *self.out })?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen: Vec<Cow<'de, str>> = Vec::new();
+        while let Some(Key(sub)) = map.next_key::<Key<'de>>()? {
+            let key = match &self.key {
+                None => sub.clone(),
+                Some(key) => Cow::Owned(format!("{key}.{sub}")),
+            };
+            seen.push(sub);
+            map.next_value_seed(Flatten { key: Some(key), out: &mut *self.out })?;
+        }
+        seen.sort_unstable();
+        if seen.windows(2).any(|w| w[0] == w[1]) {
+            return Err(serde::de::Error::custom("repeated key"));
+        }
+        Ok(())
+    }
+}
+
 /// The target tag array, as [`TagRewrite::set_target_tags`] writes it (the field names are
 /// `KEY_TO_VALUE_FIELD` and `VALUE_FIELD`; a test compares the bytes with that path's).
-fn encode_pairs(pairs: &[TargetTag]) -> String {
-    #[derive(serde::Serialize)]
-    struct Pair<'a> {
-        #[serde(rename = "keyToValue")]
-        key_to_value: &'a str,
-        value: &'a str,
+fn encode_pairs(pairs: &[Pair<'_>]) -> String {
+    let mut out = Vec::with_capacity(2 + pairs.len() * 48);
+    let mut key_to_value = String::new();
+    out.push(b'[');
+    for (n, (key, value)) in pairs.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        key_to_value.clear();
+        push_pair(&mut key_to_value, key, value);
+        out.extend_from_slice(b"{\"");
+        out.extend_from_slice(KEY_TO_VALUE_FIELD.as_bytes());
+        out.extend_from_slice(b"\":");
+        serde_json::to_writer(&mut out, key_to_value.as_str()).expect("write to Vec");
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(VALUE_FIELD.as_bytes());
+        out.extend_from_slice(b"\":");
+        serde_json::to_writer(&mut out, value.as_ref()).expect("write to Vec");
+        out.push(b'}');
     }
-    let encoded: Vec<(String, &TargetTag)> = pairs.iter().map(|t| (encode_pair(&t.key, &t.value), t)).collect();
-    let list: Vec<Pair<'_>> = encoded.iter().map(|(kv, t)| Pair { key_to_value: kv, value: &t.value }).collect();
-    serde_json::to_string(&list).expect("strings serialize")
+    out.push(b']');
+    String::from_utf8(out).expect("JSON text is UTF-8")
 }
 
 #[cfg(test)]
@@ -271,6 +440,9 @@ mod tests {
             r#"{"tags": 1, "actions": {"tags": {"k": 1}}}"#,
             r#"{"actions": {"tags": {"k": 1}}, "actions": {"tags": {"j": 2}}}"#,
             r#"{"act\u0069ons": {"t\u0061gs": {"k\u00e9": "v\n"}}}"#,
+            // Repeated tag keys (the last wins, at any depth) and number spellings.
+            r#"{"actions": {"tags": {"k": "a", "k": "b", "n": {"x": 1, "x": [2, 3]}, "m": [{"y": 1, "y": null}]}}}"#,
+            r#"{"actions": {"tags": {"f": 1e2, "g": -0, "h": 1.0, "i": 18446744073709551615, "j": -9223372036854775808, "e": "\u0041:"}}}"#,
             "{\n  \"a\": [\n 1,\r\n 2],\n  \"actions\": {\"tags\": {\"k\": \"v\"}, \"z\": {\n}}\n}",
         ] {
             check(&tr, text).unwrap();

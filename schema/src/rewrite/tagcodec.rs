@@ -45,22 +45,32 @@ pub enum TagCodecError {
 /// building block of "key exists" prefix queries (see the module doc for why that is safe).
 pub fn escape_key(key: &str) -> String {
     let mut out = String::with_capacity(key.len() + 2);
+    push_escaped_key(&mut out, key);
+    out
+}
+
+fn push_escaped_key(out: &mut String, key: &str) {
     for c in key.chars() {
         if c == '\\' || c == ':' {
             out.push('\\');
         }
         out.push(c);
     }
-    out
 }
 
 /// Encodes one tag as the `keyToValue` keyword, the single field that lets the target answer
 /// "key = value" with one exact term instead of one mapped field per legacy key.
 pub fn encode_pair(key: &str, value: &str) -> String {
-    let mut out = escape_key(key);
+    let mut out = String::with_capacity(key.len() + value.len() + 3);
+    push_pair(&mut out, key, value);
+    out
+}
+
+/// [`encode_pair`] appended to `out` (for writers that reuse one buffer).
+pub(crate) fn push_pair(out: &mut String, key: &str, value: &str) {
+    push_escaped_key(out, key);
     out.push(':');
     out.push_str(value);
-    out
 }
 
 /// Decodes a `keyToValue` keyword back into `(key, value)`: splits at the first unescaped

@@ -279,3 +279,17 @@ fn wrong_field_types() {
     let e = decode_json(base(json!({"op": "upsert"}))).unwrap_err();
     assert_eq!(e.detail, "doc missing");
 }
+
+/// The envelope fields are read borrowed from the payload, except a name another reader needs
+/// too (here the version field is the id field), which every reader still finds; keys with
+/// escapes and repeated keys read as in a parsed map (the last one wins).
+#[test]
+fn envelope_fields_read_alike_borrowed_or_shared() {
+    let version_is_id = DecodeConfig::new(VersionSource::Field("id".into()));
+    let c = decode(&rec(br#"{"op": "delete", "id": 7, "index": "docs"}"#), &version_is_id).unwrap();
+    assert_eq!((c.id.as_str(), c.version), ("7", 7));
+    let c = decode_json(json!({"\u{0069}d": "x", "op": "delete", "index": "a", "version": 1})).unwrap();
+    assert_eq!(c.id, "x");
+    let c = decode(&rec(br#"{"op": "delete", "\u0069d": "x", "index": "a", "index": "b", "version": 1, "routing": null}"#), &cfg()).unwrap();
+    assert_eq!((c.id.as_str(), c.index.as_str(), c.routing), ("x", "b", None));
+}
