@@ -34,15 +34,24 @@ pub struct BulkOp<'a> {
 
 impl BulkOp<'_> {
     /// Appends this operation's NDJSON lines (action line, and source line for index) to `out`.
-    /// The action line is serialized from borrowed fields: no allocation per operation.
+    /// The action line is written from borrowed fields (the constant keys as they are, the
+    /// strings escaped by `serde_json`): no allocation per operation.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        let meta = ActionMeta { index: &self.index, id: &self.id, routing: self.routing.as_deref(), version: self.version, version_type: "external" };
-        let line = match self.kind {
-            BulkOpKind::Index(_) => ActionLine { index: Some(&meta), delete: None },
-            BulkOpKind::Delete => ActionLine { index: None, delete: Some(&meta) },
-        };
-        serde_json::to_writer(&mut *out, &line).expect("serialize to Vec");
-        out.push(b'\n');
+        let string = |out: &mut Vec<u8>, s: &str| serde_json::to_writer(&mut *out, s).expect("write to Vec");
+        out.extend_from_slice(match self.kind {
+            BulkOpKind::Index(_) => b"{\"index\":{\"_index\":",
+            BulkOpKind::Delete => b"{\"delete\":{\"_index\":",
+        });
+        string(out, &self.index);
+        out.extend_from_slice(b",\"_id\":");
+        string(out, &self.id);
+        if let Some(routing) = &self.routing {
+            out.extend_from_slice(b",\"routing\":");
+            string(out, routing);
+        }
+        out.extend_from_slice(b",\"version\":");
+        serde_json::to_writer(&mut *out, &self.version).expect("write to Vec");
+        out.extend_from_slice(b",\"version_type\":\"external\"}}\n");
         if let BulkOpKind::Index(source) = &self.kind {
             out.extend_from_slice(source.as_str().as_bytes());
             out.push(b'\n');
@@ -57,28 +66,6 @@ impl BulkOp<'_> {
         };
         source + self.index.len() + self.id.len() + 96
     }
-}
-
-/// `{"index": {...}}` or `{"delete": {...}}`.
-#[derive(serde::Serialize)]
-struct ActionLine<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    index: Option<&'a ActionMeta<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    delete: Option<&'a ActionMeta<'a>>,
-}
-
-/// The metadata of one bulk action, borrowed from the [`BulkOp`].
-#[derive(serde::Serialize)]
-struct ActionMeta<'a> {
-    #[serde(rename = "_index")]
-    index: &'a str,
-    #[serde(rename = "_id")]
-    id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    routing: Option<&'a str>,
-    version: u64,
-    version_type: &'static str,
 }
 
 /// Encodes operations into one NDJSON `_bulk` body.
@@ -201,7 +188,7 @@ mod tests {
     fn encodes_external_versions_and_routing() {
         let ops = vec![
             BulkOp { index: "i".into(), id: "1".into(), routing: Some("r".into()), version: 7, kind: BulkOpKind::Index(Cow::Owned(doc())) },
-            BulkOp { index: "i".into(), id: "2".into(), routing: None, version: 9, kind: BulkOpKind::Delete },
+            BulkOp { index: "i".into(), id: "2\"\\\n".into(), routing: None, version: 9, kind: BulkOpKind::Delete },
         ];
         let text = String::from_utf8(encode(&ops)).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -210,7 +197,7 @@ mod tests {
         assert_eq!(first, json!({"index": {"_index": "i", "_id": "1", "routing": "r", "version": 7, "version_type": "external"}}));
         assert_eq!(serde_json::from_str::<Value>(lines[1]).unwrap(), json!({"title": "a"}));
         let third: Value = serde_json::from_str(lines[2]).unwrap();
-        assert_eq!(third["delete"]["version"], 9);
+        assert_eq!(third, json!({"delete": {"_index": "i", "_id": "2\"\\\n", "version": 9, "version_type": "external"}}));
         assert!(ops[0].encoded_len_hint() >= lines[0].len() / 2 + lines[1].len());
     }
 

@@ -436,7 +436,7 @@ where
     K: std::hash::Hash + Eq + 'a,
     F: Fn(&'a T) -> K,
 {
-    let mut seen: HashMap<K, usize> = HashMap::with_capacity(items.len());
+    let mut seen: rustc_hash::FxHashMap<K, usize> = rustc_hash::FxHashMap::with_capacity_and_hasher(items.len(), Default::default());
     let mut rounds: Vec<Vec<usize>> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let n = seen.entry(key(item)).or_insert(0);

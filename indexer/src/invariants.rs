@@ -9,7 +9,7 @@
 //! bounded map (cleared when full, so memory stays flat on topics with many ids), and reports a
 //! violation as a warning and the counter `cutover_indexer_invariant_violations_total{kind}`.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::hash::{Hash, Hasher};
 
 /// A document's key: a 64-bit hash of (index, id), so an entry costs a few bytes and no
@@ -43,14 +43,15 @@ impl Violation {
 /// Remembers recent documents of one lane.
 #[derive(Debug)]
 pub struct Watch {
-    seen: HashMap<u64, (i32, i64, u64)>,
+    /// Keyed by [`doc_key`], already a hash: Fx only mixes it.
+    seen: FxHashMap<u64, (i32, i64, u64)>,
     capacity: usize,
 }
 
 impl Watch {
     /// A watch remembering at most `capacity` documents.
     pub fn new(capacity: usize) -> Self {
-        Watch { seen: HashMap::new(), capacity }
+        Watch { seen: FxHashMap::with_capacity_and_hasher(capacity, Default::default()), capacity }
     }
 
     /// Records a command; returns the violation it reveals, if any.

@@ -6,8 +6,9 @@
 //! applied, and only then completes the records' offset tickets.
 
 use futures::stream::{FuturesUnordered, StreamExt};
+use rustc_hash::FxHashMap;
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -108,12 +109,12 @@ type DocHash = u64;
 #[derive(Default)]
 struct Pipeline {
     /// Documents written by a batch in flight, with how many of its commands.
-    busy: HashMap<DocHash, u32>,
+    busy: FxHashMap<DocHash, u32>,
     /// Records of busy documents (or behind a held record of the same document), in arrival
     /// order: they join a batch once their document is no longer in flight.
     held: VecDeque<Item>,
     /// Documents with a record in `held`: every later record of theirs is held too.
-    waiting: HashMap<DocHash, u32>,
+    waiting: FxHashMap<DocHash, u32>,
 }
 
 impl Pipeline {
@@ -273,7 +274,8 @@ fn check_invariants(watch: &mut Watch, batch: &[Item]) {
 
 /// Applies one batch; errors when cancelled or halted (the batch's records stay uncommitted).
 async fn process(batch: Vec<Item>, shared: &LaneShared) -> Result<(), ApplyError> {
-    let (good, bad): (Vec<Item>, Vec<Item>) = batch.into_iter().partition(|i| i.decoded.is_ok());
+    let (good, bad): (Vec<Item>, Vec<Item>) =
+        if batch.iter().all(|i| i.decoded.is_ok()) { (batch, Vec::new()) } else { batch.into_iter().partition(|i| i.decoded.is_ok()) };
     for item in &bad {
         let err = item.decoded.as_ref().expect_err("partitioned on errors");
         poison(shared, item, err.kind.as_str(), &err.to_string()).await?;
@@ -289,6 +291,7 @@ async fn process(batch: Vec<Item>, shared: &LaneShared) -> Result<(), ApplyError
         Err(e) => return Err(e),
     };
     let (mut applied, mut superseded, mut noop) = (0u64, 0u64, 0u64);
+    let mut done = Vec::with_capacity(good.len());
     for (item, outcome) in good.iter().zip(outcomes) {
         match outcome {
             Outcome::Applied => applied += 1,
@@ -299,8 +302,9 @@ async fn process(batch: Vec<Item>, shared: &LaneShared) -> Result<(), ApplyError
                 continue;
             }
         }
-        shared.tracker.complete(&item.ticket);
+        done.push(&item.ticket);
     }
+    shared.tracker.complete_all(done);
     for (outcome, n) in [("applied", applied), ("superseded", superseded), ("noop", noop)] {
         if n > 0 {
             metrics::counter!(RECORDS, "outcome" => outcome).increment(n);

@@ -37,7 +37,7 @@ impl Partition {
 /// Shared by the consumer (which registers records) and the lanes (which complete them).
 #[derive(Debug, Default)]
 pub struct Tracker {
-    parts: Mutex<HashMap<Tp, Partition>>,
+    parts: Mutex<rustc_hash::FxHashMap<Tp, Partition>>,
 }
 
 /// A handle proving a record was registered in a given assignment generation.
@@ -83,12 +83,16 @@ impl Tracker {
 
     /// Registers a received record; it must be completed before the offset can pass it.
     pub fn receive(&self, topic: &str, partition: i32, offset: i64) -> Ticket {
+        let tp = (topic.to_owned(), partition);
         let mut parts = self.parts.lock().expect("tracker lock");
-        let p = parts.entry((topic.to_string(), partition)).or_default();
+        if !parts.contains_key(&tp) {
+            parts.insert(tp.clone(), Partition::default());
+        }
+        let p = parts.get_mut(&tp).expect("inserted above");
         p.in_flight.insert(offset);
         p.queued += 1;
         p.next = p.next.max(offset + 1);
-        Ticket { tp: (topic.to_string(), partition), offset, generation: p.generation }
+        Ticket { tp, offset, generation: p.generation }
     }
 
     /// Marks a record handed to a lane. Returns false when its partition was revoked meanwhile:
@@ -113,10 +117,17 @@ impl Tracker {
 
     /// Marks a record applied or dead-lettered. A ticket from an earlier assignment is ignored.
     pub fn complete(&self, t: &Ticket) {
+        self.complete_all([t]);
+    }
+
+    /// [`Tracker::complete`] of many records, under one lock.
+    pub fn complete_all<'t>(&self, tickets: impl IntoIterator<Item = &'t Ticket>) {
         let mut parts = self.parts.lock().expect("tracker lock");
-        if let Some(p) = parts.get_mut(&t.tp) {
-            if p.generation == t.generation {
-                p.in_flight.remove(&t.offset);
+        for t in tickets {
+            if let Some(p) = parts.get_mut(&t.tp) {
+                if p.generation == t.generation {
+                    p.in_flight.remove(&t.offset);
+                }
             }
         }
     }
