@@ -38,8 +38,8 @@ mod flatten;
 mod legacy;
 mod tagcodec;
 
-pub(crate) use encoded::value_at;
 pub use encoded::EncodedDoc;
+pub(crate) use encoded::{value_at, DocField};
 pub use flatten::tag_entries;
 pub use legacy::remove_tag_key;
 pub(crate) use legacy::tags_mut as legacy_tags_mut;

@@ -12,9 +12,8 @@
 use super::fields::{self, Failure, Scalar};
 use super::version::{header_version, json_version, lookup, offset_version};
 use super::{Command, DecodeError, DecodeErrorKind, Envelope, VersionSource};
-use crate::rewrite::TagRewrite;
+use crate::rewrite::{DocField, TagRewrite};
 use serde::de::DeserializeSeed;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Default payload limit: 1 MiB, far above sane documents and well below a bulk request.
@@ -160,12 +159,13 @@ fn payload_text(payload: Option<&[u8]>, max_bytes: usize) -> Result<&str, Failur
 }
 
 /// A parsed body: the envelope's fields as values; the upsert's document (the field
-/// [`Envelope::doc`]) as its text, borrowed from the payload, when it is not in `fields`; and
+/// [`Envelope::doc`]) as its top-level fields, their values borrowed from the payload as text,
+/// when it is not in `fields`; and
 /// the op, id, index and routing fields borrowed, when they are not in `fields` (see
 /// [`Slots`]).
 pub(crate) struct Body<'a> {
     pub(crate) fields: Map<String, Value>,
-    pub(crate) doc: Option<&'a RawValue>,
+    pub(crate) doc: Option<DocField<'a>>,
     scalars: [Option<Scalar<'a>>; ROLES],
     slotted: [bool; ROLES],
 }
@@ -210,9 +210,10 @@ impl<'n> Slots<'n> {
     }
 }
 
-/// JSON and object checks, in that order. The document of an upsert is kept as text (the tag
-/// rewrite works on the text: [`crate::TagRewrite::transcode`]), unless the version is read
-/// from inside it (`--version-source field:doc.x`), which needs it as a value.
+/// JSON and object checks, in that order. The document of an upsert is read in the same pass,
+/// as fields whose values stay text (the tag rewrite works on the text:
+/// [`crate::TagRewrite::transcode`]), unless the version is read from inside it
+/// (`--version-source field:doc.x`), which needs it as a value.
 fn parse_body<'a>(text: &'a str, cfg: &DecodeConfig) -> Result<Body<'a>, Failure> {
     let doc = &cfg.envelope.doc;
     let version_in_doc = matches!(&cfg.version, VersionSource::Field(path) if path.split('.').next() == Some(doc.as_str()));

@@ -2,7 +2,7 @@
 
 use super::decode::{Body, DecodeConfig, MAX_ID_BYTES};
 use super::{DecodeErrorKind, Envelope, MergePatch, Op};
-use crate::rewrite::EncodedDoc;
+use crate::rewrite::{DocField, EncodedDoc};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
@@ -185,19 +185,14 @@ pub(crate) fn op(kind: OpKind, body: &mut Body<'_>, cfg: &DecodeConfig) -> Resul
 
 /// The full document in target form; it must survive the rewrite, or it would poison a later
 /// bulk. The rewritten document is kept, encoded: the writers neither rewrite nor encode it
-/// again. Rewritten from its text ([`crate::TagRewrite::transcode`]) when the body kept it as
-/// text; else moved out of the body (its last use), not copied.
+/// again. Rewritten from its text ([`crate::TagRewrite::transcode`]) when the body read it as
+/// fields; else moved out of the body (its last use), not copied.
 fn upsert(body: &mut Body<'_>, cfg: &DecodeConfig) -> Result<EncodedDoc, Failure> {
     let name = &cfg.envelope.doc;
-    let rewritten = match body.doc {
-        Some(text) => match text.get().as_bytes().first() {
-            Some(b'{') => cfg.tags.transcode(text),
-            Some(b'n') => return Err(wrong("doc missing".into())),
-            _ => {
-                let other: Value = serde_json::from_str(text.get()).map_err(|e| (DecodeErrorKind::InvalidJson, e.to_string()))?;
-                return Err(wrong(format!("doc `{name}` is {}", type_name(&other))));
-            }
-        },
+    let rewritten = match body.doc.take() {
+        Some(DocField::Object(doc)) => cfg.tags.transcode_doc(doc),
+        Some(DocField::Null) => return Err(wrong("doc missing".into())),
+        Some(DocField::Other(type_name)) => return Err(wrong(format!("doc `{name}` is {type_name}"))),
         None => match body.fields.get_mut(name.as_str()).map(Value::take) {
             None | Some(Value::Null) => return Err(wrong("doc missing".into())),
             Some(Value::Object(doc)) => cfg.tags.into_target(doc).map(|doc| EncodedDoc::from_map(&doc)),

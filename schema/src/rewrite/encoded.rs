@@ -62,7 +62,16 @@ impl TagRewrite {
     /// [`TagRewrite::into_target`] on encoded JSON: `legacy` must be an object. What both
     /// writers use on the hot path (see the module doc for how it relates to `into_target`).
     pub fn transcode(&self, legacy: &RawValue) -> Result<EncodedDoc, RewriteError> {
-        let mut doc = Fields::parse(legacy.get())?;
+        self.transcode_fields(Fields::parse(legacy.get())?, legacy.get().len())
+    }
+
+    /// [`TagRewrite::transcode`] of a document already read as fields (by a reader that met it
+    /// inside a larger text: the command decoder reads the document once).
+    pub(crate) fn transcode_doc(&self, legacy: LegacyDoc<'_>) -> Result<EncodedDoc, RewriteError> {
+        self.transcode_fields(legacy.fields, legacy.len)
+    }
+
+    fn transcode_fields<'a>(&'a self, mut doc: Fields<'a>, len: usize) -> Result<EncodedDoc, RewriteError> {
         let tags = take_tags(&mut doc, &self.legacy_segments(), 0)?;
         if doc.get(&self.target_field).is_some() {
             return Err(RewriteError::TargetFieldCollision { field: self.target_field.clone() });
@@ -74,7 +83,63 @@ impl TagRewrite {
         pairs.sort_unstable();
         pairs.dedup();
         doc.insert(Key(Cow::Borrowed(&self.target_field)), Field::Encoded(encode_pairs(&pairs)));
-        Ok(EncodedDoc(encode_object(&doc, legacy.get().len() + 64 * pairs.len())))
+        Ok(EncodedDoc(encode_object(&doc, len + 64 * pairs.len())))
+    }
+}
+
+/// A body field read where a legacy document is expected: the document's fields (an object),
+/// or what else was there.
+pub(crate) enum DocField<'a> {
+    Object(LegacyDoc<'a>),
+    Null,
+    /// Not an object: the JSON type's name (as `fields::type_name` spells it).
+    Other(&'static str),
+}
+
+/// A legacy document's top-level fields, read from its text for [`TagRewrite::transcode_doc`].
+pub(crate) struct LegacyDoc<'a> {
+    fields: Fields<'a>,
+    /// About the length of its text (a capacity hint).
+    len: usize,
+}
+
+impl<'de> Deserialize<'de> for DocField<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = DocField<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a document")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<DocField<'de>, A::Error> {
+                let list = read_fields(map)?;
+                let len = list.iter().map(|(k, v)| k.0.len() + if let Field::Raw(raw) = v { raw.get().len() } else { 0 } + 4).sum::<usize>() + 2;
+                Ok(DocField::Object(LegacyDoc { fields: Fields::from_list(list), len }))
+            }
+            fn visit_unit<E>(self) -> Result<DocField<'de>, E> {
+                Ok(DocField::Null)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<DocField<'de>, E> {
+                Ok(DocField::Other("a boolean"))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<DocField<'de>, E> {
+                Ok(DocField::Other("a number"))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<DocField<'de>, E> {
+                Ok(DocField::Other("a number"))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<DocField<'de>, E> {
+                Ok(DocField::Other("a number"))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<DocField<'de>, E> {
+                Ok(DocField::Other("a string"))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<DocField<'de>, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(DocField::Other("an array"))
+            }
+        }
+        d.deserialize_any(Visit)
     }
 }
 
@@ -112,7 +177,12 @@ struct Fields<'a>(Vec<(Key<'a>, Field<'a>)>);
 impl<'a> Fields<'a> {
     /// The fields of an object's text.
     fn parse(object: &'a str) -> Result<Self, RewriteError> {
-        let RawFields(mut list) = serde_json::from_str(object).map_err(unreadable)?;
+        let RawFields(list) = serde_json::from_str(object).map_err(unreadable)?;
+        Ok(Self::from_list(list))
+    }
+
+    /// Fields read in source order, put in key order.
+    fn from_list(mut list: Vec<(Key<'a>, Field<'a>)>) -> Self {
         list.sort_by(|a, b| a.0.cmp(&b.0)); // stable: repeated keys stay in source order
         list.dedup_by(|later, earlier| {
             let same = later.0 == earlier.0;
@@ -121,7 +191,7 @@ impl<'a> Fields<'a> {
             }
             same
         });
-        Ok(Self(list))
+        Self(list)
     }
 
     fn find(&self, key: &str) -> Result<usize, usize> {
@@ -155,16 +225,21 @@ impl<'de> Deserialize<'de> for RawFields<'de> {
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut list = Vec::with_capacity(8);
-                while let Some((key, value)) = map.next_entry()? {
-                    list.push((key, Field::Raw(value)));
-                }
-                Ok(RawFields(list))
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                read_fields(map).map(RawFields)
             }
         }
         d.deserialize_map(Visit)
     }
+}
+
+/// An object's keys and raw values, in source order.
+fn read_fields<'de, A: serde::de::MapAccess<'de>>(mut map: A) -> Result<Vec<(Key<'de>, Field<'de>)>, A::Error> {
+    let mut list = Vec::with_capacity(8);
+    while let Some((key, value)) = map.next_entry()? {
+        list.push((key, Field::Raw(value)));
+    }
+    Ok(list)
 }
 
 fn unreadable(e: serde_json::Error) -> RewriteError {

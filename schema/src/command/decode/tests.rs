@@ -293,3 +293,24 @@ fn envelope_fields_read_alike_borrowed_or_shared() {
     let c = decode(&rec(br#"{"op": "delete", "\u0069d": "x", "index": "a", "index": "b", "version": 1, "routing": null}"#), &cfg()).unwrap();
     assert_eq!((c.id.as_str(), c.index.as_str(), c.routing), ("x", "b", None));
 }
+
+/// The upsert's document is read once, inside the body: what is not an object is named by its
+/// type, and a repeated key keeps its last value, as in a parsed document.
+#[test]
+fn upsert_document_read_inside_the_body() {
+    let base = |doc: &str| format!(r#"{{"op": "upsert", "id": "a", "index": "i", "version": 1, "doc": {doc}}}"#);
+    for (doc, detail) in [
+        ("null", "doc missing"),
+        (r#""text""#, "doc `doc` is a string"),
+        ("[1, {}]", "doc `doc` is an array"),
+        ("5", "doc `doc` is a number"),
+        ("-1.5", "doc `doc` is a number"),
+        ("true", "doc `doc` is a boolean"),
+    ] {
+        let e = decode(&rec(base(doc).as_bytes()), &cfg()).unwrap_err();
+        assert_eq!((e.kind, e.detail.as_str()), (WrongFieldType, detail), "{doc}");
+    }
+    let c = decode(&rec(base(r#"{"x": 1, "x": {"y": 2}, "actions": {"tags": {"k": "v"}}}"#).as_bytes()), &cfg()).unwrap();
+    let Op::Upsert(doc) = c.op else { panic!("upsert expected") };
+    assert_eq!(Value::Object(doc.to_map().unwrap()), json!({"x": {"y": 2}, "tags": [{"keyToValue": "k:v", "value": "v"}]}));
+}
