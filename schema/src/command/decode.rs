@@ -12,7 +12,7 @@
 use super::fields::{self, Failure, Scalar};
 use super::version::{header_version, json_version, lookup, offset_version};
 use super::{Command, DecodeError, DecodeErrorKind, Envelope, VersionSource};
-use crate::rewrite::{DocField, TagRewrite};
+use crate::rewrite::{DocField, Key, TagRewrite};
 use serde::de::DeserializeSeed;
 use serde_json::{Map, Value};
 
@@ -236,10 +236,6 @@ struct BodySeed<'n> {
     doc_as_text: Option<&'n str>,
     slots: Slots<'n>,
 }
-
-/// A body key, borrowed from the payload unless it had escapes.
-#[derive(serde::Deserialize)]
-struct Key<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
 
 /// The body of an object payload; `None` for any other valid JSON.
 type Parsed<'a> = Option<Body<'a>>;

@@ -191,8 +191,8 @@ fn upsert(body: &mut Body<'_>, cfg: &DecodeConfig) -> Result<EncodedDoc, Failure
     let name = &cfg.envelope.doc;
     let rewritten = match body.doc.take() {
         Some(DocField::Object(doc)) => cfg.tags.transcode_doc(doc),
-        Some(DocField::Null) => return Err(wrong("doc missing".into())),
-        Some(DocField::Other(type_name)) => return Err(wrong(format!("doc `{name}` is {type_name}"))),
+        Some(DocField::Other(Value::Null)) => return Err(wrong("doc missing".into())),
+        Some(DocField::Other(other)) => return Err(wrong(format!("doc `{name}` is {}", type_name(&other)))),
         None => match body.fields.get_mut(name.as_str()).map(Value::take) {
             None | Some(Value::Null) => return Err(wrong("doc missing".into())),
             Some(Value::Object(doc)) => cfg.tags.into_target(doc).map(|doc| EncodedDoc::from_map(&doc)),

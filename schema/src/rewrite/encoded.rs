@@ -62,16 +62,17 @@ impl TagRewrite {
     /// [`TagRewrite::into_target`] on encoded JSON: `legacy` must be an object. What both
     /// writers use on the hot path (see the module doc for how it relates to `into_target`).
     pub fn transcode(&self, legacy: &RawValue) -> Result<EncodedDoc, RewriteError> {
-        self.transcode_fields(Fields::parse(legacy.get())?, legacy.get().len())
+        self.transcode_fields(Fields::parse(legacy.get())?)
     }
 
     /// [`TagRewrite::transcode`] of a document already read as fields (by a reader that met it
     /// inside a larger text: the command decoder reads the document once).
     pub(crate) fn transcode_doc(&self, legacy: LegacyDoc<'_>) -> Result<EncodedDoc, RewriteError> {
-        self.transcode_fields(legacy.fields, legacy.len)
+        self.transcode_fields(legacy.0)
     }
 
-    fn transcode_fields<'a>(&'a self, mut doc: Fields<'a>, len: usize) -> Result<EncodedDoc, RewriteError> {
+    fn transcode_fields<'a>(&'a self, mut doc: Fields<'a>) -> Result<EncodedDoc, RewriteError> {
+        let len = doc.text_len();
         let tags = take_tags(&mut doc, &self.legacy_segments(), 0)?;
         if doc.get(&self.target_field).is_some() {
             return Err(RewriteError::TargetFieldCollision { field: self.target_field.clone() });
@@ -88,20 +89,14 @@ impl TagRewrite {
 }
 
 /// A body field read where a legacy document is expected: the document's fields (an object),
-/// or what else was there.
+/// or what else was there (null included), as a value.
 pub(crate) enum DocField<'a> {
     Object(LegacyDoc<'a>),
-    Null,
-    /// Not an object: the JSON type's name (as `fields::type_name` spells it).
-    Other(&'static str),
+    Other(Value),
 }
 
 /// A legacy document's top-level fields, read from its text for [`TagRewrite::transcode_doc`].
-pub(crate) struct LegacyDoc<'a> {
-    fields: Fields<'a>,
-    /// About the length of its text (a capacity hint).
-    len: usize,
-}
+pub(crate) struct LegacyDoc<'a>(Fields<'a>);
 
 impl<'de> Deserialize<'de> for DocField<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -112,31 +107,29 @@ impl<'de> Deserialize<'de> for DocField<'de> {
                 f.write_str("a document")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<DocField<'de>, A::Error> {
-                let list = read_fields(map)?;
-                let len = list.iter().map(|(k, v)| k.0.len() + if let Field::Raw(raw) = v { raw.get().len() } else { 0 } + 4).sum::<usize>() + 2;
-                Ok(DocField::Object(LegacyDoc { fields: Fields::from_list(list), len }))
+                Ok(DocField::Object(LegacyDoc(Fields::from_list(read_fields(map)?))))
             }
+            // Anything else only to name its type: read as `Value` reads it.
             fn visit_unit<E>(self) -> Result<DocField<'de>, E> {
-                Ok(DocField::Null)
+                Ok(DocField::Other(Value::Null))
             }
-            fn visit_bool<E>(self, _: bool) -> Result<DocField<'de>, E> {
-                Ok(DocField::Other("a boolean"))
+            fn visit_bool<E>(self, b: bool) -> Result<DocField<'de>, E> {
+                Ok(DocField::Other(Value::Bool(b)))
             }
-            fn visit_i64<E>(self, _: i64) -> Result<DocField<'de>, E> {
-                Ok(DocField::Other("a number"))
+            fn visit_i64<E>(self, n: i64) -> Result<DocField<'de>, E> {
+                Ok(DocField::Other(Value::from(n)))
             }
-            fn visit_u64<E>(self, _: u64) -> Result<DocField<'de>, E> {
-                Ok(DocField::Other("a number"))
+            fn visit_u64<E>(self, n: u64) -> Result<DocField<'de>, E> {
+                Ok(DocField::Other(Value::from(n)))
             }
-            fn visit_f64<E>(self, _: f64) -> Result<DocField<'de>, E> {
-                Ok(DocField::Other("a number"))
+            fn visit_f64<E>(self, n: f64) -> Result<DocField<'de>, E> {
+                Ok(DocField::Other(Value::from(n)))
             }
-            fn visit_str<E>(self, _: &str) -> Result<DocField<'de>, E> {
-                Ok(DocField::Other("a string"))
+            fn visit_str<E>(self, s: &str) -> Result<DocField<'de>, E> {
+                Ok(DocField::Other(Value::from(s)))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<DocField<'de>, A::Error> {
-                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(DocField::Other("an array"))
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<DocField<'de>, A::Error> {
+                Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(DocField::Other)
             }
         }
         d.deserialize_any(Visit)
@@ -162,7 +155,7 @@ pub(crate) fn value_at(object: &RawValue, path: &str) -> Option<Value> {
 
 /// An object key, borrowed from the source text unless it had escapes.
 #[derive(Deserialize, PartialEq, Eq, PartialOrd, Ord)]
-struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+pub(crate) struct Key<'a>(#[serde(borrow)] pub(crate) Cow<'a, str>);
 
 /// A field's value: the source text, or text made here.
 enum Field<'a> {
@@ -192,6 +185,11 @@ impl<'a> Fields<'a> {
             same
         });
         Self(list)
+    }
+
+    /// About the length of the object's text (a capacity hint).
+    fn text_len(&self) -> usize {
+        2 + self.0.iter().map(|(k, v)| k.0.len() + 4 + if let Field::Raw(raw) = v { raw.get().len() } else { 0 }).sum::<usize>()
     }
 
     fn find(&self, key: &str) -> Result<usize, usize> {
