@@ -214,6 +214,17 @@ def main(work, out):
         bc = bf_runs.med(lambda r: r["client_cpu_s"]) / n * 1e6
         L.append(f"Client CPU per document (goal: the indexer's no higher than the backfill's): indexer "
                  f"**{ic:.1f} µs**, backfill **{bc:.1f} µs** ({ic / bc:.2f}×).")
+    if idx and ingest_cpu:
+        # On shared cores every CPU-second the indexer's side spends is one the target does not
+        # get; the ceiling's client spends almost none. Both runs keep the cores about as busy.
+        e_idx, c_idx, k_idx = idx.server("target"), idx.med(lambda r: r["client_cpu_s"]), idx.server("kafka") or 0.0
+        share = ingest_cpu / (e_idx + c_idx + k_idx)
+        room = (ingest_cpu / 0.8 - e_idx - k_idx) / n * 1e6
+        L.append(f"\nWhat bounds `indexer / ES bulk ceiling` here: the indexer, Kafka and the target share the "
+                 f"{cores} cores, so the ratio can reach at most the ceiling's target CPU over the CPU the replay "
+                 f"costs all of them: {ingest_cpu:.1f} / ({e_idx:.1f} target + {c_idx:.1f} indexer + {k_idx:.1f} Kafka) "
+                 f"= **{share:.2f}**. At this run's target cost, 0.8 needs the indexer's client CPU at or below "
+                 f"**{room:.1f} µs** per document" + (" (no client CPU would do).\n" if room <= 0 else ".\n"))
     ctx = []
     if bf_rate and ceiling_rate:
         ctx.append(f"backfill / ES bulk ceiling {bf_rate / ceiling_rate:.2f}")

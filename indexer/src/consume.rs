@@ -97,7 +97,7 @@ impl ConsumerContext for Ctx {
             if let Ok(positions) = consumer.position() {
                 for e in positions.elements() {
                     if let Offset::Offset(o) = e.offset() {
-                        self.tracker.position_at_assign(&(e.topic().to_string(), e.partition()), o);
+                        self.tracker.position_at_assign(&(e.topic().into(), e.partition()), o);
                     }
                 }
             }
@@ -150,7 +150,7 @@ pub fn spawn_consume_loop(
 }
 
 fn tps_of(tpl: &TopicPartitionList) -> Vec<Tp> {
-    tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect()
+    tpl.elements().iter().map(|e| (e.topic().into(), e.partition())).collect()
 }
 
 /// Moves idle partitions past offsets the consumer will never deliver (transaction markers,
@@ -164,7 +164,7 @@ pub fn skip_markers<C: ConsumerContext>(consumer: &impl Consumer<C>, tracker: &T
     if let Ok(positions) = consumer.position() {
         for e in positions.elements() {
             if let Offset::Offset(position) = e.offset() {
-                tracker.skip_to(&(e.topic().to_string(), e.partition()), position);
+                tracker.skip_to(&(e.topic().into(), e.partition()), position);
             }
         }
     }

@@ -162,7 +162,7 @@ pub fn measure(consumer: &IndexerConsumer, tracker: &Tracker, topic: &str) -> Op
     // The group's commits matter for partitions another member holds, and for assigned ones
     // this process has received nothing from yet (e.g. taken over, already fully committed):
     // in steady state, with every partition assigned and received from, they are not read.
-    let from_tracker = |p: i32| assignment.find_partition(topic, p).is_some() && processed.contains_key(&(topic.to_string(), p));
+    let from_tracker = |p: i32| assignment.find_partition(topic, p).is_some() && processed.contains_key(&(topic.into(), p));
     let committed = if partitions.iter().all(|&p| from_tracker(p)) { None } else { Some(consumer.committed_offsets(all, Duration::from_secs(5)).ok()?) };
     let mut lag = BTreeMap::new();
     for &partition in &partitions {
@@ -180,7 +180,7 @@ pub fn measure(consumer: &IndexerConsumer, tracker: &Tracker, topic: &str) -> Op
             Offset::Offset(o) => Some(o),
             _ => None,
         });
-        let applied = if mine { processed.get(&(topic.to_string(), partition)).copied() } else { None };
+        let applied = if mine { processed.get(&(topic.into(), partition)).copied() } else { None };
         let position = applied.or(from_commit).unwrap_or(low).max(low);
         let l = (high - position).max(0);
         metrics::gauge!("cutover_indexer_lag", "topic" => topic.to_string(), "partition" => partition.to_string()).set(l as f64);

@@ -195,8 +195,11 @@ pub async fn run_lane(mut rx: mpsc::Receiver<Item>, limits: LaneLimits, shared: 
     let mut pipe = Pipeline::default();
     let mut in_flight = FuturesUnordered::new();
     let mut open = true;
+    // Room for as many records as the last batch held: a batch is collected one push at a
+    // time, and growing it by doubling would copy each record twice on the way to a full one.
+    let mut last_len = 0;
     loop {
-        let mut batch = Batch::default();
+        let mut batch = Batch { items: Vec::with_capacity(last_len), bytes: 0 };
         pipe.release(&mut batch);
         let linger = tokio::time::sleep(limits.linger);
         tokio::pin!(linger);
@@ -235,6 +238,7 @@ pub async fn run_lane(mut rx: mpsc::Receiver<Item>, limits: LaneLimits, shared: 
                     return;
                 }
             }
+            last_len = batch.items.len();
             check_invariants(&mut watch, &batch.items);
             let hashes = pipe.launch(&batch.items);
             let shared = shared.clone();
@@ -357,7 +361,7 @@ async fn poison(shared: &LaneShared, item: &Item, kind: &str, reason: &str) -> R
         return Err(halt(shared, Stop::Poison(msg)));
     }
     let dl = DeadLetter {
-        topic: topic.clone(),
+        topic: topic.to_string(),
         partition: *partition,
         offset: item.ticket.offset,
         key: item.raw.key.clone(),

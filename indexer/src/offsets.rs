@@ -6,15 +6,15 @@
 //! stored is the smallest one in flight, or one past the last received when none is. This is
 //! rust-rdkafka's `at_least_once` pattern generalised to out-of-order completion.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
-/// A (topic, partition) pair.
-pub type Tp = (String, i32);
+/// A (topic, partition) pair. The topic is shared: every record's ticket names it.
+pub type Tp = (Arc<str>, i32);
 
 #[derive(Debug, Default)]
 struct Partition {
-    in_flight: BTreeSet<i64>,
+    in_flight: InFlight,
     /// Of those, how many the consumer still holds (received, not yet handed to a lane).
     queued: usize,
     /// One past the highest offset received.
@@ -30,7 +30,60 @@ struct Partition {
 
 impl Partition {
     fn watermark(&self) -> i64 {
-        self.in_flight.first().copied().unwrap_or(self.next)
+        self.in_flight.first().unwrap_or(self.next)
+    }
+}
+
+/// The offsets of a partition still in flight: an ordered set, kept as a deque in offset order
+/// because records arrive in offset order (a push at the back) and the lowest is what matters.
+/// A completed record is only marked; marks leave from the front, so the front is always in
+/// flight. An offset arriving out of order (not expected from one consumer) is still placed.
+#[derive(Debug, Default)]
+struct InFlight {
+    /// (offset, still in flight), ascending by offset; the front, if any, is in flight.
+    entries: VecDeque<(i64, bool)>,
+    len: usize,
+}
+
+impl InFlight {
+    fn insert(&mut self, offset: i64) {
+        match self.entries.back() {
+            Some(&(last, _)) if last >= offset => match self.entries.binary_search_by_key(&offset, |e| e.0) {
+                Ok(i) if self.entries[i].1 => return,
+                Ok(i) => self.entries[i].1 = true,
+                Err(i) => self.entries.insert(i, (offset, true)),
+            },
+            _ => self.entries.push_back((offset, true)),
+        }
+        self.len += 1;
+    }
+
+    fn remove(&mut self, offset: i64) {
+        let Ok(i) = self.entries.binary_search_by_key(&offset, |e| e.0) else { return };
+        if !std::mem::replace(&mut self.entries[i].1, false) {
+            return;
+        }
+        self.len -= 1;
+        while self.entries.front().is_some_and(|e| !e.1) {
+            self.entries.pop_front();
+        }
+    }
+
+    fn first(&self) -> Option<i64> {
+        self.entries.front().map(|e| e.0)
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.len = 0;
     }
 }
 
@@ -83,12 +136,11 @@ impl Tracker {
 
     /// Registers a received record; it must be completed before the offset can pass it.
     pub fn receive(&self, topic: &str, partition: i32, offset: i64) -> Ticket {
-        let tp = (topic.to_owned(), partition);
         let mut parts = self.parts.lock().expect("tracker lock");
-        if !parts.contains_key(&tp) {
-            parts.insert(tp.clone(), Partition::default());
-        }
-        let p = parts.get_mut(&tp).expect("inserted above");
+        // The topic's name as the tracker already holds it (no allocation per record).
+        let topic = parts.keys().find(|(t, _)| &**t == topic).map_or_else(|| topic.into(), |(t, _)| t.clone());
+        let tp = (topic, partition);
+        let p = parts.entry(tp.clone()).or_default();
         p.in_flight.insert(offset);
         p.queued += 1;
         p.next = p.next.max(offset + 1);
@@ -126,7 +178,7 @@ impl Tracker {
         for t in tickets {
             if let Some(p) = parts.get_mut(&t.tp) {
                 if p.generation == t.generation {
-                    p.in_flight.remove(&t.offset);
+                    p.in_flight.remove(t.offset);
                 }
             }
         }
@@ -186,9 +238,30 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The deque answers as an ordered set would, whatever the order of inserts and removals.
+        #[test]
+        fn in_flight_is_an_ordered_set(ops in proptest::collection::vec((any::<bool>(), 0i64..40), 0..200)) {
+            let (mut fast, mut model) = (InFlight::default(), std::collections::BTreeSet::new());
+            for (insert, offset) in ops {
+                if insert {
+                    fast.insert(offset);
+                    model.insert(offset);
+                } else {
+                    fast.remove(offset);
+                    model.remove(&offset);
+                }
+                prop_assert_eq!(fast.first(), model.first().copied());
+                prop_assert_eq!(fast.len(), model.len());
+                prop_assert_eq!(fast.is_empty(), model.is_empty());
+            }
+        }
+    }
 
     fn tp() -> Tp {
-        ("t".to_string(), 0)
+        ("t".into(), 0)
     }
 
     #[test]
@@ -219,7 +292,7 @@ mod tests {
         assert_eq!(t.take_advanced(), vec![(tp(), 12)], "past the marker once idle");
         t.skip_to(&tp(), 5);
         assert!(t.take_advanced().is_empty(), "never backwards");
-        t.skip_to(&("u".to_string(), 3), 7);
+        t.skip_to(&("u".into(), 3), 7);
         t.revoke(&[tp()]);
         t.assign(&[tp()]);
         t.position_at_assign(&tp(), 12);
@@ -227,7 +300,7 @@ mod tests {
         assert!(t.take_advanced().is_empty(), "a position from the earlier assignment moves nothing");
         t.skip_to(&tp(), 13);
         assert_eq!(t.take_advanced(), vec![(tp(), 13)], "a fresh position does");
-        assert!(!t.watermarks().contains_key(&("u".to_string(), 3)), "unassigned partitions are not tracked");
+        assert!(!t.watermarks().contains_key(&("u".into(), 3)), "unassigned partitions are not tracked");
     }
 
     #[test]
