@@ -6,6 +6,7 @@
 pub mod command;
 pub mod mapping;
 pub mod query;
+mod read;
 pub mod rewrite;
 
 pub use command::*;

@@ -39,7 +39,7 @@ mod legacy;
 mod tagcodec;
 
 pub use encoded::EncodedDoc;
-pub(crate) use encoded::{value_at, DocField, Key};
+pub(crate) use encoded::{value_at, DocField, DocRead, Key};
 pub use flatten::tag_entries;
 pub use legacy::remove_tag_key;
 pub(crate) use legacy::tags_mut as legacy_tags_mut;

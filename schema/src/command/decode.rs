@@ -12,7 +12,8 @@
 use super::fields::{self, Failure, Scalar};
 use super::version::{header_version, json_version, lookup, offset_version};
 use super::{Command, DecodeError, DecodeErrorKind, Envelope, VersionSource};
-use crate::rewrite::{DocField, Key, TagRewrite};
+use crate::read::Reader;
+use crate::rewrite::{DocField, DocRead, Key, TagRewrite};
 use serde::de::DeserializeSeed;
 use serde_json::{Map, Value};
 
@@ -217,7 +218,7 @@ impl<'n> Slots<'n> {
 fn parse_body<'a>(text: &'a str, cfg: &DecodeConfig) -> Result<Body<'a>, Failure> {
     let doc = &cfg.envelope.doc;
     let version_in_doc = matches!(&cfg.version, VersionSource::Field(path) if path.split('.').next() == Some(doc.as_str()));
-    let seed = BodySeed { doc_as_text: (!version_in_doc).then_some(doc.as_str()), slots: Slots::new(cfg) };
+    let seed = BodySeed { doc_as_text: (!version_in_doc).then_some(doc.as_str()), tag_path: &cfg.tags.legacy_path, slots: Slots::new(cfg) };
     let mut de = serde_json::Deserializer::from_str(text);
     let parsed = seed.deserialize(&mut de).and_then(|parsed| de.end().map(|()| parsed));
     match parsed.map_err(|e| (DecodeErrorKind::InvalidJson, e.to_string()))? {
@@ -234,6 +235,8 @@ fn parse_body<'a>(text: &'a str, cfg: &DecodeConfig) -> Result<Body<'a>, Failure
 /// as such, before "not an object").
 struct BodySeed<'n> {
     doc_as_text: Option<&'n str>,
+    /// The tag path, whose objects the document's read opens ([`DocRead`]).
+    tag_path: &'n str,
     slots: Slots<'n>,
 }
 
@@ -257,7 +260,7 @@ impl<'de> serde::de::Visitor<'de> for BodySeed<'_> {
         let mut body = Body { fields: Map::new(), doc: None, scalars: Default::default(), slotted };
         while let Some(Key(key)) = map.next_key()? {
             if self.doc_as_text == Some(&*key) {
-                body.doc = Some(map.next_value()?);
+                body.doc = Some(map.next_value_seed(Reader(DocRead(self.tag_path)))?);
             } else if let Some(role) = self.slots.role_of(&key) {
                 body.scalars[role] = Some(map.next_value()?);
             } else {

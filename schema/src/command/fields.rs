@@ -72,49 +72,23 @@ impl From<Value> for Scalar<'_> {
     }
 }
 
+/// Reads a [`Scalar`]: strings kept as text, anything else as a value.
+struct ScalarRead;
+
+impl<'de> crate::read::ReadAs<'de> for ScalarRead {
+    type Out = Scalar<'de>;
+    const EXPECTING: &'static str = "any JSON value";
+    fn other(self, value: Value) -> Scalar<'de> {
+        Scalar::Other(value)
+    }
+    fn string(self, s: Cow<'de, str>) -> Scalar<'de> {
+        Scalar::Str(s)
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for Scalar<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
-        use serde::Deserialize;
-        struct Visit;
-        impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = Scalar<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Scalar<'de>, E> {
-                Ok(Scalar::Str(Cow::Borrowed(s)))
-            }
-            fn visit_str<E>(self, s: &str) -> Result<Scalar<'de>, E> {
-                Ok(Scalar::Str(Cow::Owned(s.to_owned())))
-            }
-            fn visit_string<E>(self, s: String) -> Result<Scalar<'de>, E> {
-                Ok(Scalar::Str(Cow::Owned(s)))
-            }
-            // The rest as `Value` reads it.
-            fn visit_bool<E>(self, b: bool) -> Result<Scalar<'de>, E> {
-                Ok(Scalar::Other(Value::Bool(b)))
-            }
-            fn visit_i64<E>(self, n: i64) -> Result<Scalar<'de>, E> {
-                Ok(Scalar::Other(Value::from(n)))
-            }
-            fn visit_u64<E>(self, n: u64) -> Result<Scalar<'de>, E> {
-                Ok(Scalar::Other(Value::from(n)))
-            }
-            fn visit_f64<E>(self, n: f64) -> Result<Scalar<'de>, E> {
-                Ok(Scalar::Other(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)))
-            }
-            fn visit_unit<E>(self) -> Result<Scalar<'de>, E> {
-                Ok(Scalar::Other(Value::Null))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Scalar<'de>, A::Error> {
-                Value::deserialize(SeqAccessDeserializer::new(seq)).map(Scalar::Other)
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Scalar<'de>, A::Error> {
-                Value::deserialize(MapAccessDeserializer::new(map)).map(Scalar::Other)
-            }
-        }
-        d.deserialize_any(Visit)
+        serde::de::DeserializeSeed::deserialize(crate::read::Reader(ScalarRead), d)
     }
 }
 

@@ -10,6 +10,8 @@
 
 use super::tagcodec::push_pair;
 use super::{tag_entries, RewriteError, TagRewrite, KEY_TO_VALUE_FIELD, VALUE_FIELD};
+use crate::read::{ReadAs, Reader};
+use serde::de::DeserializeSeed;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -45,7 +47,7 @@ impl EncodedDoc {
     /// document with `version` at the dotted `path`, missing or non-object parents made
     /// objects; only the objects on the path are opened.
     pub fn with_version(&self, path: &str, version: u64) -> Result<Self, RewriteError> {
-        let mut doc = Fields::parse(&self.0)?;
+        let mut doc = Fields::parse(&self.0, None)?;
         let segs: Vec<&str> = path.split('.').collect();
         set_version(&mut doc, &segs, version)?;
         Ok(Self(encode_object(&doc, self.len() + path.len() + 24)))
@@ -62,7 +64,7 @@ impl TagRewrite {
     /// [`TagRewrite::into_target`] on encoded JSON: `legacy` must be an object. What both
     /// writers use on the hot path (see the module doc for how it relates to `into_target`).
     pub fn transcode(&self, legacy: &RawValue) -> Result<EncodedDoc, RewriteError> {
-        self.transcode_fields(Fields::parse(legacy.get())?)
+        self.transcode_fields(Fields::parse(legacy.get(), Some(&self.legacy_path))?)
     }
 
     /// [`TagRewrite::transcode`] of a document already read as fields (by a reader that met it
@@ -73,7 +75,7 @@ impl TagRewrite {
 
     fn transcode_fields<'a>(&'a self, mut doc: Fields<'a>) -> Result<EncodedDoc, RewriteError> {
         let len = doc.text_len();
-        let tags = take_tags(&mut doc, &self.legacy_segments(), 0)?;
+        let tags = take_tags(&mut doc, &self.legacy_path, 0)?;
         if doc.get(&self.target_field).is_some() {
             return Err(RewriteError::TargetFieldCollision { field: self.target_field.clone() });
         }
@@ -98,41 +100,20 @@ pub(crate) enum DocField<'a> {
 /// A legacy document's top-level fields, read from its text for [`TagRewrite::transcode_doc`].
 pub(crate) struct LegacyDoc<'a>(Fields<'a>);
 
-impl<'de> Deserialize<'de> for DocField<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit;
-        impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = DocField<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a document")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<DocField<'de>, A::Error> {
-                Ok(DocField::Object(LegacyDoc(Fields::from_list(read_fields(map)?))))
-            }
-            // Anything else only to name its type: read as `Value` reads it.
-            fn visit_unit<E>(self) -> Result<DocField<'de>, E> {
-                Ok(DocField::Other(Value::Null))
-            }
-            fn visit_bool<E>(self, b: bool) -> Result<DocField<'de>, E> {
-                Ok(DocField::Other(Value::Bool(b)))
-            }
-            fn visit_i64<E>(self, n: i64) -> Result<DocField<'de>, E> {
-                Ok(DocField::Other(Value::from(n)))
-            }
-            fn visit_u64<E>(self, n: u64) -> Result<DocField<'de>, E> {
-                Ok(DocField::Other(Value::from(n)))
-            }
-            fn visit_f64<E>(self, n: f64) -> Result<DocField<'de>, E> {
-                Ok(DocField::Other(Value::from(n)))
-            }
-            fn visit_str<E>(self, s: &str) -> Result<DocField<'de>, E> {
-                Ok(DocField::Other(Value::from(s)))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<DocField<'de>, A::Error> {
-                Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(DocField::Other)
-            }
-        }
-        d.deserialize_any(Visit)
+/// Reads a value where an object is expected (`next_value_seed(Reader(DocRead(path)))`): an
+/// object as its fields, opening the objects on the tag path `path` above the tag map as it goes
+/// (so the rewrite does not scan them again); anything else as a value. It reads body fields
+/// holding a legacy document, whole documents ([`Fields::parse`]), and the objects on the path.
+pub(crate) struct DocRead<'p>(pub(crate) &'p str);
+
+impl<'de> ReadAs<'de> for DocRead<'_> {
+    type Out = DocField<'de>;
+    const EXPECTING: &'static str = "a document";
+    fn other(self, value: Value) -> DocField<'de> {
+        DocField::Other(value)
+    }
+    fn object<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<DocField<'de>, A::Error> {
+        Ok(DocField::Object(LegacyDoc(Fields::from_list(read_fields(map, Some(self.0))?))))
     }
 }
 
@@ -145,9 +126,9 @@ pub(crate) fn value_at(object: &RawValue, path: &str) -> Option<Value> {
         if !text.get().starts_with('{') {
             return None;
         }
-        match Fields::parse(text.get()).ok()?.remove(seg)? {
+        match Fields::parse(text.get(), None).ok()?.remove(seg)? {
             Field::Raw(inner) => text = inner,
-            Field::Encoded(_) => unreachable!("Fields::parse reads text"),
+            _ => unreachable!("Fields::parse without a tag path reads text"),
         }
     }
     serde_json::from_str(text.get()).ok()
@@ -157,10 +138,15 @@ pub(crate) fn value_at(object: &RawValue, path: &str) -> Option<Value> {
 #[derive(Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Key<'a>(#[serde(borrow)] pub(crate) Cow<'a, str>);
 
-/// A field's value: the source text, or text made here.
+/// A field's value: the source text, or text made here; on the tag path above the tag map, what
+/// the first read made of it.
 enum Field<'a> {
     Raw(&'a RawValue),
     Encoded(String),
+    /// An object on the tag path above the tag map, read as fields.
+    Opened(Fields<'a>),
+    /// Anything else on the tag path above the tag map (null, or what the rewrite refuses).
+    Value(Value),
 }
 
 /// An object's fields in key order (the order `serde_json`'s map writes; a repeated key keeps
@@ -168,10 +154,15 @@ enum Field<'a> {
 struct Fields<'a>(Vec<(Key<'a>, Field<'a>)>);
 
 impl<'a> Fields<'a> {
-    /// The fields of an object's text.
-    fn parse(object: &'a str) -> Result<Self, RewriteError> {
-        let RawFields(list) = serde_json::from_str(object).map_err(unreadable)?;
-        Ok(Self::from_list(list))
+    /// The fields of an object's text; with a tag path, the objects on it above the tag map
+    /// opened (see [`DocRead`]).
+    fn parse(object: &'a str, tag_path: Option<&str>) -> Result<Self, RewriteError> {
+        let mut de = serde_json::Deserializer::from_str(object);
+        let read = Reader(DocRead(tag_path.unwrap_or(""))).deserialize(&mut de).and_then(|doc| de.end().map(|()| doc));
+        match read.map_err(unreadable)? {
+            DocField::Object(LegacyDoc(fields)) => Ok(fields),
+            DocField::Other(_) => Err(RewriteError::Unreadable { detail: "not a JSON object".to_owned() }),
+        }
     }
 
     /// Fields read in source order, put in key order.
@@ -189,7 +180,13 @@ impl<'a> Fields<'a> {
 
     /// About the length of the object's text (a capacity hint).
     fn text_len(&self) -> usize {
-        2 + self.0.iter().map(|(k, v)| k.0.len() + 4 + if let Field::Raw(raw) = v { raw.get().len() } else { 0 }).sum::<usize>()
+        let value_len = |v: &Field<'_>| match v {
+            Field::Raw(raw) => raw.get().len(),
+            Field::Encoded(text) => text.len(),
+            Field::Opened(inner) => inner.text_len(),
+            Field::Value(_) => 8,
+        };
+        2 + self.0.iter().map(|(k, v)| k.0.len() + 4 + value_len(v)).sum::<usize>()
     }
 
     fn find(&self, key: &str) -> Result<usize, usize> {
@@ -212,30 +209,20 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// An object's fields as they come: keys and raw values in source order.
-struct RawFields<'a>(Vec<(Key<'a>, Field<'a>)>);
-
-impl<'de> Deserialize<'de> for RawFields<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit;
-        impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = RawFields<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                read_fields(map).map(RawFields)
-            }
-        }
-        d.deserialize_map(Visit)
-    }
-}
-
-/// An object's keys and raw values, in source order.
-fn read_fields<'de, A: serde::de::MapAccess<'de>>(mut map: A) -> Result<Vec<(Key<'de>, Field<'de>)>, A::Error> {
+/// An object's keys and raw values, in source order; the object on the tag path `tag_path`
+/// below this one (if any, and not the tag map itself) read as fields instead ([`DocRead`]).
+fn read_fields<'de, A: serde::de::MapAccess<'de>>(mut map: A, tag_path: Option<&str>) -> Result<Vec<(Key<'de>, Field<'de>)>, A::Error> {
+    let open = tag_path.and_then(|path| path.split_once('.'));
     let mut list = Vec::with_capacity(8);
-    while let Some((key, value)) = map.next_entry()? {
-        list.push((key, Field::Raw(value)));
+    while let Some(key) = map.next_key::<Key<'de>>()? {
+        let value = match open {
+            Some((seg, rest)) if key.0 == seg => match map.next_value_seed(Reader(DocRead(rest)))? {
+                DocField::Object(LegacyDoc(fields)) => Field::Opened(fields),
+                DocField::Other(value) => Field::Value(value),
+            },
+            _ => Field::Raw(map.next_value()?),
+        };
+        list.push((key, value));
     }
     Ok(list)
 }
@@ -244,33 +231,45 @@ fn unreadable(e: serde_json::Error) -> RewriteError {
     RewriteError::Unreadable { detail: e.to_string() }
 }
 
-/// `legacy::take_at` on encoded objects: removes the tag map at `segs[i..]` (None when absent
-/// or null), dropping nulls on the path and parents left empty.
-fn take_tags<'a>(map: &mut Fields<'a>, segs: &[&str], i: usize) -> Result<Option<&'a RawValue>, RewriteError> {
-    let seg = segs[i];
-    let Some(Field::Raw(raw)) = map.get(seg) else { return Ok(None) };
-    let raw: &'a RawValue = raw;
-    match raw.get().as_bytes().first() {
-        Some(b'n') => {
-            map.remove(seg);
-            Ok(None)
+/// `legacy::take_at` on encoded objects: removes the tag map at `full[at..]` (the tag path
+/// below `map`; None when absent or null), dropping nulls on the path and parents left empty.
+fn take_tags<'a>(map: &mut Fields<'a>, full: &str, at: usize) -> Result<Option<&'a RawValue>, RewriteError> {
+    let (seg, rest) = match full[at..].split_once('.') {
+        Some((seg, rest)) => (seg, Some(rest)),
+        None => (&full[at..], None),
+    };
+    let Ok(i) = map.find(seg) else { return Ok(None) };
+    let mut inner = match std::mem::replace(&mut map.0[i].1, Field::Value(Value::Null)) {
+        Field::Raw(raw) if raw.get().starts_with('n') => {
+            map.0.remove(i);
+            return Ok(None);
         }
-        Some(b'{') if i + 1 == segs.len() => {
-            map.remove(seg);
-            Ok(Some(raw))
+        Field::Value(Value::Null) => {
+            map.0.remove(i);
+            return Ok(None);
         }
-        Some(b'{') => {
-            let mut inner = Fields::parse(raw.get())?;
-            let taken = take_tags(&mut inner, segs, i + 1)?;
-            if inner.0.is_empty() {
-                map.remove(seg);
-            } else if let Ok(at) = map.find(seg) {
-                map.0[at].1 = Field::Encoded(encode_object(&inner, raw.get().len()));
+        Field::Raw(raw) if raw.get().starts_with('{') => match rest {
+            None => {
+                map.0.remove(i);
+                return Ok(Some(raw));
             }
-            Ok(taken)
+            // Read by a reader that did not know the tag path.
+            Some(rest) => Fields::parse(raw.get(), Some(rest))?,
+        },
+        Field::Opened(inner) if rest.is_some() => inner,
+        encoded @ Field::Encoded(_) => {
+            map.0[i].1 = encoded;
+            return Ok(None);
         }
-        _ => Err(RewriteError::TagsNotAnObject { path: segs[..=i].join(".") }),
+        _ => return Err(RewriteError::TagsNotAnObject { path: full[..at + seg.len()].to_owned() }),
+    };
+    let taken = take_tags(&mut inner, full, at + seg.len() + 1)?;
+    if inner.0.is_empty() {
+        map.0.remove(i);
+    } else {
+        map.0[i].1 = Field::Encoded(encode_object(&inner, inner.text_len()));
     }
+    Ok(taken)
 }
 
 fn set_version(map: &mut Fields<'_>, segs: &[&str], version: u64) -> Result<(), RewriteError> {
@@ -279,7 +278,7 @@ fn set_version(map: &mut Fields<'_>, segs: &[&str], version: u64) -> Result<(), 
         version.to_string()
     } else {
         let mut inner = match map.get(seg) {
-            Some(Field::Raw(raw)) if raw.get().starts_with('{') => Fields::parse(raw.get())?,
+            Some(Field::Raw(raw)) if raw.get().starts_with('{') => Fields::parse(raw.get(), None)?,
             _ => Fields(Vec::new()),
         };
         set_version(&mut inner, rest, version)?;
@@ -291,20 +290,26 @@ fn set_version(map: &mut Fields<'_>, segs: &[&str], version: u64) -> Result<(), 
 
 fn encode_object(fields: &Fields<'_>, capacity: usize) -> String {
     let mut out = Vec::with_capacity(capacity);
+    write_object(&mut out, fields);
+    String::from_utf8(out).expect("JSON text and escaped keys are UTF-8")
+}
+
+fn write_object(out: &mut Vec<u8>, fields: &Fields<'_>) {
     out.push(b'{');
     for (n, (key, value)) in fields.0.iter().enumerate() {
         if n > 0 {
             out.push(b',');
         }
-        serde_json::to_writer(&mut out, key.0.as_ref()).expect("write to Vec");
+        serde_json::to_writer(&mut *out, key.0.as_ref()).expect("write to Vec");
         out.push(b':');
         match value {
-            Field::Raw(raw) => push_one_line(&mut out, raw.get()),
+            Field::Raw(raw) => push_one_line(out, raw.get()),
             Field::Encoded(text) => out.extend_from_slice(text.as_bytes()),
+            Field::Opened(inner) => write_object(out, inner),
+            Field::Value(value) => serde_json::to_writer(&mut *out, value).expect("write to Vec"),
         }
     }
     out.push(b'}');
-    String::from_utf8(out).expect("JSON text and escaped keys are UTF-8")
 }
 
 /// Source text, with line breaks turned into spaces: a bulk source must be one line, and a
@@ -522,6 +527,28 @@ mod tests {
         }
         let same_name = TagRewrite { legacy_path: "tags".into(), target_field: "tags".into() };
         check(&same_name, r#"{"tags": {"k": ["a", "b"]}}"#).unwrap();
+    }
+
+    /// The rewrite gives the same document whether the first read opened the objects on the tag
+    /// path (as `transcode` and the command decoder read) or left them as text.
+    #[test]
+    fn tag_path_read_opened_or_as_text_alike() {
+        let tr = TagRewrite { legacy_path: "a.b.c".into(), target_field: "tags".into() };
+        for text in [
+            r#"{"a": {"b": {"c": {"k": 1}, "d": 2}, "e": 3}, "f": 4}"#,
+            r#"{"a": {"b": {"c": null}}}"#,
+            r#"{"a": {"b": null}}"#,
+            r#"{"a": {"b": 5}}"#,
+            r#"{"a": {"b": [1]}, "x": 1}"#,
+            r#"{"a": {"b": {"d": 1}}}"#,
+        ] {
+            let opened = tr.transcode_fields(Fields::parse(text, Some(&tr.legacy_path)).unwrap());
+            let as_text = tr.transcode_fields(Fields::parse(text, None).unwrap());
+            assert_eq!(opened, as_text, "{text}");
+            assert_eq!(opened.map(|doc| doc.to_map().unwrap()), reference(&tr, text), "{text}");
+        }
+        assert!(matches!(Fields::parse(r#"{"a": {"b": {}}}"#, Some("a.b.c")).unwrap().get("a"), Some(Field::Opened(_))));
+        assert!(matches!(Fields::parse(r#"{"a": {"b": {}}}"#, None).unwrap().get("a"), Some(Field::Raw(_))));
     }
 
     #[test]
