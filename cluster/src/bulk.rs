@@ -64,15 +64,23 @@ impl BulkOp<'_> {
             BulkOpKind::Index(source) => source.len(),
             BulkOpKind::Delete => 0,
         };
-        source + self.index.len() + self.id.len() + 96
+        let routing = self.routing.as_ref().map_or(0, |r| r.len() + 14);
+        source + self.index.len() + self.id.len() + routing + 96
     }
 }
 
 /// Encodes operations into one NDJSON `_bulk` body.
 pub fn encode(ops: &[BulkOp<'_>]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(ops.len() * 256);
-    for op in ops {
-        op.encode_into(&mut out);
+    encode_some(ops, 0..ops.len())
+}
+
+/// Encodes the operations `which` of `ops` into one NDJSON `_bulk` body, sized once from their
+/// [`BulkOp::encoded_len_hint`]s (a body of a few MB grown by doubling is copied and faulted in
+/// again at each step).
+pub fn encode_some(ops: &[BulkOp<'_>], which: impl Iterator<Item = usize> + Clone) -> Vec<u8> {
+    let mut out = Vec::with_capacity(which.clone().map(|i| ops[i].encoded_len_hint()).sum());
+    for i in which {
+        ops[i].encode_into(&mut out);
     }
     out
 }
@@ -199,6 +207,26 @@ mod tests {
         let third: Value = serde_json::from_str(lines[2]).unwrap();
         assert_eq!(third, json!({"delete": {"_index": "i", "_id": "2\"\\\n", "version": 9, "version_type": "external"}}));
         assert!(ops[0].encoded_len_hint() >= lines[0].len() / 2 + lines[1].len());
+    }
+
+    /// The body is allocated once: the hints cover what encoding writes for ids and routings
+    /// without escapes, at the largest version.
+    #[test]
+    fn hints_cover_the_encoded_body() {
+        let op = |routing: Option<&'static str>| BulkOp {
+            index: "target-index".into(),
+            id: "doc-0123456789".into(),
+            routing: routing.map(Cow::Borrowed),
+            version: i64::MAX as u64,
+            kind: BulkOpKind::Index(Cow::Owned(doc())),
+        };
+        let ops = vec![op(Some("shard-key")), op(None), BulkOp { kind: BulkOpKind::Delete, ..op(Some("r")) }];
+        for (i, op) in ops.iter().enumerate() {
+            assert!(encode(std::slice::from_ref(op)).len() <= op.encoded_len_hint(), "op {i}");
+        }
+        let body = encode_some(&ops, [0, 2].into_iter());
+        assert_eq!(body.capacity(), ops[0].encoded_len_hint() + ops[2].encoded_len_hint());
+        assert_eq!(body, [encode(&ops[..1]), encode(&ops[2..])].concat());
     }
 
     #[test]

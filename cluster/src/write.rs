@@ -144,10 +144,7 @@ impl BulkWriter {
     }
 
     async fn attempt(&self, ops: &[BulkOp<'_>], pending: &[usize]) -> Result<Vec<bulk::ItemOutcome>, Attempt> {
-        let mut body = Vec::with_capacity(pending.len() * 256);
-        for &i in pending {
-            ops[i].encode_into(&mut body);
-        }
+        let body = bulk::encode_some(ops, pending.iter().copied());
         let started = Instant::now();
         metrics::gauge!("cutover_bulk_in_flight").increment(1.0);
         let response = self.es.bulk_response(Bytes::from(body), self.opts.refresh).await;

@@ -250,18 +250,37 @@ def main(work, out):
                  "copy quite reaches, and `backfill / copy limit` says how close the backfill comes.\n")
         L.append("Legacy CPU of a full scan, by form (what each read costs the legacy node; the cheapest is used "
                  "above):\n")
-        L.append("| scan form | legacy ES CPU s | index query+fetch s | docs/s | scan client CPU s | target ES CPU s |\n"
-                 "|---|---:|---:|---:|---:|---:|")
+        L.append("| scan form | legacy ES CPU s | index query+fetch s | of which fetch | docs/s | scan client CPU s | target ES CPU s |\n"
+                 "|---|---:|---:|---:|---:|---:|---:|")
+
+        def fetch_share(runs):
+            def one(rec):
+                scan = runs.inner(rec)
+                if not scan.get("index_search_ms") or scan.get("index_fetch_ms") is None:
+                    return None  # older runs recorded only the sum
+                return 100 * scan["index_fetch_ms"] / scan["index_search_ms"]
+            return runs.med(one)
+
+        shares = {}
         for form, runs in scans.items():
             mark = " (cheapest)" if form == cheapest else ""
+            shares[form] = fetch_share(runs)
+            share = f"{shares[form]:.0f}%" if shares[form] else "–"
             L.append(f"| {form_label(form)}{mark} | {span(runs.stat(lambda r: r['servers_cpu_s'].get('legacy')), 1)} | "
                      f"{span(runs.stat(lambda r: (runs.inner(r).get('index_search_ms') or None) and runs.inner(r)['index_search_ms'] / 1000), 1)} | "
-                     f"{span(runs.stat(inner_rate(runs, n)))} | {fmt(runs.med(lambda r: r['client_cpu_s']), 1)} | "
+                     f"{share} | {span(runs.stat(inner_rate(runs, n)))} | {fmt(runs.med(lambda r: r['client_cpu_s']), 1)} | "
                      f"{fmt(runs.server('target'), 1)} |")
         L.append("\n(CPU columns are node-wide: other work on a node during a scan counts too, so the target "
                  "column, which a scan should leave near zero, shows how quiet the machine was; the index's own "
                  "query + fetch time, from its `_stats/search`, is a second view that others' work on other "
                  "indices does not inflate.)")
+        known = [v for v in shares.values() if v]
+        if known:
+            L.append(f"\nIn every form, fetching the hits (loading each document's stored `_source`, routing and "
+                     f"version, and writing them out) is {min(known):.0f}–{max(known):.0f}% of the legacy's search time; "
+                     f"the forms differ in the query part (sorting, `search_after`) and in how the fetch reads the "
+                     f"stored fields. So what a copy costs the legacy is mostly the documents it reads, whatever the "
+                     f"request asks.")
         # The form `backfill copy` reads with: [_seq_no, _shard_doc] at its default page size.
         own = "pit-seqno:2000" if "pit-seqno:2000" in scan_cpu else "pit-seqno"
         if cheapest and own in scan_cpu and cheapest != own:

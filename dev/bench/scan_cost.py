@@ -20,8 +20,8 @@ on the default field), pages of SIZE (default 1000) with `version: true`,
 response to ids, sources, versions, routing and sort values (plus the cursor). The client does as little as it can: one keep-alive
 http.client connection per slice, hits counted by a byte search, the last sort values cut from
 the end of the body; it never decodes a page. Prints one JSON line: docs, pages, elapsed
-seconds, client CPU seconds, the index's query + fetch time during the scan (from its
-`_stats/search`, a per-index figure that other users of the node do not inflate); exits 1 when the count read differs from the index's `_count`.
+seconds, client CPU seconds, the index's query and fetch times during the scan (from its
+`_stats/search`, per-index figures that other users of the node do not inflate); exits 1 when the count read differs from the index's `_count`.
 """
 import http.client
 import json
@@ -108,10 +108,10 @@ def read_scroll(url, index, slice_id, slices, size, counts):
 
 
 def search_ms(url, index):
-    """The index's own query + fetch time (ms, summed over shards): what this scan cost the
+    """The index's own query and fetch times (ms, summed over shards): what this scan cost the
     legacy node in search work, unlike its CPU unaffected by other users of the node."""
     t = json.loads(Conn(url).call("GET", "/%s/_stats/search" % index))["_all"]["total"]["search"]
-    return t["query_time_in_millis"] + t["fetch_time_in_millis"]
+    return t["query_time_in_millis"], t["fetch_time_in_millis"]
 
 
 def main(url, index, form, slices, size="1000"):
@@ -147,7 +147,9 @@ def main(url, index, form, slices, size="1000"):
     print(json.dumps({"form": form, "ok": docs, "expected": expected, "pages": sum(p for _, p in counts.values()),
                       "slices": slices, "elapsed_s": round(elapsed, 3), "docs_per_s": round(docs / elapsed, 1),
                       "client_cpu_s": round(cpu, 2),
-                      "index_search_ms": search1 - search0, "errors": errors[:3]}))
+                      "index_search_ms": sum(search1) - sum(search0),
+                      "index_query_ms": search1[0] - search0[0], "index_fetch_ms": search1[1] - search0[1],
+                      "errors": errors[:3]}))
     return 0 if docs == expected and not errors else 1
 
 
