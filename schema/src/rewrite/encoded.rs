@@ -85,8 +85,11 @@ impl TagRewrite {
         }
         pairs.sort_unstable();
         pairs.dedup();
-        doc.insert(Key(Cow::Borrowed(&self.target_field)), Field::Encoded(encode_pairs(&pairs)));
-        Ok(EncodedDoc(encode_object(&doc, len + 64 * pairs.len())))
+        let capacity = len + 64 * pairs.len();
+        doc.insert(Key(Cow::Borrowed(&self.target_field)), Field::Tags(pairs));
+        // The whole document is written once, into one buffer: the opened objects on the tag path
+        // and the tag array are written in place, not encoded apart and copied in.
+        Ok(EncodedDoc(encode_object(&doc, capacity)))
     }
 }
 
@@ -147,6 +150,8 @@ enum Field<'a> {
     Opened(Fields<'a>),
     /// Anything else on the tag path above the tag map (null, or what the rewrite refuses).
     Value(Value),
+    /// The target tag array, sorted and deduplicated ([`write_pairs`]).
+    Tags(Vec<Pair<'a>>),
 }
 
 /// An object's fields in key order (the order `serde_json`'s map writes; a repeated key keeps
@@ -185,6 +190,7 @@ impl<'a> Fields<'a> {
             Field::Encoded(text) => text.len(),
             Field::Opened(inner) => inner.text_len(),
             Field::Value(_) => 8,
+            Field::Tags(pairs) => 2 + 64 * pairs.len(),
         };
         2 + self.0.iter().map(|(k, v)| k.0.len() + 4 + value_len(v)).sum::<usize>()
     }
@@ -267,7 +273,7 @@ fn take_tags<'a>(map: &mut Fields<'a>, full: &str, at: usize) -> Result<Option<&
     if inner.0.is_empty() {
         map.0.remove(i);
     } else {
-        map.0[i].1 = Field::Encoded(encode_object(&inner, inner.text_len()));
+        map.0[i].1 = Field::Opened(inner);
     }
     Ok(taken)
 }
@@ -307,6 +313,7 @@ fn write_object(out: &mut Vec<u8>, fields: &Fields<'_>) {
             Field::Encoded(text) => out.extend_from_slice(text.as_bytes()),
             Field::Opened(inner) => write_object(out, inner),
             Field::Value(value) => serde_json::to_writer(&mut *out, value).expect("write to Vec"),
+            Field::Tags(pairs) => write_pairs(out, pairs),
         }
     }
     out.push(b'}');
@@ -442,8 +449,7 @@ impl<'de> serde::de::Visitor<'de> for Flatten<'_, 'de> {
 
 /// The target tag array, as [`TagRewrite::set_target_tags`] writes it (the field names are
 /// `KEY_TO_VALUE_FIELD` and `VALUE_FIELD`; a test compares the bytes with that path's).
-fn encode_pairs(pairs: &[Pair<'_>]) -> String {
-    let mut out = Vec::with_capacity(2 + pairs.len() * 48);
+fn write_pairs(out: &mut Vec<u8>, pairs: &[Pair<'_>]) {
     let mut key_to_value = String::new();
     out.push(b'[');
     for (n, (key, value)) in pairs.iter().enumerate() {
@@ -455,15 +461,14 @@ fn encode_pairs(pairs: &[Pair<'_>]) -> String {
         out.extend_from_slice(b"{\"");
         out.extend_from_slice(KEY_TO_VALUE_FIELD.as_bytes());
         out.extend_from_slice(b"\":");
-        serde_json::to_writer(&mut out, key_to_value.as_str()).expect("write to Vec");
+        serde_json::to_writer(&mut *out, key_to_value.as_str()).expect("write to Vec");
         out.extend_from_slice(b",\"");
         out.extend_from_slice(VALUE_FIELD.as_bytes());
         out.extend_from_slice(b"\":");
-        serde_json::to_writer(&mut out, value.as_ref()).expect("write to Vec");
+        serde_json::to_writer(&mut *out, value.as_ref()).expect("write to Vec");
         out.push(b'}');
     }
     out.push(b']');
-    String::from_utf8(out).expect("JSON text is UTF-8")
 }
 
 #[cfg(test)]
