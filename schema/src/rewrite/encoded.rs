@@ -146,7 +146,8 @@ pub(crate) struct Key<'a>(#[serde(borrow)] pub(crate) Cow<'a, str>);
 enum Field<'a> {
     Raw(&'a RawValue),
     Encoded(String),
-    /// An object on the tag path above the tag map, read as fields.
+    /// An object read as fields: on the tag path above the tag map, or a parent of the version
+    /// field ([`EncodedDoc::with_version`]).
     Opened(Fields<'a>),
     /// Anything else on the tag path above the tag map (null, or what the rewrite refuses).
     Value(Value),
@@ -278,19 +279,19 @@ fn take_tags<'a>(map: &mut Fields<'a>, full: &str, at: usize) -> Result<Option<&
     Ok(taken)
 }
 
-fn set_version(map: &mut Fields<'_>, segs: &[&str], version: u64) -> Result<(), RewriteError> {
+fn set_version<'a>(map: &mut Fields<'a>, segs: &[&str], version: u64) -> Result<(), RewriteError> {
     let (seg, rest) = segs.split_first().expect("a path has a segment");
     let value = if rest.is_empty() {
-        version.to_string()
+        Field::Encoded(version.to_string())
     } else {
         let mut inner = match map.get(seg) {
-            Some(Field::Raw(raw)) if raw.get().starts_with('{') => Fields::parse(raw.get(), None)?,
+            Some(&Field::Raw(raw)) if raw.get().starts_with('{') => Fields::parse(raw.get(), None)?,
             _ => Fields(Vec::new()),
         };
         set_version(&mut inner, rest, version)?;
-        encode_object(&inner, 64)
+        Field::Opened(inner) // written in place, like the opened objects on the tag path
     };
-    map.insert(Key(Cow::Owned((*seg).to_owned())), Field::Encoded(value));
+    map.insert(Key(Cow::Owned((*seg).to_owned())), value);
     Ok(())
 }
 
