@@ -7,12 +7,12 @@
 //! (bounded), then stores and commits synchronously, so the next owner starts exactly after
 //! the last applied record.
 
+use futures::{FutureExt, StreamExt};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, MessageStream, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -138,7 +138,7 @@ pub fn spawn_consume_loop(
     runtime: tokio::runtime::Runtime,
     consumer: Arc<IndexerConsumer>,
     router: Router,
-    lanes: Vec<mpsc::Sender<Item>>,
+    lanes: Vec<mpsc::Sender<Vec<Item>>>,
     tracker: Arc<Tracker>,
     stop: CancellationToken,
     commit_interval: Duration,
@@ -254,32 +254,61 @@ const PAUSE_AFTER: Duration = Duration::from_secs(1);
 /// Most payload bytes the consumer holds for full lanes before it pauses at once.
 pub const MAX_BACKLOG_BYTES: usize = 16 * 1024 * 1024;
 
-/// Records waiting for a full lane, with their payload size.
-#[derive(Default)]
+/// Most records taken from the consumer's queue in one go (those already fetched, without
+/// waiting): they are decoded and handed to each lane as one chunk, so a lane wakes once per
+/// chunk rather than once per record.
+pub const BURST: usize = 256;
+
+/// Chunks a lane's channel holds for a lane limit of `max_docs` records per batch: about one
+/// batch's worth of records in full chunks (at least two chunks, so the consumer can hand over
+/// the next while the lane takes the last).
+pub fn lane_channel_chunks(max_docs: usize) -> usize {
+    max_docs.div_ceil(BURST).max(2)
+}
+
+/// Records decoded but not yet handed over, per lane (in arrival order within a lane, which
+/// is all the order the lanes need), with their payload size.
 struct Backlog {
-    items: VecDeque<(usize, Item)>,
+    lanes: Vec<Vec<Item>>,
     bytes: usize,
 }
 
 impl Backlog {
-    fn push_back(&mut self, entry: (usize, Item)) {
-        self.bytes += entry.1.raw.size();
-        self.items.push_back(entry);
+    fn new(lanes: usize) -> Self {
+        Self { lanes: (0..lanes).map(|_| Vec::new()).collect(), bytes: 0 }
     }
-    fn push_front(&mut self, entry: (usize, Item)) {
-        self.bytes += entry.1.raw.size();
-        self.items.push_front(entry);
+    fn push(&mut self, lane: usize, item: Item) {
+        self.bytes += item.raw.size();
+        self.lanes[lane].push(item);
     }
-    fn pop_front(&mut self) -> Option<(usize, Item)> {
-        let entry = self.items.pop_front()?;
-        self.bytes -= entry.1.raw.size();
-        Some(entry)
+    /// The first lane with records waiting.
+    fn waiting_lane(&self) -> Option<usize> {
+        self.lanes.iter().position(|l| !l.is_empty())
     }
-    fn is_empty(&self) -> bool {
-        self.items.is_empty()
+    /// Hands `lane`'s records over as one chunk, dropping records of partitions revoked
+    /// meanwhile (an empty chunk is not sent).
+    fn send(&mut self, lane: usize, permit: mpsc::Permit<'_, Vec<Item>>, tracker: &Tracker) {
+        let mut chunk = std::mem::take(&mut self.lanes[lane]);
+        self.bytes -= chunk.iter().map(|i| i.raw.size()).sum::<usize>();
+        chunk.retain(|item| tracker.dispatch(&item.ticket));
+        if !chunk.is_empty() {
+            permit.send(chunk);
+        }
     }
-    fn front_lane(&self) -> usize {
-        self.items[0].0
+    /// Hands over every lane's records that its channel has room for; `Err` when a lane has
+    /// closed (shutdown).
+    fn hand_over(&mut self, lanes: &[mpsc::Sender<Vec<Item>>], tracker: &Tracker) -> Result<(), ()> {
+        for (lane, tx) in lanes.iter().enumerate() {
+            if self.lanes[lane].is_empty() {
+                continue;
+            }
+            match tx.try_reserve() {
+                Ok(permit) => self.send(lane, permit, tracker),
+                Err(mpsc::error::TrySendError::Full(())) => {}
+                Err(mpsc::error::TrySendError::Closed(())) => return Err(()),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -287,36 +316,28 @@ impl Backlog {
 pub async fn consume_loop(
     consumer: &IndexerConsumer,
     router: &Router,
-    lanes: &[mpsc::Sender<Item>],
+    lanes: &[mpsc::Sender<Vec<Item>>],
     tracker: &Tracker,
     stop: &CancellationToken,
     commit_interval: Duration,
     paused_flag: &AtomicBool,
 ) {
     let mut store_tick = tokio::time::interval(commit_interval.min(Duration::from_millis(500)));
-    let mut backlog = Backlog::default();
+    let mut backlog = Backlog::new(lanes.len());
     let mut paused = false;
-    // Handles looked up once: the loop runs once per record.
+    // One stream for the loop's life (each `recv` would register and drop a waker).
+    let mut messages = consumer.stream();
+    // Handles looked up once: the loop runs once per burst of records.
     let consumed = metrics::counter!("cutover_indexer_consumed_total");
     let backlog_bytes = metrics::gauge!("cutover_indexer_backlog_bytes");
     loop {
         backlog_bytes.set(backlog.bytes as f64);
-        // Hand over what is waiting first (dropping records of partitions revoked meanwhile).
-        while let Some((lane, item)) = backlog.pop_front() {
-            match lanes[lane].try_reserve() {
-                Ok(permit) => {
-                    if tracker.dispatch(&item.ticket) {
-                        permit.send(item);
-                    }
-                }
-                Err(mpsc::error::TrySendError::Full(())) => {
-                    backlog.push_front((lane, item));
-                    break;
-                }
-                Err(mpsc::error::TrySendError::Closed(())) => return,
-            }
+        // Hand over what is waiting first.
+        if backlog.hand_over(lanes, tracker).is_err() {
+            return;
         }
-        if backlog.is_empty() && paused {
+        let waiting = backlog.waiting_lane();
+        if waiting.is_none() && paused {
             pause(consumer, paused_flag, false);
             paused = false;
         }
@@ -324,25 +345,22 @@ pub async fn consume_loop(
             pause(consumer, paused_flag, true);
             paused = true;
         }
-        if !backlog.is_empty() {
+        if let Some(lane) = waiting {
             // A full lane is ordinary backpressure: wait for room. Only when it lasts (the
             // cluster is slow or down) pause the assignment and keep polling, so the group's
             // liveness checks go on; pausing discards prefetched records, so not sooner.
-            let lane = backlog.front_lane();
             tokio::select! {
                 permit = lanes[lane].reserve() => {
                     let Ok(permit) = permit else { return };
-                    let (_, item) = backlog.pop_front().expect("non-empty backlog");
-                    if tracker.dispatch(&item.ticket) {
-                        permit.send(item);
-                    }
+                    backlog.send(lane, permit, tracker);
                 }
                 _ = tokio::time::sleep(PAUSE_AFTER), if !paused => {
                     pause(consumer, paused_flag, true);
                     paused = true;
                 }
-                m = consumer.recv(), if paused => {
-                    accept(m, router, tracker, &mut backlog, &consumed);
+                m = messages.next(), if paused => {
+                    let Some(m) = m else { return };
+                    accept(m, &mut messages, router, tracker, &mut backlog, &consumed);
                     // Paused partitions deliver nothing new; if records keep coming (a partition
                     // whose pause was lost), pause the whole assignment again.
                     if backlog.bytes > MAX_BACKLOG_BYTES {
@@ -355,21 +373,44 @@ pub async fn consume_loop(
             continue;
         }
         tokio::select! {
-            m = consumer.recv() => accept(m, router, tracker, &mut backlog, &consumed),
+            m = messages.next() => {
+                let Some(m) = m else { return };
+                accept(m, &mut messages, router, tracker, &mut backlog, &consumed);
+            }
             _ = store_tick.tick() => { skip_markers(consumer, tracker); store(consumer, tracker) }
             _ = stop.cancelled() => return,
         }
     }
 }
 
-fn accept(m: Result<BorrowedMessage<'_>, rdkafka::error::KafkaError>, router: &Router, tracker: &Tracker, backlog: &mut Backlog, consumed: &metrics::Counter) {
-    match m {
-        Ok(m) => {
-            consumed.increment(1);
-            backlog.push_back(router.route(&m, tracker));
+/// Takes `first` and the records already fetched behind it (up to [`BURST`], without
+/// waiting), decodes them and puts each in its lane's backlog.
+fn accept<'a>(
+    first: KafkaResult<BorrowedMessage<'a>>,
+    messages: &mut MessageStream<'a, Ctx>,
+    router: &Router,
+    tracker: &Tracker,
+    backlog: &mut Backlog,
+    consumed: &metrics::Counter,
+) {
+    let mut next = Some(first);
+    let (mut taken, mut n) = (0, 0);
+    while let Some(m) = next.take() {
+        taken += 1;
+        match m {
+            Ok(m) => {
+                n += 1;
+                let (lane, item) = router.route(&m, tracker);
+                backlog.push(lane, item);
+            }
+            Err(e) => tracing::warn!(error = %e, "kafka consumer error"),
         }
-        Err(e) => tracing::warn!(error = %e, "kafka consumer error"),
+        if taken < BURST {
+            // Ready now or not at all (`None` also when the poll served an event instead).
+            next = messages.next().now_or_never().flatten();
+        }
     }
+    consumed.increment(n as u64);
 }
 
 /// Pauses or resumes the whole assignment; the flag makes the rebalance callback pause
@@ -388,6 +429,50 @@ fn pause(consumer: &IndexerConsumer, flag: &AtomicBool, on: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn item(tracker: &Tracker, partition: i32, offset: i64) -> Item {
+        let ticket = tracker.receive("t", partition, offset);
+        Item {
+            ticket,
+            raw: RawOwned { payload: Some(vec![0; 10]), ..Default::default() },
+            decoded: Err(schema::DecodeError { kind: schema::DecodeErrorKind::EmptyPayload, topic: "t".into(), partition, offset, detail: String::new() }),
+            doc: None,
+        }
+    }
+
+    fn offsets(chunk: &[Item]) -> Vec<i64> {
+        chunk.iter().map(|i| i.ticket.offset).collect()
+    }
+
+    /// Each lane's records go over as one chunk, in arrival order, when its channel has room;
+    /// a full lane keeps its own and does not hold the others up; records of partitions revoked
+    /// meanwhile are dropped, not handed over.
+    #[tokio::test]
+    async fn backlog_hands_over_one_chunk_per_lane() {
+        let tracker = Tracker::default();
+        let (p0, p1): (Tp, Tp) = (("t".into(), 0), ("t".into(), 1));
+        tracker.assign(&[p0.clone(), p1.clone()]);
+        let (tx0, mut rx0) = mpsc::channel(1);
+        let (tx1, mut rx1) = mpsc::channel(1);
+        tx1.try_send(Vec::new()).expect("room for one");
+        let mut backlog = Backlog::new(2);
+        for (lane, partition, offset) in [(0, 0, 1), (1, 1, 2), (0, 0, 3), (1, 1, 4), (0, 0, 5)] {
+            backlog.push(lane, item(&tracker, partition, offset));
+        }
+        assert_eq!(backlog.bytes, 50);
+        let lanes = [tx0, tx1];
+        backlog.hand_over(&lanes, &tracker).unwrap();
+        assert_eq!(offsets(&rx0.try_recv().unwrap()), vec![1, 3, 5]);
+        assert_eq!(backlog.waiting_lane(), Some(1), "lane 1 is full");
+        assert_eq!(backlog.bytes, 20);
+
+        tracker.revoke(std::slice::from_ref(&p1));
+        assert!(rx1.try_recv().unwrap().is_empty());
+        backlog.hand_over(&lanes, &tracker).unwrap();
+        assert!(rx1.try_recv().is_err(), "revoked records are not handed over");
+        assert_eq!((backlog.waiting_lane(), backlog.bytes), (None, 0));
+        assert_eq!(tracker.in_lanes(&[p0]), 3);
+    }
 
     /// The revoke's wait works on a current-thread runtime (where `block_in_place` panicked)
     /// and returns as soon as the lanes let go of the revoked partitions' records.

@@ -130,6 +130,15 @@ impl Pipeline {
         }
     }
 
+    /// Admits received records in order until the batch is full or a batch's worth is held;
+    /// the rest stay in `inbox` for the next batch.
+    fn admit_from(&mut self, inbox: &mut VecDeque<Item>, batch: &mut Batch, limits: &LaneLimits) {
+        while !batch.is_full(limits) && self.held.len() < limits.max_docs {
+            let Some(item) = inbox.pop_front() else { break };
+            self.admit(item, batch);
+        }
+    }
+
     /// Moves held records whose document is no longer in flight (and that no earlier held
     /// record of theirs still waits for) into `batch`.
     fn release(&mut self, batch: &mut Batch) {
@@ -190,11 +199,13 @@ impl Batch {
 /// This also keeps the merge-base rule: a merge reads its base only when no write of its
 /// document is in flight. Records complete out of order across batches, which the offset
 /// tracker allows (it stores only below the lowest record not yet completed).
-pub async fn run_lane(mut rx: mpsc::Receiver<Item>, limits: LaneLimits, shared: LaneShared) {
+pub async fn run_lane(mut rx: mpsc::Receiver<Vec<Item>>, limits: LaneLimits, shared: LaneShared) {
     let mut watch = Watch::new(WATCHED_DOCUMENTS);
     let mut pipe = Pipeline::default();
     let mut in_flight = FuturesUnordered::new();
     let mut open = true;
+    // Records received (the consumer hands them over in chunks) and not yet admitted.
+    let mut inbox: VecDeque<Item> = VecDeque::new();
     // Room for as many records as the last batch held: a batch is collected one push at a
     // time, and growing it by doubling would copy each record twice on the way to a full one.
     let mut last_len = 0;
@@ -205,8 +216,18 @@ pub async fn run_lane(mut rx: mpsc::Receiver<Item>, limits: LaneLimits, shared: 
         tokio::pin!(linger);
         let mut lingering = !batch.items.is_empty();
         // Collect until the batch is full, the linger time is up, or the channel closed; held
-        // records are bounded by one batch's worth (then the lane stops receiving).
-        while open && !batch.is_full(&limits) && pipe.held.len() < limits.max_docs {
+        // records are bounded by one batch's worth (then the lane stops admitting).
+        loop {
+            pipe.admit_from(&mut inbox, &mut batch, &limits);
+            // The linger time runs from the batch's first record, received or released (a
+            // batch of released records must not wait for a record that may never come).
+            if !lingering && !batch.items.is_empty() {
+                linger.as_mut().reset(Instant::now() + limits.linger);
+                lingering = true;
+            }
+            if !open || !inbox.is_empty() || batch.is_full(&limits) || pipe.held.len() >= limits.max_docs {
+                break;
+            }
             tokio::select! {
                 landed = in_flight.next(), if !in_flight.is_empty() => {
                     let Some((hashes, result)): Option<(Vec<DocHash>, Result<(), ApplyError>)> = landed else { continue };
@@ -217,16 +238,10 @@ pub async fn run_lane(mut rx: mpsc::Receiver<Item>, limits: LaneLimits, shared: 
                     pipe.release(&mut batch);
                 }
                 next = rx.recv() => match next {
-                    Some(item) => pipe.admit(item, &mut batch),
+                    Some(chunk) => inbox.extend(chunk),
                     None => open = false,
                 },
                 _ = &mut linger, if lingering => break,
-            }
-            // The linger time runs from the batch's first record, received or released (a
-            // batch of released records must not wait for a record that may never come).
-            if !lingering && !batch.items.is_empty() {
-                linger.as_mut().reset(Instant::now() + limits.linger);
-                lingering = true;
             }
         }
         if !batch.items.is_empty() {
@@ -244,8 +259,9 @@ pub async fn run_lane(mut rx: mpsc::Receiver<Item>, limits: LaneLimits, shared: 
             let shared = shared.clone();
             in_flight.push(async move { (hashes, process(batch.items, &shared).await) });
         } else if !open || pipe.held.len() >= limits.max_docs {
-            // Nothing can be sent until a batch lands (everything held waits for one), or the
-            // channel is closed and only what is in flight and held is left.
+            // Nothing can be sent until a batch lands (everything held, and what was received
+            // behind it, waits for one), or the channel is closed and only what is in flight
+            // and held is left.
             match in_flight.next().await {
                 Some((hashes, result)) => {
                     pipe.landed(hashes);
@@ -253,7 +269,7 @@ pub async fn run_lane(mut rx: mpsc::Receiver<Item>, limits: LaneLimits, shared: 
                         return;
                     }
                 }
-                None if pipe.held.is_empty() && !open => return,
+                None if pipe.held.is_empty() && inbox.is_empty() && !open => return,
                 None => {}
             }
         }
@@ -461,6 +477,35 @@ mod tests {
         pipe.landed(two);
         pipe.release(&mut next);
         assert_eq!(offsets(&next.items), vec![2]);
+    }
+
+    /// A chunk larger than a batch fills it to the limit and leaves the rest, in order, for the
+    /// next one; records of busy documents count against the held limit, not the batch.
+    #[test]
+    fn a_chunk_is_admitted_up_to_the_batch_limits() {
+        let limits = LaneLimits { max_docs: 3, max_bytes: usize::MAX, linger: Duration::ZERO, depth: 2 };
+        let mut pipe = Pipeline::default();
+        let busy = pipe.launch(&[item("a", 0)]);
+        let mut inbox: VecDeque<Item> = [("a", 1), ("b", 2), ("a", 3), ("c", 4), ("d", 5), ("e", 6), ("f", 7)].into_iter().map(|(id, o)| item(id, o)).collect();
+        let mut batch = Batch::default();
+        pipe.admit_from(&mut inbox, &mut batch, &limits);
+        assert_eq!(offsets(&batch.items), vec![2, 4, 5], "full at max_docs");
+        assert_eq!(offsets(pipe.held.make_contiguous()), vec![1, 3]);
+        assert_eq!(offsets(inbox.make_contiguous()), vec![6, 7], "the rest waits, in order");
+
+        // Held records are bounded too: with a batch's worth held, nothing more is admitted.
+        let mut next = Batch::default();
+        inbox.push_front(item("a", 8));
+        pipe.admit_from(&mut inbox, &mut next, &limits);
+        assert!(next.items.is_empty());
+        assert_eq!(offsets(pipe.held.make_contiguous()), vec![1, 3, 8]);
+        assert_eq!(offsets(inbox.make_contiguous()), vec![6, 7]);
+
+        pipe.landed(busy);
+        pipe.release(&mut next);
+        pipe.admit_from(&mut inbox, &mut next, &limits);
+        assert_eq!(offsets(&next.items), vec![1, 3, 8], "released first, then the inbox, within the limit");
+        assert_eq!(offsets(inbox.make_contiguous()), vec![6, 7]);
     }
 
     #[test]

@@ -121,7 +121,7 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
     let mut senders = Vec::with_capacity(lanes);
     let mut workers = Vec::with_capacity(lanes);
     for _ in 0..lanes {
-        let (tx, rx) = mpsc::channel(cfg.batch.batch_max_docs);
+        let (tx, rx) = mpsc::channel(consume::lane_channel_chunks(cfg.batch.batch_max_docs));
         senders.push(tx);
         workers.push(tokio::spawn(lanes::run_lane(rx, limits.clone(), shared.clone())));
     }
