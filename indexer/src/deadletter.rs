@@ -7,9 +7,13 @@
 //! acknowledged the dead letter; until then the offset does not pass it.
 
 use cluster::{GiveUp, RetryPolicy};
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaResult;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{BaseProducer, FutureProducer, FutureRecord};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 /// A record to dead-letter: its bytes and why.
@@ -28,9 +32,17 @@ pub struct DeadLetter {
 }
 
 /// Produces dead letters, retrying until the broker acknowledges them.
+///
+/// The producer is made when the first dead letter is written, not before: most runs write
+/// none, and an idle rdkafka `FutureProducer` is not free (its polling thread waits in
+/// 100 ms polls and spins through the last millisecond of each, because a remaining time
+/// under 1 ms is passed to librdkafka as 0 ms: about 1% of a core, all the time). Its
+/// properties are checked when the sink is made, so a mistake in them still stops the indexer
+/// at start.
 #[derive(Clone)]
 pub struct DeadLetterSink {
-    producer: FutureProducer,
+    config: ClientConfig,
+    producer: Arc<OnceCell<FutureProducer>>,
     topic: String,
     retry: RetryPolicy,
     cancel: CancellationToken,
@@ -47,9 +59,20 @@ pub struct NotWritten {
 }
 
 impl DeadLetterSink {
-    /// A sink writing to `topic` with `producer`, retrying with the indexer's policy.
-    pub fn new(producer: FutureProducer, topic: String, retry: RetryPolicy, cancel: CancellationToken) -> Self {
-        DeadLetterSink { producer, topic, retry, cancel }
+    /// A sink writing to `topic` through `brokers` with the user's librdkafka properties
+    /// (those only a consumer takes left out), retrying with the indexer's policy. Makes a
+    /// producer once and drops it, so librdkafka checks the properties now.
+    pub fn new(brokers: &str, props: &[(String, String)], topic: String, retry: RetryPolicy, cancel: CancellationToken) -> KafkaResult<Self> {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", brokers).set("acks", "all").set("enable.idempotence", "true");
+        for (k, v) in props {
+            // Consumer-only properties would make the producer refuse to start.
+            if !is_consumer_only(k) {
+                config.set(k, v);
+            }
+        }
+        drop(config.create::<BaseProducer>()?);
+        Ok(DeadLetterSink { config, producer: Arc::default(), topic, retry, cancel })
     }
 
     /// Writes one dead letter; retries until acknowledged, shutdown, or the budget runs out.
@@ -75,7 +98,17 @@ impl DeadLetterSink {
             if let Some(p) = &dl.payload {
                 record = record.payload(p.as_slice());
             }
-            match self.producer.send(record, Duration::from_secs(30)).await {
+            let producer = match self.producer.get_or_try_init(|| async { self.config.create::<FutureProducer>() }).await {
+                Ok(producer) => producer,
+                Err(e) => {
+                    let failure = format!("making the dead-letter producer: {e}");
+                    if let Err(why) = attempts.failed(&failure, &self.cancel).await {
+                        return Err(NotWritten { topic: dl.topic.clone(), partition: dl.partition, offset: dl.offset, why });
+                    }
+                    continue;
+                }
+            };
+            match producer.send(record, Duration::from_secs(30)).await {
                 Ok(_) => {
                     metrics::counter!(crate::lanes::RECORDS, "outcome" => "dead_lettered", "kind" => dl.kind.clone()).increment(1);
                     tracing::warn!(topic = %dl.topic, partition = dl.partition, offset = dl.offset, kind = %dl.kind, reason = %dl.reason, "dead-lettered");
@@ -89,5 +122,43 @@ impl DeadLetterSink {
                 }
             }
         }
+    }
+}
+
+fn is_consumer_only(key: &str) -> bool {
+    key.starts_with("fetch.")
+        || key.starts_with("auto.")
+        || key.starts_with("group.")
+        || key.starts_with("session.")
+        || key.starts_with("max.poll")
+        || key.starts_with("queued.")
+        || key.starts_with("enable.auto")
+        || key == "isolation.level"
+        || key.starts_with("partition.assignment")
+        || key.starts_with("heartbeat.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sink(props: &[(&str, &str)]) -> KafkaResult<DeadLetterSink> {
+        let props: Vec<(String, String)> = props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        DeadLetterSink::new("127.0.0.1:1", &props, "dead".into(), RetryPolicy::default(), CancellationToken::new())
+    }
+
+    #[test]
+    fn a_wrong_property_is_refused_when_the_sink_is_made() {
+        let err = sink(&[("no.such.property", "1")]).err().expect("an unknown property must be refused at start");
+        assert!(err.to_string().contains("no.such.property"), "{err}");
+    }
+
+    #[test]
+    fn consumer_properties_are_left_out_and_no_producer_runs_until_a_dead_letter() {
+        let sink = sink(&[("group.id", "g"), ("auto.offset.reset", "earliest"), ("client.id", "c")]).expect("consumer-only properties are dropped");
+        assert!(sink.producer.get().is_none(), "the producer is made on the first dead letter, not before");
+        assert_eq!(sink.config.get("client.id"), Some("c"));
+        assert_eq!(sink.config.get("group.id"), None);
+        assert_eq!(sink.config.get("acks"), Some("all"));
     }
 }

@@ -25,9 +25,7 @@ pub mod lanes;
 pub mod offsets;
 pub mod startup;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::producer::FutureProducer;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -100,21 +98,14 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
     let consumer =
         Arc::new(consume::build_consumer(&cfg.kafka.brokers, &cfg.kafka.group, cfg.kafka.session_timeout_ms, cfg.kafka.commit_interval_ms, &props, ctx)?);
     report_offset_gaps(consumer.clone(), &cfg.kafka.topic, &readiness).await;
-    // The dead-letter producer (whose creation checks its properties) before joining the group.
-    let producer = dead_letter_producer(&cfg.kafka.brokers, &props)?;
+    // The dead-letter producer's properties are checked (by making one) before joining the group.
+    let dead_letters = DeadLetterSink::new(&cfg.kafka.brokers, &props, cfg.dead_letter_topic(), cfg.retry_policy(), abort.clone())?;
     consumer.subscribe(&[cfg.kafka.topic.as_str()])?;
     let server = http::serve(cfg.ops.metrics_addr, prometheus, readiness.clone(), abort.clone()).await?;
 
     let halted = Arc::new(Mutex::new(None));
     let target_refresh = lag::TargetRefresh { es: applier.writer.es().clone(), indices: applier.known_targets.clone() };
-    let shared = LaneShared {
-        applier,
-        dead_letters: DeadLetterSink::new(producer, cfg.dead_letter_topic(), cfg.retry_policy(), abort.clone()),
-        tracker: tracker.clone(),
-        on_poison: cfg.ops.on_poison,
-        halted: halted.clone(),
-        stop: stop.clone(),
-    };
+    let shared = LaneShared { applier, dead_letters, tracker: tracker.clone(), on_poison: cfg.ops.on_poison, halted: halted.clone(), stop: stop.clone() };
     let (lanes, depth) = lanes::layout(cfg.batch.max_in_flight);
     let limits =
         LaneLimits { max_docs: cfg.batch.batch_max_docs, max_bytes: cfg.batch.batch_max_bytes, linger: Duration::from_millis(cfg.batch.linger_ms), depth };
@@ -207,29 +198,4 @@ async fn report_offset_gaps(consumer: Arc<consume::IndexerConsumer>, topic: &str
         Ok(Err(e)) => tracing::warn!(error = %e, "could not check committed offsets against the log start"),
         Err(e) => tracing::warn!(error = %e, "offset gap check did not finish"),
     }
-}
-
-fn dead_letter_producer(brokers: &str, props: &[(String, String)]) -> Result<FutureProducer, IndexerError> {
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", brokers).set("acks", "all").set("enable.idempotence", "true");
-    for (k, v) in props {
-        // Consumer-only properties would make the producer refuse to start.
-        if !is_consumer_only(k) {
-            cfg.set(k, v);
-        }
-    }
-    Ok(cfg.create()?)
-}
-
-fn is_consumer_only(key: &str) -> bool {
-    key.starts_with("fetch.")
-        || key.starts_with("auto.")
-        || key.starts_with("group.")
-        || key.starts_with("session.")
-        || key.starts_with("max.poll")
-        || key.starts_with("queued.")
-        || key.starts_with("enable.auto")
-        || key == "isolation.level"
-        || key.starts_with("partition.assignment")
-        || key.starts_with("heartbeat.")
 }
