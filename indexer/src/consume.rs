@@ -384,7 +384,8 @@ pub async fn consume_loop(
 }
 
 /// Takes `first` and the records already fetched behind it (up to [`BURST`], without
-/// waiting), decodes them and puts each in its lane's backlog.
+/// waiting, and none once the backlog holds more than [`MAX_BACKLOG_BYTES`]), decodes them and
+/// puts each in its lane's backlog.
 fn accept<'a>(
     first: KafkaResult<BorrowedMessage<'a>>,
     messages: &mut MessageStream<'a, Ctx>,
@@ -405,7 +406,8 @@ fn accept<'a>(
             }
             Err(e) => tracing::warn!(error = %e, "kafka consumer error"),
         }
-        if taken < BURST {
+        // A burst ends early past the backlog limit, so that limit still bounds what is held.
+        if taken < BURST && backlog.bytes <= MAX_BACKLOG_BYTES {
             // Ready now or not at all (`None` also when the poll served an event instead).
             next = messages.next().now_or_never().flatten();
         }
