@@ -130,10 +130,16 @@ impl Pipeline {
         }
     }
 
-    /// Admits received records in order until the batch is full or a batch's worth is held;
-    /// the rest stay in `inbox` for the next batch.
+    /// Whether another record may be admitted: the batch is not full and fewer than a batch's
+    /// worth of records are held.
+    fn can_admit(&self, batch: &Batch, limits: &LaneLimits) -> bool {
+        !batch.is_full(limits) && self.held.len() < limits.max_docs
+    }
+
+    /// Admits received records in order while [`Self::can_admit`]; the rest stay in `inbox`
+    /// for the next batch.
     fn admit_from(&mut self, inbox: &mut VecDeque<Item>, batch: &mut Batch, limits: &LaneLimits) {
-        while !batch.is_full(limits) && self.held.len() < limits.max_docs {
+        while self.can_admit(batch, limits) {
             let Some(item) = inbox.pop_front() else { break };
             self.admit(item, batch);
         }
@@ -225,7 +231,7 @@ pub async fn run_lane(mut rx: mpsc::Receiver<Vec<Item>>, limits: LaneLimits, sha
                 linger.as_mut().reset(Instant::now() + limits.linger);
                 lingering = true;
             }
-            if !open || !inbox.is_empty() || batch.is_full(&limits) || pipe.held.len() >= limits.max_docs {
+            if !open || !inbox.is_empty() || !pipe.can_admit(&batch, &limits) {
                 break;
             }
             tokio::select! {
