@@ -216,7 +216,7 @@ pub fn build_consumer(
 /// Copies what a dead letter needs out of a borrowed message.
 fn raw_owned(m: &BorrowedMessage<'_>) -> RawOwned {
     let headers = m.headers().map(|hs| hs.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect()).unwrap_or_default();
-    RawOwned { key: m.key().map(<[u8]>::to_vec), payload: m.payload().map(<[u8]>::to_vec), headers }
+    RawOwned::new(m.key(), m.payload(), headers)
 }
 
 /// Decodes a message and picks its lane. Decoding maps the command's index to its target
@@ -231,14 +231,7 @@ impl Router {
     fn route(&self, m: &BorrowedMessage<'_>, tracker: &Tracker) -> (usize, Item) {
         let raw = raw_owned(m);
         let headers: Vec<(&str, Option<&[u8]>)> = raw.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
-        let rec = schema::RawRecord {
-            topic: m.topic(),
-            partition: m.partition(),
-            offset: m.offset(),
-            key: raw.key.as_deref(),
-            payload: raw.payload.as_deref(),
-            headers,
-        };
+        let rec = schema::RawRecord { topic: m.topic(), partition: m.partition(), offset: m.offset(), key: raw.key(), payload: raw.payload(), headers };
         let decoded = schema::decode(&rec, &self.decode);
         let doc = decoded.as_ref().ok().map(|cmd| crate::invariants::doc_key(&cmd.target_index, &cmd.id));
         // A record that does not decode has no document: any lane will do (it is dead-lettered).
@@ -436,7 +429,7 @@ mod tests {
         let ticket = tracker.receive("t", partition, offset);
         Item {
             ticket,
-            raw: RawOwned { payload: Some(vec![0; 10]), ..Default::default() },
+            raw: RawOwned::new(None, Some(&[0; 10]), Vec::new()),
             decoded: Err(schema::DecodeError { kind: schema::DecodeErrorKind::EmptyPayload, topic: "t".into(), partition, offset, detail: String::new() }),
             doc: None,
         }

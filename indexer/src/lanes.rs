@@ -36,22 +36,43 @@ pub struct Item {
     pub doc: Option<u64>,
 }
 
-/// The bytes of a record, kept so a dead letter can carry them unchanged.
+/// The bytes of a record, kept so a dead letter can carry them unchanged: key and payload in
+/// one buffer (one allocation per record, where the record is copied out of librdkafka's).
 #[derive(Clone, Debug, Default)]
 pub struct RawOwned {
-    pub key: Option<Vec<u8>>,
-    pub payload: Option<Vec<u8>>,
+    /// The key's bytes, then the payload's.
+    bytes: Box<[u8]>,
+    /// Length of the key; None for a null key.
+    key_len: Option<usize>,
+    /// Whether there is a payload (false for a null one; an empty one is there).
+    has_payload: bool,
     pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
 impl RawOwned {
+    pub fn new(key: Option<&[u8]>, payload: Option<&[u8]>, headers: Vec<(String, Option<Vec<u8>>)>) -> Self {
+        let (k, p) = (key.unwrap_or_default(), payload.unwrap_or_default());
+        let mut bytes = Vec::with_capacity(k.len() + p.len());
+        bytes.extend_from_slice(k);
+        bytes.extend_from_slice(p);
+        Self { bytes: bytes.into_boxed_slice(), key_len: key.map(<[u8]>::len), has_payload: payload.is_some(), headers }
+    }
+
+    pub fn key(&self) -> Option<&[u8]> {
+        self.key_len.map(|n| &self.bytes[..n])
+    }
+
+    pub fn payload(&self) -> Option<&[u8]> {
+        self.has_payload.then(|| &self.bytes[self.key_len.unwrap_or(0)..])
+    }
+
     fn len(&self) -> usize {
-        self.payload.as_ref().map_or(0, Vec::len)
+        self.payload().map_or(0, <[u8]>::len)
     }
 
     /// Bytes this record holds (key, payload, headers): what a backlog of it costs.
     pub fn size(&self) -> usize {
-        self.len() + self.key.as_ref().map_or(0, Vec::len) + self.headers.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len)).sum::<usize>()
+        self.bytes.len() + self.headers.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len)).sum::<usize>()
     }
 }
 
@@ -244,6 +265,8 @@ pub async fn run_lane(mut rx: mpsc::Receiver<Vec<Item>>, limits: LaneLimits, sha
                     pipe.release(&mut batch);
                 }
                 next = rx.recv() => match next {
+                    // An empty inbox takes the chunk's buffer as it is (no copy of its records).
+                    Some(chunk) if inbox.is_empty() => inbox = VecDeque::from(chunk),
                     Some(chunk) => inbox.extend(chunk),
                     None => open = false,
                 },
@@ -386,8 +409,8 @@ async fn poison(shared: &LaneShared, item: &Item, kind: &str, reason: &str) -> R
         topic: topic.to_string(),
         partition: *partition,
         offset: item.ticket.offset,
-        key: item.raw.key.clone(),
-        payload: item.raw.payload.clone(),
+        key: item.raw.key().map(<[u8]>::to_vec),
+        payload: item.raw.payload().map(<[u8]>::to_vec),
         headers: item.raw.headers.clone(),
         kind: kind.to_string(),
         reason: reason.to_string(),
@@ -403,6 +426,19 @@ async fn poison(shared: &LaneShared, item: &Item, kind: &str, reason: &str) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_raw_record_gives_back_its_key_and_payload_null_empty_or_not() {
+        type KeyAndPayload = (Option<&'static [u8]>, Option<&'static [u8]>);
+        let cases: [KeyAndPayload; 6] =
+            [(None, None), (Some(b""), Some(b"")), (Some(b"k1"), None), (None, Some(b"{}")), (Some(b"key"), Some(b"payload")), (Some(b""), Some(b"p"))];
+        for (key, payload) in cases {
+            let raw = RawOwned::new(key, payload, vec![("h".into(), Some(b"v".to_vec()))]);
+            assert_eq!((raw.key(), raw.payload()), (key, payload));
+            assert_eq!(raw.size(), key.map_or(0, <[u8]>::len) + payload.map_or(0, <[u8]>::len) + 2);
+        }
+        assert_eq!((RawOwned::default().key(), RawOwned::default().payload()), (None, None));
+    }
 
     fn item(id: &str, offset: i64) -> Item {
         let cmd = schema::Command {

@@ -152,7 +152,7 @@ pub(crate) fn routing(body: Option<Scalar<'_>>, env: &Envelope) -> Result<Option
 pub(crate) fn op(kind: OpKind, body: &mut Body<'_>, cfg: &DecodeConfig) -> Result<Op, Failure> {
     match kind {
         OpKind::Upsert => upsert(body, cfg).map(Op::Upsert),
-        OpKind::Merge => merge(&body.fields, cfg).map(Op::Merge),
+        OpKind::Merge => merge(&body.fields, cfg).map(|patch| Op::Merge(Box::new(patch))),
         OpKind::Delete => Ok(Op::Delete),
     }
 }

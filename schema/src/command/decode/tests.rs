@@ -91,9 +91,9 @@ fn decodes_merge_and_delete() {
     expected.unset.push("b".into());
     expected.tags_add.insert("k".into(), json!(["v"]));
     expected.tags_remove.push("j".into());
-    assert_eq!(c.op, Op::Merge(expected));
+    assert_eq!(c.op, Op::Merge(Box::new(expected)));
     let c = decode_json(json!({"op": "merge", "id": "x", "index": "i", "version": 1, "set": null})).unwrap();
-    assert_eq!(c.op, Op::Merge(MergePatch::default()));
+    assert_eq!(c.op, Op::Merge(Box::default()));
     let c = decode_json(json!({"op": "delete", "id": "x", "index": "i", "version": 1, "routing": null})).unwrap();
     assert_eq!((c.op, c.routing), (Op::Delete, None));
 }
