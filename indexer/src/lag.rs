@@ -226,7 +226,7 @@ pub async fn run(
         if let Ok(Some(state)) = tokio::task::spawn_blocking(move || measure(&c, &t, &name)).await {
             // The target's settings are re-read only when the lag alone would open the gate: at
             // once when it gets there, then at most every SETTINGS_RECHECK while it stays there
-            // (the lag is measured every 250 ms; the settings need no such rate).
+            // (the lag is measured every `every`; the settings need no such rate).
             if state.caught_up && (caught_up_since.is_none() || settings_read.is_none_or(|t| t.elapsed() >= SETTINGS_RECHECK)) {
                 readiness.bulk_load(target.problems().await);
                 settings_read = Some(tokio::time::Instant::now());
@@ -247,8 +247,14 @@ pub async fn run(
                 return;
             }
         }
+        // While caught up, wake no later than the idle limit: the exit comes when it is due, not
+        // up to a measuring interval later.
+        let nap = match (idle_exit, caught_up_since) {
+            (Some(limit), Some(since)) => every.min(limit.saturating_sub(since.elapsed())),
+            _ => every,
+        };
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(nap) => {}
             _ = stop.cancelled() => return,
         }
     }
