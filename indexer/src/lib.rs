@@ -39,10 +39,11 @@ use crate::lag::Readiness;
 use crate::lanes::{LaneLimits, LaneShared};
 use crate::offsets::Tracker;
 
-/// How often the lag (and so `/ready` and `--exit-when-idle-secs`) is measured: one metadata
-/// request to the brokers each time (the watermarks of assigned partitions are cached), so often
-/// enough that "caught up" is seen within a tenth of a second.
-const LAG_INTERVAL: Duration = Duration::from_millis(100);
+/// How often the lag (and so `/ready` and `--exit-when-idle-secs`) is measured. Each measure
+/// asks the brokers for the topic's metadata (the watermarks of assigned partitions are cached),
+/// so it runs no more often than a readiness probe needs; the idle exit itself does not wait for
+/// the next measure once its time is up ([`lag::run`]).
+const LAG_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Why the indexer stopped other than by a clean shutdown.
 #[derive(Debug, thiserror::Error)]
