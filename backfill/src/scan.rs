@@ -645,6 +645,7 @@ mod tests {
             ca_file: None,
             insecure: false,
             timeout: std::time::Duration::from_secs(5),
+            compression: false,
         };
         Es::connect(&cfg).unwrap()
     }

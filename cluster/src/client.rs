@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use elasticsearch::auth::Credentials;
 use elasticsearch::cert::{Certificate, CertificateValidation};
-use elasticsearch::http::headers::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use elasticsearch::http::headers::{HeaderMap, HeaderValue, ACCEPT_ENCODING, CONTENT_TYPE};
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::http::Method;
 use elasticsearch::Elasticsearch;
@@ -87,6 +87,14 @@ impl Es {
     pub fn connect(cfg: &ClusterConfig) -> Result<Self, EsError> {
         let url = elasticsearch::http::Url::parse(&cfg.url).map_err(|e| EsError::Config(format!("bad URL {:?}: {e}", cfg.url)))?;
         let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url)).timeout(cfg.timeout).enable_meta_header(false);
+        builder = if cfg.compression {
+            builder.request_body_compression(true)
+        } else {
+            // The HTTP client asks for gzip unless told otherwise, and Elasticsearch then spends
+            // its CPU compressing every response (scan pages above all, on the live legacy
+            // cluster) for the client to spend its own inflating them.
+            builder.header(ACCEPT_ENCODING, HeaderValue::from_static("identity"))
+        };
         if let Some(creds) = credentials(cfg) {
             builder = builder.auth(creds);
         }

@@ -22,6 +22,8 @@ pub struct ClusterConfig {
     pub insecure: bool,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Gzip request bodies and ask for gzipped responses ([`ClusterConfig::compression`]).
+    pub compression: bool,
 }
 
 impl std::fmt::Debug for ClusterConfig {
@@ -34,6 +36,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("ca_file", &self.ca_file)
             .field("insecure", &self.insecure)
             .field("timeout", &self.timeout)
+            .field("compression", &self.compression)
             .finish()
     }
 }
@@ -68,6 +71,9 @@ macro_rules! cluster_args {
             #[doc = "Timeout of one HTTP request, in seconds."]
             #[arg(id = concat!($prefix, "_timeout_secs"), long = concat!($prefix, "-timeout-secs"), default_value_t = 60)]
             pub timeout_secs: u64,
+            #[doc = concat!("Gzip the requests to the ", $prefix, " cluster and ask it to gzip its responses: less traffic for more CPU on both ends (compressing is the cluster's cost), worth it only over a slow link between data centres. Off: bodies go uncompressed, which on a LAN is cheapest for the cluster.")]
+            #[arg(id = concat!($prefix, "_compression"), long = concat!($prefix, "-compression"), env = concat!("CUTOVER_", $env, "_COMPRESSION"))]
+            pub compression: bool,
         }
 
         impl From<$name> for $crate::ClusterConfig {
@@ -80,6 +86,7 @@ macro_rules! cluster_args {
                     ca_file: a.ca_file,
                     insecure: a.insecure,
                     timeout: std::time::Duration::from_secs(a.timeout_secs),
+                    compression: a.compression,
                 }
             }
         }
