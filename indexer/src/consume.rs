@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::lag::Readiness;
-use crate::lanes::{Item, RawOwned};
+use crate::lanes::{Item, RawOwned, Recycler};
 use crate::offsets::{Tp, Tracker};
 
 /// Consumer callbacks: keep the tracker in step with the assignment, keep a pause across
@@ -143,9 +143,10 @@ pub fn spawn_consume_loop(
     stop: CancellationToken,
     commit_interval: Duration,
     paused: Arc<AtomicBool>,
+    mut recycler: Recycler,
 ) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_blocking(move || {
-        runtime.block_on(consume_loop(&consumer, &router, &lanes, &tracker, &stop, commit_interval, &paused));
+        runtime.block_on(consume_loop(&consumer, &router, &lanes, &tracker, &stop, commit_interval, &paused, &mut recycler));
     })
 }
 
@@ -223,7 +224,7 @@ fn raw_owned(m: &BorrowedMessage<'_>) -> RawOwned {
 /// index ([`schema::DecodeConfig::target_index`], `--index-map`) once, here: lanes, the
 /// applier and the writes use [`schema::Command::target_index`].
 pub struct Router {
-    pub decode: schema::DecodeConfig,
+    pub decoder: schema::Decoder,
     pub lanes: usize,
 }
 
@@ -232,7 +233,7 @@ impl Router {
         let raw = raw_owned(m);
         let headers: Vec<(&str, Option<&[u8]>)> = raw.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
         let rec = schema::RawRecord { topic: m.topic(), partition: m.partition(), offset: m.offset(), key: raw.key(), payload: raw.payload(), headers };
-        let decoded = schema::decode(&rec, &self.decode);
+        let decoded = self.decoder.decode(&rec);
         let doc = decoded.as_ref().ok().map(|cmd| crate::invariants::doc_key(&cmd.target_index, &cmd.id));
         // A record that does not decode has no document: any lane will do (it is dead-lettered).
         let lane = (doc.unwrap_or(m.partition() as u64) % self.lanes as u64) as usize;
@@ -281,7 +282,9 @@ impl Backlog {
     /// Hands `lane`'s records over as one chunk, dropping records of partitions revoked
     /// meanwhile (an empty chunk is not sent).
     fn send(&mut self, lane: usize, permit: mpsc::Permit<'_, Vec<Item>>, tracker: &Tracker) {
-        let mut chunk = std::mem::take(&mut self.lanes[lane]);
+        // The next chunk is about as long as this one: room for it (no growing by doubling).
+        let capacity = self.lanes[lane].len();
+        let mut chunk = std::mem::replace(&mut self.lanes[lane], Vec::with_capacity(capacity));
         self.bytes -= chunk.iter().map(|i| i.raw.size()).sum::<usize>();
         chunk.retain(|item| tracker.dispatch(&item.ticket));
         if !chunk.is_empty() {
@@ -305,7 +308,10 @@ impl Backlog {
     }
 }
 
-/// Consumes until `stop` fires. Returns when the loop has stopped fetching.
+/// Consumes until `stop` fires. Returns when the loop has stopped fetching. Batches the lanes
+/// have applied come back to `recycler` and are freed here, on the thread that decoded them
+/// (see [`crate::lanes::Spent`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn consume_loop(
     consumer: &IndexerConsumer,
     router: &Router,
@@ -314,6 +320,7 @@ pub async fn consume_loop(
     stop: &CancellationToken,
     commit_interval: Duration,
     paused_flag: &AtomicBool,
+    recycler: &mut Recycler,
 ) {
     let mut store_tick = tokio::time::interval(commit_interval.min(Duration::from_millis(500)));
     let mut backlog = Backlog::new(lanes.len());
@@ -324,6 +331,7 @@ pub async fn consume_loop(
     let consumed = metrics::counter!("cutover_indexer_consumed_total");
     let backlog_bytes = metrics::gauge!("cutover_indexer_backlog_bytes");
     loop {
+        recycler.free();
         backlog_bytes.set(backlog.bytes as f64);
         // Hand over what is waiting first.
         if backlog.hand_over(lanes, tracker).is_err() {
@@ -361,6 +369,7 @@ pub async fn consume_loop(
                     }
                 }
                 _ = store_tick.tick() => { skip_markers(consumer, tracker); store(consumer, tracker) }
+                spent = recycler.next() => recycler.keep(spent),
                 _ = stop.cancelled() => return,
             }
             continue;
@@ -371,6 +380,7 @@ pub async fn consume_loop(
                 accept(m, &mut messages, router, tracker, &mut backlog, &consumed);
             }
             _ = store_tick.tick() => { skip_markers(consumer, tracker); store(consumer, tracker) }
+            spent = recycler.next() => recycler.keep(spent),
             _ = stop.cancelled() => return,
         }
     }

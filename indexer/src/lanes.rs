@@ -108,6 +108,84 @@ pub struct LaneShared {
     pub halted: Arc<Mutex<Option<Stop>>>,
     /// Fired to stop consumption (halt).
     pub stop: CancellationToken,
+    /// Where applied batches go (see [`Spent`]).
+    pub spent: Spent,
+}
+
+/// Most emptied batch buffers kept for the lanes (more than the batches in flight at once).
+const KEPT_BUFFERS: usize = 16;
+
+/// Applied batches on their way back to the consumer's thread, and their emptied buffers on
+/// their way back to the lanes.
+///
+/// A record's buffers (its bytes, its decoded command) are allocated on the consumer's thread,
+/// where it is read and decoded. mimalloc frees a block fastest on the thread that allocated
+/// it: a free from another thread goes through an atomic list that the owner collects later,
+/// and dropping the records in the lanes cost about 6% of the indexer's CPU that way. And a
+/// batch's buffer (thousands of records) allocated anew for each batch is fresh pages, each
+/// faulted in and cleared by the kernel as the batch fills (another 2%). So lanes hand applied
+/// batches to [`Recycler`], which frees their records on the consumer's thread and keeps the
+/// emptied buffers for the lanes' next batches. The records' fate is settled before (their
+/// tickets are completed or they stay uncommitted): dropping them later changes nothing else.
+#[derive(Clone)]
+pub struct Spent {
+    back: mpsc::UnboundedSender<Vec<Item>>,
+    buffers: Arc<Mutex<Vec<Vec<Item>>>>,
+}
+
+/// The consumer's end of [`Spent`].
+pub struct Recycler {
+    spent: mpsc::UnboundedReceiver<Vec<Item>>,
+    buffers: Arc<Mutex<Vec<Vec<Item>>>>,
+}
+
+/// A connected [`Spent`] (for the lanes) and [`Recycler`] (for the consumer's thread).
+pub fn recycling() -> (Spent, Recycler) {
+    let (back, spent) = mpsc::unbounded_channel();
+    let buffers = Arc::new(Mutex::new(Vec::new()));
+    (Spent { back, buffers: buffers.clone() }, Recycler { spent, buffers })
+}
+
+impl Spent {
+    /// Hands an applied batch back (dropped here once the consumer's thread is gone).
+    fn give(&self, batch: Vec<Item>) {
+        let _ = self.back.send(batch);
+    }
+
+    /// An empty buffer for a batch of about `capacity` records: an emptied one when there is one.
+    fn buffer(&self, capacity: usize) -> Vec<Item> {
+        let kept = self.buffers.lock().expect("buffer pool lock").pop();
+        let mut buffer = kept.unwrap_or_default();
+        buffer.reserve(capacity);
+        buffer
+    }
+}
+
+impl Recycler {
+    /// Frees the records of every batch handed back so far (call it on the consumer's thread).
+    pub fn free(&mut self) {
+        while let Ok(batch) = self.spent.try_recv() {
+            self.keep(batch);
+        }
+    }
+
+    /// The next batch handed back (for a `select!`; pass it to [`Self::keep`]). Pending
+    /// forever once every lane is gone.
+    pub async fn next(&mut self) -> Vec<Item> {
+        match self.spent.recv().await {
+            Some(batch) => batch,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Frees a batch's records here and keeps its buffer for a lane.
+    pub fn keep(&self, mut batch: Vec<Item>) {
+        batch.clear();
+        let mut buffers = self.buffers.lock().expect("buffer pool lock");
+        if buffers.len() < KEPT_BUFFERS {
+            buffers.push(batch);
+        }
+    }
 }
 
 /// Batches a lane keeps in flight (when `--max-in-flight` allows): it sends its next batch
@@ -237,7 +315,7 @@ pub async fn run_lane(mut rx: mpsc::Receiver<Vec<Item>>, limits: LaneLimits, sha
     // time, and growing it by doubling would copy each record twice on the way to a full one.
     let mut last_len = 0;
     loop {
-        let mut batch = Batch { items: Vec::with_capacity(last_len), bytes: 0 };
+        let mut batch = Batch { items: shared.spent.buffer(last_len), bytes: 0 };
         pipe.release(&mut batch);
         let linger = tokio::time::sleep(limits.linger);
         tokio::pin!(linger);
@@ -286,7 +364,11 @@ pub async fn run_lane(mut rx: mpsc::Receiver<Vec<Item>>, limits: LaneLimits, sha
             check_invariants(&mut watch, &batch.items);
             let hashes = pipe.launch(&batch.items);
             let shared = shared.clone();
-            in_flight.push(async move { (hashes, process(batch.items, &shared).await) });
+            in_flight.push(async move {
+                let result = process(&batch.items, &shared).await;
+                shared.spent.give(batch.items);
+                (hashes, result)
+            });
         } else if !open || pipe.held.len() >= limits.max_docs {
             // Nothing can be sent until a batch lands (everything held, and what was received
             // behind it, waits for one), or the channel is closed and only what is in flight
@@ -322,17 +404,18 @@ fn check_invariants(watch: &mut Watch, batch: &[Item]) {
 }
 
 /// Applies one batch; errors when cancelled or halted (the batch's records stay uncommitted).
-async fn process(batch: Vec<Item>, shared: &LaneShared) -> Result<(), ApplyError> {
-    let (good, bad): (Vec<Item>, Vec<Item>) =
-        if batch.iter().all(|i| i.decoded.is_ok()) { (batch, Vec::new()) } else { batch.into_iter().partition(|i| i.decoded.is_ok()) };
-    for item in &bad {
-        let err = item.decoded.as_ref().expect_err("partitioned on errors");
-        poison(shared, item, err.kind.as_str(), &err.to_string()).await?;
+async fn process(batch: &[Item], shared: &LaneShared) -> Result<(), ApplyError> {
+    for item in batch {
+        if let Err(err) = &item.decoded {
+            poison(shared, item, err.kind.as_str(), &err.to_string()).await?;
+        }
     }
-    let outcomes = match apply_splitting(&shared.applier, &good).await {
+    let good = || batch.iter().filter(|i| i.decoded.is_ok());
+    let cmds: Vec<&schema::Command> = good().map(|i| i.decoded.as_ref().expect("decoded")).collect();
+    let outcomes = match apply_splitting(&shared.applier, &cmds).await {
         Ok(o) => o,
         Err(ApplyError::Halt(reason)) => {
-            let first = good.first().map(|i| format!(" at {}[{}]@{}", i.ticket.tp.0, i.ticket.tp.1, i.ticket.offset)).unwrap_or_default();
+            let first = good().next().map(|i| format!(" at {}[{}]@{}", i.ticket.tp.0, i.ticket.tp.1, i.ticket.offset)).unwrap_or_default();
             let msg = format!("the target refused work{first}: {reason}");
             tracing::error!("{msg}; halting without committing past it: fix the cause and restart (records are applied again from the committed offsets)");
             return Err(halt(shared, Stop::Cluster(msg)));
@@ -340,8 +423,8 @@ async fn process(batch: Vec<Item>, shared: &LaneShared) -> Result<(), ApplyError
         Err(e) => return Err(e),
     };
     let (mut applied, mut superseded, mut noop) = (0u64, 0u64, 0u64);
-    let mut done = Vec::with_capacity(good.len());
-    for (item, outcome) in good.iter().zip(outcomes) {
+    let mut done = Vec::with_capacity(cmds.len());
+    for (item, outcome) in good().zip(outcomes) {
         match outcome {
             Outcome::Applied => applied += 1,
             Outcome::Superseded => superseded += 1,
@@ -366,18 +449,17 @@ async fn process(batch: Vec<Item>, shared: &LaneShared) -> Result<(), ApplyError
 /// (413, a 400 on the request itself), halves it until the refused command is alone, and that
 /// command is poison. Every other failure (cancel, halt) is returned as it is: a cluster that
 /// refuses everything must never drain the topic into the dead-letter topic.
-async fn apply_splitting(applier: &Applier, items: &[Item]) -> Result<Vec<Outcome>, ApplyError> {
-    if items.is_empty() {
+async fn apply_splitting(applier: &Applier, cmds: &[&schema::Command]) -> Result<Vec<Outcome>, ApplyError> {
+    if cmds.is_empty() {
         return Ok(Vec::new());
     }
-    let cmds: Vec<&schema::Command> = items.iter().map(|i| i.decoded.as_ref().expect("decoded")).collect();
-    match applier.apply(&cmds).await {
+    match applier.apply(cmds).await {
         Ok(o) => Ok(o),
-        Err(ApplyError::Split(e)) if items.len() == 1 => Ok(vec![Outcome::Poison { kind: "request", reason: e.to_string() }]),
+        Err(ApplyError::Split(e)) if cmds.len() == 1 => Ok(vec![Outcome::Poison { kind: "request", reason: e.to_string() }]),
         Err(e @ (ApplyError::Cancelled | ApplyError::Halt(_))) => Err(e),
         Err(ApplyError::Split(e)) => {
-            tracing::warn!(error = %e, size = items.len(), "bulk request refused; splitting the batch");
-            let (a, b) = items.split_at(items.len() / 2);
+            tracing::warn!(error = %e, size = cmds.len(), "bulk request refused; splitting the batch");
+            let (a, b) = cmds.split_at(cmds.len() / 2);
             let mut out = Box::pin(apply_splitting(applier, a)).await?;
             out.extend(Box::pin(apply_splitting(applier, b)).await?);
             Ok(out)
@@ -451,6 +533,38 @@ mod tests {
         };
         let doc = Some(crate::invariants::doc_key(&cmd.target_index, &cmd.id));
         Item { ticket: Ticket { tp: ("t".into(), 0), offset, generation: 1 }, raw: RawOwned::default(), decoded: Ok(cmd), doc }
+    }
+
+    /// An applied batch's records are freed where the recycler runs (the consumer's thread),
+    /// not by the lane that gave it back, and its emptied buffer is the next batch's; a lane
+    /// whose consumer is gone drops the batch itself; the pool keeps a bounded number.
+    #[test]
+    fn applied_batches_are_freed_by_the_recycler_and_their_buffers_reused() {
+        let (spent, mut recycler) = recycling();
+        let batch = vec![item("a", 0), item("b", 1)];
+        let buffer = batch.as_ptr();
+        let topic = batch[0].ticket.tp.0.clone();
+        let lane = std::thread::spawn(move || {
+            spent.give(batch);
+            spent
+        });
+        let spent = lane.join().unwrap();
+        assert_eq!(Arc::strong_count(&topic), 2, "the lane's thread has not dropped the records");
+        let fresh = spent.buffer(2);
+        assert!(fresh.as_ptr() != buffer, "nothing is kept before the recycler ran");
+        recycler.free();
+        assert_eq!(Arc::strong_count(&topic), 1, "the recycler's thread dropped the records");
+        let reused = spent.buffer(2);
+        assert_eq!((reused.as_ptr(), reused.len()), (buffer, 0), "the emptied buffer comes back");
+        assert!(reused.capacity() >= 2);
+
+        for _ in 0..KEPT_BUFFERS + 4 {
+            spent.give(Vec::with_capacity(1));
+        }
+        recycler.free();
+        assert_eq!(recycler.buffers.lock().unwrap().len(), KEPT_BUFFERS);
+        drop(recycler);
+        spent.give(vec![item("c", 2)]);
     }
 
     fn offsets(items: &[Item]) -> Vec<i64> {

@@ -108,7 +108,9 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
 
     let halted = Arc::new(Mutex::new(None));
     let target_refresh = lag::TargetRefresh { es: applier.writer.es().clone(), indices: applier.known_targets.clone() };
-    let shared = LaneShared { applier, dead_letters, tracker: tracker.clone(), on_poison: cfg.ops.on_poison, halted: halted.clone(), stop: stop.clone() };
+    let (spent, recycler) = lanes::recycling();
+    let shared =
+        LaneShared { applier, dead_letters, tracker: tracker.clone(), on_poison: cfg.ops.on_poison, halted: halted.clone(), stop: stop.clone(), spent };
     let (lanes, depth) = lanes::layout(cfg.batch.max_in_flight);
     let limits =
         LaneLimits { max_docs: cfg.batch.batch_max_docs, max_bytes: cfg.batch.batch_max_bytes, linger: Duration::from_millis(cfg.batch.linger_ms), depth };
@@ -130,7 +132,7 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
         cfg.ops.exit_when_idle_secs.map(Duration::from_secs),
     ));
 
-    let router = Router { decode, lanes };
+    let router = Router { decoder: schema::Decoder::new(decode), lanes };
     tracing::info!(topic = %cfg.kafka.topic, group = %cfg.kafka.group, lanes, depth, "indexer started");
     // The consumer is polled on a thread of its own: its rebalance callback may block (see
     // `consume::Ctx::pre_rebalance`), which an async worker must not.
@@ -139,7 +141,8 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
         .build()
         .map_err(|e| IndexerError::Refused(format!("cannot start the consumer's runtime: {e}")))?;
     let commit_interval = Duration::from_millis(cfg.kafka.commit_interval_ms);
-    let consuming = consume::spawn_consume_loop(consumer_runtime, consumer.clone(), router, senders, tracker.clone(), stop.clone(), commit_interval, paused);
+    let consuming =
+        consume::spawn_consume_loop(consumer_runtime, consumer.clone(), router, senders, tracker.clone(), stop.clone(), commit_interval, paused, recycler);
     if let Err(e) = consuming.await {
         if e.is_panic() {
             std::panic::resume_unwind(e.into_panic());

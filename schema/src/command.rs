@@ -11,7 +11,7 @@ mod fields;
 mod merge;
 mod version;
 
-pub use decode::{decode, DecodeConfig, NullValuePolicy, RawRecord, DEFAULT_MAX_BYTES, MAX_ID_BYTES};
+pub use decode::{decode, DecodeConfig, Decoder, NullValuePolicy, RawRecord, DEFAULT_MAX_BYTES, MAX_ID_BYTES};
 pub use envelope::Envelope;
 pub use error::{DecodeError, DecodeErrorKind};
 pub use version::{

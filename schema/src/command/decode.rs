@@ -103,17 +103,72 @@ impl RawRecord<'_> {
 }
 
 /// Decodes one record into a [`Command`], or says precisely why it cannot (see the module doc
-/// for the order of checks).
+/// for the order of checks). For many records of one config, [`Decoder`] does the same with
+/// what the config implies worked out once.
 pub fn decode(rec: &RawRecord<'_>, cfg: &DecodeConfig) -> Result<Command, DecodeError> {
-    decode_inner(rec, cfg).map_err(|(kind, detail)| DecodeError { kind, topic: rec.topic.to_owned(), partition: rec.partition, offset: rec.offset, detail })
+    decode_planned(rec, cfg, Plan::of(cfg))
 }
 
-fn decode_inner(rec: &RawRecord<'_>, cfg: &DecodeConfig) -> Result<Command, Failure> {
+/// [`decode`] for a stream of records: the config with what it implies for every record (which
+/// envelope fields are read straight into their slots, whether the version is read from inside
+/// the document) worked out once, not per record.
+#[derive(Clone, Debug)]
+pub struct Decoder {
+    cfg: DecodeConfig,
+    plan: Plan,
+}
+
+impl Decoder {
+    /// Prepares `cfg` for decoding.
+    pub fn new(cfg: DecodeConfig) -> Self {
+        let plan = Plan::of(&cfg);
+        Self { cfg, plan }
+    }
+
+    /// The config it decodes with.
+    pub fn config(&self) -> &DecodeConfig {
+        &self.cfg
+    }
+
+    /// [`decode`] with this config.
+    pub fn decode(&self, rec: &RawRecord<'_>) -> Result<Command, DecodeError> {
+        decode_planned(rec, &self.cfg, self.plan)
+    }
+}
+
+/// What a config implies for every record's parse.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    /// By role: whether the envelope field has a slot of its own (see [`Slots`]).
+    slotted: [bool; ROLES],
+    /// The version is read from inside the document (`--version-source field:doc.x`), so the
+    /// document is read as a value, not as text.
+    version_in_doc: bool,
+}
+
+impl Plan {
+    fn of(cfg: &DecodeConfig) -> Self {
+        let version_in_doc = matches!(&cfg.version, VersionSource::Field(path) if path.split('.').next() == Some(cfg.envelope.doc.as_str()));
+        Self { slotted: Slots::new(cfg).0.map(|name| name.is_some()), version_in_doc }
+    }
+}
+
+fn decode_planned(rec: &RawRecord<'_>, cfg: &DecodeConfig, plan: Plan) -> Result<Command, DecodeError> {
+    decode_inner(rec, cfg, plan).map_err(|(kind, detail)| DecodeError {
+        kind,
+        topic: rec.topic.to_owned(),
+        partition: rec.partition,
+        offset: rec.offset,
+        detail,
+    })
+}
+
+fn decode_inner(rec: &RawRecord<'_>, cfg: &DecodeConfig, plan: Plan) -> Result<Command, Failure> {
     if rec.payload.is_none() {
         return null_value(rec, cfg);
     }
     let text = payload_text(rec.payload, cfg.max_bytes)?;
-    let mut body = parse_body(text, cfg)?;
+    let mut body = parse_body(text, cfg, plan)?;
     let env = &cfg.envelope;
     let op_kind = fields::op_kind(body.scalar(Role::Op, &env.op), env)?;
     let id = fields::id(body.scalar(Role::Id, &env.id), rec.key, env)?;
@@ -206,6 +261,13 @@ impl<'n> Slots<'n> {
         Slots([own(&env.op), own(&env.id), own(&env.index), own(&env.routing)])
     }
 
+    /// The slots a [`Plan`] gives, named as in `cfg`.
+    fn planned(cfg: &'n DecodeConfig, plan: Plan) -> Self {
+        let env = &cfg.envelope;
+        let names = [&env.op, &env.id, &env.index, &env.routing];
+        Slots(std::array::from_fn(|role| plan.slotted[role].then_some(names[role].as_str())))
+    }
+
     fn role_of(&self, key: &str) -> Option<usize> {
         self.0.iter().position(|name| *name == Some(key))
     }
@@ -215,10 +277,9 @@ impl<'n> Slots<'n> {
 /// as fields whose values stay text (the tag rewrite works on the text:
 /// [`crate::TagRewrite::transcode`]), unless the version is read from inside it
 /// (`--version-source field:doc.x`), which needs it as a value.
-fn parse_body<'a>(text: &'a str, cfg: &DecodeConfig) -> Result<Body<'a>, Failure> {
+fn parse_body<'a>(text: &'a str, cfg: &DecodeConfig, plan: Plan) -> Result<Body<'a>, Failure> {
     let doc = &cfg.envelope.doc;
-    let version_in_doc = matches!(&cfg.version, VersionSource::Field(path) if path.split('.').next() == Some(doc.as_str()));
-    let seed = BodySeed { doc_as_text: (!version_in_doc).then_some(doc.as_str()), tag_path: &cfg.tags.legacy_path, slots: Slots::new(cfg) };
+    let seed = BodySeed { doc_as_text: (!plan.version_in_doc).then_some(doc.as_str()), tag_path: &cfg.tags.legacy_path, slots: Slots::planned(cfg, plan) };
     let mut de = serde_json::Deserializer::from_str(text);
     let parsed = seed.deserialize(&mut de).and_then(|parsed| de.end().map(|()| parsed));
     match parsed.map_err(|e| (DecodeErrorKind::InvalidJson, e.to_string()))? {

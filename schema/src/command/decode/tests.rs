@@ -314,3 +314,24 @@ fn upsert_document_read_inside_the_body() {
     let Op::Upsert(doc) = c.op else { panic!("upsert expected") };
     assert_eq!(Value::Object(doc.to_map().unwrap()), json!({"x": {"y": 2}, "tags": [{"keyToValue": "k:v", "value": "v"}]}));
 }
+
+/// A [`Decoder`] (its config's plan worked out once) decodes every record as [`decode`] does,
+/// for configs whose plans differ: envelope fields in their own slots or shared with the
+/// version field, the version read beside or inside the document.
+#[test]
+fn a_prepared_decoder_decodes_as_decode() {
+    let payloads: [&[u8]; 4] = [
+        br#"{"op": "upsert", "id": "7", "index": "docs", "version": 7, "routing": "r", "doc": {"version": 2, "actions": {"tags": {"k": "v"}}}}"#,
+        br#"{"op": "delete", "id": 7, "index": "docs", "version": 3}"#,
+        br#"{"op": "merge", "id": "a", "index": "docs", "version": 4, "set": {"x": 1}}"#,
+        br#"{"op": "upsert", "id": "a", "index": "docs", "doc": []}"#,
+    ];
+    for version in ["field:version", "field:id", "field:doc.version", "offset"] {
+        let cfg = DecodeConfig::new(version.parse().unwrap());
+        let decoder = Decoder::new(cfg.clone());
+        assert_eq!(decoder.config(), &cfg);
+        for payload in payloads {
+            assert_eq!(decoder.decode(&rec(payload)), decode(&rec(payload), &cfg), "{version}: {}", String::from_utf8_lossy(payload));
+        }
+    }
+}
