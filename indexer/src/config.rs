@@ -145,7 +145,9 @@ pub struct BatchArgs {
     /// Most bytes of payload in one bulk request.
     #[arg(long, default_value_t = 5 * 1024 * 1024)]
     pub batch_max_bytes: usize,
-    /// Longest wait for a batch to fill, in milliseconds.
+    /// Longest wait for a batch to fill when a bulk request could go, in milliseconds (while
+    /// every request a lane may have in flight is unanswered, its next batch keeps filling, so
+    /// batches grow with the bulk latency under load).
     #[arg(long, default_value_t = 50)]
     pub linger_ms: u64,
     /// Bulk requests in flight at once. Commands are spread by document id over half as many

@@ -320,8 +320,13 @@ pub async fn run_lane(mut rx: mpsc::Receiver<Vec<Item>>, limits: LaneLimits, sha
         let linger = tokio::time::sleep(limits.linger);
         tokio::pin!(linger);
         let mut lingering = !batch.items.is_empty();
-        // Collect until the batch is full, the linger time is up, or the channel closed; held
-        // records are bounded by one batch's worth (then the lane stops admitting).
+        let mut lingered = false;
+        // Collect until the batch is full, the channel closed, or the linger time is up and the
+        // pipeline has room for the batch: while every batch in flight is still unanswered, the
+        // batch could not go anyway, so it keeps filling. Under load batches so grow with the
+        // bulk latency (larger bulks cost the target less per document), and when traffic is
+        // light the linger time still bounds the wait. Held records are bounded by one batch's
+        // worth (then the lane stops admitting).
         loop {
             pipe.admit_from(&mut inbox, &mut batch, &limits);
             // The linger time runs from the batch's first record, received or released (a
@@ -330,7 +335,8 @@ pub async fn run_lane(mut rx: mpsc::Receiver<Vec<Item>>, limits: LaneLimits, sha
                 linger.as_mut().reset(Instant::now() + limits.linger);
                 lingering = true;
             }
-            if !open || !inbox.is_empty() || !pipe.can_admit(&batch, &limits) {
+            let full = !inbox.is_empty() || !pipe.can_admit(&batch, &limits);
+            if collected(full, !open, lingered, in_flight.len(), limits.depth) {
                 break;
             }
             tokio::select! {
@@ -348,7 +354,7 @@ pub async fn run_lane(mut rx: mpsc::Receiver<Vec<Item>>, limits: LaneLimits, sha
                     Some(chunk) => inbox.extend(chunk),
                     None => open = false,
                 },
-                _ = &mut linger, if lingering => break,
+                _ = &mut linger, if lingering && !lingered => lingered = true,
             }
         }
         if !batch.items.is_empty() {
@@ -385,6 +391,13 @@ pub async fn run_lane(mut rx: mpsc::Receiver<Vec<Item>>, limits: LaneLimits, sha
             }
         }
     }
+}
+
+/// Whether the batch being collected is done (see [`run_lane`]): it is `full` (or nothing more
+/// may be admitted), the channel is `closed`, or the linger time is up and one of the `depth`
+/// pipeline slots is free (with every slot taken the batch could not go, so it keeps filling).
+fn collected(full: bool, closed: bool, lingered: bool, in_flight: usize, depth: usize) -> bool {
+    full || closed || (lingered && in_flight < depth)
 }
 
 /// Documents each lane remembers to detect invariant violations.
@@ -662,6 +675,19 @@ mod tests {
         pipe.admit_from(&mut inbox, &mut next, &limits);
         assert_eq!(offsets(&next.items), vec![1, 3, 8], "released first, then the inbox, within the limit");
         assert_eq!(offsets(inbox.make_contiguous()), vec![6, 7]);
+    }
+
+    /// Past its linger time a batch goes as soon as the pipeline has room, and keeps filling
+    /// while every slot is taken (so batches grow with the bulk latency under load); a full
+    /// batch or a closed channel ends collecting at once.
+    #[test]
+    fn a_lingered_batch_keeps_filling_while_the_pipeline_is_full() {
+        let depth = 2;
+        assert!(!collected(false, false, false, 0, depth), "before the linger time: collect");
+        assert!(collected(false, false, true, 1, depth), "lingered, a slot free: send");
+        assert!(!collected(false, false, true, 2, depth), "lingered, every slot taken: keep filling");
+        assert!(collected(true, false, false, 2, depth), "full: done (it waits for a slot after)");
+        assert!(collected(false, true, false, 2, depth), "channel closed: done");
     }
 
     #[test]
