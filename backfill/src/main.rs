@@ -8,11 +8,13 @@ use std::process::ExitCode;
 
 /// mimalloc: decoding, rewriting and encoding allocate many small, short-lived values per
 /// document; glibc's allocator spent ~40 % of the indexer's CPU on them (perf, dev/bench.sh).
+/// Set up in `cluster::alloc`.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: cluster::alloc::MiMalloc = cluster::alloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> Result<ExitCode> {
+    cluster::alloc::tune();
     let cli = Cli::parse();
     cluster::telemetry::init_logging(cli.log_format);
     Ok(match run(cli).await? {

@@ -17,6 +17,7 @@
 //! - [`readiness`]: whether a target index may be written (both writers' start-up check).
 //! - [`telemetry`]: the logging set-up of both binaries.
 
+pub mod alloc;
 pub mod bulk;
 pub mod client;
 pub mod config;

@@ -7,11 +7,13 @@ use tokio_util::sync::CancellationToken;
 
 /// mimalloc: decoding, rewriting and encoding allocate many small, short-lived values per
 /// document; glibc's allocator spent ~40 % of the indexer's CPU on them (perf, dev/bench.sh).
+/// Set up in `cluster::alloc`.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: cluster::alloc::MiMalloc = cluster::alloc::MiMalloc;
 
 #[tokio::main]
 async fn main() {
+    cluster::alloc::tune();
     let cfg = IndexerConfig::parse();
     cluster::telemetry::init_logging(cfg.ops.log_format);
     let prometheus = match indexer::http::recorder() {
