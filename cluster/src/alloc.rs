@@ -20,15 +20,15 @@ pub fn tune() {
     unsafe { libmimalloc_sys::mi_option_set(PURGE_DECOMMITS, 0) }
 }
 
-/// The option [`tune`] sets, as mimalloc reads it (to check the index in tests).
-pub fn purge_decommits() -> std::ffi::c_long {
-    // SAFETY: reads one of mimalloc's options.
-    unsafe { libmimalloc_sys::mi_option_get(PURGE_DECOMMITS) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The option [`tune`] sets, as mimalloc reads it.
+    fn purge_decommits() -> std::ffi::c_long {
+        // SAFETY: reads one of mimalloc's options.
+        unsafe { libmimalloc_sys::mi_option_get(PURGE_DECOMMITS) }
+    }
 
     /// The option index is mimalloc's `purge_decommits` (default 1: decommit), next to
     /// `arena_eager_commit` (4, default 2) and `allow_large_os_pages` (6, default 0): an index

@@ -22,7 +22,8 @@ pub struct ClusterConfig {
     pub insecure: bool,
     /// Per-request timeout.
     pub timeout: Duration,
-    /// Gzip request bodies and ask for gzipped responses ([`ClusterConfig::compression`]).
+    /// Gzip request bodies and ask for gzipped responses (`--<prefix>-compression`); off, the
+    /// client asks for none ([`crate::Es::connect`]).
     pub compression: bool,
 }
 
