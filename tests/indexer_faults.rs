@@ -196,6 +196,23 @@ async fn revoked_credentials_halt_then_resume_with_new_ones() {
     })
     .await;
     services(&["es-users", "secure", "userdel", &user]);
+    // The node reloads its users file on a timer (5 s): the rest of the traffic goes only once
+    // the first credentials are refused, or a fast indexer could apply it all before.
+    let connect = |password: &str| {
+        cluster::Es::connect(&cluster::ClusterConfig {
+            username: Some(user.clone()),
+            password: Some(password.to_string()),
+            ca_file: Some(ca.clone()),
+            ..cluster::ClusterConfig::plain(secure_url.clone())
+        })
+        .unwrap()
+    };
+    let revoked = connect(&first);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while revoked.get("/_cluster/health").await.err().and_then(|e| e.status()) != Some(401) {
+        assert!(Instant::now() < deadline, "the file realm never reloaded without the user");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     for c in &cmds[600..] {
         kafka::produce(&p, &topic, Some(c.id.as_bytes()), &c.payload(), &[]).await;
     }
@@ -209,13 +226,7 @@ async fn revoked_credentials_halt_then_resume_with_new_ones() {
     assert!(committed < 1200, "nothing committed past the refused records ({committed})");
 
     services(&["es-users", "secure", "useradd", &user, "-p", &second, "-r", "superuser"]);
-    let writer = cluster::Es::connect(&cluster::ClusterConfig {
-        username: Some(user.clone()),
-        password: Some(second.clone()),
-        ca_file: Some(ca.clone()),
-        ..cluster::ClusterConfig::plain(secure_url.clone())
-    })
-    .unwrap();
+    let writer = connect(&second);
     let deadline = Instant::now() + Duration::from_secs(60);
     while writer.get("/_cluster/health").await.is_err() {
         assert!(Instant::now() < deadline, "the file realm never reloaded the new user");
