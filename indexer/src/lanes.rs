@@ -304,7 +304,16 @@ impl Batch {
 /// This also keeps the merge-base rule: a merge reads its base only when no write of its
 /// document is in flight. Records complete out of order across batches, which the offset
 /// tracker allows (it stores only below the lowest record not yet completed).
-pub async fn run_lane(mut rx: mpsc::Receiver<Vec<Item>>, limits: LaneLimits, shared: LaneShared) {
+pub async fn run_lane(rx: mpsc::Receiver<Vec<Item>>, limits: LaneLimits, shared: LaneShared) {
+    let tracker = shared.tracker.clone();
+    if lane(rx, limits, shared).await.is_err() {
+        // The records this lane held will never complete: a revoke must not wait for them.
+        tracker.abandon_lanes();
+    }
+}
+
+/// [`run_lane`]'s loop: `Err` when a write was cancelled or halted.
+async fn lane(mut rx: mpsc::Receiver<Vec<Item>>, limits: LaneLimits, shared: LaneShared) -> Result<(), ApplyError> {
     let mut watch = Watch::new(WATCHED_DOCUMENTS);
     let mut pipe = Pipeline::default();
     let mut in_flight = FuturesUnordered::new();
@@ -343,9 +352,8 @@ pub async fn run_lane(mut rx: mpsc::Receiver<Vec<Item>>, limits: LaneLimits, sha
                 landed = in_flight.next(), if !in_flight.is_empty() => {
                     let Some((hashes, result)): Option<(Vec<DocHash>, Result<(), ApplyError>)> = landed else { continue };
                     pipe.landed(hashes);
-                    if result.is_err() {
-                        return; // cancelled or halted: the records stay uncommitted and are replayed after restart
-                    }
+                    // Cancelled or halted: the records stay uncommitted and are replayed after restart.
+                    result?;
                     pipe.release(&mut batch);
                 }
                 next = rx.recv() => match next {
@@ -362,9 +370,7 @@ pub async fn run_lane(mut rx: mpsc::Receiver<Vec<Item>>, limits: LaneLimits, sha
             while in_flight.len() >= limits.depth {
                 let Some((hashes, result)) = in_flight.next().await else { break };
                 pipe.landed(hashes);
-                if result.is_err() {
-                    return;
-                }
+                result?;
             }
             last_len = batch.items.len();
             check_invariants(&mut watch, &batch.items);
@@ -382,11 +388,9 @@ pub async fn run_lane(mut rx: mpsc::Receiver<Vec<Item>>, limits: LaneLimits, sha
             match in_flight.next().await {
                 Some((hashes, result)) => {
                     pipe.landed(hashes);
-                    if result.is_err() {
-                        return;
-                    }
+                    result?;
                 }
-                None if pipe.held.is_empty() && inbox.is_empty() && !open => return,
+                None if pipe.held.is_empty() && inbox.is_empty() && !open => return Ok(()),
                 None => {}
             }
         }

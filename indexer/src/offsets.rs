@@ -7,6 +7,7 @@
 //! rust-rdkafka's `at_least_once` pattern generalised to out-of-order completion.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A (topic, partition) pair. The topic is shared: every record's ticket names it.
@@ -91,6 +92,8 @@ impl InFlight {
 #[derive(Debug, Default)]
 pub struct Tracker {
     parts: Mutex<rustc_hash::FxHashMap<Tp, Partition>>,
+    /// A lane stopped (halted or cancelled) with records it will never complete.
+    abandoned: AtomicBool,
 }
 
 /// A handle proving a record was registered in a given assignment generation.
@@ -161,10 +164,21 @@ impl Tracker {
     }
 
     /// Records of the given partitions that lanes are still working on (a revoke waits for
-    /// these; the ones the consumer still holds are dropped instead).
+    /// these; the ones the consumer still holds are dropped instead). None once a lane
+    /// abandoned its records ([`Tracker::abandon_lanes`]): waiting for them would be in vain.
     pub fn in_lanes(&self, tps: &[Tp]) -> usize {
+        if self.abandoned.load(Ordering::SeqCst) {
+            return 0;
+        }
         let parts = self.parts.lock().expect("tracker lock");
         tps.iter().filter_map(|tp| parts.get(tp)).map(|p| p.in_flight.len().saturating_sub(p.queued)).sum()
+    }
+
+    /// Says a lane stopped (a halt, or writes cancelled at shutdown) with records it will
+    /// never complete. They stay in flight, so no offset passes them (they are applied again
+    /// after a restart), but revokes stop waiting for lanes.
+    pub fn abandon_lanes(&self) {
+        self.abandoned.store(true, Ordering::SeqCst);
     }
 
     /// Marks a record applied or dead-lettered. A ticket from an earlier assignment is ignored.
@@ -314,6 +328,20 @@ mod tests {
         assert_eq!(t.in_lanes(&[tp()]), 1);
         t.revoke(&[tp()]);
         assert!(!t.dispatch(&b), "a record of a revoked partition is dropped, not dispatched");
+    }
+
+    #[test]
+    fn abandoned_records_are_not_waited_for_and_hold_the_offset() {
+        let t = Tracker::default();
+        t.assign(&[tp()]);
+        let (a, b) = (t.receive("t", 0, 1), t.receive("t", 0, 2));
+        assert!(t.dispatch(&a) && t.dispatch(&b));
+        t.complete(&b);
+        assert_eq!(t.in_lanes(&[tp()]), 1);
+        t.abandon_lanes();
+        assert_eq!(t.in_lanes(&[tp()]), 0, "a revoke does not wait for a halted lane's records");
+        assert_eq!(t.in_flight(&[tp()]), 1, "they are still in flight");
+        assert_eq!(t.take_advanced(), vec![(tp(), 1)], "and no offset passes them");
     }
 
     #[test]
