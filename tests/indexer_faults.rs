@@ -190,14 +190,6 @@ async fn revoked_credentials_halt_then_resume_with_new_ones() {
         std::env::remove_var("CUTOVER_TARGET_PASSWORD");
         proc
     };
-    let indexer = start("first", &first, &[]);
-    Scenario::eventually("progress with the first credentials", RUN, || {
-        indexer.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 50.0
-    })
-    .await;
-    services(&["es-users", "secure", "userdel", &user]);
-    // The node reloads its users file on a timer (5 s): the rest of the traffic goes only once
-    // the first credentials are refused, or a fast indexer could apply it all before.
     let connect = |password: &str| {
         cluster::Es::connect(&cluster::ClusterConfig {
             username: Some(user.clone()),
@@ -207,6 +199,23 @@ async fn revoked_credentials_halt_then_resume_with_new_ones() {
         })
         .unwrap()
     };
+    // The node reloads its users file on a timer (5 s): every change below is waited for.
+    let accepted = |es: cluster::Es| async move {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while es.get("/_cluster/health").await.is_err() {
+            assert!(Instant::now() < deadline, "the file realm never reloaded the new user");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    accepted(connect(&first)).await;
+    let indexer = start("first", &first, &[]);
+    Scenario::eventually("progress with the first credentials", RUN, || {
+        indexer.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 50.0
+    })
+    .await;
+    services(&["es-users", "secure", "userdel", &user]);
+    // The rest of the traffic goes only once the first credentials are refused, or a fast
+    // indexer could apply it all before the reload.
     let revoked = connect(&first);
     let deadline = Instant::now() + Duration::from_secs(60);
     while revoked.get("/_cluster/health").await.err().and_then(|e| e.status()) != Some(401) {
@@ -226,12 +235,7 @@ async fn revoked_credentials_halt_then_resume_with_new_ones() {
     assert!(committed < 1200, "nothing committed past the refused records ({committed})");
 
     services(&["es-users", "secure", "useradd", &user, "-p", &second, "-r", "superuser"]);
-    let writer = connect(&second);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while writer.get("/_cluster/health").await.is_err() {
-        assert!(Instant::now() < deadline, "the file realm never reloaded the new user");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    accepted(connect(&second)).await;
     let resumed = start("second", &second, &["--exit-when-idle-secs", "2"]);
     assert!(resumed.wait(RUN).success(), "resumes with the new credentials");
     assert_eq!(kafka::committed(&s.kafka, &group, &topic, 1)[0], 1200);
@@ -276,8 +280,13 @@ async fn paused_member_gaining_partitions_stays_bounded() {
     sc.live(&cmds).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     a.kill9();
-    // The survivor gains the dead member's partitions once its session times out (6 s).
-    let until = Instant::now() + Duration::from_secs(25);
+    // The survivor gains the dead member's partitions once its session times out (6 s), and
+    // gains them paused: its lanes have been full (the write block) for longer than it waits
+    // before pausing, and a paused consumer is still polled, so it serves the rebalance.
+    let log = format!("{}-b", sc.topic);
+    let gained = || log_of(&log).lines().any(|l| l.contains("partitions assigned") && l.contains("paused=true"));
+    Scenario::eventually("the survivor gains the partitions while paused", Duration::from_secs(60), gained).await;
+    let until = Instant::now() + Duration::from_secs(15);
     let mut peak = 0;
     while Instant::now() < until {
         peak = peak.max(peak_rss(b.child.id()));
@@ -358,9 +367,10 @@ async fn dead_letters_are_redriven_after_the_fix() {
 async fn refused_commit_is_visible_and_loses_nothing() {
     let mut sc = Scenario::new("fcommit", 2).await;
     let cmds = generate(&WorkloadSpec::new(&sc.legacy_index, 200, 1600, 57));
-    // Offsets are stored as records are applied but committed only every 30 s: the freeze
-    // below comes while stored offsets wait for their commit.
-    let indexer = sc.start_indexer("a", &["--commit-interval-ms", "30000"]);
+    // Offsets are stored as records are applied but committed only every 10 minutes: the
+    // freeze below comes while stored offsets wait for their commit, however long the first
+    // half takes.
+    let indexer = sc.start_indexer("a", &["--commit-interval-ms", "600000"]);
     sc.live(&cmds[..800]).await;
     Scenario::eventually("the first half applied", RUN, || http_get(indexer.metrics_port, "/ready").is_some_and(|r| r.contains("\"caught_up\":true"))).await;
     indexer.signal("STOP");

@@ -325,6 +325,8 @@ pub async fn consume_loop(
     let mut store_tick = tokio::time::interval(commit_interval.min(Duration::from_millis(500)));
     let mut backlog = Backlog::new(lanes.len());
     let mut paused = false;
+    // When a lane that is full (and has been since) gets the consumer's assignment paused.
+    let mut pause_at: Option<tokio::time::Instant> = None;
     // One stream for the loop's life (each `recv` would register and drop a waker).
     let mut messages = consumer.stream();
     // Handles looked up once: the loop runs once per burst of records.
@@ -338,9 +340,12 @@ pub async fn consume_loop(
             return;
         }
         let waiting = backlog.waiting_lane();
-        if waiting.is_none() && paused {
-            pause(consumer, paused_flag, false);
-            paused = false;
+        if waiting.is_none() {
+            pause_at = None;
+            if paused {
+                pause(consumer, paused_flag, false);
+                paused = false;
+            }
         }
         if !paused && backlog.bytes > MAX_BACKLOG_BYTES {
             pause(consumer, paused_flag, true);
@@ -349,13 +354,17 @@ pub async fn consume_loop(
         if let Some(lane) = waiting {
             // A full lane is ordinary backpressure: wait for room. Only when it lasts (the
             // cluster is slow or down) pause the assignment and keep polling, so the group's
-            // liveness checks go on; pausing discards prefetched records, so not sooner.
+            // liveness checks go on; pausing discards prefetched records, so not sooner. The
+            // deadline holds across the loop's other wake-ups (the store tick, spent batches):
+            // only room in a lane moves it.
+            let deadline = *pause_at.get_or_insert_with(|| tokio::time::Instant::now() + PAUSE_AFTER);
             tokio::select! {
                 permit = lanes[lane].reserve() => {
                     let Ok(permit) = permit else { return };
                     backlog.send(lane, permit, tracker);
+                    pause_at = None;
                 }
-                _ = tokio::time::sleep(PAUSE_AFTER), if !paused => {
+                _ = tokio::time::sleep_until(deadline), if !paused => {
                     pause(consumer, paused_flag, true);
                     paused = true;
                 }
