@@ -46,7 +46,10 @@ async fn finalize_restores_the_legacy_settings_and_opens_the_gate() {
 
     // Control: the replay is caught up (lag 0), yet the gate stays closed and names the fix.
     Scenario::eventually("replay caught up", RUN, || indexer.metric("cutover_indexer_caught_up") == Some(1.0)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    Scenario::eventually("the gate names the bulk-load settings", RUN, || {
+        http_get(indexer.metrics_port, "/ready").is_some_and(|r| r.contains("backfill finalize"))
+    })
+    .await;
     let closed = http_get(indexer.metrics_port, "/ready").unwrap();
     assert!(closed.contains(" 503 ") && closed.contains("\"caught_up\":false") && closed.contains("backfill finalize"), "gate closed in bulk-load: {closed}");
     assert_eq!(settings(&target, &sc.target_index).await.0.as_deref(), Some("-1"));

@@ -58,10 +58,23 @@ async fn verify_classifies_each_planted_divergence() {
     legacy.refresh(&source).await.unwrap();
     target.refresh(&dest).await.unwrap();
 
+    // A first verify that does not wait: both 40 and 50 are in flight, and it times one pass,
+    // so that the replay of 50 below lands after the next verify's first pass (else 50 would
+    // never be in flight there, and "settled during the re-check" would test nothing).
+    let mut probe = verify_config(&source, &dest);
+    probe.settle_timeout = Duration::ZERO;
+    probe.known_deletes.insert(id_of(dead), version_of(dead) + 1);
+    let started = std::time::Instant::now();
+    let first = backfill::verify(&legacy, &target, &probe).await.unwrap();
+    let pass = started.elapsed();
+    let mut behind = first.in_flight.sample_ids.clone();
+    behind.sort();
+    assert_eq!(behind, vec![id_of(40), id_of(50)], "both legacy updates are in flight at first");
+    let delay = (pass * 2).max(Duration::from_millis(500));
     let replay = {
         let (target, dest) = (target.clone(), dest.clone());
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(1500)).await;
+            tokio::time::sleep(delay).await;
             let mut src = source_of(50, KEYS);
             src["version"] = json!(version_of(50) + 1);
             src["status"] = json!("updated");
@@ -72,7 +85,7 @@ async fn verify_classifies_each_planted_divergence() {
         })
     };
     let mut cfg = verify_config(&source, &dest);
-    cfg.settle_timeout = Duration::from_secs(5);
+    cfg.settle_timeout = delay + Duration::from_secs(5);
     cfg.known_deletes.insert(id_of(dead), version_of(dead) + 1);
     let report = backfill::verify(&legacy, &target, &cfg).await.unwrap();
     replay.await.unwrap();

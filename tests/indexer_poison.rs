@@ -178,7 +178,18 @@ async fn readiness_gate_follows_the_lag() {
     sc.live(&cmds).await;
     let p = sc.start_indexer("gate", &["--batch-max-docs", "20", "--linger-ms", "0", "--max-in-flight", "1", "--refresh"]);
     Scenario::eventually("metrics endpoint up", Duration::from_secs(30), || http_get(p.metrics_port, "/health").is_some()).await;
-    let early = http_get(p.metrics_port, "/ready").unwrap();
+    // A lag measured above 0 (before the first measurement the gate is closed anyway, which
+    // would prove nothing), and the gate closed with it.
+    let lagging = |r: &str| {
+        let body: serde_json::Value = r.split_once("\r\n\r\n").and_then(|(_, b)| serde_json::from_str(b).ok()).unwrap_or_default();
+        body["lag"].as_object().is_some_and(|lag| lag.values().any(|v| v.as_i64() > Some(0)))
+    };
+    let mut early = String::new();
+    Scenario::eventually("a lag measured", Duration::from_secs(30), || {
+        early = http_get(p.metrics_port, "/ready").unwrap_or_default();
+        lagging(&early)
+    })
+    .await;
     assert!(early.starts_with("HTTP/1.0 503") || early.starts_with("HTTP/1.1 503"), "not ready while lagging: {early}");
     Scenario::eventually("caught up", Duration::from_secs(120), || {
         http_get(p.metrics_port, "/ready").is_some_and(|r| r.contains(" 200 ") && r.contains("\"caught_up\":true"))
