@@ -22,9 +22,11 @@ async fn target_outage_pauses_and_recovers() {
     sc.live(&cmds[1500..]).await;
     tokio::time::sleep(Duration::from_secs(30)).await;
     let retries_during = indexer.metric("cutover_retries_total").unwrap_or(0.0);
+    let paused_during = indexer.metric("cutover_indexer_paused");
     services(&["up", "target"]);
     assert!(indexer.wait(Duration::from_secs(240)).success(), "indexer recovered and finished by itself");
     assert!(retries_during > 0.0, "the outage was met with retries");
+    assert_eq!(paused_during, Some(1.0), "consumption was paused during the outage (lanes full for more than a second)");
     assert_eq!(sc.committed().iter().sum::<i64>(), 3000);
     sc.assert_converged().await;
     sc.cleanup().await;

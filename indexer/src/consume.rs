@@ -332,6 +332,7 @@ pub async fn consume_loop(
     // Handles looked up once: the loop runs once per burst of records.
     let consumed = metrics::counter!("cutover_indexer_consumed_total");
     let backlog_bytes = metrics::gauge!("cutover_indexer_backlog_bytes");
+    metrics::gauge!("cutover_indexer_paused").set(0.0);
     loop {
         recycler.free();
         backlog_bytes.set(backlog.bytes as f64);
@@ -432,6 +433,7 @@ fn accept<'a>(
 fn pause(consumer: &IndexerConsumer, flag: &AtomicBool, on: bool) {
     if flag.swap(on, Ordering::SeqCst) != on {
         tracing::info!(paused = on, "lanes full: pausing the assignment until they drain (or resuming)");
+        metrics::gauge!("cutover_indexer_paused").set(if on { 1.0 } else { 0.0 });
     }
     let Ok(assignment) = consumer.assignment() else { return };
     let result = if on { consumer.pause(&assignment) } else { consumer.resume(&assignment) };
