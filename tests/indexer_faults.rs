@@ -199,15 +199,7 @@ async fn revoked_credentials_halt_then_resume_with_new_ones() {
         })
         .unwrap()
     };
-    // The node reloads its users file on a timer (5 s): every change below is waited for.
-    let accepted = |es: cluster::Es| async move {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while es.get("/_cluster/health").await.is_err() {
-            assert!(Instant::now() < deadline, "the file realm never reloaded the new user");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    };
-    accepted(connect(&first)).await;
+    realm_answers(&connect(&first), true).await;
     let indexer = start("first", &first, &[]);
     Scenario::eventually("progress with the first credentials", RUN, || {
         indexer.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 50.0
@@ -216,12 +208,7 @@ async fn revoked_credentials_halt_then_resume_with_new_ones() {
     services(&["es-users", "secure", "userdel", &user]);
     // The rest of the traffic goes only once the first credentials are refused, or a fast
     // indexer could apply it all before the reload.
-    let revoked = connect(&first);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while revoked.get("/_cluster/health").await.err().and_then(|e| e.status()) != Some(401) {
-        assert!(Instant::now() < deadline, "the file realm never reloaded without the user");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    realm_answers(&connect(&first), false).await;
     for c in &cmds[600..] {
         kafka::produce(&p, &topic, Some(c.id.as_bytes()), &c.payload(), &[]).await;
     }
@@ -235,7 +222,7 @@ async fn revoked_credentials_halt_then_resume_with_new_ones() {
     assert!(committed < 1200, "nothing committed past the refused records ({committed})");
 
     services(&["es-users", "secure", "useradd", &user, "-p", &second, "-r", "superuser"]);
-    accepted(connect(&second)).await;
+    realm_answers(&connect(&second), true).await;
     let resumed = start("second", &second, &["--exit-when-idle-secs", "2"]);
     assert!(resumed.wait(RUN).success(), "resumes with the new credentials");
     assert_eq!(kafka::committed(&s.kafka, &group, &topic, 1)[0], 1200);
@@ -245,6 +232,21 @@ async fn revoked_credentials_halt_then_resume_with_new_ones() {
     let _ = admin.request(Method::Delete, &format!("/{target_index},{}", schema::tombstone_index(&target_index)), None).await;
     let _ = s.legacy().request(Method::Delete, &format!("/{legacy_index}"), None).await;
     kafka::delete_topics(&s.kafka, &[&topic]).await;
+}
+
+/// Waits until the secured node answers `es`'s credentials as `accepted` (2xx) or refused (401):
+/// its file realm reloads the users file on a timer (5 s), so every change is waited for.
+async fn realm_answers(es: &cluster::Es, accepted: bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match es.get("/_cluster/health").await {
+            Ok(_) if accepted => return,
+            Err(e) if !accepted && e.status() == Some(401) => return,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "the file realm never reloaded (credentials accepted: {accepted})");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Peak resident memory of a running process, in bytes (Linux `VmHWM`).
