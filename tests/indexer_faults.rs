@@ -387,3 +387,65 @@ async fn refused_commit_is_visible_and_loses_nothing() {
     sc.assert_converged().await;
     sc.cleanup().await;
 }
+
+/// Partitions this consumer paused, revoked in a rebalance and given back while it is no longer
+/// paused are consumed again. librdkafka keeps a partition's pause across a rebalance when the
+/// partition comes back, and the consume loop may resume while nothing is assigned (between an
+/// eager revoke and the assign), which resumes nothing: the assign callback sets the pause
+/// both ways. (CI caught a member that so stopped reading two partitions and never caught up.)
+#[tokio::test(flavor = "multi_thread")]
+async fn partitions_paused_before_a_rebalance_are_resumed_when_they_come_back() {
+    use indexer::consume::{build_consumer, Ctx, IndexerConsumer};
+    use rdkafka::consumer::Consumer;
+    use rdkafka::Message;
+    use std::sync::{atomic::AtomicBool, Arc};
+
+    let s = cutover::Services::require().await;
+    let (topic, group) = (unique("frepause"), unique("frepause-grp"));
+    kafka::create_topic(&s.kafka, &topic, 2).await;
+    let member = || {
+        let ctx = Ctx {
+            tracker: Arc::default(),
+            drain_timeout: Duration::from_secs(1),
+            readiness: Arc::default(),
+            paused: Arc::new(AtomicBool::new(false)),
+            watch: Arc::new(indexer::kafka::Watch::new(tokio_util::sync::CancellationToken::new())),
+        };
+        let c = build_consumer(&s.kafka, &group, 6000, 5000, &[], ctx).unwrap();
+        c.subscribe(&[topic.as_str()]).unwrap();
+        c
+    };
+    // Polls the members (rebalances are served while polling) until `done`; the partitions of
+    // the records received.
+    async fn drive(members: &[&IndexerConsumer], what: &str, done: impl Fn(&[i32]) -> bool) -> Vec<i32> {
+        let (deadline, mut seen) = (Instant::now() + Duration::from_secs(60), Vec::new());
+        while !done(&seen) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            for m in members {
+                if let Ok(Ok(record)) = tokio::time::timeout(Duration::from_millis(100), m.recv()).await {
+                    seen.push(record.partition());
+                }
+            }
+        }
+        seen
+    }
+    let assigned = |c: &IndexerConsumer| c.assignment().map(|a| a.count()).unwrap_or(0);
+    let a = member();
+    drive(&[&a], "the first member assigned", |_| assigned(&a) == 2).await;
+    // The state the consume loop can leave: partitions paused in librdkafka, the flag not.
+    a.pause(&a.assignment().unwrap()).unwrap();
+    let b = member();
+    drive(&[&a, &b], "a second member sharing the partitions", |_| assigned(&a) == 1 && assigned(&b) == 1).await;
+    drop(b);
+    drive(&[&a], "both partitions back with the first member", |_| assigned(&a) == 2).await;
+    let p = kafka::producer(&s.kafka);
+    let mut produced = Vec::new();
+    for n in 0.. {
+        produced.push(kafka::produce(&p, &topic, Some(format!("k{n}").as_bytes()), b"{}", &[]).await.0);
+        if produced.contains(&0) && produced.contains(&1) {
+            break;
+        }
+    }
+    drive(&[&a], "records of both partitions", |seen| seen.contains(&0) && seen.contains(&1)).await;
+    kafka::delete_topics(&s.kafka, &[&topic]).await;
+}

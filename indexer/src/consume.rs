@@ -101,11 +101,13 @@ impl ConsumerContext for Ctx {
                     }
                 }
             }
+            // Both ways: librdkafka keeps a partition's pause across a rebalance when the
+            // partition comes back to this consumer, and the loop may have resumed while nothing
+            // was assigned (between an eager revoke and the assign), which resumed nothing.
             let paused = self.paused.load(Ordering::SeqCst);
-            if paused {
-                if let Err(e) = consumer.pause(tpl) {
-                    tracing::warn!(error = %e, "pausing newly assigned partitions");
-                }
+            let set = if paused { consumer.pause(tpl) } else { consumer.resume(tpl) };
+            if let Err(e) = set {
+                tracing::warn!(error = %e, paused, "setting the pause of newly assigned partitions");
             }
             tracing::info!(partitions = ?tps, paused, "partitions assigned");
         }
