@@ -43,19 +43,37 @@ impl Proc {
     /// Starts `binary` with `args` plus `--metrics-addr 127.0.0.1:<free port>`; logs go to
     /// `target/test-logs/<name>.log`.
     pub fn start(binary: &str, name: &str, args: &[String]) -> Proc {
-        let metrics_port = free_port();
         let log = log_file(name);
+        Self::spawn(binary, name, args, log.try_clone().expect("log").into(), log.into())
+    }
+
+    /// Spawns `binary` with `args` and `--metrics-addr` on a free port.
+    fn spawn(binary: &str, name: &str, args: &[String], stdout: Stdio, stderr: Stdio) -> Proc {
+        let metrics_port = free_port();
         let child = Command::new(bin(binary))
             .args(args)
             .arg("--metrics-addr")
             .arg(format!("127.0.0.1:{metrics_port}"))
             .env("RUST_LOG", "info,rdkafka=warn")
             .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {binary}: {e}"));
         Proc { child, metrics_port, name: name.to_string() }
+    }
+
+    /// [`Proc::start`], but stderr, where the logs go, is a pipe whose reader goes away once it
+    /// has read the first line (a log shipper that died): every later log line meets a broken
+    /// pipe. stdout still goes to `target/test-logs/<name>.log`.
+    pub fn start_then_lose_the_log_reader(binary: &str, name: &str, args: &[String]) -> Proc {
+        use std::io::BufRead;
+        let mut p = Self::spawn(binary, name, args, log_file(name).into(), Stdio::piped());
+        let mut first = String::new();
+        std::io::BufReader::new(p.child.stderr.take().expect("stderr pipe")).read_line(&mut first).expect("read the first log line");
+        assert!(!first.is_empty(), "{binary} wrote no log line before exiting");
+        // The reader (and with it the pipe's only read end) is dropped here.
+        p
     }
 
     /// Sends a signal (e.g. "TERM", "KILL") with kill(1).

@@ -449,3 +449,35 @@ async fn partitions_paused_before_a_rebalance_are_resumed_when_they_come_back() 
     drive(&[&a], "records of both partitions", |seen| seen.contains(&0) && seen.contains(&1)).await;
     kafka::delete_topics(&s.kafka, &[&topic]).await;
 }
+
+/// The reader of the logs goes away (stderr a pipe nobody reads any more: a log shipper that
+/// died): both binaries go on without their logs. Before `cluster::telemetry` dropped lines it
+/// could not write, the first such line made the logger report the failure on the same broken
+/// stderr, which panicked: the indexer exited 101 having applied nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_log_reader_that_goes_away_stops_neither_binary() {
+    let mut sc = Scenario::new("flog", 2).await;
+    let cmds = generate(&WorkloadSpec::new(&sc.legacy_index, 100, 1000, 57));
+    sc.live(&cmds[..400]).await;
+    let indexer = Proc::start_then_lose_the_log_reader(
+        "indexer",
+        &format!("{}-main", sc.topic),
+        &sc.indexer_args(&["--exit-when-idle-secs", "2", "--batch-max-docs", "50"]),
+    );
+    sc.live(&cmds[400..]).await;
+    let status = indexer.wait(RUN);
+    assert!(status.success(), "the indexer goes on without its logs and exits 0 when idle: {status}");
+    assert_eq!(sc.committed().iter().sum::<i64>(), 1000, "every record applied and committed");
+    sc.assert_converged().await;
+
+    // The backfill, over a target the copy must fill: its progress lines meet the broken pipe.
+    let target = sc.s.target();
+    target.ok(Method::Delete, &format!("/{}", sc.target_index), None).await.expect("drop the target index");
+    sim::create_target_index(&sc.s.legacy(), &sc.legacy_index, &target, &sc.target_index).await.expect("recreate it empty");
+    let dir = std::env::temp_dir().join(format!("{}-copy-checkpoints", sc.topic));
+    let copy = Proc::start_then_lose_the_log_reader("backfill", &format!("{}-copy", sc.topic), &sc.backfill_args(&dir, &[]));
+    let status = copy.wait(Duration::from_secs(300));
+    assert!(status.success(), "the backfill goes on without its logs: {status}");
+    sc.assert_converged().await;
+    sc.cleanup().await;
+}
