@@ -363,8 +363,14 @@ impl Scenario {
 
     /// Runs `backfill copy` to completion, asserting it exits 0.
     pub fn run_backfill(&self, name: &str, extra: &[&str]) {
+        self.run_backfill_started_by(Proc::start, name, extra)
+    }
+
+    /// [`Scenario::run_backfill`], the process started by `start` (e.g.
+    /// [`Proc::start_then_lose_the_log_reader`]).
+    pub fn run_backfill_started_by(&self, start: fn(&str, &str, &[String]) -> Proc, name: &str, extra: &[&str]) {
         let dir = std::env::temp_dir().join(format!("{}-{name}-checkpoints", self.topic));
-        let p = Proc::start("backfill", &format!("{}-{name}", self.topic), &self.backfill_args(&dir, extra));
+        let p = start("backfill", &format!("{}-{name}", self.topic), &self.backfill_args(&dir, extra));
         let status = p.wait(Duration::from_secs(300));
         assert!(status.success(), "backfill {name} exited with {status} (see target/test-logs)");
     }

@@ -474,10 +474,7 @@ async fn a_log_reader_that_goes_away_stops_neither_binary() {
     let target = sc.s.target();
     target.ok(Method::Delete, &format!("/{}", sc.target_index), None).await.expect("drop the target index");
     sim::create_target_index(&sc.s.legacy(), &sc.legacy_index, &target, &sc.target_index).await.expect("recreate it empty");
-    let dir = std::env::temp_dir().join(format!("{}-copy-checkpoints", sc.topic));
-    let copy = Proc::start_then_lose_the_log_reader("backfill", &format!("{}-copy", sc.topic), &sc.backfill_args(&dir, &[]));
-    let status = copy.wait(Duration::from_secs(300));
-    assert!(status.success(), "the backfill goes on without its logs: {status}");
+    sc.run_backfill_started_by(Proc::start_then_lose_the_log_reader, "copy", &[]);
     sc.assert_converged().await;
     sc.cleanup().await;
 }
