@@ -22,7 +22,7 @@ async fn target_outage_pauses_and_recovers() {
     sc.live(&cmds[1500..]).await;
     tokio::time::sleep(Duration::from_secs(30)).await;
     let retries_during = indexer.metric("cutover_retries_total").unwrap_or(0.0);
-    let paused_during = indexer.metric("cutover_indexer_paused");
+    let paused_during = indexer.metric(indexer::consume::PAUSED);
     services(&["up", "target"]);
     assert!(indexer.wait(Duration::from_secs(240)).success(), "indexer recovered and finished by itself");
     assert!(retries_during > 0.0, "the outage was met with retries");

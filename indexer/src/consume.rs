@@ -244,6 +244,9 @@ impl Router {
     }
 }
 
+/// 1 while consumption is paused (a lane stayed full for [`PAUSE_AFTER`]), else 0.
+pub const PAUSED: &str = "cutover_indexer_paused";
+
 /// How long a full lane may block the consumer before it pauses the assignment.
 const PAUSE_AFTER: Duration = Duration::from_secs(1);
 
@@ -334,7 +337,7 @@ pub async fn consume_loop(
     // Handles looked up once: the loop runs once per burst of records.
     let consumed = metrics::counter!("cutover_indexer_consumed_total");
     let backlog_bytes = metrics::gauge!("cutover_indexer_backlog_bytes");
-    metrics::gauge!("cutover_indexer_paused").set(0.0);
+    metrics::gauge!(PAUSED).set(0.0);
     loop {
         recycler.free();
         backlog_bytes.set(backlog.bytes as f64);
@@ -435,7 +438,7 @@ fn accept<'a>(
 fn pause(consumer: &IndexerConsumer, flag: &AtomicBool, on: bool) {
     if flag.swap(on, Ordering::SeqCst) != on {
         tracing::info!(paused = on, "lanes full: pausing the assignment until they drain (or resuming)");
-        metrics::gauge!("cutover_indexer_paused").set(if on { 1.0 } else { 0.0 });
+        metrics::gauge!(PAUSED).set(if on { 1.0 } else { 0.0 });
     }
     let Ok(assignment) = consumer.assignment() else { return };
     let result = if on { consumer.pause(&assignment) } else { consumer.resume(&assignment) };
