@@ -141,21 +141,40 @@ pub fn offset_gaps(consumer: &IndexerConsumer, topic: &str) -> KafkaResult<Vec<S
     Ok(gaps)
 }
 
-/// Measures the lag of every partition of the topic once (blocking calls to the broker).
+/// The partitions of a topic, and when they were asked of the brokers.
+pub type Partitions = (Arc<[i32]>, tokio::time::Instant);
+
+/// Measures the lag of every partition of the topic once (blocking). The topic's partitions
+/// are `known` ones when given, else asked of the brokers (and returned, to be known next
+/// time); beyond that, in steady state (every partition assigned here and fetched from), it
+/// asks the brokers nothing.
 ///
 /// Partitions assigned to this process count from what it has applied; the others from the
 /// group's committed offsets. So "caught up" means the *group* is caught up on the whole
 /// topic: a partition still held by a dead member (until its session times out) or by another
 /// instance that lags keeps the gate closed.
-pub fn measure(consumer: &IndexerConsumer, tracker: &Tracker, topic: &str) -> Option<ReadyState> {
-    let assignment = consumer.assignment().ok()?;
+pub fn measure(consumer: &IndexerConsumer, tracker: &Tracker, topic: &str, known: Option<Arc<[i32]>>) -> (Option<ReadyState>, Option<Partitions>) {
+    let Ok(assignment) = consumer.assignment() else { return (None, None) };
     if assignment.count() == 0 {
-        return Some(ReadyState::default());
+        return (Some(ReadyState::default()), None);
     }
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).ok()?;
-    let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    let (partitions, fresh) = match known {
+        Some(known) => (known, None),
+        None => match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+            Ok(metadata) => {
+                let ids: Arc<[i32]> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+                (ids.clone(), Some((ids, tokio::time::Instant::now())))
+            }
+            Err(_) => return (None, None),
+        },
+    };
+    (lag_of(consumer, tracker, topic, &partitions, &assignment), fresh)
+}
+
+/// [`measure`] once the topic's partitions are known.
+fn lag_of(consumer: &IndexerConsumer, tracker: &Tracker, topic: &str, partitions: &[i32], assignment: &rdkafka::TopicPartitionList) -> Option<ReadyState> {
     let mut all = rdkafka::TopicPartitionList::new();
-    for &p in &partitions {
+    for &p in partitions {
         all.add_partition(topic, p);
     }
     let processed = tracker.watermarks();
@@ -165,7 +184,7 @@ pub fn measure(consumer: &IndexerConsumer, tracker: &Tracker, topic: &str) -> Op
     let from_tracker = |p: i32| assignment.find_partition(topic, p).is_some() && processed.contains_key(&(topic.into(), p));
     let committed = if partitions.iter().all(|&p| from_tracker(p)) { None } else { Some(consumer.committed_offsets(all, Duration::from_secs(5)).ok()?) };
     let mut lag = BTreeMap::new();
-    for &partition in &partitions {
+    for &partition in partitions {
         let mine = assignment.find_partition(topic, partition).is_some();
         // The watermarks of a partition this assignment has fetched records from come with
         // every fetch response (cached by the client: no request, so the measure stays fast
@@ -204,8 +223,24 @@ fn cached_watermarks(consumer: &IndexerConsumer, topic: &str, partition: i32) ->
     (err == rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && low >= 0 && high >= 0).then_some((low, high))
 }
 
+/// How long [`run`] reuses the topic's partition list. The list changes only when partitions
+/// are added, which the consumer itself learns at its metadata refresh
+/// (`topic.metadata.refresh.interval.ms`, 5 min by default); asked for at every measure, it
+/// waited on the broker connection behind the consumer's long-polling fetch (up to
+/// `fetch.wait.max.ms`, 500 ms by default), so the lag, the readiness gate and the idle exit
+/// came that much late.
+const PARTITIONS_RECHECK: Duration = Duration::from_secs(5);
+
 /// How often a caught-up indexer re-reads its target indices' `refresh_interval`.
 const SETTINGS_RECHECK: Duration = Duration::from_secs(1);
+
+/// When the idle spell a measure found caught up began: at the last completion of records
+/// (the lanes' last write), unless a measure found work after it (`busy_at`). Not when the
+/// measure noticed, which comes up to a measuring interval later: `--exit-when-idle-secs`
+/// counts from the work's end.
+pub fn idle_since(busy_at: tokio::time::Instant, completed_at: Option<std::time::Instant>) -> tokio::time::Instant {
+    completed_at.map(tokio::time::Instant::from_std).map_or(busy_at, |done| done.max(busy_at))
+}
 
 /// Measures the lag every `every` until `stop`; returns how long the indexer has been caught up.
 #[allow(clippy::too_many_arguments)]
@@ -220,10 +255,18 @@ pub async fn run(
     idle_exit: Option<Duration>,
 ) {
     let mut caught_up_since: Option<tokio::time::Instant> = None;
+    // The last measure that found work (or the start): no idle spell began before it.
+    let mut busy_at = tokio::time::Instant::now();
     let mut settings_read: Option<tokio::time::Instant> = None;
+    let mut partitions: Option<Partitions> = None;
     loop {
         let (c, t, name) = (consumer.clone(), tracker.clone(), topic.clone());
-        if let Ok(Some(state)) = tokio::task::spawn_blocking(move || measure(&c, &t, &name)).await {
+        let known = partitions.as_ref().filter(|(_, at)| at.elapsed() < PARTITIONS_RECHECK).map(|(p, _)| p.clone());
+        let (state, fresh) = tokio::task::spawn_blocking(move || measure(&c, &t, &name, known)).await.unwrap_or((None, None));
+        if fresh.is_some() {
+            partitions = fresh;
+        }
+        if let Some(state) = state {
             // The target's settings are re-read only when the lag alone would open the gate: at
             // once when it gets there, then at most every SETTINGS_RECHECK while it stays there
             // (the lag is measured every `every`; the settings need no such rate).
@@ -234,9 +277,12 @@ pub async fn run(
             metrics::gauge!("cutover_indexer_caught_up").set(if state.caught_up { 1.0 } else { 0.0 });
             metrics::gauge!("cutover_indexer_in_flight").set(tracker.total_in_flight() as f64);
             caught_up_since = match (state.caught_up, caught_up_since) {
-                (true, None) => Some(tokio::time::Instant::now()),
+                (true, None) => Some(idle_since(busy_at, tracker.completed_at())),
                 (true, since) => since,
-                (false, _) => None,
+                (false, _) => {
+                    busy_at = tokio::time::Instant::now();
+                    None
+                }
             };
             readiness.set(state);
         }
@@ -257,5 +303,22 @@ pub async fn run(
             _ = tokio::time::sleep(nap) => {}
             _ = stop.cancelled() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::Instant;
+
+    /// The idle spell begins at the lanes' last completion, never before a measure that found
+    /// work, and at that measure when nothing was ever completed.
+    #[test]
+    fn idle_spells_begin_at_the_last_completion_not_when_noticed() {
+        let busy = Instant::now();
+        let later = busy + Duration::from_millis(180);
+        assert_eq!(idle_since(busy, Some(later.into_std())), later, "completed after the last busy measure");
+        assert_eq!(idle_since(later, Some(busy.into_std())), later, "a measure found work after the completion");
+        assert_eq!(idle_since(busy, None), busy, "nothing completed yet");
     }
 }

@@ -9,6 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// A (topic, partition) pair. The topic is shared: every record's ticket names it.
 pub type Tp = (Arc<str>, i32);
@@ -94,6 +95,9 @@ pub struct Tracker {
     parts: Mutex<rustc_hash::FxHashMap<Tp, Partition>>,
     /// A lane stopped (halted or cancelled) with records it will never complete.
     abandoned: AtomicBool,
+    /// When records were last completed: where an idle spell after them began
+    /// ([`crate::lag::idle_since`]).
+    completed_at: Mutex<Option<Instant>>,
 }
 
 /// A handle proving a record was registered in a given assignment generation.
@@ -196,6 +200,13 @@ impl Tracker {
                 }
             }
         }
+        drop(parts);
+        *self.completed_at.lock().expect("tracker lock") = Some(Instant::now());
+    }
+
+    /// When records were last completed (None before the first).
+    pub fn completed_at(&self) -> Option<Instant> {
+        *self.completed_at.lock().expect("tracker lock")
     }
 
     /// Moves a partition past offsets the consumer will never deliver: the consumer's position
@@ -357,5 +368,18 @@ mod tests {
         t.complete(&new);
         assert_eq!(t.in_flight(&[tp()]), 0);
         assert_eq!(t.take_advanced(), vec![(tp(), 6)]);
+    }
+
+    #[test]
+    fn the_tracker_remembers_when_records_were_last_completed() {
+        let tracker = Tracker::default();
+        assert_eq!(tracker.completed_at(), None);
+        tracker.assign(&[("t".into(), 0)]);
+        let ticket = tracker.receive("t", 0, 7);
+        assert_eq!(tracker.completed_at(), None, "receiving is not completing");
+        let before = std::time::Instant::now();
+        tracker.complete(&ticket);
+        let done = tracker.completed_at().expect("completed");
+        assert!(done >= before && done <= std::time::Instant::now());
     }
 }
