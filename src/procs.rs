@@ -65,10 +65,12 @@ impl Proc {
 
     /// [`Proc::start`], but stderr, where the logs go, is a pipe whose reader goes away once it
     /// has read the first line (a log shipper that died): every later log line meets a broken
-    /// pipe. stdout still goes to `target/test-logs/<name>.log`.
+    /// pipe. stdout is a pipe nobody reads from the start (`| head` that has had its lines):
+    /// every result line meets a broken pipe too.
     pub fn start_then_lose_the_log_reader(binary: &str, name: &str, args: &[String]) -> Proc {
         use std::io::BufRead;
-        let mut p = Self::spawn(binary, name, args, log_file(name).into(), Stdio::piped());
+        let mut p = Self::spawn(binary, name, args, Stdio::piped(), Stdio::piped());
+        drop(p.child.stdout.take());
         let mut first = String::new();
         std::io::BufReader::new(p.child.stderr.take().expect("stderr pipe")).read_line(&mut first).expect("read the first log line");
         assert!(!first.is_empty(), "{binary} wrote no log line before exiting");

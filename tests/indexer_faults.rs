@@ -451,9 +451,11 @@ async fn partitions_paused_before_a_rebalance_are_resumed_when_they_come_back() 
 }
 
 /// The reader of the logs goes away (stderr a pipe nobody reads any more: a log shipper that
-/// died): both binaries go on without their logs. Before `cluster::telemetry` dropped lines it
-/// could not write, the first such line made the logger report the failure on the same broken
-/// stderr, which panicked: the indexer exited 101 having applied nothing.
+/// died), and stdout has no reader at all: both binaries go on without their logs. Before
+/// `cluster::telemetry` dropped lines it could not write, the first such line made the logger
+/// report the failure on the same broken stderr, which panicked: the indexer exited 101 having
+/// applied nothing. Before the backfill's result lines did the same (`say!`), its closing
+/// summary panicked on the closed stdout: exit 101 after a complete copy.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_log_reader_that_goes_away_stops_neither_binary() {
     let mut sc = Scenario::new("flog", 2).await;

@@ -20,6 +20,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// `println!` for a command's result lines, minus its panic when stdout is closed (`| head`, a
+/// reader that went away): the work is done by then and written where it belongs (the target,
+/// `--summary-json`), so the line is dropped and the exit code still says how the work went,
+/// where `println!` would exit 101. The logs (stderr) already drop lines the same way
+/// (`cluster::telemetry`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 /// Copy a legacy Elasticsearch index into the target schema, resumably, and verify the result.
 #[derive(Parser, Debug)]
 #[command(name = "backfill", version, about, long_about = None)]
@@ -324,8 +336,8 @@ async fn run_create(a: CreateIndexArgs) -> Result<Outcome, CliError> {
         extra_settings: parse_settings(&a.settings)?,
     };
     match create_index(&legacy, &target, &cfg).await? {
-        CreateOutcome::Created => println!("created {}", cfg.target_index),
-        CreateOutcome::AlreadyExists => println!("{} already exists with the expected definition; nothing to do", cfg.target_index),
+        CreateOutcome::Created => say!("created {}", cfg.target_index),
+        CreateOutcome::AlreadyExists => say!("{} already exists with the expected definition; nothing to do", cfg.target_index),
     }
     Ok(Outcome::Ok)
 }
@@ -378,7 +390,7 @@ async fn run_copy(a: CopyArgs) -> Result<Outcome, CliError> {
         }
     });
     let summary = copy(&legacy, &target, cfg, cancel).await?;
-    println!("{summary}");
+    say!("{summary}");
     if let Some(path) = a.summary_json {
         write_json(&path, &summary)?;
     }
@@ -396,7 +408,7 @@ async fn run_finalize(a: FinalizeArgs) -> Result<Outcome, CliError> {
         timeout: Duration::from_secs(a.timeout_secs.max(1)),
     };
     let done = finalize(&legacy, &target, &cfg).await?;
-    println!("{done}");
+    say!("{done}");
     if let Some(path) = a.report_json {
         write_json(&path, &done)?;
     }
@@ -442,7 +454,7 @@ async fn run_verify(a: VerifyArgs) -> Result<Outcome, CliError> {
 }
 
 fn print_report(r: &crate::verify::VerifyReport) {
-    println!(
+    say!(
         "verify {} -> {}: legacy {} docs, target {} docs, {}",
         r.source_index,
         r.target_index,
@@ -459,11 +471,11 @@ fn print_report(r: &crate::verify::VerifyReport) {
         ("untransformable", &r.untransformable),
     ] {
         if c.count > 0 {
-            println!("  {name}: {} (e.g. {})", c.count, c.sample_ids.join(", "));
+            say!("  {name}: {} (e.g. {})", c.count, c.sample_ids.join(", "));
         }
     }
     if let Some(p) = &r.parity {
-        println!(
+        say!(
             "  parity: {} queries, {} compared, {} mismatches, {} legacy errors, {} target errors",
             p.queries,
             p.compared,
