@@ -1,5 +1,6 @@
 //! `backfill`: parse the command line, set up logging, run the library, map the outcome to an
-//! exit code (0 ok, 1 error, 2 usage error (clap), 3 verify found differences).
+//! exit code (0 ok, 1 error, 2 usage error (clap), 3 verify found differences, 101 a panic:
+//! `cluster::telemetry::exit_on_panic`).
 
 use anyhow::Result;
 use backfill::cli::{run, Cli, Outcome};
@@ -17,6 +18,7 @@ async fn main() -> Result<ExitCode> {
     cluster::alloc::tune();
     let cli = Cli::parse();
     cluster::telemetry::init_logging(cli.log_format);
+    cluster::telemetry::exit_on_panic();
     Ok(match run(cli).await? {
         Outcome::Ok => ExitCode::SUCCESS,
         Outcome::Diverged => ExitCode::from(3),

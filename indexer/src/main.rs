@@ -16,6 +16,7 @@ async fn main() {
     cluster::alloc::tune();
     let cfg = IndexerConfig::parse();
     cluster::telemetry::init_logging(cfg.ops.log_format);
+    cluster::telemetry::exit_on_panic();
     let prometheus = match indexer::http::recorder() {
         Ok(h) => h,
         Err(e) => {
