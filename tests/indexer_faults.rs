@@ -21,6 +21,27 @@ fn log_of(p_name: &str) -> String {
     std::fs::read_to_string(cutover::procs::log_path(p_name)).unwrap_or_default()
 }
 
+/// The first half of a target-fault test: 800 of 2000 commands produced, an indexer making
+/// progress on them, then `fault` done to the target and the other 1200 produced. Asserts the
+/// indexer halts with exit code 4, its log naming `cause`, with nothing dead-lettered and
+/// nothing committed past the unapplied records.
+async fn halt_at_a_target_fault(sc: &mut Scenario, cmds: &[SimCommand], fault: impl std::future::Future<Output = ()>, cause: &str) {
+    assert_eq!(cmds.len(), 2000);
+    sc.live(&cmds[..800]).await;
+    let indexer = sc.start_indexer("main", &["--batch-max-docs", "50", "--linger-ms", "0", "--max-backoff-ms", "1000"]);
+    Scenario::eventually("progress before the fault", RUN, || indexer.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 100.0)
+        .await;
+    fault.await;
+    sc.live(&cmds[800..]).await;
+
+    let status = indexer.wait(Duration::from_secs(120));
+    assert_eq!(status.code(), Some(4), "the indexer halts with exit code 4 at the fault: {status}");
+    assert!(log_of(&format!("{}-main", sc.topic)).contains(cause), "the halt names the cause, {cause}");
+    assert_eq!(kafka::records_in(&sc.s.kafka, &dlq(sc)), 0, "nothing dead-lettered");
+    let committed: i64 = sc.committed().iter().map(|&c| c.max(0)).sum();
+    assert!(committed < 2000, "nothing committed past the unapplied records ({committed} of 2000)");
+}
+
 /// The target index deleted mid-replay on a cluster that does not auto-create it: the indexer
 /// halts with exit code 4, nothing is dead-lettered, nothing committed past; once the index is
 /// recreated (and backfilled, since its content was lost), a restart applies every command.
@@ -32,20 +53,11 @@ async fn deleted_target_index_halts_and_converges_after_recreate() {
     let auto = json!({"persistent": {"action.auto_create_index": format!("-{},+*", sc.target_index)}});
     target.ok(Method::Put, "/_cluster/settings", Some(&auto)).await.expect("auto-create off for the target");
     let cmds = generate(&WorkloadSpec::new(&sc.legacy_index, 200, 2000, 51));
-    sc.live(&cmds[..800]).await;
-    let name = format!("{}-main", sc.topic);
-    let indexer = sc.start_indexer("main", &["--batch-max-docs", "50", "--linger-ms", "0", "--max-backoff-ms", "1000"]);
-    Scenario::eventually("progress before the fault", RUN, || indexer.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 100.0)
-        .await;
-    target.ok(Method::Delete, &format!("/{}", sc.target_index), None).await.expect("delete the target index");
-    sc.live(&cmds[800..]).await;
-
-    let status = indexer.wait(Duration::from_secs(120));
-    assert_eq!(status.code(), Some(4), "the indexer halts with exit code 4 when its index is gone: {status}");
-    assert!(log_of(&name).contains("index_not_found_exception"), "the halt names the cause");
-    assert_eq!(kafka::records_in(&sc.s.kafka, &dlq(&sc)), 0, "nothing dead-lettered");
-    let committed: i64 = sc.committed().iter().map(|&c| c.max(0)).sum();
-    assert!(committed < 2000, "nothing committed past the unapplied records ({committed} of 2000)");
+    let index = format!("/{}", sc.target_index);
+    let delete = async {
+        target.ok(Method::Delete, &index, None).await.expect("delete the target index");
+    };
+    halt_at_a_target_fault(&mut sc, &cmds, delete, "index_not_found_exception").await;
     assert!(target.request(Method::Head, &format!("/{}", sc.target_index), None).await.unwrap().0 == 404, "no index was auto-created");
 
     // Recovery as the README says: recreate, backfill what the deleted index held, restart.
@@ -56,6 +68,45 @@ async fn deleted_target_index_halts_and_converges_after_recreate() {
     assert_eq!(kafka::records_in(&sc.s.kafka, &dlq(&sc)), 0, "still nothing dead-lettered");
     sc.assert_converged().await;
     target.ok(Method::Put, "/_cluster/settings", Some(&json!({"persistent": {"action.auto_create_index": null}}))).await.unwrap();
+    sc.cleanup().await;
+}
+
+/// The target index closed mid-replay (an operator's `_close`, a snapshot restore in
+/// progress): the bulk items fail with `index_closed_exception`, which is the cluster's
+/// problem, never the records': the indexer halts with exit code 4, nothing dead-lettered,
+/// nothing committed past; `backfill copy` against the closed index fails naming the cause and
+/// records no document as rejected. Once the index is reopened, a restart applies every command.
+#[tokio::test(flavor = "multi_thread")]
+async fn closed_target_index_halts_and_converges_after_reopen() {
+    let mut sc = Scenario::new("fcls", 2).await;
+    let target = sc.s.target();
+    let cmds = generate(&WorkloadSpec::new(&sc.legacy_index, 200, 2000, 53));
+    let index = format!("/{}", sc.target_index);
+    let close = async {
+        target.ok(Method::Post, &format!("{index}/_close"), None).await.expect("close the target index");
+    };
+    halt_at_a_target_fault(&mut sc, &cmds, close, "index_closed_exception").await;
+
+    let dir = std::env::temp_dir().join(format!("{}-closed-copy", sc.topic));
+    let failures = dir.join("failures.jsonl");
+    let out = std::process::Command::new(cutover::procs::bin("backfill"))
+        .args(sc.backfill_args(&dir.join("checkpoints"), &[]))
+        .arg("--failures-file")
+        .arg(&failures)
+        .output()
+        .expect("run backfill copy");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "backfill copy into a closed index must fail: {text}");
+    assert!(text.contains("closed"), "the failure names the closed index: {text}");
+    let rejected = std::fs::read_to_string(&failures).unwrap_or_default();
+    assert!(rejected.trim().is_empty(), "no document recorded as rejected: {rejected}");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    target.ok(Method::Post, &format!("/{}/_open", sc.target_index), None).await.expect("reopen the target index");
+    sc.run_indexer_to_idle("resume", &[], RUN);
+    assert_eq!(sc.committed().iter().sum::<i64>(), 2000);
+    assert_eq!(kafka::records_in(&sc.s.kafka, &dlq(&sc)), 0, "still nothing dead-lettered");
+    sc.assert_converged().await;
     sc.cleanup().await;
 }
 
