@@ -16,12 +16,12 @@
 //! - [`scan`]: sliced, resumable reads of the legacy index (PIT + `search_after`, or sliced
 //!   scroll), with context-loss detection and recovery.
 //! - [`checkpoint`]: per-slice resume state on disk.
-//! - [`copy`]: the copy pipeline (scan -> rewrite -> bulk write -> checkpoint).
+//! - [`mod@copy`]: the copy pipeline (scan -> rewrite -> bulk write -> checkpoint).
 //! - [`failures`]: the JSON-lines file of documents that could not be copied.
 //! - [`rate`]: the optional docs/s limit.
 //! - [`progress`]: counters, the progress bar or log lines, the end-of-run summary.
 //! - [`metrics`]: the Prometheus exporter and metric names.
-//! - [`verify`]: the exact comparison of both sides and the query parity suite.
+//! - [`mod@verify`]: the exact comparison of both sides and the query parity suite.
 //! - [`cli`]: the clap command line, turned into the typed configs above.
 
 pub mod bulkload;

@@ -10,7 +10,7 @@
 //! - The natural PIT order (`_shard_doc`) and the default PIT slicing are both Lucene doc ids,
 //!   which a new PIT renumbers after any merge. A checkpoint in those terms would mean nothing
 //!   to the next PIT: resuming with it can skip documents. (Slicing on `_id` would be stable
-//!   too, but Elasticsearch refuses it with a PIT: "cannot slice on [_id] when using
+//!   too, but Elasticsearch refuses it with a PIT: "cannot slice on \[_id\] when using
 //!   [point-in-time]", as soon as there are more slices than shards.)
 //! - A document's `_seq_no` changes only when the document is written. So for every document
 //!   *unchanged since the scan began*, both its slice and its position are the same in every

@@ -77,11 +77,7 @@ mod tests {
     /// Runs [`child`] in a process of its own (what `tune` switches is process-wide, and the
     /// THP switch is inherited, so no test may call it in this one); returns what it printed.
     fn in_child(tuned: bool) -> String {
-        let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
-            .args(["--exact", "alloc::tests::tune_resets_purges_and_turns_huge_pages_off", "--nocapture", "--test-threads=1"])
-            .env(CHILD, if tuned { "tuned" } else { "default" })
-            .output()
-            .expect("run the child");
+        let out = crate::in_child::rerun("alloc::tests::tune_resets_purges_and_turns_huge_pages_off", CHILD, if tuned { "tuned" } else { "default" });
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "child failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
         stdout.lines().find(|l| l.starts_with("options=")).unwrap_or_else(|| panic!("no report in {stdout}")).to_owned()

@@ -1,5 +1,5 @@
 //! How to reach a cluster. Both binaries talk to two clusters (legacy and target), so the clap
-//! arguments are generated twice with different prefixes by [`cluster_args!`].
+//! arguments are generated twice with different prefixes by `cluster_args!`.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -11,7 +11,7 @@
 //! - [`bulk`]: the NDJSON encoder for external-versioned index/delete actions and the
 //!   per-item classification of a `_bulk` response.
 //! - [`retry`]: exponential backoff with jitter.
-//! - [`write`]: "write these operations until every one is resolved", the loop both writers use.
+//! - [`mod@write`]: "write these operations until every one is resolved", the loop both writers use.
 //! - [`version`]: which Elasticsearch (or OpenSearch) answers.
 //! - [`scroll`]: a full scroll over a small or quiet index.
 //! - [`readiness`]: whether a target index may be written (both writers' start-up check).
@@ -22,6 +22,8 @@ pub mod bulk;
 pub mod client;
 pub mod config;
 pub mod error;
+#[cfg(test)]
+mod in_child;
 pub mod readiness;
 pub mod retry;
 pub mod scroll;

@@ -36,11 +36,11 @@ pub const PANIC_EXIT: i32 = 101;
 /// [`init_logging`].
 ///
 /// A panic is a bug, and tokio keeps a panicked task's panic in its `JoinHandle`: left alone,
-/// a lane that panicked would hold its records forever (nothing committed past them, an
-/// indexer that looks alive and applies nothing), and a panic unwinding `main` waits for the
-/// consumer's thread and librdkafka's close, which can hang. Exiting is safe where waiting is
-/// not: committed offsets and checkpoints only ever pass what was written, so a restart redoes
-/// what was in flight, as after kill -9.
+/// a lane that panicked holds its records (nothing committed past them) and the indexer stops
+/// only when the consumer next has records for that lane, then exits 0 as if it had stopped
+/// cleanly; a panic unwinding `main` waits for the consumer's thread and librdkafka's close,
+/// which can hang. Exiting is safe where waiting is not: committed offsets and checkpoints only
+/// ever pass what was written, so a restart redoes what was in flight, as after kill -9.
 pub fn exit_on_panic() {
     std::panic::set_hook(Box::new(|info| {
         let backtrace = std::backtrace::Backtrace::capture();
@@ -77,12 +77,7 @@ mod tests {
     /// Runs that test in a process of its own (the hook is process-wide, and the process must
     /// end); returns its exit code.
     fn child_exit_code(hooked: bool) -> Option<i32> {
-        let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
-            .args(["--exact", "telemetry::tests::a_panic_on_any_thread_ends_the_process", "--nocapture", "--test-threads=1"])
-            .env(CHILD, if hooked { "hooked" } else { "default" })
-            .output()
-            .expect("run the child");
-        out.status.code()
+        crate::in_child::rerun("telemetry::tests::a_panic_on_any_thread_ends_the_process", CHILD, if hooked { "hooked" } else { "default" }).status.code()
     }
 
     /// A worker thread panics while the main thread would go on (here: sleep, then end well,

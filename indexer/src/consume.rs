@@ -244,7 +244,7 @@ impl Router {
     }
 }
 
-/// 1 while consumption is paused (a lane stayed full for [`PAUSE_AFTER`]), else 0.
+/// 1 while consumption is paused (a lane stayed full for `PAUSE_AFTER`), else 0.
 pub const PAUSED: &str = "cutover_indexer_paused";
 
 /// How long a full lane may block the consumer before it pauses the assignment.

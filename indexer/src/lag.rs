@@ -238,7 +238,7 @@ const SETTINGS_RECHECK: Duration = Duration::from_secs(1);
 /// (the lanes' last write), unless a measure found work after it (`busy_at`). Not when the
 /// measure noticed, which comes up to a measuring interval later: `--exit-when-idle-secs`
 /// counts from the work's end.
-pub fn idle_since(busy_at: tokio::time::Instant, completed_at: Option<std::time::Instant>) -> tokio::time::Instant {
+fn idle_since(busy_at: tokio::time::Instant, completed_at: Option<std::time::Instant>) -> tokio::time::Instant {
     completed_at.map(tokio::time::Instant::from_std).map_or(busy_at, |done| done.max(busy_at))
 }
 
