@@ -22,7 +22,9 @@
 #                   `backfill finalize` afterwards when the binary has it, timed on its own
 #      ceiling-N    dev/bench/bulk_ceiling.py: pre-encoded bodies POSTed on N connections
 #                   (N:DOCS: bodies of DOCS documents, default 1000)
-#      indexer      cutover's `indexer` replaying the upsert topic from zero
+#      indexer      cutover's `indexer` replaying the upsert topic from zero: whole process (wall
+#                   minus the idle wait) and its working time (first record received to last
+#                   completed, from its summary at the clean stop: timed as the ceiling is)
 #      pyreplay     dev/bench/python_replay.py: confluent-kafka + parallel_bulk on the same topic
 #    then, once, Kafka's own ConsumerPerformance on the topic (context);
 # 4. BIG phase (BIG=1): a second legacy index of >= 1M documents, `backfill copy` (defaults) and
@@ -179,8 +181,20 @@ run_indexer() { # NAME SOURCE TOPIC N ROUND
   measure "$1.r$5" "$PIDS,$STATE/kafka/pid" "$BIN/indexer" --brokers "$K" --legacy-url "$L" --target-url "$T" \
     --topic "$3" --group "bench-$1-$RUN-$5" --version-source field:version --legacy-version _version \
     --merge-absent ignore --index-map "$2=$idx" --exit-when-idle-secs "$IDLE_SECS" --metrics-addr 127.0.0.1:0 \
-    >"$WORK/$1-$5.log" 2>&1 || { tail "$WORK/$1-$5.log" >&2; die "indexer"; }
+    --log-format json >"$WORK/$1-$5.log" 2>&1 || { tail "$WORK/$1-$5.log" >&2; die "indexer"; }
   count_check "$idx" "$1" "$4"
+  # The indexer's own summary at its clean stop (records, busy_secs: first record received to
+  # last completed), kept with the measurement: its working time, as the ceiling's is timed.
+  python3 - "$WORK/results/$1.r$5.json" "$WORK/$1-$5.log" <<'PY' || die "no summary line in the indexer's log"
+import json, sys
+res, log = sys.argv[1], sys.argv[2]
+stop = [json.loads(l)["fields"] for l in open(log) if '"indexer stopped cleanly"' in l]
+with open(res) as f:
+    rec = json.load(f)
+rec["work"] = {"records": stop[-1]["records"], "busy_s": stop[-1]["busy_secs"]}
+with open(res, "w") as f:
+    json.dump(rec, f)
+PY
 }
 
 # --- phase 1: data at the default size -----------------------------------------------------

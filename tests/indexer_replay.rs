@@ -43,17 +43,33 @@ async fn restart_resumes_from_committed_offsets() {
     let after_first: i64 = sc.committed().iter().map(|&o| o.max(0)).sum();
     assert!(after_first > 0 && after_first < 3000, "committed part-way: {after_first}");
 
+    let second_started = std::time::Instant::now();
     let mut second = sc.start_indexer("second", &["--exit-when-idle-secs", "2"]);
     let mut consumed = 0.0;
     while second.running() {
         consumed = second.metric("cutover_indexer_consumed_total").unwrap_or(consumed);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let second_wall = second_started.elapsed();
     assert!(second.wait(Duration::from_secs(5)).success());
     assert!(consumed as i64 <= 3000 - after_first, "second run consumed {consumed}, but {after_first} were committed");
     assert_eq!(sc.committed().iter().sum::<i64>(), 3000);
+    // Its summary at the clean stop counts what it completed: exactly the records past the
+    // offsets the first run committed (read from Kafka above), over a working time that leaves
+    // out the idle wait before the exit.
+    let log = std::fs::read_to_string(cutover::procs::log_path(&format!("{}-second", sc.topic))).expect("second run's log");
+    let (records, busy) = stop_summary(&log).expect("a summary on the clean-stop line");
+    assert_eq!(records as i64, 3000 - after_first, "summary: {records} records completed");
+    assert!(busy > 0.0 && busy < second_wall.as_secs_f64() - 2.0, "busy {busy} s, within the run less its 2 s idle wait ({second_wall:?})");
     sc.assert_converged().await;
     sc.cleanup().await;
+}
+
+/// `records` and `busy_secs` of the indexer's "indexer stopped cleanly" line (text log format).
+fn stop_summary(log: &str) -> Option<(u64, f64)> {
+    let line = log.lines().rfind(|l| l.contains("indexer stopped cleanly"))?;
+    let field = |name: &str| line.split_whitespace().find_map(|w| w.strip_prefix(name)?.strip_prefix('=').map(str::to_owned));
+    Some((field("records")?.parse().ok()?, field("busy_secs")?.parse().ok()?))
 }
 
 /// kill -9 at five seeded random instants while the indexer is working (each run first

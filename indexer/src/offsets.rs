@@ -7,9 +7,9 @@
 //! rust-rdkafka's `at_least_once` pattern generalised to out-of-order completion.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// A (topic, partition) pair. The topic is shared: every record's ticket names it.
 pub type Tp = (Arc<str>, i32);
@@ -98,6 +98,26 @@ pub struct Tracker {
     /// When records were last completed: where an idle spell after them began
     /// ([`crate::lag::idle_since`]).
     completed_at: Mutex<Option<Instant>>,
+    /// When the first record was received: where the work [`Tracker::activity`] reports began.
+    first_received_at: OnceLock<Instant>,
+    /// Records completed (written, superseded or dead-lettered), in any assignment.
+    completed: AtomicU64,
+}
+
+/// What a run has done so far ([`Tracker::activity`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Activity {
+    /// Records completed: written, superseded or dead-lettered.
+    pub records: u64,
+    /// From the first record received to the last completed; None before any completion.
+    pub busy: Option<Duration>,
+}
+
+impl Activity {
+    /// Records completed per second of [`busy`](Self::busy) time (None before any completion).
+    pub fn rate(&self) -> Option<f64> {
+        self.busy.filter(|b| !b.is_zero()).map(|b| self.records as f64 / b.as_secs_f64())
+    }
 }
 
 /// A handle proving a record was registered in a given assignment generation.
@@ -143,6 +163,7 @@ impl Tracker {
 
     /// Registers a received record; it must be completed before the offset can pass it.
     pub fn receive(&self, topic: &str, partition: i32, offset: i64) -> Ticket {
+        self.first_received_at.get_or_init(Instant::now);
         let mut parts = self.parts.lock().expect("tracker lock");
         // The topic's name as the tracker already holds it (no allocation per record).
         let topic = parts.keys().find(|(t, _)| &**t == topic).map_or_else(|| topic.into(), |(t, _)| t.clone());
@@ -193,7 +214,9 @@ impl Tracker {
     /// [`Tracker::complete`] of many records, under one lock.
     pub fn complete_all<'t>(&self, tickets: impl IntoIterator<Item = &'t Ticket>) {
         let mut parts = self.parts.lock().expect("tracker lock");
+        let mut n = 0;
         for t in tickets {
+            n += 1;
             if let Some(p) = parts.get_mut(&t.tp) {
                 if p.generation == t.generation {
                     p.in_flight.remove(t.offset);
@@ -201,12 +224,24 @@ impl Tracker {
             }
         }
         drop(parts);
+        self.completed.fetch_add(n, Ordering::Relaxed);
         *self.completed_at.lock().expect("tracker lock") = Some(Instant::now());
     }
 
     /// When records were last completed (None before the first).
     pub fn completed_at(&self) -> Option<Instant> {
         *self.completed_at.lock().expect("tracker lock")
+    }
+
+    /// Records completed so far, and the time from the first record received to the last
+    /// completed: the indexer's own working time, start-up and idle waits left out (its
+    /// summary at a clean stop; `dev/bench.sh` reads its rate from there).
+    pub fn activity(&self) -> Activity {
+        let busy = match (self.first_received_at.get(), self.completed_at()) {
+            (Some(&first), Some(last)) => Some(last.saturating_duration_since(first)),
+            _ => None,
+        };
+        Activity { records: self.completed.load(Ordering::Relaxed), busy }
     }
 
     /// Moves a partition past offsets the consumer will never deliver: the consumer's position
@@ -381,5 +416,30 @@ mod tests {
         tracker.complete(&ticket);
         let done = tracker.completed_at().expect("completed");
         assert!(done >= before && done <= std::time::Instant::now());
+    }
+
+    /// The working time runs from the first record received (later receives do not move it)
+    /// to the last completion, and every completed record counts, a revoked assignment's too.
+    #[test]
+    fn activity_spans_first_receive_to_last_completion() {
+        let tracker = Tracker::default();
+        assert_eq!(tracker.activity(), Activity { records: 0, busy: None });
+        tracker.assign(&[("t".into(), 0)]);
+        let before = Instant::now();
+        let first = tracker.receive("t", 0, 1);
+        std::thread::sleep(Duration::from_millis(30));
+        let second = tracker.receive("t", 0, 2);
+        assert_eq!(tracker.activity(), Activity { records: 0, busy: None }, "nothing completed yet");
+        tracker.complete(&first);
+        tracker.assign(&[("t".into(), 0)]); // revoked and assigned again: `second` is stale
+        std::thread::sleep(Duration::from_millis(20));
+        tracker.complete(&second);
+        let after = Instant::now();
+        let done = tracker.activity();
+        assert_eq!(done.records, 2);
+        let busy = done.busy.expect("busy");
+        assert!(busy >= Duration::from_millis(50), "from the first receive, not the second: {busy:?}");
+        assert!(busy <= after - before);
+        assert!(done.rate().expect("rate") > 0.0);
     }
 }
