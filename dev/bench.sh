@@ -183,7 +183,7 @@ run_indexer() { # NAME SOURCE TOPIC N ROUND
     --merge-absent ignore --index-map "$2=$idx" --exit-when-idle-secs "$IDLE_SECS" --metrics-addr 127.0.0.1:0 \
     --log-format json >"$WORK/$1-$5.log" 2>&1 || { tail "$WORK/$1-$5.log" >&2; die "indexer"; }
   count_check "$idx" "$1" "$4"
-  # The indexer's own summary at its clean stop (records, busy_secs: first record received to
+  # The indexer's own summary at its clean stop (records, span_secs: first record received to
   # last completed), kept with the measurement: its working time, as the ceiling's is timed.
   python3 - "$WORK/results/$1.r$5.json" "$WORK/$1-$5.log" <<'PY' || die "no summary line in the indexer's log"
 import json, sys
@@ -191,7 +191,7 @@ res, log = sys.argv[1], sys.argv[2]
 stop = [json.loads(l)["fields"] for l in open(log) if '"indexer stopped cleanly"' in l]
 with open(res) as f:
     rec = json.load(f)
-rec["work"] = {"records": stop[-1]["records"], "busy_s": stop[-1]["busy_secs"]}
+rec["work"] = {"records": stop[-1]["records"], "span_s": stop[-1]["span_secs"]}
 with open(res, "w") as f:
     json.dump(rec, f)
 PY

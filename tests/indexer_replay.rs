@@ -58,18 +58,18 @@ async fn restart_resumes_from_committed_offsets() {
     // offsets the first run committed (read from Kafka above), over a working time that leaves
     // out the idle wait before the exit.
     let log = std::fs::read_to_string(cutover::procs::log_path(&format!("{}-second", sc.topic))).expect("second run's log");
-    let (records, busy) = stop_summary(&log).expect("a summary on the clean-stop line");
+    let (records, span) = stop_summary(&log).expect("a summary on the clean-stop line");
     assert_eq!(records as i64, 3000 - after_first, "summary: {records} records completed");
-    assert!(busy > 0.0 && busy < second_wall.as_secs_f64() - 2.0, "busy {busy} s, within the run less its 2 s idle wait ({second_wall:?})");
+    assert!(span > 0.0 && span < second_wall.as_secs_f64() - 2.0, "span {span} s, within the run less its 2 s idle wait ({second_wall:?})");
     sc.assert_converged().await;
     sc.cleanup().await;
 }
 
-/// `records` and `busy_secs` of the indexer's "indexer stopped cleanly" line (text log format).
+/// `records` and `span_secs` of the indexer's "indexer stopped cleanly" line (text log format).
 fn stop_summary(log: &str) -> Option<(u64, f64)> {
     let line = log.lines().rfind(|l| l.contains("indexer stopped cleanly"))?;
     let field = |name: &str| line.split_whitespace().find_map(|w| w.strip_prefix(name)?.strip_prefix('=').map(str::to_owned));
-    Some((field("records")?.parse().ok()?, field("busy_secs")?.parse().ok()?))
+    Some((field("records")?.parse().ok()?, field("span_secs")?.parse().ok()?))
 }
 
 /// kill -9 at five seeded random instants while the indexer is working (each run first

@@ -223,7 +223,7 @@ pub struct OpsArgs {
     pub refresh: bool,
     /// Exit by itself once caught up (lag 0 everywhere) and idle for this many seconds
     /// (for one-shot runs and demos; by default the indexer runs until stopped). A clean stop
-    /// logs what the run did: `records` completed, `busy_secs` from the first record received
+    /// logs what the run did: `records` completed, `span_secs` from the first record received
     /// to the last completed, and their rate.
     #[arg(long)]
     pub exit_when_idle_secs: Option<u64>,

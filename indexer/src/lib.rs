@@ -183,11 +183,11 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
     if let Some(reason) = watch.fatal() {
         return Err(IndexerError::KafkaUnavailable(reason));
     }
-    // What this run did (`busy`: from the first record received to the last completed, the
-    // start-up and idle waits left out).
+    // What this run did (`span`: from the first record received to the last completed, the
+    // start-up and the idle wait before an exit left out).
     let done = tracker.activity();
     let secs = |d: Duration| (d.as_secs_f64() * 1000.0).round() / 1000.0;
-    tracing::info!(records = done.records, busy_secs = done.busy.map(secs), records_per_sec = done.rate().map(|r| r.round() as u64), "indexer stopped cleanly");
+    tracing::info!(records = done.records, span_secs = done.span.map(secs), records_per_sec = done.rate().map(|r| r.round() as u64), "indexer stopped cleanly");
     Ok(())
 }
 

@@ -109,14 +109,15 @@ pub struct Tracker {
 pub struct Activity {
     /// Records completed: written, superseded or dead-lettered.
     pub records: u64,
-    /// From the first record received to the last completed; None before any completion.
-    pub busy: Option<Duration>,
+    /// From the first record received to the last completed (idle spells between included: on
+    /// a replay from zero, the working time); None before any completion.
+    pub span: Option<Duration>,
 }
 
 impl Activity {
-    /// Records completed per second of [`busy`](Self::busy) time (None before any completion).
+    /// Records completed per second of [`span`](Self::span) (None before any completion).
     pub fn rate(&self) -> Option<f64> {
-        self.busy.filter(|b| !b.is_zero()).map(|b| self.records as f64 / b.as_secs_f64())
+        self.span.filter(|b| !b.is_zero()).map(|b| self.records as f64 / b.as_secs_f64())
     }
 }
 
@@ -234,14 +235,14 @@ impl Tracker {
     }
 
     /// Records completed so far, and the time from the first record received to the last
-    /// completed: the indexer's own working time, start-up and idle waits left out (its
-    /// summary at a clean stop; `dev/bench.sh` reads its rate from there).
+    /// completed: on a replay, the indexer's working time, start-up and the idle wait before
+    /// an exit left out (its summary at a clean stop; `dev/bench.sh` reads its rate there).
     pub fn activity(&self) -> Activity {
-        let busy = match (self.first_received_at.get(), self.completed_at()) {
+        let span = match (self.first_received_at.get(), self.completed_at()) {
             (Some(&first), Some(last)) => Some(last.saturating_duration_since(first)),
             _ => None,
         };
-        Activity { records: self.completed.load(Ordering::Relaxed), busy }
+        Activity { records: self.completed.load(Ordering::Relaxed), span }
     }
 
     /// Moves a partition past offsets the consumer will never deliver: the consumer's position
@@ -423,13 +424,13 @@ mod tests {
     #[test]
     fn activity_spans_first_receive_to_last_completion() {
         let tracker = Tracker::default();
-        assert_eq!(tracker.activity(), Activity { records: 0, busy: None });
+        assert_eq!(tracker.activity(), Activity { records: 0, span: None });
         tracker.assign(&[("t".into(), 0)]);
         let before = Instant::now();
         let first = tracker.receive("t", 0, 1);
         std::thread::sleep(Duration::from_millis(30));
         let second = tracker.receive("t", 0, 2);
-        assert_eq!(tracker.activity(), Activity { records: 0, busy: None }, "nothing completed yet");
+        assert_eq!(tracker.activity(), Activity { records: 0, span: None }, "nothing completed yet");
         tracker.complete(&first);
         tracker.assign(&[("t".into(), 0)]); // revoked and assigned again: `second` is stale
         std::thread::sleep(Duration::from_millis(20));
@@ -437,9 +438,9 @@ mod tests {
         let after = Instant::now();
         let done = tracker.activity();
         assert_eq!(done.records, 2);
-        let busy = done.busy.expect("busy");
-        assert!(busy >= Duration::from_millis(50), "from the first receive, not the second: {busy:?}");
-        assert!(busy <= after - before);
+        let span = done.span.expect("span");
+        assert!(span >= Duration::from_millis(50), "from the first receive, not the second: {span:?}");
+        assert!(span <= after - before);
         assert!(done.rate().expect("rate") > 0.0);
     }
 }
