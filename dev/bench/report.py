@@ -77,10 +77,13 @@ def main(work, out):
     def inner_rate(runs, docs):
         return lambda r: docs / runs.inner(r)["elapsed_s"]
 
-    def work_rate(docs):
+    def work_span(r):
         # The indexer's working time (first record received to last completed, from its summary
         # at the clean stop): timed as the ceiling's inner phase is, start-up and exit left out.
-        return lambda r: docs / r["work"]["span_s"] if r.get("work") else None
+        return r["work"]["span_s"] if r.get("work") else None
+
+    def work_rate(docs):
+        return lambda r: docs / work_span(r) if work_span(r) else None
 
     rows = []  # label, runs, rate fn, note
 
@@ -130,7 +133,7 @@ def main(work, out):
         rows.append(("cutover `indexer` replay of the upsert topic", idx, indexer_rate(n),
                      f"whole process: wall time minus the {idle} s idle wait; kafka CPU {fmt(idx.server('kafka'), 1)} s", "outer"))
         if idx.values(work_rate(n)):
-            fixed = idx.stat(lambda r: r["elapsed_s"] - idle - r["work"]["span_s"] if r.get("work") else None)
+            fixed = idx.stat(lambda r: r["elapsed_s"] - idle - work_span(r) if work_span(r) else None)
             rows.append(("cutover `indexer` replay, working time", idx, work_rate(n),
                          "first record received to last completed (the indexer's summary at its clean stop), timed as "
                          f"the ceiling is; start-up and exit, left out here, took {span(fixed, 2)} s; client CPU is the whole process's",
@@ -240,7 +243,8 @@ def main(work, out):
                  f"**{ic:.1f} µs**, backfill **{bc:.1f} µs** ({ic / bc:.2f}×).")
     if idx and ingest_cpu:
         # On shared cores every CPU-second the indexer's side spends is one the target does not
-        # get; the ceiling's client spends almost none. Both runs keep the cores about as busy.
+        # get; the ceiling's client spends almost none. The bound assumes both runs keep the cores
+        # as busy; the line after it says how busy each did.
         e_idx, c_idx, k_idx = idx.server("target"), idx.med(lambda r: r["client_cpu_s"]), idx.server("kafka") or 0.0
         share = ingest_cpu / (e_idx + c_idx + k_idx)
         room = (ingest_cpu / 0.8 - e_idx - k_idx) / n * 1e6
@@ -256,7 +260,7 @@ def main(work, out):
         if c_el:
             busy.append(f"the ceiling's timed phase {100 * (ingest_cpu + cr.med(lambda r: cr.inner(r).get('client_cpu_s', 0))) / (c_el * cores):.0f}%")
         if idx_work:
-            w_el = idx.med(lambda r: r["work"]["span_s"] if r.get("work") else None)
+            w_el = idx.med(work_span)
             busy.append(f"the indexer's working time {100 * (e_idx + c_idx + k_idx) / (w_el * cores):.0f}%")
         w_all = idx.med(lambda r: r["elapsed_s"] - idle)
         busy.append(f"the indexer's whole process {100 * (e_idx + c_idx + k_idx) / (w_all * cores):.0f}%")
@@ -334,7 +338,7 @@ def main(work, out):
     L.append("| contender | docs/s | elapsed s | client CPU s | legacy ES CPU s | target ES CPU s | peak RSS MB | notes |")
     L.append("|---|---:|---:|---:|---:|---:|---:|---|")
     for label, runs, fn, note, kind in rows:
-        el = {"inner": lambda r: runs.inner(r)["elapsed_s"], "work": lambda r: r["work"]["span_s"] if r.get("work") else None}.get(kind, lambda r: r["elapsed_s"])
+        el = {"inner": lambda r: runs.inner(r)["elapsed_s"], "work": work_span}.get(kind, lambda r: r["elapsed_s"])
         cpu = (lambda r: runs.inner(r)["client_cpu_s"]) if kind == "inner" else (lambda r: r["client_cpu_s"])
         L.append(f"| {label} | {span(runs.stat(fn))} | {fmt(runs.med(el), 2)} | {fmt(runs.med(cpu), 1)} | "
                  f"{fmt(runs.server('legacy'), 1)} | {fmt(runs.server('target'), 1)} | "
