@@ -27,6 +27,11 @@ pub fn log_path(name: &str) -> PathBuf {
     dir.join(format!("{name}.log"))
 }
 
+/// What a test process has logged so far (empty when it has no log yet).
+pub fn log_of(name: &str) -> String {
+    std::fs::read_to_string(log_path(name)).unwrap_or_default()
+}
+
 /// Creates (truncates) a test process's log file.
 pub fn log_file(name: &str) -> std::fs::File {
     std::fs::File::create(log_path(name)).expect("log file")

@@ -3,7 +3,7 @@
 //! read a failed read as "absent". Every test ends with the harness's own comparison of both
 //! clusters after recovery.
 
-use cutover::procs::{http_get, services, Proc};
+use cutover::procs::{http_get, log_of, services, Proc};
 use cutover::scenario::Scenario;
 use cutover::sim::{self, generate, SimCommand, WorkloadSpec};
 use cutover::{kafka, unique};
@@ -15,10 +15,6 @@ const RUN: Duration = Duration::from_secs(240);
 
 fn dlq(sc: &Scenario) -> String {
     format!("{}.dlq", sc.topic)
-}
-
-fn log_of(p_name: &str) -> String {
-    std::fs::read_to_string(cutover::procs::log_path(p_name)).unwrap_or_default()
 }
 
 /// The first half of a target-fault test: 800 of 2000 commands produced, an indexer making

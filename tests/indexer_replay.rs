@@ -57,7 +57,7 @@ async fn restart_resumes_from_committed_offsets() {
     // Its summary at the clean stop counts what it completed: exactly the records past the
     // offsets the first run committed (read from Kafka above), over a working time that leaves
     // out the idle wait before the exit.
-    let log = std::fs::read_to_string(cutover::procs::log_path(&format!("{}-second", sc.topic))).expect("second run's log");
+    let log = cutover::procs::log_of(&format!("{}-second", sc.topic));
     let (records, span) = stop_summary(&log).expect("a summary on the clean-stop line");
     assert_eq!(records as i64, 3000 - after_first, "summary: {records} records completed");
     assert!(span > 0.0 && span < second_wall.as_secs_f64() - 2.0, "span {span} s, within the run less its 2 s idle wait ({second_wall:?})");

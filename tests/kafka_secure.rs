@@ -6,7 +6,7 @@
 //! no log, no `--help`, no command line, no dead letter. Also: librdkafka overrides that would
 //! break at-least-once replay from zero are refused (exit code 2) before joining the group.
 
-use cutover::procs::{http_get, log_path, Proc};
+use cutover::procs::{http_get, log_of, Proc};
 use cutover::scenario::Scenario;
 use cutover::sim::{generate, WorkloadSpec};
 use cutover::{kafka, unique, SecureKafka};
@@ -45,10 +45,6 @@ fn readme_properties(sec: &SecureKafka) -> PathBuf {
     assert_eq!(keys, ["security.protocol", "sasl.mechanism", "sasl.username", "sasl.password", "ssl.ca.location"], "the README's example");
     let borrowed: Vec<(&str, &str)> = lines.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     props_file("readme-kafka", &borrowed)
-}
-
-fn log_of(name: &str) -> String {
-    std::fs::read_to_string(log_path(name)).unwrap_or_default()
 }
 
 /// The command line of a running process, as `ps` shows it.
