@@ -209,3 +209,55 @@ pub fn records_in(brokers: &str, topic: &str) -> i64 {
     let partitions: Vec<i32> = md.topics().iter().filter(|t| t.error().is_none()).flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
     partitions.into_iter().map(|p| consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).map(|(low, high)| high - low).unwrap_or(0)).sum()
 }
+
+/// Creates a topic with `partitions` partitions (replication 1) and the topic configuration
+/// `settings` (e.g. `cleanup.policy=compact`). The topic must not exist yet: an existing one
+/// would keep its own configuration, so that fails here.
+pub async fn create_topic_with_config(brokers: &str, topic: &str, partitions: i32, settings: &[(&str, &str)]) {
+    let admin: AdminClient<DefaultClientContext> = config(brokers).create().expect("admin client");
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (k, v) in settings {
+        new = new.set(k, v);
+    }
+    let results = admin.create_topics(&[new], &AdminOptions::new()).await.expect("create_topics");
+    for r in results {
+        if let Err((name, code)) = r {
+            panic!("creating {name} with {settings:?}: {code:?}");
+        }
+    }
+}
+
+/// Reads every record `topic` holds, from the log start of each partition to its end (the
+/// broker's end-of-partition event, so holes in the offsets, e.g. left by compaction, do not
+/// matter), without joining a consumer group. Panics if a partition's end is not reached within
+/// `timeout`. Blocking.
+pub fn read_to_end(brokers: &str, topic: &str, timeout: Duration) -> Vec<OwnedMessage> {
+    let consumer: BaseConsumer = config(brokers)
+        .set("group.id", crate::unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for t in md.topics() {
+        for p in t.partitions() {
+            tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning).expect("partition");
+        }
+    }
+    let mut open: std::collections::BTreeSet<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+    consumer.assign(&tpl).expect("assign");
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while !open.is_empty() {
+        assert!(Instant::now() < deadline, "{topic}: the end of partitions {open:?} not reached within {timeout:?}");
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => out.push(m.detach()),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
+            }
+            _ => {}
+        }
+    }
+    out
+}

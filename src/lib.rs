@@ -7,6 +7,7 @@
 
 pub mod kafka;
 pub mod procs;
+pub mod relay;
 pub mod scenario;
 pub mod sim;
 

@@ -19,6 +19,10 @@ pub struct Scenario {
     pub legacy_url: String,
     /// The target cluster of this scenario (`s.target_url` unless chosen otherwise).
     pub target_url: String,
+    /// Where the writers (the indexer, `backfill copy`) send their target requests, when not
+    /// straight to `target_url`: e.g. a [`crate::relay::Relay`] in front of it. Everything
+    /// else (the scenario's clients, `create-index`, `verify`, `finalize`) goes straight.
+    pub writers_target_url: Option<String>,
     pub legacy_index: String,
     pub target_index: String,
     pub topic: String,
@@ -32,6 +36,17 @@ pub struct Scenario {
     /// How the indexer is told about the legacy system (derived from the legacy behaviour;
     /// control runs change them to show each option matters).
     pub flags: IndexerFlags,
+}
+
+/// What a `backfill copy` run left ([`Scenario::run_copy_in`]).
+#[derive(Debug)]
+pub struct CopyRun {
+    /// The exit code (None: killed by a signal).
+    pub code: Option<i32>,
+    /// Its stdout and stderr.
+    pub text: String,
+    /// The lines of its failures file (documents not copied).
+    pub failed: Vec<String>,
 }
 
 /// The indexer options that describe the legacy system.
@@ -115,6 +130,7 @@ impl Scenario {
             s,
             legacy_url: legacy_url.to_string(),
             target_url: target_url.to_string(),
+            writers_target_url: None,
             legacy_index,
             target_index,
             topic,
@@ -139,9 +155,7 @@ impl Scenario {
     /// Runs `backfill create-index` (the target definition derived from the legacy index as
     /// the legacy cluster reports it), asserting it exits 0.
     pub fn run_create_index(&self, extra: &[&str]) {
-        let mut args = self.backfill_command("create-index");
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let out = std::process::Command::new(crate::procs::bin("backfill")).args(&args).output().expect("run backfill create-index");
+        let out = self.create_index_output(extra);
         assert!(
             out.status.success(),
             "backfill create-index exited with {}: {}{}",
@@ -149,6 +163,14 @@ impl Scenario {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// Runs `backfill create-index` with `extra` flags and returns its output, whatever its
+    /// exit status (for the refusals).
+    pub fn create_index_output(&self, extra: &[&str]) -> std::process::Output {
+        let mut args = self.backfill_command("create-index");
+        args.extend(extra.iter().map(|s| s.to_string()));
+        std::process::Command::new(crate::procs::bin("backfill")).args(&args).output().expect("run backfill create-index")
     }
 
     /// The legacy version source that truly reads the legacy documents.
@@ -217,7 +239,7 @@ impl Scenario {
             "--legacy-url".into(),
             self.legacy_url.clone(),
             "--target-url".into(),
-            self.target_url.clone(),
+            self.writers_target().to_string(),
             "--session-timeout-ms".into(),
             "6000".into(),
             "--shutdown-timeout-secs".into(),
@@ -229,6 +251,12 @@ impl Scenario {
         }
         a.extend(extra.iter().map(|s| s.to_string()));
         a
+    }
+
+    /// The target URL the writers get as `--target-url`: `writers_target_url`, else
+    /// `target_url`.
+    pub fn writers_target(&self) -> &str {
+        self.writers_target_url.as_deref().unwrap_or(&self.target_url)
     }
 
     /// Starts an indexer process for this scenario.
@@ -292,25 +320,21 @@ impl Scenario {
     /// `backfill <command>` with this scenario's two clusters and two indices: what every
     /// backfill command takes.
     fn backfill_command(&self, command: &str) -> Vec<String> {
-        [
-            command,
-            "--legacy-url",
-            &self.legacy_url,
-            "--target-url",
-            &self.target_url,
-            "--source-index",
-            &self.legacy_index,
-            "--target-index",
-            &self.target_index,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+        self.backfill_command_to(command, &self.target_url)
     }
 
-    /// Backfill arguments for this scenario (`copy`), plus `extra`.
+    /// [`Scenario::backfill_command`] with `target_url` as the `--target-url`.
+    fn backfill_command_to(&self, command: &str, target_url: &str) -> Vec<String> {
+        [command, "--legacy-url", &self.legacy_url, "--target-url", target_url, "--source-index", &self.legacy_index, "--target-index", &self.target_index]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    /// Backfill arguments for this scenario (`copy`, writing to
+    /// [`Scenario::writers_target`]), plus `extra`.
     pub fn backfill_args(&self, checkpoints: &std::path::Path, extra: &[&str]) -> Vec<String> {
-        let mut a = self.backfill_command("copy");
+        let mut a = self.backfill_command_to("copy", self.writers_target());
         a.extend([
             "--legacy-version".into(),
             self.legacy.behaviour.version_arg(),
@@ -359,6 +383,19 @@ impl Scenario {
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success(), "backfill finalize exited with {}: {text}", out.status);
         text
+    }
+
+    /// Runs `backfill copy` with its checkpoints in `dir/<name>` and its failures file at
+    /// `dir/<name>.jsonl`, whatever its exit: the exit code, what it printed (stdout and
+    /// stderr), and the failures file's lines.
+    pub fn run_copy_in(&self, dir: &std::path::Path, name: &str, extra: &[&str]) -> CopyRun {
+        let failures = dir.join(format!("{name}.jsonl"));
+        let mut args = self.backfill_args(&dir.join(name), extra);
+        args.extend(["--failures-file".to_string(), failures.display().to_string()]);
+        let out = std::process::Command::new(crate::procs::bin("backfill")).args(&args).output().expect("run backfill copy");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let failed = std::fs::read_to_string(&failures).unwrap_or_default().lines().map(str::to_string).collect();
+        CopyRun { code: out.status.code(), text, failed }
     }
 
     /// Runs `backfill copy` to completion, asserting it exits 0.

@@ -28,6 +28,8 @@ async fn copies_200k_documents_and_verifies_exactly() {
         tags: Default::default(),
         gc_deletes: "48h".into(),
         extra_settings: [("index.number_of_replicas".to_string(), serde_json::json!(0))].into_iter().collect(),
+        drop_settings: Vec::new(),
+        copy_pipelines: false,
     };
     assert_eq!(backfill::create_index(&legacy, &target, &again).await.unwrap(), backfill::CreateOutcome::AlreadyExists);
 

@@ -50,6 +50,8 @@ async fn refuses_without_version_source_or_ready_target() {
         tags: Default::default(),
         gc_deletes: "60s".into(),
         extra_settings: Default::default(),
+        drop_settings: Vec::new(),
+        copy_pipelines: false,
     };
     assert_eq!(backfill::create_index(&legacy, &target, &cfg).await.unwrap(), backfill::CreateOutcome::Created);
     let err = backfill::copy(&legacy, &target, copy_config(&source, &low, &dir), CancellationToken::new()).await.unwrap_err();

@@ -38,6 +38,16 @@ async fn halt_at_a_target_fault(sc: &mut Scenario, cmds: &[SimCommand], fault: i
     assert!(committed < 2000, "nothing committed past the unapplied records ({committed} of 2000)");
 }
 
+/// The second half of a target-fault test, once the cause is fixed: a restart applies every
+/// command (all 2000 committed), still nothing dead-lettered, and the target converges.
+async fn resume_and_converge(sc: &Scenario) {
+    sc.run_indexer_to_idle("resume", &[], RUN);
+    assert_eq!(sc.committed().iter().sum::<i64>(), 2000);
+    assert_eq!(kafka::records_in(&sc.s.kafka, &dlq(sc)), 0, "still nothing dead-lettered");
+    sc.assert_converged().await;
+    sc.cleanup().await;
+}
+
 /// The target index deleted mid-replay on a cluster that does not auto-create it: the indexer
 /// halts with exit code 4, nothing is dead-lettered, nothing committed past; once the index is
 /// recreated (and backfilled, since its content was lost), a restart applies every command.
@@ -84,26 +94,14 @@ async fn closed_target_index_halts_and_converges_after_reopen() {
     halt_at_a_target_fault(&mut sc, &cmds, close, "index_closed_exception").await;
 
     let dir = std::env::temp_dir().join(format!("{}-closed-copy", sc.topic));
-    let failures = dir.join("failures.jsonl");
-    let out = std::process::Command::new(cutover::procs::bin("backfill"))
-        .args(sc.backfill_args(&dir.join("checkpoints"), &[]))
-        .arg("--failures-file")
-        .arg(&failures)
-        .output()
-        .expect("run backfill copy");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!out.status.success(), "backfill copy into a closed index must fail: {text}");
-    assert!(text.contains("closed"), "the failure names the closed index: {text}");
-    let rejected = std::fs::read_to_string(&failures).unwrap_or_default();
-    assert!(rejected.trim().is_empty(), "no document recorded as rejected: {rejected}");
+    let run = sc.run_copy_in(&dir, "copy", &[]);
+    assert!(run.code.is_some_and(|c| c != 0), "backfill copy into a closed index must fail: {}", run.text);
+    assert!(run.text.contains("closed"), "the failure names the closed index: {}", run.text);
+    assert!(run.failed.is_empty(), "no document recorded as rejected: {:?}", run.failed);
     let _ = std::fs::remove_dir_all(&dir);
 
     target.ok(Method::Post, &format!("/{}/_open", sc.target_index), None).await.expect("reopen the target index");
-    sc.run_indexer_to_idle("resume", &[], RUN);
-    assert_eq!(sc.committed().iter().sum::<i64>(), 2000);
-    assert_eq!(kafka::records_in(&sc.s.kafka, &dlq(&sc)), 0, "still nothing dead-lettered");
-    sc.assert_converged().await;
-    sc.cleanup().await;
+    resume_and_converge(&sc).await;
 }
 
 /// Retries exhausted (`--max-retries`) against a write-blocked index: a halt (exit 4), not
@@ -457,6 +455,7 @@ async fn partitions_paused_before_a_rebalance_are_resumed_when_they_come_back() 
             readiness: Arc::default(),
             paused: Arc::new(AtomicBool::new(false)),
             watch: Arc::new(indexer::kafka::Watch::new(tokio_util::sync::CancellationToken::new())),
+            accept_gaps: false,
         };
         let c = build_consumer(&s.kafka, &group, 6000, 5000, &[], ctx).unwrap();
         c.subscribe(&[topic.as_str()]).unwrap();
@@ -524,6 +523,100 @@ async fn a_log_reader_that_goes_away_stops_neither_binary() {
     target.ok(Method::Delete, &format!("/{}", sc.target_index), None).await.expect("drop the target index");
     sim::create_target_index(&sc.s.legacy(), &sc.legacy_index, &target, &sc.target_index).await.expect("recreate it empty");
     sc.run_backfill_started_by(Proc::start_then_lose_the_log_reader, "copy", &[]);
+    sc.assert_converged().await;
+    sc.cleanup().await;
+}
+
+/// A legacy-style ingest pipeline forced onto the target mid-replay (`index.default_pipeline`
+/// naming a pipeline the target does not have): every bulk item fails with "pipeline with id
+/// [..] does not exist", which is not proven to be the records' fault. The indexer halts with
+/// exit code 4, nothing dead-lettered, nothing committed past; `backfill copy` fails naming the
+/// cause, with no document recorded as failed. Once the setting is removed, a restart
+/// converges. (Before: 2,000 of 2,000 commands dead-lettered, exit 0.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_pipeline_halts_both_writers_without_dead_letters() {
+    let mut sc = Scenario::new("fpipe", 2).await;
+    let target = sc.s.target();
+    let cmds = generate(&WorkloadSpec::new(&sc.legacy_index, 200, 2000, 57));
+    let pipeline = unique("missing-stamp");
+    let settings = format!("/{}/_settings", sc.target_index);
+    let force = async {
+        target.ok(Method::Put, &settings, Some(&json!({"index.default_pipeline": pipeline}))).await.expect("force the setting");
+    };
+    halt_at_a_target_fault(&mut sc, &cmds, force, "does not exist").await;
+
+    // The copy meets the same refusal: at its start-up check, or (forced after it) at its writes.
+    let dir = std::env::temp_dir().join(format!("{}-pipeline-copy", sc.topic));
+    let run = sc.run_copy_in(&dir, "copy", &["--no-bulk-load"]);
+    assert!(run.code.is_some_and(|c| c != 0), "backfill copy into an index with a missing pipeline must fail: {}", run.text);
+    assert!(run.text.contains(&pipeline), "the failure names the pipeline: {}", run.text);
+    assert!(run.failed.is_empty(), "no document recorded as failed: {:?}", run.failed);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    target.ok(Method::Put, &settings, Some(&json!({"index.default_pipeline": null}))).await.expect("remove the setting");
+    resume_and_converge(&sc).await;
+}
+
+/// Retention overtakes a paused indexer: the target refuses writes for a while (a write block),
+/// the indexer pauses, the topic grows and retention deletes records the indexer had not yet
+/// fetched. When writes resume, the fetch finds its position deleted: a gap, reported with the
+/// partition and the lost range (error log, `cutover_indexer_offset_gaps`, `/ready` closed with
+/// the gap in its body), and the partition stops there: nothing after the gap is applied or
+/// committed (later merges would read bases missing the lost commands). After the documented
+/// remedy (run `backfill copy` again, then restart with `--accept-offset-gaps`) the gate opens
+/// and the target converges. (Before: "offset reset" in one WARN line, `/ready` caught up 10 s
+/// later, 49,732 documents missing.) The workload has no deletes: a delete lost in a gap
+/// leaves a document the backfill cannot know of (`verify` reports it as extra; README).
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_overtaking_a_paused_indexer_is_a_gap_not_progress() {
+    let mut sc = Scenario::new("fret", 1).await;
+    let target = sc.s.target();
+    let mut spec = WorkloadSpec::new(&sc.legacy_index, 400, 4000, 58);
+    (spec.upsert_pct, spec.merge_pct) = (65, 35);
+    let cmds = generate(&spec);
+    sc.live(&cmds[..1000]).await;
+    let flags = ["--batch-max-docs", "50", "--linger-ms", "0", "--max-backoff-ms", "500", "--max-in-flight", "2"];
+    let indexer = sc.start_indexer("main", &flags);
+    Scenario::eventually("progress before the block", RUN, || indexer.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 50.0).await;
+    let block = |on: bool| json!({"index.blocks.write": on});
+    target.ok(Method::Put, &format!("/{}/_settings", sc.target_index), Some(&block(true))).await.unwrap();
+    // More than the lanes hold: the consumer's backlog waits for them, and it pauses.
+    sc.live(&cmds[1000..2500]).await;
+    Scenario::eventually("the indexer pauses", RUN, || indexer.metric(indexer::consume::PAUSED) == Some(1.0)).await;
+    let consumed = indexer.metric("cutover_indexer_consumed_total").unwrap_or(0.0) as i64;
+    // The topic grows while it is paused, and retention deletes past its position.
+    sc.live(&cmds[2500..]).await;
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(indexer.metric("cutover_indexer_consumed_total").unwrap_or(0.0) as i64, consumed, "nothing fetched while paused");
+    let start = consumed + 750;
+    let low = kafka::expire_oldest(&sc.s.kafka, &sc.topic, 1, start as f64 / 4000.0 + 1e-9).await;
+    assert_eq!(low, vec![start]);
+    target.ok(Method::Put, &format!("/{}/_settings", sc.target_index), Some(&block(false))).await.unwrap();
+
+    let expected = format!("next offset {consumed} < log start {start}");
+    Scenario::eventually("the gap in /ready", RUN, || {
+        let ready = http_get(indexer.metrics_port, "/ready").unwrap_or_default();
+        ready.lines().next().is_some_and(|l| l.contains(" 503")) && ready.contains(&expected)
+    })
+    .await;
+    Scenario::eventually("what was fetched before the gap applied", RUN, || sc.committed() == vec![consumed]).await;
+    assert_eq!(indexer.metric("cutover_indexer_offset_gaps"), Some(1.0));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(sc.committed(), vec![consumed], "nothing after the gap applied or committed");
+    let ready = http_get(indexer.metrics_port, "/ready").unwrap_or_default();
+    assert!(ready.contains("\"caught_up\":false") && ready.contains(&expected), "the gate stays closed over the hole: {ready}");
+    assert!(!sc.differences().await.is_empty(), "the hole is real: the target lacks what the deleted records did");
+    assert_eq!(kafka::records_in(&sc.s.kafka, &dlq(&sc)), 0, "nothing dead-lettered");
+    indexer.signal("TERM");
+    assert!(indexer.wait(Duration::from_secs(60)).success());
+    assert!(log_of(&format!("{}-main", sc.topic)).contains("offset gap"), "an error log names the gap");
+
+    // The remedy the README gives: copy again (after the gap), then restart accepting the gap.
+    sc.run_backfill("after-gap", &[]);
+    let restarted = sc.start_indexer("restarted", &["--accept-offset-gaps"]);
+    sc.drain_and_stop(restarted).await;
+    assert!(log_of(&format!("{}-restarted", sc.topic)).contains("offset gap accepted"), "the accepted gap is logged");
+    assert_eq!(sc.committed(), vec![4000]);
     sc.assert_converged().await;
     sc.cleanup().await;
 }

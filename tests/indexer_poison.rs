@@ -277,3 +277,77 @@ async fn verify_reports_a_resurrected_delete_from_indexer_tombstones() {
     assert_eq!(report.extra.count, 0);
     sc.cleanup().await;
 }
+
+/// A systematic mapping conflict (every record's `n` is a string, the target maps `n` as a
+/// long) is a fault, not 400 bad records: the poison breaker halts the indexer (exit 3) at the
+/// 50th record in a row judged bad (`--max-poison-run`), with the 49 before it dead-lettered
+/// and nothing past them committed. Control: with limits no stream reaches, the same indexer
+/// dead-letters every record and exits 0, which is what the breaker prevents.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_systematic_mapping_conflict_trips_the_breaker() {
+    let sc = Scenario::new("breaker", 1).await;
+    let producer = kafka::producer(&sc.s.kafka);
+    for i in 0..400 {
+        let env = json!({"op": "upsert", "id": format!("b{i}"), "index": sc.legacy_index, "version": 1, "doc": {"n": "not a number", "title": "t"}});
+        kafka::produce(&producer, &sc.topic, Some(format!("b{i}").as_bytes()), env.to_string().as_bytes(), &[]).await;
+    }
+    let dlq = format!("{}.dlq", sc.topic);
+    let p = sc.start_indexer("tripped", &[]);
+    assert_eq!(p.wait(Duration::from_secs(90)).code(), Some(3), "the breaker halts with exit code 3");
+    let log = cutover::procs::log_of(&format!("{}-tripped", sc.topic));
+    assert!(log.contains("poison breaker") && log.contains("50 records in a row") && log.contains("mapping"), "the halt says what it saw: {log}");
+    assert_eq!(kafka::records_in(&sc.s.kafka, &dlq), 49, "dead letters up to the threshold, not 100 %");
+    assert!(sc.committed()[0] <= 49, "nothing committed past the records judged bad: {:?}", sc.committed());
+
+    let p = sc.start_indexer("control", &["--max-poison-run", "1000000", "--max-poison-ratio", "1", "--exit-when-idle-secs", "2"]);
+    assert_eq!(p.wait(Duration::from_secs(120)).code(), Some(0), "without the breaker the indexer stops cleanly");
+    // At least once: records dead-lettered past the first run's committed offset come again.
+    let letters = kafka::read_all(&sc.s.kafka, &dlq, kafka::records_in(&sc.s.kafka, &dlq) as usize, Duration::from_secs(30));
+    let offsets: std::collections::BTreeSet<String> = letters.iter().filter_map(|m| kafka::header(m, "cutover.offset")).collect();
+    assert_eq!(offsets.len(), 400, "without the breaker every record is dead-lettered");
+    sc.cleanup().await;
+}
+
+/// `backfill copy` applies the same rule to documents the target refuses (the target maps `n`
+/// as an `ip`, the legacy documents hold numbers; those without `n` pass): it stops with exit
+/// code 5 once the failed documents are systematic, the batch that tripped it neither recorded
+/// nor checkpointed. Control: with limits no stream reaches, the copy finishes, lists every
+/// refused document in the failures file, and exits 4 (documents failed), never 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_systematic_mapping_conflict_stops_the_copy() {
+    use elasticsearch::http::Method;
+    let mut sc = Scenario::new("cbreaker", 1).await;
+    sc.live(&generate(&WorkloadSpec::new(&sc.legacy_index, 200, 400, 61))).await;
+    let (legacy, target) = (sc.s.legacy(), sc.s.target());
+    let got = legacy.get(&format!("/{}", sc.legacy_index)).await.unwrap();
+    let mut def = schema::target_definition(&got[&sc.legacy_index], &schema::TargetDefinitionConfig::default()).unwrap();
+    def["mappings"]["properties"]["n"] = json!({"type": "ip"});
+    target.ok(Method::Delete, &format!("/{}", sc.target_index), None).await.unwrap();
+    target.ok(Method::Put, &format!("/{}", sc.target_index), Some(&def)).await.unwrap();
+
+    let dir = std::env::temp_dir().join(format!("{}-breaker-copy", sc.topic));
+    let run = |name: &str, extra: &[&str]| {
+        let mut args = vec!["--batch-size", "20", "--bulk-concurrency", "1", "--slices", "1"];
+        args.extend_from_slice(extra);
+        let run = sc.run_copy_in(&dir, name, &args);
+        (run.code, run.text, run.failed.len())
+    };
+    let (code, text, tripped) = run("tripped", &[]);
+    assert_eq!(code, Some(5), "the breaker stops the copy with exit code 5: {text}");
+    assert!(text.contains("systematic failures") && text.contains("check the target's mapping"), "it says what it saw: {text}");
+    assert!(tripped < 101, "no more than the breaker allows is recorded ({tripped})");
+
+    let (code, text, failed) = run("control", &["--max-poison-run", "1000000", "--max-poison-ratio", "1"]);
+    assert_eq!(code, Some(4), "failed documents make the copy exit 4: {text}");
+    assert!(text.contains("failures file"), "it says where they are listed: {text}");
+    let copied = legacy_count(&target, &sc.target_index).await;
+    assert_eq!(failed as u64 + copied, legacy_count(&legacy, &sc.legacy_index).await, "every document copied or listed");
+    assert!(failed > 100 && failed > tripped, "the breaker stopped what would have failed on: {failed} vs {tripped}");
+    let _ = std::fs::remove_dir_all(&dir);
+    sc.cleanup().await;
+}
+
+async fn legacy_count(es: &cluster::Es, index: &str) -> u64 {
+    es.refresh(index).await.unwrap();
+    es.get(&format!("/{index}/_count")).await.unwrap()["count"].as_u64().unwrap()
+}

@@ -139,9 +139,29 @@ pub struct CreateIndexArgs {
     #[arg(long, default_value = "48h", value_parser = schema::parse_time_value_arg)]
     pub gc_deletes: String,
     /// Extra index setting KEY=VALUE (repeatable; VALUE parsed as JSON when it is JSON, e.g.
-    /// `index.number_of_replicas=1`). Default: none.
+    /// `index.number_of_replicas=1`), applied over the legacy index's settings, e.g.
+    /// `index.translog.durability=request` where the legacy index has `async` (refused: a
+    /// write acknowledged before its translog is fsynced, whose offset the indexer then
+    /// commits, can be lost in a node crash). Default: none.
     #[arg(long = "setting", value_name = "KEY=VALUE")]
     pub settings: Vec<String>,
+    /// Copy the ingest pipelines that index.default_pipeline / index.final_pipeline name (and
+    /// the pipelines they call) from the legacy cluster to the target before creating the index.
+    /// Without it, a pipeline the target lacks is refused (every write would fail). A pipeline
+    /// that MODIFIES documents must be copied: the backfill copies documents that already went
+    /// through it on the legacy cluster, but the indexer's replayed writes only go through it if
+    /// the target has it too (otherwise copied and replayed documents differ and verify reports
+    /// it). A target pipeline of the same id with another definition is refused, never
+    /// overwritten. See docs/legacy-settings.md.
+    #[arg(long)]
+    pub copy_pipelines: bool,
+    /// Leave this legacy index setting, and its sub-keys, out of the target index (repeatable;
+    /// the `index.` prefix is optional), e.g. `index.default_pipeline` for a pipeline whose
+    /// output is not needed, or `index.routing.allocation.require.box` for a node attribute the
+    /// target's nodes lack. The only way to leave a setting out (a --setting of the same key
+    /// still applies). Default: none. See docs/legacy-settings.md.
+    #[arg(long = "drop-setting", value_name = "KEY")]
+    pub drop_settings: Vec<String>,
 }
 
 /// `backfill copy`.
@@ -157,6 +177,8 @@ pub struct CopyArgs {
     pub tags: TagArgs,
     #[command(flatten)]
     pub read: ReadArgs,
+    #[command(flatten)]
+    pub breaker: cluster::breaker::BreakerArgs,
     /// Number of slices the source is cut into (on _seq_no). Default: the source's primary
     /// shard count, capped at 8. Changing it later starts a fresh set of checkpoints.
     #[arg(long)]
@@ -310,6 +332,30 @@ pub enum Outcome {
     Ok,
     /// `verify` found differences (exit 3).
     Diverged,
+    /// `copy` finished, but documents failed (exit 4): listed in the failures file.
+    Failed,
+}
+
+impl Outcome {
+    /// The process exit code.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Ok => 0,
+            Outcome::Diverged => 3,
+            Outcome::Failed => 4,
+        }
+    }
+}
+
+impl CliError {
+    /// The process exit code: 5 when the copy stopped on systematic failures (the poison
+    /// breaker), 1 for every other error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Copy(CopyError::Systematic { .. }) => 5,
+            _ => 1,
+        }
+    }
 }
 
 /// Runs a parsed command. Ctrl-C cancels a copy cleanly (checkpoints stay consistent).
@@ -334,6 +380,8 @@ async fn run_create(a: CreateIndexArgs) -> Result<Outcome, CliError> {
         tags: (&a.tags).into(),
         gc_deletes: a.gc_deletes,
         extra_settings: parse_settings(&a.settings)?,
+        drop_settings: a.drop_settings,
+        copy_pipelines: a.copy_pipelines,
     };
     match create_index(&legacy, &target, &cfg).await? {
         CreateOutcome::Created => say!("created {}", cfg.target_index),
@@ -376,6 +424,7 @@ async fn run_copy(a: CopyArgs) -> Result<Outcome, CliError> {
         progress: a.progress,
         log_interval: Duration::from_secs(a.log_interval_secs.max(1)),
         write: WriteOptions { retry: a.read.retry_policy(), ..WriteOptions::default() },
+        breaker: (&a.breaker).into(),
         refresh_at_end: true,
         bulk_load: !a.no_bulk_load,
         #[cfg(feature = "test-hooks")]
@@ -393,6 +442,14 @@ async fn run_copy(a: CopyArgs) -> Result<Outcome, CliError> {
     say!("{summary}");
     if let Some(path) = a.summary_json {
         write_json(&path, &summary)?;
+    }
+    if summary.failed > 0 {
+        tracing::error!(
+            failed = summary.failed,
+            failures_file = %summary.failures_file,
+            "documents were not copied: each is listed with its reason in the failures file; fix them in the legacy index (or the target's mapping) and run the copy again, or account for them before switching reads"
+        );
+        return Ok(Outcome::Failed);
     }
     Ok(Outcome::Ok)
 }
@@ -471,7 +528,9 @@ fn print_report(r: &crate::verify::VerifyReport) {
         ("untransformable", &r.untransformable),
     ] {
         if c.count > 0 {
-            say!("  {name}: {} (e.g. {})", c.count, c.sample_ids.join(", "));
+            // Each sample as `id`, or `id (routing r)` for a custom routing.
+            let samples: Vec<String> = c.samples.iter().map(ToString::to_string).collect();
+            say!("  {name}: {} (e.g. {})", c.count, samples.join(", "));
         }
     }
     if let Some(p) = &r.parity {

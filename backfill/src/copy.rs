@@ -8,8 +8,12 @@
 //! after each resolved batch, so a checkpoint never claims a batch that is still in flight.
 //!
 //! Every document ends in exactly one counter: written, superseded (409: a newer version from
-//! the replay is already there, which is success), or failed (rewrite error, no version, poison
-//! write), the failed ones also in the failures file.
+//! the replay is already there, which is success), or failed (rewrite error, no version, a
+//! write Elasticsearch refused for the document's own content), the failed ones also in the
+//! failures file. Only those let a checkpoint pass a document that was not written: every other
+//! refusal stops the copy with nothing checkpointed past it, and so does a systematic stream of
+//! failed documents (the poison breaker, [`cluster::breaker`]). A run that failed documents
+//! exits non-zero ([`Summary::failed`]).
 
 use crate::checkpoint::{CheckpointError, CheckpointStore, SliceCheckpoint};
 use crate::failures::{Failure, FailureKind, FailureLog};
@@ -19,8 +23,9 @@ use crate::rate::RateLimiter;
 #[cfg(feature = "test-hooks")]
 use crate::scan::ScanHook;
 use crate::scan::{Hit, Page, ScanError, ScanMethod, ScanMethodChoice, ScanOptions, SliceScan, SliceSpec};
+use cluster::breaker::{Breaker, Limits, Tripped};
 use cluster::client::enc;
-use cluster::{BulkOp, BulkOpKind, BulkWriter, Es, EsError, GiveUp, Resolved, WriteError, WriteOptions};
+use cluster::{BulkOp, BulkOpKind, BulkWriter, Es, EsError, GiveUp, Outcome, WriteError, WriteOptions};
 use futures::stream::{FuturesOrdered, StreamExt};
 use schema::{LegacyVersionSource, TagRewrite};
 use serde_json::Value;
@@ -101,6 +106,8 @@ pub struct CopyConfig {
     pub log_interval: Duration,
     /// Retry policy of the bulk writer, also used by the scan of the source (`what = "scan"`).
     pub write: WriteOptions,
+    /// When failed documents are systematic (the poison breaker).
+    pub breaker: Limits,
     /// Refresh the target when done, so searches (and verify) see everything.
     pub refresh_at_end: bool,
     /// Put the target in bulk-load settings first (`refresh_interval: -1`, replicas 0; see
@@ -132,6 +139,7 @@ impl CopyConfig {
             progress: ProgressMode::Auto,
             log_interval: Duration::from_secs(10),
             write: WriteOptions::default(),
+            breaker: Limits::default(),
             refresh_at_end: true,
             bulk_load: true,
             #[cfg(feature = "test-hooks")]
@@ -155,9 +163,14 @@ pub enum CopyError {
     /// A slice's scan failed beyond recovery.
     #[error("slice {slice}: {source}")]
     Scan { slice: u32, source: ScanError },
-    /// A slice's writes failed beyond retry.
-    #[error("slice {slice}: {source}")]
+    /// A slice's writes were refused for a reason not proven to be the documents' (or failed
+    /// beyond retry): nothing was checkpointed past them.
+    #[error("slice {slice}: {source}; nothing was checkpointed past these documents: fix the cause and run the copy again (it resumes from the checkpoints)")]
     Write { slice: u32, source: WriteError },
+    /// Documents failed systematically (the poison breaker): the cause is almost never the
+    /// documents. The batch that tripped it was neither recorded nor checkpointed.
+    #[error("slice {slice}: {tripped}")]
+    Systematic { slice: u32, tripped: Tripped },
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     /// The failures file could not be written (the run stops: a failure must not be lost).
@@ -187,6 +200,7 @@ struct Ctx {
     stats: Arc<Stats>,
     limiter: Option<RateLimiter>,
     bulk_permits: Semaphore,
+    breaker: std::sync::Mutex<Breaker>,
     cancel: CancellationToken,
 }
 
@@ -236,6 +250,7 @@ pub async fn copy(legacy: &Es, target: &Es, cfg: CopyConfig, cancel: Cancellatio
         writer,
         limiter: cfg.max_docs_per_sec.filter(|&r| r > 0).map(RateLimiter::new),
         bulk_permits: Semaphore::new(cfg.bulk_concurrency.max(1)),
+        breaker: std::sync::Mutex::new(Breaker::new(cfg.breaker)),
         cfg,
         version_source,
         method,
@@ -414,6 +429,9 @@ async fn pump(ctx: &Arc<Ctx>, pos: usize, slice: u32, scan: &mut SliceScan, cp: 
 struct Batch {
     ops: Vec<BulkOp<'static>>,
     failures: Vec<Failure>,
+    /// The page's documents in scan order: true for one in `failures`, false for one in `ops`
+    /// (the poison breaker sees verdicts in order).
+    order: Vec<bool>,
     scanned: u64,
     resume_seq_no: u64,
 }
@@ -424,16 +442,22 @@ fn prepare(ctx: &Ctx, slice: u32, page: Page) -> Batch {
     let scanned = page.hits.len() as u64;
     let mut ops = Vec::with_capacity(page.hits.len());
     let mut failures = Vec::new();
+    let mut order = Vec::with_capacity(page.hits.len());
     for hit in page.hits {
-        match to_op(ctx, hit) {
-            Ok(op) => ops.push(op),
+        let failed = match to_op(ctx, hit) {
+            Ok(op) => {
+                ops.push(op);
+                false
+            }
             Err(mut f) => {
                 f.slice = slice;
                 failures.push(f);
+                true
             }
-        }
+        };
+        order.push(failed);
     }
-    Batch { ops, failures, scanned, resume_seq_no: page.resume_seq_no }
+    Batch { ops, failures, order, scanned, resume_seq_no: page.resume_seq_no }
 }
 
 fn to_op(ctx: &Ctx, hit: Hit) -> Result<BulkOp<'static>, Failure> {
@@ -464,34 +488,37 @@ fn failure(kind: FailureKind, id: String, routing: Option<String>, version: Opti
 }
 
 /// Writes one batch (rate-limited, within the process-wide bulk concurrency) and records its
-/// failures; resolves only when every document of the batch is resolved.
+/// failures; resolves only when every document of the batch is resolved. A batch whose verdicts
+/// trip the poison breaker records nothing and fails (its checkpoint is not saved).
 async fn write_batch(ctx: Arc<Ctx>, slice: u32, batch: Batch) -> BatchResult {
     if let Some(limiter) = &ctx.limiter {
         limiter.acquire(batch.scanned as usize).await;
     }
     let mut counts = BatchCounts { scanned: batch.scanned, failed: batch.failures.len() as u64, ..Default::default() };
-    let mut failures = batch.failures;
+    let mut results = Vec::new();
     if !batch.ops.is_empty() {
         let _permit = ctx.bulk_permits.acquire().await.map_err(|_| CopyError::Cancelled)?;
-        let results = ctx.writer.write(&batch.ops).await.map_err(|source| match source {
+        results = ctx.writer.write(&batch.ops).await.map_err(|source| match source {
             WriteError::Cancelled => CopyError::Cancelled,
             source => CopyError::Write { slice, source },
         })?;
-        for (op, resolved) in batch.ops.into_iter().zip(results) {
-            match resolved {
-                Resolved::Applied => counts.written += 1,
-                Resolved::Superseded => counts.superseded += 1,
-                Resolved::Poison(reason) => {
-                    counts.failed += 1;
-                    failures.push(Failure {
-                        kind: FailureKind::Rejected,
-                        id: op.id.into_owned(),
-                        routing: op.routing.map(Cow::into_owned),
-                        version: Some(op.version),
-                        slice,
-                        reason,
-                    });
-                }
+    }
+    judge(&ctx, slice, &batch.order, &results)?;
+    let mut failures = batch.failures;
+    for (op, outcome) in batch.ops.into_iter().zip(results) {
+        match outcome {
+            Outcome::Applied | Outcome::NoOp => counts.written += 1,
+            Outcome::Superseded => counts.superseded += 1,
+            Outcome::Poison(poison) => {
+                counts.failed += 1;
+                failures.push(Failure {
+                    kind: FailureKind::Rejected,
+                    id: op.id.into_owned(),
+                    routing: op.routing.map(Cow::into_owned),
+                    version: Some(op.version),
+                    slice,
+                    reason: poison.reason,
+                });
             }
         }
     }
@@ -502,6 +529,28 @@ async fn write_batch(ctx: Arc<Ctx>, slice: u32, batch: Batch) -> BatchResult {
         written.map_err(|source| CopyError::FailureLog { path: ctx.failures.path().to_path_buf(), source })?;
     }
     Ok((counts, batch.resume_seq_no))
+}
+
+/// Hands a batch's verdicts to the poison breaker in scan order (`order`: true for a document
+/// that could not be turned into a write; the others take their write's outcome in turn).
+fn judge(ctx: &Ctx, slice: u32, order: &[bool], results: &[Outcome]) -> Result<(), CopyError> {
+    let mut breaker = ctx.breaker.lock().unwrap_or_else(|e| e.into_inner());
+    let mut written = results.iter();
+    let mut good = 0;
+    for &failed in order {
+        let poison = failed || matches!(written.next(), Some(Outcome::Poison(_)));
+        if !poison {
+            good += 1;
+            continue;
+        }
+        breaker.good(std::mem::take(&mut good));
+        breaker.poison().map_err(|tripped| {
+            metrics::counter!("cutover_backfill_breaker_trips_total").increment(1);
+            CopyError::Systematic { slice, tripped }
+        })?;
+    }
+    breaker.good(good);
+    Ok(())
 }
 
 /// The default slice count: the source's primary shards, capped at 8 (more slices than that

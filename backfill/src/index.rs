@@ -5,12 +5,20 @@
 //! idempotent so that every deployment script and every restarted worker can run it: an index
 //! with the same definition is a no-op, a different one is an error naming each difference
 //! (an index silently created by dynamic mapping would explode exactly like the legacy one).
+//!
+//! Settings that depend on the cluster around the index ([`schema::cluster_dependencies`]:
+//! ingest pipelines, allocation filters on node attributes, async translog durability) are
+//! checked against the target before anything is created, and refused, each with its fix,
+//! unless the target can honour them: a pipeline it has (or that `copy_pipelines` copies from
+//! the legacy cluster), an attribute value one of its nodes has, `request` durability.
+//! `drop_settings` leaves settings out (docs/legacy-settings.md).
 
 use cluster::client::enc;
-use cluster::readiness::NotReady;
-use cluster::{Es, EsError};
-use schema::{TagRewrite, TargetDefinitionConfig};
+use cluster::readiness::{get_pipeline, NotReady};
+use cluster::{Es, EsError, Method};
+use schema::{ClusterDependency, TagRewrite, TargetDefinitionConfig};
 use serde_json::{Map, Value};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Why the target index could not be created or is not fit to be written.
@@ -34,6 +42,14 @@ pub enum IndexError {
     /// The target index is not safe to write (mapping of the tag field, gc_deletes too low...).
     #[error("target index `{index}` is not ready for the migration writers:\n  - {}", problems.join("\n  - "))]
     NotReady { index: String, problems: Vec<String> },
+    /// Settings of the legacy index that the target cluster cannot honour as they are (a
+    /// pipeline it lacks, a node attribute none of its nodes has, async translog durability):
+    /// nothing was created. One line per setting, with its fix.
+    #[error("refusing to create `{index}`: settings of the legacy index `{source_index}` would not work on the target cluster as they are (nothing was created):\n  - {}", problems.join("\n  - "))]
+    LegacySettings { index: String, source_index: String, problems: Vec<String> },
+    /// The target refused an ingest pipeline copied from the legacy cluster.
+    #[error("the target cluster refused ingest pipeline `{id}` copied from the legacy cluster (nothing else was changed): {cause}; the target needs every processor the pipeline uses (or leave the setting out with --drop-setting {key}; see docs/legacy-settings.md)")]
+    PipelineCopy { id: String, key: String, cause: Box<EsError> },
 }
 
 /// What `create-index` needs besides the two clusters.
@@ -50,6 +66,12 @@ pub struct CreateIndexConfig {
     pub gc_deletes: String,
     /// Further index settings (e.g. `index.number_of_replicas`), applied over the derived ones.
     pub extra_settings: Map<String, Value>,
+    /// Legacy settings left out of the target, with their sub-keys (`index.` prefix optional):
+    /// `--drop-setting`. `extra_settings` may still set them.
+    pub drop_settings: Vec<String>,
+    /// Copy the ingest pipelines the definition names (and those they call) from the legacy
+    /// cluster to the target before creating the index: `--copy-pipelines`.
+    pub copy_pipelines: bool,
 }
 
 /// What `create-index` did.
@@ -61,15 +83,28 @@ pub enum CreateOutcome {
     AlreadyExists,
 }
 
-/// Creates the target index from the legacy index's definition, idempotently.
+/// Creates the target index from the legacy index's definition, idempotently. Settings that
+/// depend on the cluster ([`schema::cluster_dependencies`]) are checked against the target
+/// first; the pipelines to copy are copied once the index is known to be creatable (or already
+/// there with the same definition).
 pub async fn create_index(legacy: &Es, target: &Es, cfg: &CreateIndexConfig) -> Result<CreateOutcome, IndexError> {
     let legacy_index = legacy.get_index(&cfg.source_index).await?.ok_or_else(|| IndexError::SourceMissing(cfg.source_index.clone()))?;
-    let def_cfg = TargetDefinitionConfig { tags: cfg.tags.clone(), gc_deletes: cfg.gc_deletes.clone(), extra_settings: cfg.extra_settings.clone() };
+    let def_cfg = TargetDefinitionConfig {
+        tags: cfg.tags.clone(),
+        gc_deletes: cfg.gc_deletes.clone(),
+        extra_settings: cfg.extra_settings.clone(),
+        dropped_settings: cfg.drop_settings.clone(),
+    };
+    warn_unmatched_drops(&legacy_index, &cfg.drop_settings);
     let expected =
         schema::target_definition(&legacy_index, &def_cfg).map_err(|e| IndexError::Definition { index: cfg.source_index.clone(), reason: e.to_string() })?;
+    let to_copy = check_dependencies(legacy, target, cfg, &expected).await?;
     if let Some(actual) = target.get_index(&cfg.target_index).await? {
-        return compare(&cfg.target_index, &expected, &actual);
+        let outcome = compare(&cfg.target_index, &expected, &actual)?;
+        copy_pipelines(target, &to_copy).await?;
+        return Ok(outcome);
     }
+    copy_pipelines(target, &to_copy).await?;
     let path = format!("/{}", enc(&cfg.target_index));
     let (status, body) = target.create_index(&cfg.target_index, &expected).await?;
     match status {
@@ -84,6 +119,223 @@ pub async fn create_index(legacy: &Es, target: &Es, cfg: &CreateIndexConfig) -> 
         }
         _ => Err(EsError::status_of("PUT", &path, status, &body).into()),
     }
+}
+
+/// Logs each `--drop-setting` that names no setting of the legacy index (a typo leaves the
+/// setting in; an idempotent rerun after the legacy index lost it is not an error).
+fn warn_unmatched_drops(legacy_index: &Value, drops: &[String]) {
+    let settings = legacy_index.get("settings").and_then(Value::as_object).cloned().unwrap_or_default();
+    for drop in drops.iter().filter(|d| !schema::has_setting(&settings, d)) {
+        tracing::warn!(setting = %drop, "--drop-setting names no setting of the legacy index: nothing left out for it");
+    }
+}
+
+/// A pipeline to copy from the legacy cluster to the target: its id, the setting that (directly
+/// or through another pipeline) names it, and its definition without the fields servers manage.
+#[derive(Clone, Debug)]
+struct PipelineCopy {
+    id: String,
+    key: String,
+    definition: Value,
+}
+
+/// Fields of a pipeline definition that the cluster manages (9.x reports them, and refuses
+/// them in a PUT).
+const SYSTEM_PIPELINE_FIELDS: &[&str] = &["created_date_millis", "modified_date_millis", "created_date", "modified_date"];
+
+fn user_pipeline(mut def: Value) -> Value {
+    if let Some(m) = def.as_object_mut() {
+        for f in SYSTEM_PIPELINE_FIELDS {
+            m.remove(*f);
+        }
+    }
+    def
+}
+
+/// The ids of the pipelines a pipeline definition calls (`pipeline` processors, in
+/// `processors` and `on_failure` at any depth); templated names (`{{..}}`) are skipped.
+fn called_pipelines(def: &Value) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(name) = m.get("pipeline").and_then(|p| p.get("name")).and_then(Value::as_str) {
+                    if !name.contains("{{") && !out.iter().any(|n| n == name) {
+                        out.push(name.to_owned());
+                    }
+                }
+                m.values().for_each(|c| walk(c, out));
+            }
+            Value::Array(a) => a.iter().for_each(|c| walk(c, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(def, &mut out);
+    out
+}
+
+/// Checks every setting of `expected` that depends on the cluster against the target (see
+/// [`schema::cluster_dependencies`]) and returns the pipelines to copy, called ones first;
+/// refuses with one line per setting the target cannot honour.
+async fn check_dependencies(legacy: &Es, target: &Es, cfg: &CreateIndexConfig, expected: &Value) -> Result<Vec<PipelineCopy>, IndexError> {
+    let settings = expected.get("settings").and_then(Value::as_object).cloned().unwrap_or_default();
+    let mut problems = Vec::new();
+    let mut to_copy: Vec<PipelineCopy> = Vec::new();
+    let mut nodes: Option<Value> = None;
+    for dep in schema::cluster_dependencies(&settings) {
+        match dep {
+            ClusterDependency::Pipeline { key, id } => {
+                if cfg.copy_pipelines {
+                    plan_pipeline_copies(legacy, target, &key, &id, &mut to_copy, &mut problems).await?;
+                } else {
+                    match get_pipeline(target, &id).await? {
+                        None => problems.push(format!(
+                            "{key} names ingest pipeline `{id}`, which the target cluster does not have: copy it with --copy-pipelines, or leave the setting out with --drop-setting {key} (see docs/legacy-settings.md)"
+                        )),
+                        Some(on_target) => warn_if_pipelines_differ(legacy, &key, &id, user_pipeline(on_target)).await,
+                    }
+                }
+            }
+            ClusterDependency::NodeAttribute { key, attribute, values, require } => {
+                if nodes.is_none() {
+                    nodes = Some(target.get("/_nodes?filter_path=nodes.*.name,nodes.*.host,nodes.*.ip,nodes.*.roles,nodes.*.attributes").await?);
+                }
+                let nodes = nodes.as_ref().expect("just read");
+                if let Some(problem) = attribute_problem(nodes, &key, &attribute, &values, require) {
+                    problems.push(problem);
+                }
+            }
+            ClusterDependency::AsyncTranslog { key, value } => problems.push(format!(
+                "{key} is `{value}` on the legacy index: {}; create the target with --setting {key}=request (see docs/legacy-settings.md)",
+                schema::ASYNC_TRANSLOG_WHY
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(to_copy)
+    } else {
+        Err(IndexError::LegacySettings { index: cfg.target_index.clone(), source_index: cfg.source_index.clone(), problems })
+    }
+}
+
+/// Plans the copy of pipeline `id` (named by setting `key`) and of the pipelines it calls:
+/// a pipeline the target lacks is copied, one it has with the same definition is left alone,
+/// one it has with another definition is refused (so is one neither cluster has).
+async fn plan_pipeline_copies(
+    legacy: &Es,
+    target: &Es,
+    key: &str,
+    id: &str,
+    to_copy: &mut Vec<PipelineCopy>,
+    problems: &mut Vec<String>,
+) -> Result<(), EsError> {
+    let mut pending = vec![id.to_owned()];
+    let mut seen = BTreeSet::new();
+    let mut planned = Vec::new();
+    while let Some(id) = pending.pop() {
+        if !seen.insert(id.clone()) || to_copy.iter().any(|p| p.id == id) {
+            continue;
+        }
+        let via = if seen.len() == 1 { String::new() } else { format!(" (called by a pipeline that {key} runs)") };
+        let on_target = get_pipeline(target, &id).await?.map(user_pipeline);
+        let Some(definition) = get_pipeline(legacy, &id).await?.map(user_pipeline) else {
+            if on_target.is_none() {
+                problems.push(format!(
+                    "{key} names ingest pipeline `{id}`{via}, which neither cluster has: create it on the target, or leave the setting out with --drop-setting {key} (see docs/legacy-settings.md)"
+                ));
+            }
+            continue;
+        };
+        pending.extend(called_pipelines(&definition));
+        match on_target {
+            None => planned.push(PipelineCopy { id, key: key.to_owned(), definition }),
+            Some(existing) if existing == definition => {}
+            Some(_) => problems.push(format!(
+                "{key} names ingest pipeline `{id}`{via}, and the target cluster already has a pipeline `{id}` with a different definition (compare GET /_ingest/pipeline/{id} on both clusters): --copy-pipelines does not overwrite it; make the target's the same as the legacy one (or delete it), or leave the setting out with --drop-setting {key} (see docs/legacy-settings.md)"
+            )),
+        }
+    }
+    // Callees before their callers, so that no pipeline on the target ever calls a missing one.
+    while !planned.is_empty() {
+        let ready = planned.iter().position(|p| called_pipelines(&p.definition).iter().all(|c| !planned.iter().any(|q| &q.id == c && q.id != p.id)));
+        to_copy.push(planned.remove(ready.unwrap_or(0)));
+    }
+    Ok(())
+}
+
+/// A pipeline the target already has is used as is; when it differs from the legacy one, the
+/// documents the indexer replays will differ from those the backfill copies: say so (a
+/// warning only: a legacy pipeline that cannot be read is no reason to refuse).
+async fn warn_if_pipelines_differ(legacy: &Es, key: &str, id: &str, on_target: Value) {
+    match get_pipeline(legacy, id).await {
+        Ok(Some(on_legacy)) if user_pipeline(on_legacy.clone()) != on_target => {
+            tracing::warn!(setting = %key, pipeline = %id, legacy = %on_legacy, target = %on_target, "the target's pipeline differs from the legacy cluster's: documents the indexer replays through it may differ from those the backfill copies (see docs/legacy-settings.md)");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(pipeline = %id, error = %e, "cannot read the legacy pipeline to compare it with the target's"),
+    }
+}
+
+/// PUTs the planned pipelines on the target, in order.
+async fn copy_pipelines(target: &Es, to_copy: &[PipelineCopy]) -> Result<(), IndexError> {
+    for p in to_copy {
+        let path = format!("/_ingest/pipeline/{}", enc(&p.id));
+        let (status, body) = target.request(Method::Put, &path, Some(&p.definition)).await?;
+        if !(200..300).contains(&status) {
+            return Err(IndexError::PipelineCopy { id: p.id.clone(), key: p.key.clone(), cause: Box::new(EsError::status_of("PUT", &path, status, &body)) });
+        }
+        tracing::info!(pipeline = %p.id, setting = %p.key, "copied ingest pipeline from the legacy cluster to the target");
+    }
+    Ok(())
+}
+
+/// The values a target node (`GET /_nodes` entry under its id) has for an allocation
+/// attribute: its custom attribute, or for the built-in ones its name, host, address, id or
+/// data tiers.
+fn node_values(id: &str, node: &Value, attribute: &str) -> Vec<String> {
+    let text = |k: &str| node.get(k).and_then(Value::as_str).map(str::to_owned);
+    match attribute {
+        "_name" => text("name").into_iter().collect(),
+        "_host" => text("host").into_iter().collect(),
+        "_ip" | "_host_ip" | "_publish_ip" => text("ip").into_iter().collect(),
+        "_id" => vec![id.to_owned()],
+        "_tier" => {
+            let roles: Vec<String> = node.get("roles").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect();
+            if roles.iter().any(|r| r == "data") {
+                ["data_content", "data_hot", "data_warm", "data_cold"].into_iter().map(str::to_owned).chain(roles).collect()
+            } else {
+                roles
+            }
+        }
+        _ => node.get("attributes").and_then(|a| a.get(attribute)).and_then(Value::as_str).map(str::to_owned).into_iter().collect(),
+    }
+}
+
+/// The refusal of an allocation filter no target node satisfies (require: one node matching
+/// every value; include: one node matching any), or None.
+fn attribute_problem(nodes: &Value, key: &str, attribute: &str, values: &[String], require: bool) -> Option<String> {
+    let nodes = nodes.get("nodes").and_then(Value::as_object).cloned().unwrap_or_default();
+    let mut seen = BTreeSet::new();
+    let mut satisfied = false;
+    for (id, node) in &nodes {
+        let have = node_values(id, node, attribute);
+        let matches = |v: &String| have.iter().any(|h| schema::attribute_value_matches(v, h));
+        satisfied |= if require { values.iter().all(matches) } else { values.iter().any(matches) };
+        seen.extend(have);
+    }
+    if satisfied {
+        return None;
+    }
+    let wanted = values.join(",");
+    let has = if seen.is_empty() {
+        format!("none of its nodes has attribute `{attribute}`")
+    } else {
+        format!("its nodes have {attribute}: {}", seen.into_iter().collect::<Vec<_>>().join(", "))
+    };
+    let rule = if require { "every" } else { "any" };
+    Some(format!(
+        "{key} is `{wanted}`, but no node of the target cluster matches {rule} of these values ({has}): the index's shards would stay unassigned and every write to it would fail; leave it out with --drop-setting {key}, or set a value the target has with --setting {key}=<value> (see docs/legacy-settings.md)"
+    ))
 }
 
 fn compare(index: &str, expected: &Value, actual: &Value) -> Result<CreateOutcome, IndexError> {
@@ -147,5 +399,80 @@ mod tests {
             json!({"settings": {"index": {"number_of_replicas": "2", "refresh_interval": "5s", "number_of_shards": "2"}}, "mappings": {}, "aliases": {}});
         let Err(IndexError::DefinitionMismatch { differences, .. }) = compare("t", &expected, &other) else { panic!("must differ") };
         assert_eq!(differences.len(), 2, "{differences:?}");
+    }
+
+    fn nodes() -> Value {
+        json!({"nodes": {
+            "n1": {"name": "es-1", "host": "10.0.0.1", "ip": "10.0.0.1", "roles": ["data", "master"], "attributes": {"box": "hot", "zone": "eu-1"}},
+            "n2": {"name": "es-2", "host": "10.0.0.2", "ip": "10.0.0.2", "roles": ["data_warm"], "attributes": {"box": "warm", "zone": "eu-2"}}
+        }})
+    }
+
+    #[test]
+    fn allocation_filters_pass_only_when_a_target_node_matches() {
+        let vals = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let key = "index.routing.allocation.require.box";
+        assert_eq!(attribute_problem(&nodes(), key, "box", &vals(&["hot"]), true), None);
+        assert_eq!(attribute_problem(&nodes(), key, "box", &vals(&["wa*"]), true), None);
+        let problem = attribute_problem(&nodes(), key, "box", &vals(&["cold"]), true).expect("no node has box=cold");
+        assert!(problem.contains("its nodes have box: hot, warm"), "{problem}");
+        assert!(problem.contains(&format!("--drop-setting {key}")) && problem.contains(&format!("--setting {key}=<value>")), "{problem}");
+        // require: one node must match every value; include: any value on any node.
+        assert!(attribute_problem(&nodes(), key, "zone", &vals(&["eu-1", "eu-2"]), true).is_some());
+        assert_eq!(attribute_problem(&nodes(), "index.routing.allocation.include.zone", "zone", &vals(&["us-1", "eu-2"]), false), None);
+        let problem = attribute_problem(&nodes(), "index.routing.allocation.include.rack", "rack", &vals(&["r1"]), false).unwrap();
+        assert!(problem.contains("none of its nodes has attribute `rack`"), "{problem}");
+        // Built-in attributes read the node's own fields.
+        assert_eq!(attribute_problem(&nodes(), "k", "_name", &vals(&["es-2"]), true), None);
+        assert!(attribute_problem(&nodes(), "k", "_name", &vals(&["legacy-node-7"]), true).is_some());
+        assert_eq!(attribute_problem(&nodes(), "k", "_ip", &vals(&["10.0.0.*"]), true), None);
+        assert_eq!(attribute_problem(&nodes(), "k", "_id", &vals(&["n2"]), true), None);
+        assert_eq!(attribute_problem(&nodes(), "k", "_tier", &vals(&["data_hot"]), true), None, "the generic data role holds every tier");
+        assert!(attribute_problem(&json!({"nodes": {"n": {"roles": ["data_warm"]}}}), "k", "_tier", &vals(&["data_hot"]), true).is_some());
+    }
+
+    #[test]
+    fn pipelines_called_by_a_pipeline_and_system_fields() {
+        let def = json!({"processors": [
+            {"pipeline": {"name": "inner"}},
+            {"set_security_user": {"field": "u", "on_failure": [{"pipeline": {"name": "fallback"}}]}},
+            {"pipeline": {"name": "{{_ingest.pipeline}}-x"}},
+            {"pipeline": {"name": "inner"}}
+        ], "on_failure": [{"pipeline": {"name": "errors"}}]});
+        let mut called = called_pipelines(&def);
+        called.sort();
+        assert_eq!(called, ["errors", "fallback", "inner"]);
+        assert!(called_pipelines(&json!({"processors": []})).is_empty());
+        let reported = json!({"description": "d", "processors": [], "version": 3, "created_date_millis": 1, "modified_date_millis": 2});
+        assert_eq!(user_pipeline(reported), json!({"description": "d", "processors": [], "version": 3}));
+    }
+
+    #[test]
+    fn create_index_help_explains_the_legacy_setting_flags() {
+        use clap::{CommandFactory, Parser};
+        let mut cmd = crate::cli::Cli::command();
+        let help = cmd.find_subcommand_mut("create-index").unwrap().render_long_help().to_string();
+        for needle in
+            ["--copy-pipelines", "MODIFIES documents", "--drop-setting <KEY>", "index.translog.durability=request", "node crash", "docs/legacy-settings.md"]
+        {
+            assert!(help.contains(needle), "create-index --help lacks {needle}:\n{help}");
+        }
+        let cli = crate::cli::Cli::try_parse_from([
+            "backfill",
+            "create-index",
+            "--source-index",
+            "a",
+            "--target-index",
+            "b",
+            "--copy-pipelines",
+            "--drop-setting",
+            "index.default_pipeline",
+            "--drop-setting",
+            "routing.allocation.require.box",
+        ])
+        .unwrap();
+        let crate::cli::Command::CreateIndex(a) = cli.command else { panic!("create-index") };
+        assert!(a.copy_pipelines);
+        assert_eq!(a.drop_settings, ["index.default_pipeline", "routing.allocation.require.box"]);
     }
 }

@@ -1,9 +1,9 @@
 //! `backfill`: parse the command line, set up logging, run the library, map the outcome to an
-//! exit code (0 ok, 1 error, 2 usage error (clap), 3 verify found differences, 101 a panic:
-//! `cluster::telemetry::exit_on_panic`).
+//! exit code (0 ok, 1 error, 2 usage error (clap), 3 verify found differences, 4 copy finished
+//! but documents failed (listed in the failures file), 5 copy stopped by the poison breaker,
+//! 101 a panic: `cluster::telemetry::exit_on_panic`).
 
-use anyhow::Result;
-use backfill::cli::{run, Cli, Outcome};
+use backfill::cli::{run, Cli};
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -14,13 +14,16 @@ use std::process::ExitCode;
 static ALLOCATOR: cluster::alloc::MiMalloc = cluster::alloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> Result<ExitCode> {
+async fn main() -> ExitCode {
     cluster::alloc::tune();
     let cli = Cli::parse();
     cluster::telemetry::init_logging(cli.log_format);
     cluster::telemetry::exit_on_panic();
-    Ok(match run(cli).await? {
-        Outcome::Ok => ExitCode::SUCCESS,
-        Outcome::Diverged => ExitCode::from(3),
-    })
+    match run(cli).await {
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
 }

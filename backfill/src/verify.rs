@@ -1,19 +1,27 @@
 //! `verify`: proves `target == transform(legacy)` document by document, and that queries
 //! return the same documents on both sides.
 //!
+//! ## Identity
+//! A document is the pair (`_id`, `_routing`) ([`DocRef`]): Elasticsearch stores two documents
+//! with one id and different custom routings as two documents (usually on different shards), so
+//! verify flags, re-checks and reports each pair on its own, and one copy cannot hide a missing
+//! or different other. Known deletes (the indexer's tombstones, `--deletes-file`) carry no
+//! routing: they apply to an id whatever its routing.
+//!
 //! ## Method
 //! Sorting or slicing by `_id` cannot be relied on for a merge-join of both sides (8.x+
-//! disables `_id` field data by default), so each side is walked on its own and checked by id:
-//! 1. **Legacy walk** (PIT or scroll, sliced, see [`crate::scan`]): each page's ids are fetched
-//!    from the target with `_mget` (with their routing); every pair is classified.
-//! 2. **Target walk** (PIT, `_source` off): each page's ids are looked up in the legacy cluster
-//!    with `_mget`; ids the legacy cluster lacks are *extra* (or *resurrected* when a known
-//!    delete, `--deletes-file`, is at least as new as the target's version: a stale write
-//!    brought a deleted document back).
+//! disables `_id` field data by default), so each side is walked on its own and checked by
+//! (id, routing):
+//! 1. **Legacy walk** (PIT or scroll, sliced, see [`crate::scan`]): each page's documents are
+//!    fetched from the target with `_mget` (id and routing); every pair is classified.
+//! 2. **Target walk** (PIT, `_source` off): each page's documents are looked up in the legacy
+//!    cluster with `_mget` (id and routing); those the legacy cluster lacks are *extra* (or
+//!    *resurrected* when a known delete, `--deletes-file`, is at least as new as the target's
+//!    version: a stale write brought a deleted document back).
 //! 3. **Re-check**: the legacy cluster keeps changing during a verify, so a difference may be
-//!    in flight. Every flagged id is re-read on both sides every `recheck_interval` until no
-//!    *in-flight* one (versions differ) is left or `settle_timeout` passes; ids that converge
-//!    meanwhile are dropped. What is left is reported by class.
+//!    in flight. Every flagged document is re-read on both sides every `recheck_interval` until
+//!    no *in-flight* one (versions differ) is left or `settle_timeout` passes; documents that
+//!    converge meanwhile are dropped. What is left is reported by class.
 //!
 //! ## Classes
 //! - `missing`: in legacy, not in target.
@@ -27,9 +35,10 @@
 //! ## Query parity (`--parity`)
 //! At least 20 [`schema::Query`]s are built from tags found in the data (key+value, value, key
 //! exists, and bool combinations with a low-cardinality plain field) and run on both clusters
-//! (`to_legacy` / `to_target`); totals and id sets must be equal. A legacy query the legacy
-//! cluster cannot answer (e.g. `TagValue` expanding to more tag fields than the clause limit,
-//! the very mapping explosion the migration removes) is reported separately, not as a mismatch.
+//! (`to_legacy` / `to_target`); totals and (id, routing) sets must be equal. A legacy query the
+//! legacy cluster cannot answer (e.g. `TagValue` expanding to more tag fields than the clause
+//! limit, the very mapping explosion the migration removes) is reported separately, not as a
+//! mismatch.
 
 use crate::scan::{Hit, ScanError, ScanMethod, ScanMethodChoice, ScanOptions, SliceScan, SliceSpec};
 use cluster::client::enc;
@@ -59,9 +68,10 @@ pub struct VerifyConfig {
     pub settle_timeout: Duration,
     /// Pause between two re-checks.
     pub recheck_interval: Duration,
-    /// Known deletes (id -> delete version), to tell resurrected documents from extra ones.
+    /// Known deletes (id -> delete version), to tell resurrected documents from extra ones. A
+    /// delete carries no routing: it applies to the id whatever the routing.
     pub known_deletes: HashMap<String, u64>,
-    /// Sample ids kept per class in the report.
+    /// Sample documents kept per class in the report.
     pub sample_limit: usize,
     /// Run the query parity suite.
     pub parity: bool,
@@ -111,11 +121,52 @@ pub enum VerifyError {
     StaleTarget { index: String, detail: String, source: Box<EsError> },
 }
 
-/// A class of difference: how many, and some ids.
+/// A document's identity: its `_id` and its custom `_routing` (none: routed by id). Two
+/// documents with one id and different routings are two documents.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+pub struct DocRef {
+    pub id: String,
+    #[serde(default)]
+    pub routing: Option<String>,
+}
+
+impl DocRef {
+    pub fn new(id: impl Into<String>, routing: Option<&str>) -> Self {
+        DocRef { id: id.into(), routing: routing.map(str::to_string) }
+    }
+}
+
+/// `id`, or `id (routing r)` for a custom routing.
+impl std::fmt::Display for DocRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.routing {
+            Some(r) => write!(f, "{} (routing {r})", self.id),
+            None => f.write_str(&self.id),
+        }
+    }
+}
+
+/// A class of difference: how many documents, and some of them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Category {
     pub count: u64,
+    /// The sampled documents' ids (one entry per document: an id flagged under two routings
+    /// appears twice; `samples` tells them apart).
     pub sample_ids: Vec<String>,
+    /// The sampled documents, id and routing, in the order of `sample_ids` (absent from
+    /// reports written before it was added).
+    #[serde(default)]
+    pub samples: Vec<DocRef>,
+}
+
+impl Category {
+    fn add(&mut self, doc: DocRef, sample_limit: usize) {
+        self.count += 1;
+        if self.samples.len() < sample_limit {
+            self.sample_ids.push(doc.id.clone());
+            self.samples.push(doc);
+        }
+    }
 }
 
 /// The outcome of a verify run.
@@ -162,8 +213,16 @@ pub struct ParityMismatch {
     pub query: Query,
     pub legacy_total: u64,
     pub target_total: u64,
+    /// Ids of `only_legacy_docs`.
     pub only_legacy: Vec<String>,
+    /// Ids of `only_target_docs`.
     pub only_target: Vec<String>,
+    /// Documents (id, routing) only the legacy side returned (absent from older reports).
+    #[serde(default)]
+    pub only_legacy_docs: Vec<DocRef>,
+    /// Documents (id, routing) only the target side returned (absent from older reports).
+    #[serde(default)]
+    pub only_target_docs: Vec<DocRef>,
 }
 
 /// A query one side could not run.
@@ -183,13 +242,13 @@ enum Finding {
     Untransformable,
 }
 
-/// The legacy side of one id: its version and its rewritten source (or why not).
+/// The legacy side of one document: its version and its rewritten source (or why not).
 type LegacyState = Option<(u64, Result<Map<String, Value>, String>)>;
-/// The target side of one id: its version and source.
+/// The target side of one document: its version and source.
 type TargetState = Option<(u64, Option<Map<String, Value>>)>;
 
-/// Flagged ids: id -> (routing, finding).
-type Flags = BTreeMap<String, (Option<String>, Finding)>;
+/// Flagged documents: (id, routing) -> finding.
+type Flags = BTreeMap<DocRef, Finding>;
 
 struct Shared {
     flags: Mutex<Flags>,
@@ -269,7 +328,17 @@ pub async fn verify(legacy: &Es, target: &Es, cfg: &VerifyConfig) -> Result<Veri
         parity,
         elapsed_secs: 0.0,
     };
-    for (id, (_, finding)) in flags {
+    tally(&mut report, flags, cfg.sample_limit);
+    let clean =
+        [&report.missing, &report.extra, &report.resurrected, &report.different, &report.in_flight, &report.untransformable].iter().all(|c| c.count == 0);
+    report.converged = clean && report.parity.as_ref().is_none_or(|p| p.passed);
+    report.elapsed_secs = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Counts and samples each flagged document in its class.
+fn tally(report: &mut VerifyReport, flags: Flags, sample_limit: usize) {
+    for (doc, finding) in flags {
         let cat = match finding {
             Finding::Missing => &mut report.missing,
             Finding::Extra => &mut report.extra,
@@ -278,16 +347,8 @@ pub async fn verify(legacy: &Es, target: &Es, cfg: &VerifyConfig) -> Result<Veri
             Finding::InFlight => &mut report.in_flight,
             Finding::Untransformable => &mut report.untransformable,
         };
-        cat.count += 1;
-        if cat.sample_ids.len() < cfg.sample_limit {
-            cat.sample_ids.push(id);
-        }
+        cat.add(doc, sample_limit);
     }
-    let clean =
-        [&report.missing, &report.extra, &report.resurrected, &report.different, &report.in_flight, &report.untransformable].iter().all(|c| c.count == 0);
-    report.converged = clean && report.parity.as_ref().is_none_or(|p| p.passed);
-    report.elapsed_secs = started.elapsed().as_secs_f64();
-    Ok(report)
 }
 
 /// Refreshes the target before it is searched. While the copy's bulk-load settings are on
@@ -317,12 +378,12 @@ async fn walk_legacy(legacy: &Es, target: &Es, cfg: &VerifyConfig, shared: &Shar
         if slice.id == 0 {
             keep_samples(shared, &hits);
         }
-        let keys: Vec<(String, Option<String>)> = hits.iter().map(id_routing).collect();
+        let keys: Vec<DocRef> = hits.iter().map(doc_ref).collect();
         let targets = mget(target, &cfg.target_index, &keys, true, "target").await?;
         let mut found = Vec::new();
-        for ((hit, (id, routing)), t) in hits.iter().zip(keys).zip(targets) {
+        for ((hit, key), t) in hits.iter().zip(keys).zip(targets) {
             if let Some(f) = classify(&legacy_state(hit, cfg), &target_state(&t), None) {
-                found.push((id, (routing, f)));
+                found.push((key, f));
             }
         }
         shared.flags.lock().unwrap_or_else(|p| p.into_inner()).extend(found);
@@ -330,23 +391,23 @@ async fn walk_legacy(legacy: &Es, target: &Es, cfg: &VerifyConfig, shared: &Shar
     Ok(())
 }
 
-/// Target walk: each page's ids looked up in legacy; absent ones are extra or resurrected.
+/// Target walk: each page's documents looked up in legacy; absent ones are extra or resurrected.
 async fn walk_target(legacy: &Es, target: &Es, cfg: &VerifyConfig, shared: &Shared, method: ScanMethod) -> Result<(), VerifyError> {
     let opts = scan_options(cfg, &cfg.target_index, method, SliceSpec { id: 0, max: 1 }, false);
     let mut scan = SliceScan::new(target.clone(), opts, 0, CancellationToken::new());
     while let Some(page) = scan.next_page().await.map_err(|source| VerifyError::Scan { side: "target", source })? {
         let hits: Vec<Value> = page.hits.into_iter().map(Hit::into_value).collect();
         shared.target_scanned.fetch_add(hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        let keys: Vec<(String, Option<String>)> = hits.iter().map(id_routing).collect();
+        let keys: Vec<DocRef> = hits.iter().map(doc_ref).collect();
         let legacies = mget(legacy, &cfg.source_index, &keys, false, "legacy").await?;
         let mut found = Vec::new();
-        for ((hit, (id, routing)), l) in hits.iter().zip(keys).zip(legacies) {
+        for ((hit, key), l) in hits.iter().zip(keys).zip(legacies) {
             if l.get("found") == Some(&Value::Bool(true)) {
                 continue; // present on both sides: the legacy walk compares it
             }
             let t = hit.get("_version").and_then(Value::as_u64).map(|v| (v, None));
-            if let Some(f) = classify(&None, &t, cfg.known_deletes.get(&id).copied()) {
-                found.push((id, (routing, f)));
+            if let Some(f) = classify(&None, &t, cfg.known_deletes.get(&key.id).copied()) {
+                found.push((key, f));
             }
         }
         shared.flags.lock().unwrap_or_else(|p| p.into_inner()).extend(found);
@@ -367,9 +428,10 @@ fn keep_samples(shared: &Shared, hits: &[Value]) {
     }
 }
 
-fn id_routing(hit: &Value) -> (String, Option<String>) {
-    let s = |k: &str| hit.get(k).and_then(Value::as_str).map(str::to_string);
-    (s("_id").unwrap_or_default(), s("_routing"))
+/// The identity of a hit: `_id` and `_routing`.
+fn doc_ref(hit: &Value) -> DocRef {
+    let s = |k: &str| hit.get(k).and_then(Value::as_str);
+    DocRef::new(s("_id").unwrap_or_default(), s("_routing"))
 }
 
 /// The legacy state of a hit or `_mget` doc: absent, or (version, rewritten source | reason).
@@ -397,7 +459,7 @@ fn target_state(doc: &Value) -> TargetState {
     Some((version, doc.get("_source").and_then(Value::as_object).cloned()))
 }
 
-/// The class of one id given both sides (`None`: they agree).
+/// The class of one document given both sides (`None`: they agree).
 fn classify(legacy: &LegacyState, target: &TargetState, known_delete: Option<u64>) -> Option<Finding> {
     match (legacy, target) {
         (None, None) => None,
@@ -411,15 +473,15 @@ fn classify(legacy: &LegacyState, target: &TargetState, known_delete: Option<u64
     }
 }
 
-/// `_mget` of ids (with routing) from one index ([`Es::mget`], the indexer's too); one doc per
-/// key, in order.
-async fn mget(es: &Es, index: &str, keys: &[(String, Option<String>)], source: bool, side: &'static str) -> Result<Vec<Value>, VerifyError> {
+/// `_mget` of documents (id and routing) from one index ([`Es::mget`], the indexer's too); one
+/// doc per key, in order.
+async fn mget(es: &Es, index: &str, keys: &[DocRef], source: bool, side: &'static str) -> Result<Vec<Value>, VerifyError> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
     let docs: Vec<Value> = keys
         .iter()
-        .map(|(id, routing)| {
+        .map(|DocRef { id, routing }| {
             let mut d = json!({"_index": index, "_id": id, "_source": source});
             if let Some(r) = routing {
                 d["routing"] = json!(r);
@@ -439,19 +501,19 @@ async fn mget(es: &Es, index: &str, keys: &[(String, Option<String>)], source: b
     }
 }
 
-/// Re-reads flagged ids until no in-flight one is left or the settle timeout passes; returns
+/// Re-reads flagged documents until no in-flight one is left or the settle timeout passes; returns
 /// the number of rounds.
 async fn settle(legacy: &Es, target: &Es, cfg: &VerifyConfig, flags: &mut Flags) -> Result<u32, VerifyError> {
     let deadline = Instant::now() + cfg.settle_timeout;
     let mut rounds = 0;
-    while flags.values().any(|(_, f)| *f == Finding::InFlight) && Instant::now() < deadline {
+    while flags.values().any(|f| *f == Finding::InFlight) && Instant::now() < deadline {
         tokio::time::sleep(cfg.recheck_interval.min(deadline.saturating_duration_since(Instant::now()))).await;
         rounds += 1;
         recheck(legacy, target, cfg, flags).await?;
         tracing::info!(
             round = rounds,
             flagged = flags.len(),
-            in_flight = flags.values().filter(|(_, f)| *f == Finding::InFlight).count(),
+            in_flight = flags.values().filter(|f| **f == Finding::InFlight).count(),
             "re-checked differences"
         );
     }
@@ -459,18 +521,18 @@ async fn settle(legacy: &Es, target: &Es, cfg: &VerifyConfig, flags: &mut Flags)
 }
 
 async fn recheck(legacy: &Es, target: &Es, cfg: &VerifyConfig, flags: &mut Flags) -> Result<(), VerifyError> {
-    let keys: Vec<(String, Option<String>)> = flags.iter().map(|(id, (r, _))| (id.clone(), r.clone())).collect();
+    let keys: Vec<DocRef> = flags.keys().cloned().collect();
     for chunk in keys.chunks(cfg.page_size.max(1)) {
         let ls = mget(legacy, &cfg.source_index, chunk, true, "legacy").await?;
         let ts = mget(target, &cfg.target_index, chunk, true, "target").await?;
-        for (((id, _), l), t) in chunk.iter().zip(ls).zip(ts) {
-            match classify(&legacy_state(&l, cfg), &target_state(&t), cfg.known_deletes.get(id).copied()) {
+        for ((key, l), t) in chunk.iter().zip(ls).zip(ts) {
+            match classify(&legacy_state(&l, cfg), &target_state(&t), cfg.known_deletes.get(&key.id).copied()) {
                 None => {
-                    flags.remove(id);
+                    flags.remove(key);
                 }
                 Some(f) => {
-                    if let Some(entry) = flags.get_mut(id) {
-                        entry.1 = f;
+                    if let Some(entry) = flags.get_mut(key) {
+                        *entry = f;
                     }
                 }
             }
@@ -560,12 +622,12 @@ fn distinct_values(samples: &[Map<String, Value>], field: &str) -> Vec<Value> {
     out
 }
 
-/// Result sets up to this size are compared id by id; larger ones by their exact totals only
+/// Result sets up to this size are compared document by document (id and routing); larger ones by their exact totals only
 /// (without a sortable `_id` the first 10 000 hits of two clusters are different samples).
 const MAX_IDS: u64 = 10_000;
 
-/// The ids a query returns (up to 10 000) and its exact total.
-async fn run_query(es: &Es, index: &str, query: &Value) -> Result<(u64, HashSet<String>), EsError> {
+/// The documents (id, routing) a query returns (up to 10 000) and its exact total.
+async fn run_query(es: &Es, index: &str, query: &Value) -> Result<(u64, HashSet<DocRef>), EsError> {
     let body = json!({"query": query, "size": 10000, "_source": false, "track_total_hits": true});
     let path = format!("/{}/_search", enc(index));
     let (status, resp) = es.search(&path, &body).await?;
@@ -577,7 +639,7 @@ async fn run_query(es: &Es, index: &str, query: &Value) -> Result<(u64, HashSet<
     let ids = resp
         .pointer("/hits/hits")
         .and_then(Value::as_array)
-        .map(|hits| hits.iter().filter_map(|h| h.get("_id").and_then(Value::as_str).map(str::to_string)).collect())
+        .map(|hits| hits.iter().filter(|h| h.get("_id").is_some_and(Value::is_string)).map(doc_ref).collect())
         .unwrap_or_default();
     Ok((total, ids))
 }
@@ -622,15 +684,19 @@ async fn run_parity(legacy: &Es, target: &Es, cfg: &VerifyConfig, samples: &[Map
                     report.compared_by_ids += 1;
                 }
                 if lt != tt || (ids_comparable && lids != tids) {
-                    let sample = |a: &HashSet<String>, b: &HashSet<String>| {
-                        let mut v: Vec<String> = a.difference(b).cloned().collect();
+                    let sample = |a: &HashSet<DocRef>, b: &HashSet<DocRef>| {
+                        let mut v: Vec<DocRef> = a.difference(b).cloned().collect();
                         v.sort();
                         v.truncate(cfg.sample_limit);
                         v
                     };
+                    let ids = |docs: &[DocRef]| docs.iter().map(|d| d.id.clone()).collect();
+                    let (only_legacy_docs, only_target_docs) = (sample(&lids, &tids), sample(&tids, &lids));
                     report.mismatches.push(ParityMismatch {
-                        only_legacy: sample(&lids, &tids),
-                        only_target: sample(&tids, &lids),
+                        only_legacy: ids(&only_legacy_docs),
+                        only_target: ids(&only_target_docs),
+                        only_legacy_docs,
+                        only_target_docs,
                         query: q,
                         legacy_total: lt,
                         target_total: tt,
@@ -665,6 +731,85 @@ mod tests {
         assert_eq!(classify(&None, &t(3, json!({})), Some(5)), Some(Finding::Resurrected));
         assert_eq!(classify(&Some((1, Err("x".into()))), &None, None), Some(Finding::Untransformable));
         assert_eq!(classify(&None, &None, Some(5)), None);
+    }
+
+    fn empty_report() -> VerifyReport {
+        VerifyReport {
+            source_index: "s".into(),
+            target_index: "t".into(),
+            legacy_docs_scanned: 0,
+            target_docs_scanned: 0,
+            missing: Category::default(),
+            extra: Category::default(),
+            resurrected: Category::default(),
+            different: Category::default(),
+            in_flight: Category::default(),
+            untransformable: Category::default(),
+            rechecks: 0,
+            parity: None,
+            converged: false,
+            elapsed_secs: 0.0,
+        }
+    }
+
+    #[test]
+    fn one_id_under_two_routings_is_two_documents() {
+        // As the walks see them: hits carry `_id` and `_routing`.
+        let (a, b, plain) = (json!({"_id": "dup", "_routing": "ra"}), json!({"_id": "dup", "_routing": "rb"}), json!({"_id": "dup"}));
+        assert_eq!(doc_ref(&a), DocRef::new("dup", Some("ra")));
+        assert_ne!(doc_ref(&a), doc_ref(&b));
+        assert_eq!(doc_ref(&plain), DocRef::new("dup", None));
+        // The copy under `ra` is fine, the one under `rb` is missing, the one under `rc` is
+        // different: each is flagged on its own, none hides behind another.
+        let doc = obj(json!({"a": 1}));
+        let mut flags = Flags::new();
+        for (hit, target) in [
+            (a, Some((3, Some(doc.clone())))),
+            (b, None),
+            (json!({"_id": "dup", "_routing": "rc"}), Some((3, Some(obj(json!({"a": 2})))))),
+            (plain, Some((4, Some(doc.clone())))),
+        ] {
+            if let Some(f) = classify(&Some((3, Ok(doc.clone()))), &target, None) {
+                flags.insert(doc_ref(&hit), f);
+            }
+        }
+        assert_eq!(flags.len(), 3, "{flags:?}");
+        let mut report = empty_report();
+        tally(&mut report, flags, 10);
+        assert_eq!(report.missing.count, 1);
+        assert_eq!(report.missing.samples, vec![DocRef::new("dup", Some("rb"))]);
+        assert_eq!(report.missing.sample_ids, vec!["dup".to_string()]);
+        assert_eq!(report.different.samples, vec![DocRef::new("dup", Some("rc"))]);
+        assert_eq!(report.in_flight.samples, vec![DocRef::new("dup", None)]);
+        assert_eq!(report.missing.samples[0].to_string(), "dup (routing rb)");
+        assert_eq!(report.in_flight.samples[0].to_string(), "dup");
+    }
+
+    #[test]
+    fn samples_are_capped_and_counted_per_document() {
+        let mut flags = Flags::new();
+        for r in ["r1", "r2", "r3"] {
+            flags.insert(DocRef::new("x", Some(r)), Finding::Extra);
+        }
+        let mut report = empty_report();
+        tally(&mut report, flags, 2);
+        assert_eq!(report.extra.count, 3);
+        assert_eq!(report.extra.sample_ids, vec!["x", "x"]);
+        assert_eq!(report.extra.samples, vec![DocRef::new("x", Some("r1")), DocRef::new("x", Some("r2"))]);
+    }
+
+    #[test]
+    fn reports_keep_their_json_shape() {
+        // Reports written before `samples` existed still read.
+        let old: Category = serde_json::from_value(json!({"count": 1, "sample_ids": ["a"]})).unwrap();
+        assert_eq!(old, Category { count: 1, sample_ids: vec!["a".into()], samples: vec![] });
+        let mut c = Category::default();
+        c.add(DocRef::new("a", Some("r")), 5);
+        c.add(DocRef::new("b", None), 5);
+        assert_eq!(
+            serde_json::to_value(&c).unwrap(),
+            json!({"count": 2, "sample_ids": ["a", "b"], "samples": [{"id": "a", "routing": "r"}, {"id": "b", "routing": null}]})
+        );
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! bulk response.
 //!
 //! A `_bulk` request returns 200 even when items failed, so every item is looked at and put in
-//! exactly one class: applied, superseded (409: a newer version is already there), retryable
-//! (429, 5xx, timeouts) or poison (the document itself is wrong: mapping or parse errors).
+//! exactly one class: applied, superseded (409: a newer version is already there), or failed
+//! with the [`Class`] that [`crate::error`] decides (retry, halt, or poison on proof).
 
 use crate::error::{Class, ErrorCause};
 use schema::EncodedDoc;
@@ -85,20 +85,15 @@ pub fn encode_some(ops: &[BulkOp<'_>], which: impl Iterator<Item = usize> + Clon
     out
 }
 
-/// The class of one bulk item, which decides what the writer does with it.
+/// What one bulk item's answer says, which decides what the writer does with it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ItemClass {
     /// Written (created, updated, deleted, or delete of an absent doc: `not_found` is fine).
     Applied,
     /// 409 version conflict: a newer (or equal) version is already stored. Not an error.
     Superseded,
-    /// 429, 5xx, shard unavailable, write block: try again later.
-    Retryable,
-    /// The cluster is misconfigured for this write (index missing or closed, no privilege):
-    /// stop, never dead-letter.
-    Halt,
-    /// The document cannot be written as it is (mapping, parse, illegal argument): dead-letter.
-    Poison,
+    /// Refused: what to do about it, decided once in [`crate::error::classify_item`].
+    Failed(Class),
 }
 
 impl ItemClass {
@@ -107,9 +102,8 @@ impl ItemClass {
         match self {
             ItemClass::Applied => "applied",
             ItemClass::Superseded => "superseded",
-            ItemClass::Retryable => "retryable",
-            ItemClass::Halt => "halt",
-            ItemClass::Poison => "poison",
+            ItemClass::Failed(Class::Retry) => "retryable",
+            ItemClass::Failed(class) => class.as_str(),
         }
     }
 }
@@ -129,11 +123,7 @@ pub fn classify_item(status: u16, error: Option<&ErrorCause>) -> ItemClass {
         (200..=299, _) => ItemClass::Applied,
         (404, None) => ItemClass::Applied, // delete of a document that is not there
         (409, _) => ItemClass::Superseded,
-        (_, cause) => match crate::error::classify_item(status, cause.unwrap_or(&ErrorCause::default())) {
-            Class::Retry => ItemClass::Retryable,
-            Class::Halt => ItemClass::Halt,
-            Class::Split | Class::Poison => ItemClass::Poison,
-        },
+        (_, cause) => ItemClass::Failed(crate::error::classify_item(status, cause.unwrap_or(&ErrorCause::default()))),
     }
 }
 
@@ -244,7 +234,8 @@ mod tests {
         ]});
         let got: Vec<ItemClass> = outcomes(&resp.to_string().into_bytes(), 9).unwrap().into_iter().map(|o| o.class).collect();
         use ItemClass::*;
-        assert_eq!(got, vec![Applied, Superseded, Retryable, Poison, Applied, Retryable, Halt, Halt, Retryable]);
+        let (retry, halt, poison) = (Failed(Class::Retry), Failed(Class::Halt), Failed(Class::Poison));
+        assert_eq!(got, vec![Applied, Superseded, retry, poison, Applied, retry, halt, halt, retry]);
         let poison = &outcomes(&resp.to_string().into_bytes(), 9).unwrap()[3];
         assert_eq!(poison.reason.as_deref(), Some("document_parsing_exception: failed to parse field [n]"));
     }

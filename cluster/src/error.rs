@@ -5,9 +5,16 @@
 //! | class | meaning | examples |
 //! |---|---|---|
 //! | [`Class::Retry`] | the cluster is busy or briefly sick: try again with backoff | no answer, 408, 429, 5xx, an unavailable shard, a write block |
-//! | [`Class::Halt`] | the cluster is misconfigured: stop without committing past the record, name the fix | 401, 403, a missing or closed index, exhausted retries |
-//! | [`Class::Split`] | the request as a whole was refused, but a smaller one can succeed | 413, a 400 on the request itself |
-//! | [`Class::Poison`] | the record itself is wrong: only this goes to the dead-letter topic | a mapping or parse error of one document |
+//! | [`Class::Split`] | the request is too large for the path: smaller ones can pass | 413 only |
+//! | [`Class::Poison`] | Elasticsearch said *this document* is wrong: only this goes to the dead-letter topic | an item's [`DOCUMENT_ERRORS`] (mapping or parse error of its own content) |
+//! | [`Class::Halt`] | everything else: stop without committing or checkpointing past the record, name the cause | 401, 403, a missing or closed index, a missing ingest pipeline, a field limit, any 4xx on the request (a proxy, a gateway rule), any error type nobody listed |
+//!
+//! The rule is "nothing lost unless proven bad": a record is poison only on positive evidence
+//! that it is wrong, listed explicitly in [`DOCUMENT_ERRORS`]. An error nobody listed halts the
+//! writer, and so does a 400 on the request as a whole (a request is never split on a 400: a
+//! gateway that refuses every request would otherwise drain the topic into the dead-letter
+//! topic one record at a time). A systematic stream of "bad" records is a fault too: see
+//! [`crate::breaker`].
 //!
 //! (A 409 on an externally versioned write is not a failure: it is *superseded*, see
 //! [`crate::bulk::ItemClass`].) Nothing else in the workspace looks at statuses or error
@@ -21,11 +28,12 @@ use std::fmt;
 pub enum Class {
     /// Try again later: the same request can succeed unchanged.
     Retry,
-    /// Stop: the cluster (credentials, index, settings) must be fixed by an operator first.
+    /// Stop: the cluster or the path to it (credentials, index, settings, a proxy) must be
+    /// fixed by an operator first; also every failure nobody listed.
     Halt,
-    /// The whole request was refused, but smaller requests can succeed.
+    /// The whole request was too large (413): smaller requests can succeed.
     Split,
-    /// The record itself cannot be written.
+    /// Elasticsearch said this document itself cannot be written.
     Poison,
 }
 
@@ -67,7 +75,26 @@ const TRANSIENT: &[&str] = &[
 ];
 
 /// Error types that say the cluster is misconfigured for this write: an operator must act.
+/// (Unlisted types halt too; these are listed so that a status that would otherwise be
+/// retried, e.g. a 5xx carrying one of them, still halts.)
 const MISCONFIGURED: &[&str] = &["index_not_found_exception", "index_closed_exception", "security_exception"];
+
+/// The only evidence that a document is wrong: a bulk item refused with 400 and one of these
+/// types (the mapping refuses its content, its JSON does not parse, a strict mapping refuses a
+/// field it brings). Anything else an item is refused with halts the writer.
+pub const DOCUMENT_ERRORS: &[&str] = &["mapper_parsing_exception", "document_parsing_exception", "strict_dynamic_mapping_exception"];
+
+/// Reasons inside a document error that are limits of the index, not faults of the document
+/// (8.x+ report "Limit of total fields [1000] has been exceeded" as a document parsing error):
+/// every later document would fail the same way, so they halt.
+const INDEX_LIMITS: &[&str] = &[
+    "Limit of total fields",
+    "Limit of mapping depth",
+    "Limit of nested fields",
+    "Limit of nested objects",
+    "Limit of field name length",
+    "Limit of dimension fields",
+];
 
 impl ErrorCause {
     /// Parses a response body: `{"error": {...}}`, an error object itself, a bare
@@ -100,6 +127,12 @@ impl ErrorCause {
         cur
     }
 
+    /// True when the outermost error's type is one of `kinds` (a document error names the
+    /// document at the top; a cause below it may be anything).
+    fn kind_in(&self, kinds: &[&str]) -> bool {
+        kinds.contains(&self.kind.as_str())
+    }
+
     /// True when this error or any cause has type `kind`.
     pub fn has_kind(&self, kind: &str) -> bool {
         let mut cur = Some(self);
@@ -114,6 +147,18 @@ impl ErrorCause {
 
     fn has_any(&self, kinds: &[&str]) -> bool {
         kinds.iter().any(|k| self.has_kind(k))
+    }
+
+    /// True when this error or any cause gives a reason containing one of `texts`.
+    fn mentions_any(&self, texts: &[&str]) -> bool {
+        let mut cur = Some(self);
+        while let Some(c) = cur {
+            if texts.iter().any(|t| c.reason.contains(t)) {
+                return true;
+            }
+            cur = c.caused_by.as_deref();
+        }
+        false
     }
 }
 
@@ -142,8 +187,9 @@ pub fn classify_request(status: u16, cause: &ErrorCause) -> Class {
     match status {
         408 | 429 | 500..=599 => Class::Retry,
         413 => Class::Split,
-        400 => Class::Split,
-        _ => Class::Halt, // 401, 403, 404, 405, ...: credentials, privileges, a wrong URL or index
+        // 400 (a gateway rule, a malformed request), 401, 403, 404, 405, ...: the path, the
+        // credentials or the index must be fixed; never the records' fault.
+        _ => Class::Halt,
     }
 }
 
@@ -158,8 +204,10 @@ pub fn classify_item(status: u16, cause: &ErrorCause) -> Class {
     }
     match status {
         408 | 429 | 500..=599 => Class::Retry,
-        401 | 403 | 404 => Class::Halt,
-        _ => Class::Poison,
+        400 if cause.kind_in(DOCUMENT_ERRORS) && !cause.mentions_any(INDEX_LIMITS) => Class::Poison,
+        // A missing pipeline, a field limit, an alias without a write index, an unknown type:
+        // not proven to be the document's fault.
+        _ => Class::Halt,
     }
 }
 
@@ -221,10 +269,13 @@ mod tests {
             Class::Retry
         );
         assert_eq!(classify_request(413, &none), Class::Split);
+        // A 400 on the request as a whole is never the records' fault (a gateway, a proxy).
         assert_eq!(
             classify_request(400, &cause(json!({"error": {"type": "illegal_argument_exception", "reason": "Malformed action/metadata line"}}))),
-            Class::Split
+            Class::Halt
         );
+        assert_eq!(classify_request(400, &cause(json!("<html>Bad Request</html>"))), Class::Halt);
+        assert_eq!(classify_request(418, &none), Class::Halt);
     }
 
     #[test]
@@ -238,6 +289,20 @@ mod tests {
         assert_eq!(classify_item(400, &c("document_parsing_exception")), Class::Poison);
         assert_eq!(classify_item(400, &c("mapper_parsing_exception")), Class::Poison);
         assert_eq!(classify_item(403, &c("some_other_exception")), Class::Halt);
+        assert_eq!(classify_item(400, &c("strict_dynamic_mapping_exception")), Class::Poison);
+        // Poison only on proof: every error type nobody listed halts.
+        for unknown in ["illegal_argument_exception", "some_new_exception", "", "action_request_validation_exception"] {
+            assert_eq!(classify_item(400, &c(unknown)), Class::Halt, "{unknown}");
+        }
+        assert_eq!(classify_item(422, &c("mapper_parsing_exception")), Class::Halt, "a document error comes with 400");
+        let pipeline = cause(json!({"type": "illegal_argument_exception", "reason": "pipeline with id [stamp] does not exist"}));
+        assert_eq!(classify_item(400, &pipeline), Class::Halt);
+        let limit = cause(json!({"type": "document_parsing_exception", "reason": "[1:30] failed to parse",
+            "caused_by": {"type": "illegal_argument_exception", "reason": "Limit of total fields [1000] has been exceeded while adding new fields [1]"}}));
+        assert_eq!(classify_item(400, &limit), Class::Halt, "a field limit is the index's, not the document's");
+        let parse = cause(json!({"type": "document_parsing_exception", "reason": "[1:8] failed to parse field [n] of type [long]",
+            "caused_by": {"type": "illegal_argument_exception", "reason": "For input string: \"x\""}}));
+        assert_eq!(classify_item(400, &parse), Class::Poison, "the cause below a document error may be anything");
         assert_eq!(classify_read(&c("no_shard_available_action_exception")), Class::Retry);
         assert_eq!(classify_read(&c("index_not_found_exception")), Class::Halt);
         assert_eq!(classify_read(&c("anything_else")), Class::Retry);

@@ -6,7 +6,9 @@
 //!
 //! - [`config`]: how to reach a cluster (URL, basic auth, API key, CA file), as clap arguments.
 //! - [`error`]: Elasticsearch's errors parsed once, and the one classification of every
-//!   failure (retry, halt, split, poison).
+//!   failure (retry, halt, split, poison on proof only).
+//! - [`outcome`]: how a record or document ended: the one outcome type of both writers.
+//! - [`breaker`]: the poison breaker (a systematic stream of "bad" records is a fault).
 //! - [`client`]: a thin client over `elasticsearch`'s transport with typed errors.
 //! - [`bulk`]: the NDJSON encoder for external-versioned index/delete actions and the
 //!   per-item classification of a `_bulk` response.
@@ -18,12 +20,14 @@
 //! - [`telemetry`]: the logging set-up of both binaries.
 
 pub mod alloc;
+pub mod breaker;
 pub mod bulk;
 pub mod client;
 pub mod config;
 pub mod error;
 #[cfg(test)]
 mod in_child;
+pub mod outcome;
 pub mod readiness;
 pub mod retry;
 pub mod scroll;
@@ -31,12 +35,14 @@ pub mod telemetry;
 pub mod version;
 pub mod write;
 
+pub use breaker::Breaker;
 pub use bulk::{BulkOp, BulkOpKind, ItemClass, ItemOutcome};
 pub use client::{Es, EsError};
 pub use config::ClusterConfig;
 /// The HTTP method of [`Es::request`] (re-exported so callers need no `elasticsearch` dependency).
 pub use elasticsearch::http::Method;
 pub use error::{Class, ErrorCause};
+pub use outcome::{Outcome, Poison, PoisonKind};
 pub use retry::{Backoff, GiveUp, RetryError, RetryPolicy};
 pub use version::ServerVersion;
-pub use write::{BulkWriter, Resolved, WriteError, WriteOptions};
+pub use write::{BulkWriter, WriteError, WriteOptions};

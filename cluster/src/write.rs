@@ -1,11 +1,12 @@
 //! "Write these operations until every one is resolved": the loop both writers use.
 //!
-//! Each operation ends in exactly one [`Resolved`] state, or the batch ends in a [`WriteError`].
+//! Each operation ends in exactly one [`Outcome`], or the batch ends in a [`WriteError`].
 //! Retryable items (429, 5xx, shard not ready, write block) and whole-request failures
 //! (connection refused during an outage) are retried with the [`RetryPolicy`], by default
-//! forever: an outage pauses the writer, it never drops data. An item the cluster refuses for a
-//! reason of its own (missing or closed index, no privilege) fails the batch: it is never
-//! reported as poison. Because every
+//! forever: an outage pauses the writer, it never drops data. An item is poison only when
+//! Elasticsearch says the document itself is wrong; any other refusal (missing or closed index,
+//! no privilege, a missing pipeline, an error type nobody listed) fails the batch, and so does
+//! a request refused as a whole (a 400 from a gateway): never reported as poison. Because every
 //! write is externally versioned, retrying a subset out of order is safe: the highest version
 //! wins whatever order the attempts land in.
 
@@ -14,19 +15,9 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::bulk::{self, BulkOp, ItemClass};
+use crate::outcome::{Outcome, Poison, PoisonKind};
 use crate::retry::{GiveUp, RetryPolicy};
 use crate::{Class, Es, EsError};
-
-/// How an operation ended.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Resolved {
-    /// Written.
-    Applied,
-    /// A newer version was already there (409).
-    Superseded,
-    /// The cluster refused the document itself; the reason is Elasticsearch's.
-    Poison(String),
-}
 
 /// Retry and refresh settings of a [`BulkWriter`].
 #[derive(Clone, Debug, Default)]
@@ -37,34 +28,38 @@ pub struct WriteOptions {
     pub refresh: bool,
 }
 
-/// Why a batch could not be resolved. Every variant but `Split` means: stop, commit nothing
-/// past this batch; the records are applied again after the cause is fixed.
+/// Why a writer must stop: nothing is committed or checkpointed past the records concerned,
+/// and they are written again after the cause is fixed. The one halt type of both writers.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// Shutdown was requested while the batch was still being retried. Nothing is lost: the
     /// caller has not recorded progress for it.
     #[error("cancelled while retrying")]
     Cancelled,
-    /// The whole request was refused in a way retrying cannot fix: its [`EsError::class`] says
-    /// whether to halt (credentials, missing index) or split (413, a 400 on the request).
+    /// The whole request was refused in a way retrying cannot fix (credentials, a missing
+    /// index, a 400 from something in front of the cluster, a single document larger than the
+    /// path accepts).
     #[error(transparent)]
     Es(#[from] EsError),
-    /// An item was refused because the cluster is misconfigured for it (index missing or
-    /// closed, no privilege): not the record's fault.
+    /// An item was refused for a reason that is not proven to be the document's (index missing
+    /// or closed, no privilege, a missing ingest pipeline, a field limit, an unknown error).
     #[error("the cluster refused a write: {0}")]
     Refused(String),
     /// The retry budget (`--max-retries`) ran out.
     #[error("gave up after {attempts} retries: {last}")]
     Exhausted { attempts: u32, last: String },
+    /// Records were judged bad systematically (the poison breaker, [`crate::breaker`]): the
+    /// cause is almost never the records.
+    #[error("{0}")]
+    Systematic(crate::breaker::Tripped),
 }
 
 impl WriteError {
-    /// What the caller should do: [`Class::Split`] only for a request a smaller one can fix;
-    /// everything else halts (a cancel is a halt that the caller asked for).
-    pub fn class(&self) -> Class {
-        match self {
-            WriteError::Es(e) if e.class() == Class::Split => Class::Split,
-            _ => Class::Halt,
+    /// The error of a retry loop that stopped on `why` after `last` failed.
+    pub fn gave_up(why: GiveUp, last: impl std::fmt::Display) -> Self {
+        match why {
+            GiveUp::Cancelled => WriteError::Cancelled,
+            GiveUp::Exhausted(attempts) => WriteError::Exhausted { attempts, last: last.to_string() },
         }
     }
 }
@@ -93,10 +88,19 @@ impl BulkWriter {
         &self.opts.retry
     }
 
-    /// Writes `ops` and returns one [`Resolved`] per op, in order.
-    pub async fn write(&self, ops: &[BulkOp<'_>]) -> Result<Vec<Resolved>, WriteError> {
-        let mut results: Vec<Option<Resolved>> = vec![None; ops.len()];
-        let mut pending: Vec<usize> = (0..ops.len()).collect();
+    /// Writes `ops` and returns one [`Outcome`] per op, in order: applied, superseded, or
+    /// poison when Elasticsearch said the document itself is wrong. Every other failure ends
+    /// the batch with a [`WriteError`].
+    pub async fn write(&self, ops: &[BulkOp<'_>]) -> Result<Vec<Outcome>, WriteError> {
+        let mut results: Vec<Option<Outcome>> = vec![None; ops.len()];
+        self.write_some(ops, (0..ops.len()).collect(), &mut results).await?;
+        Ok(results.into_iter().map(|r| r.expect("every op resolved")).collect())
+    }
+
+    /// Writes the ops `pending` until each is resolved. A request too large for the path (413)
+    /// is split in halves; a single op still too large halts (the limit is the path's: raise
+    /// it). The retry budget counts consecutive attempts without progress.
+    async fn write_some(&self, ops: &[BulkOp<'_>], mut pending: Vec<usize>, results: &mut [Option<Outcome>]) -> Result<(), WriteError> {
         let mut attempts = self.opts.retry.start("bulk");
         while !pending.is_empty() {
             let failure: String = match self.attempt(ops, &pending).await {
@@ -111,11 +115,13 @@ impl BulkWriter {
                         }
                         let reason = || outcome.reason.clone().unwrap_or_else(|| format!("HTTP {}", outcome.status));
                         match outcome.class {
-                            ItemClass::Applied => results[i] = Some(Resolved::Applied),
-                            ItemClass::Superseded => results[i] = Some(Resolved::Superseded),
-                            ItemClass::Poison => results[i] = Some(Resolved::Poison(reason())),
-                            ItemClass::Halt => refused = Some(format!("{} [{}]: {}", ops[i].index, ops[i].id, reason())),
-                            ItemClass::Retryable => still.push(i),
+                            ItemClass::Applied => results[i] = Some(Outcome::Applied),
+                            ItemClass::Superseded => results[i] = Some(Outcome::Superseded),
+                            ItemClass::Failed(Class::Poison) => results[i] = Some(Outcome::Poison(Poison::new(PoisonKind::Mapping, reason()))),
+                            ItemClass::Failed(Class::Retry) => still.push(i),
+                            ItemClass::Failed(Class::Halt | Class::Split) => {
+                                refused.get_or_insert_with(|| format!("{} [{}]: HTTP {}: {}", ops[i].index, ops[i].id, outcome.status, reason()));
+                            }
                         }
                     }
                     for (class, n) in per_class {
@@ -127,20 +133,28 @@ impl BulkWriter {
                     if still.is_empty() {
                         break;
                     }
+                    if still.len() < pending.len() {
+                        attempts.reset(); // progress: the budget counts attempts without any
+                    }
                     let failure = format!("{} of {} items rejected for now", still.len(), pending.len());
                     pending = still;
                     failure
                 }
-                Err(Attempt::Es(e)) if !e.is_retryable() => return Err(WriteError::Es(e)),
-                Err(Attempt::Es(e)) => e.to_string(),
+                Err(Attempt::Es(e)) => match e.class() {
+                    Class::Retry => e.to_string(),
+                    Class::Split if pending.len() > 1 => {
+                        tracing::warn!(error = %e, size = pending.len(), "bulk request too large for the path (413); splitting it");
+                        let second = pending.split_off(pending.len() / 2);
+                        Box::pin(self.write_some(ops, pending, results)).await?;
+                        return Box::pin(self.write_some(ops, second, results)).await;
+                    }
+                    _ => return Err(WriteError::Es(e)),
+                },
                 Err(Attempt::Malformed(m)) => format!("malformed bulk response: {m}"),
             };
-            attempts.failed(&failure, &self.cancel).await.map_err(|why| match why {
-                GiveUp::Cancelled => WriteError::Cancelled,
-                GiveUp::Exhausted(n) => WriteError::Exhausted { attempts: n, last: failure.clone() },
-            })?;
+            attempts.failed(&failure, &self.cancel).await.map_err(|why| WriteError::gave_up(why, &failure))?;
         }
-        Ok(results.into_iter().map(|r| r.expect("every op resolved")).collect())
+        Ok(())
     }
 
     async fn attempt(&self, ops: &[BulkOp<'_>], pending: &[usize]) -> Result<Vec<bulk::ItemOutcome>, Attempt> {

@@ -32,52 +32,12 @@
 
 use crate::config::MergeAbsent;
 use cluster::bulk::{BulkOp, BulkOpKind};
-use cluster::write::WriteError;
-use cluster::{BulkWriter, Class, ErrorCause, Es, EsError, GiveUp, Resolved};
+use cluster::{BulkWriter, Class, ErrorCause, Es, Outcome, Poison, PoisonKind, WriteError};
 use schema::{Command, EncodedDoc, LegacyVersionSource, MergePatch, Op, TagRewrite};
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use tokio_util::sync::CancellationToken;
-
-/// How one command ended.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
-    /// Written to the target.
-    Applied,
-    /// A newer state was already there.
-    Superseded,
-    /// A merge of a document that does not exist (or was deleted) under `--merge-absent
-    /// ignore`: nothing to do.
-    NoOp,
-    /// The command cannot be applied; it goes to the dead-letter topic.
-    Poison { kind: &'static str, reason: String },
-}
-
-/// The batch could not be finished.
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    /// Shutdown came while a request was still being retried.
-    #[error("cancelled")]
-    Cancelled,
-    /// The cluster must be fixed before this batch can be applied (credentials, a missing or
-    /// closed index, exhausted retries): halt without committing past it.
-    #[error("{0}")]
-    Halt(String),
-    /// The request as a whole was refused (413, a 400 on the request): a smaller one can pass.
-    #[error(transparent)]
-    Split(EsError),
-}
-
-impl From<WriteError> for ApplyError {
-    fn from(e: WriteError) -> Self {
-        match e {
-            WriteError::Cancelled => ApplyError::Cancelled,
-            WriteError::Es(e) if e.class() == Class::Split => ApplyError::Split(e),
-            other => ApplyError::Halt(other.to_string()),
-        }
-    }
-}
 
 /// Everything needed to apply commands.
 #[derive(Clone)]
@@ -109,12 +69,12 @@ struct Stored {
 impl Applier {
     /// Applies `cmds` in order per document; returns one outcome per command. Each command is
     /// written to its [`Command::target_index`], mapped when it was decoded.
-    pub async fn apply(&self, cmds: &[&Command]) -> Result<Vec<Outcome>, ApplyError> {
+    pub async fn apply(&self, cmds: &[&Command]) -> Result<Vec<Outcome>, WriteError> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; cmds.len()];
         let mut known = Vec::with_capacity(cmds.len());
         for (i, c) in cmds.iter().enumerate() {
             match self.unknown_index(c) {
-                Some(reason) => outcomes[i] = Some(Outcome::Poison { kind: "unknown_index", reason }),
+                Some(reason) => outcomes[i] = Some(Outcome::Poison(Poison::new(PoisonKind::UnknownIndex, reason))),
                 None => known.push(i),
             }
         }
@@ -148,7 +108,7 @@ impl Applier {
         }
     }
 
-    async fn apply_round(&self, cmds: &[&Command], round: &[usize], outcomes: &mut [Option<Outcome>]) -> Result<(), ApplyError> {
+    async fn apply_round(&self, cmds: &[&Command], round: &[usize], outcomes: &mut [Option<Outcome>]) -> Result<(), WriteError> {
         let merges: Vec<usize> = round.iter().copied().filter(|&i| matches!(cmds[i].op, Op::Merge(_))).collect();
         let bases = self.merge_bases(cmds, &merges).await?;
         let mut ops: Vec<BulkOp<'_>> = Vec::with_capacity(round.len() + 8);
@@ -165,7 +125,7 @@ impl Applier {
                     None => Plan::Write(cmd.version, Cow::Borrowed(doc)),
                     Some(path) => match doc.with_version(path, cmd.version) {
                         Ok(src) => Plan::Write(cmd.version, Cow::Owned(src)),
-                        Err(e) => Plan::Done(Outcome::Poison { kind: "rewrite", reason: e.to_string() }),
+                        Err(e) => Plan::Done(Outcome::Poison(Poison::new(PoisonKind::Rewrite, e.to_string()))),
                     },
                 },
                 Op::Delete => Plan::Delete,
@@ -199,22 +159,19 @@ impl Applier {
         // A tombstone is what keeps a later merge from resurrecting the document: one the
         // cluster refused is the cluster's problem (its mapping or settings), never the record's.
         for &t in &tombstones {
-            if let Resolved::Poison(reason) = &resolved[t] {
-                return Err(ApplyError::Halt(format!("tombstone write to {} refused: {reason}", ops[t].index)));
+            if let Outcome::Poison(poison) = &resolved[t] {
+                return Err(WriteError::Refused(format!("tombstone write to {} refused: {}", ops[t].index, poison.reason)));
             }
         }
+        let mut resolved: Vec<Option<Outcome>> = resolved.into_iter().map(Some).collect();
         for (i, op) in op_of {
-            outcomes[i] = Some(match &resolved[op] {
-                Resolved::Applied => Outcome::Applied,
-                Resolved::Superseded => Outcome::Superseded,
-                Resolved::Poison(reason) => Outcome::Poison { kind: "mapping", reason: reason.clone() },
-            });
+            outcomes[i] = resolved[op].take();
         }
         Ok(())
     }
 
     fn plan_merge(&self, cmd: &Command, patch: &MergePatch, base: Option<&Base>) -> Plan<'static> {
-        let poison = |e: schema::RewriteError| Plan::Done(Outcome::Poison { kind: "rewrite", reason: e.to_string() });
+        let poison = |e: schema::RewriteError| Plan::Done(Outcome::Poison(Poison::new(PoisonKind::Rewrite, e.to_string())));
         let merged = |mut src: Map<String, Value>| match patch.apply_target(&mut src, &self.tags) {
             Ok(()) => {
                 self.with_version(&mut src, cmd.version);
@@ -254,7 +211,7 @@ impl Applier {
 
     /// Reads the base of every merge: from the target, else from the legacy cluster (plus the
     /// tombstone record, to know whether the legacy copy was deleted since).
-    async fn merge_bases(&self, cmds: &[&Command], merges: &[usize]) -> Result<HashMap<usize, Base>, ApplyError> {
+    async fn merge_bases(&self, cmds: &[&Command], merges: &[usize]) -> Result<HashMap<usize, Base>, WriteError> {
         let mut bases = HashMap::new();
         if merges.is_empty() {
             return Ok(bases);
@@ -291,7 +248,7 @@ impl Applier {
     /// A document that comes back with an `error` instead of `found` is never read as absent:
     /// the read is retried until every document answers (a shard may be recovering), or the
     /// indexer halts when the error says the cluster is misconfigured (index missing).
-    async fn mget(&self, es: &Es, keys: &[DocKey], is_legacy: bool) -> Result<Vec<Option<Stored>>, ApplyError> {
+    async fn mget(&self, es: &Es, keys: &[DocKey], is_legacy: bool) -> Result<Vec<Option<Stored>>, WriteError> {
         let docs: Vec<Value> = keys
             .iter()
             .map(|k| {
@@ -308,16 +265,16 @@ impl Applier {
             let failure = match es.mget(&body).await {
                 Ok(response) => match self.read_docs(&response, keys.len(), is_legacy) {
                     Ok(stored) => return Ok(stored),
-                    Err(ReadFailure::Halt(why)) => return Err(ApplyError::Halt(format!("reading merge bases from {}: {why}", es.url()))),
+                    Err(ReadFailure::Halt(why)) => return Err(WriteError::Refused(format!("reading merge bases from {}: {why}", es.url()))),
                     Err(ReadFailure::Retry(why)) => why,
                 },
                 Err(e) if e.is_retryable() => e.to_string(),
-                Err(e) => return Err(ApplyError::Halt(format!("reading merge bases: {e}"))),
+                Err(e) => return Err(WriteError::Refused(format!("reading merge bases: {e}"))),
             };
-            attempts.failed(&failure, &self.cancel).await.map_err(|why| match why {
-                GiveUp::Cancelled => ApplyError::Cancelled,
-                GiveUp::Exhausted(n) => ApplyError::Halt(format!("reading merge bases from {} failed {n} times: {failure}", es.url())),
-            })?;
+            attempts
+                .failed(&failure, &self.cancel)
+                .await
+                .map_err(|why| WriteError::gave_up(why, format!("reading merge bases from {}: {failure}", es.url())))?;
         }
     }
 

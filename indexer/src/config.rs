@@ -17,7 +17,9 @@ use std::time::Duration;
 ///
 /// Exit codes: 0 stopped cleanly (SIGTERM/SIGINT, or --exit-when-idle-secs); 1 other error;
 /// 2 refused to start (configuration or target index unfit, nothing consumed); 3 halted on a
-/// poison record (--on-poison halt); 4 halted because the target cluster must be fixed first;
+/// poison record (--on-poison halt) or by the poison breaker (--max-poison-run,
+/// --max-poison-ratio); 4 halted because the target cluster, or the path to it, must be fixed
+/// first (any refusal not proven to be the record's fault);
 /// 5 Kafka unavailable (credentials or TLS refused, at start or later, or no broker reachable
 /// within --kafka-connect-timeout-secs). Nothing is committed past an unapplied record.
 #[derive(Parser, Clone, Debug)]
@@ -199,9 +201,12 @@ pub use cluster::telemetry::LogFormat;
 #[derive(Args, Clone, Debug)]
 #[command(next_help_heading = "Operations")]
 pub struct OpsArgs {
-    /// What to do with poison records (undecodable, or refused by the target's mapping).
+    /// What to do with poison records: those proven bad (undecodable, or a document the
+    /// target's mapping refuses for its own content). Any other refusal halts (exit code 4).
     #[arg(long, value_enum, default_value_t = OnPoison::DeadLetter)]
     pub on_poison: OnPoison,
+    #[command(flatten)]
+    pub breaker: cluster::breaker::BreakerArgs,
     /// Address of the HTTP endpoint serving `/metrics` (Prometheus) and `/ready` (200 when the
     /// lag is 0 on every partition of the topic, for the whole group: the gate for switching reads).
     #[arg(long, env = "CUTOVER_INDEXER_METRICS_ADDR", default_value = "127.0.0.1:9464")]
@@ -227,6 +232,13 @@ pub struct OpsArgs {
     /// to the last completed, and their rate.
     #[arg(long)]
     pub exit_when_idle_secs: Option<u64>,
+    /// Go on past offset gaps (records retention deleted before this group applied them),
+    /// from the log start. Without it a gap stops its partition and keeps /ready closed: give
+    /// it only on the restart after `backfill copy` ran again AFTER the gap (that copy holds
+    /// the lost records' effects), then drop it (the committed offsets are past the gap by
+    /// then). Each accepted gap is logged and counted.
+    #[arg(long)]
+    pub accept_offset_gaps: bool,
 }
 
 impl IndexerConfig {

@@ -37,6 +37,8 @@ pub struct Ctx {
     pub paused: Arc<AtomicBool>,
     /// Counts librdkafka's errors; stops the indexer on credentials or TLS refused.
     pub watch: Arc<crate::kafka::Watch>,
+    /// `--accept-offset-gaps`: a backfill ran after the gaps; go on past them.
+    pub accept_gaps: bool,
 }
 
 impl ClientContext for Ctx {
@@ -87,6 +89,11 @@ impl ConsumerContext for Ctx {
             self.commit_result(&consumer.commit_consumer_state(CommitMode::Sync), "commit on revoke");
             self.tracker.revoke(&tps);
             tracing::info!(partitions = ?tps, "partitions revoked");
+        }
+        if let Rebalance::Assign(tpl) = rebalance {
+            // Before librdkafka starts fetching: a partition never committed starts at the
+            // log start, set here (`auto.offset.reset` is `error`: nothing resets silently).
+            crate::positions::start_at_log_start(consumer, tpl);
         }
     }
 
@@ -189,8 +196,10 @@ pub fn store<C: ConsumerContext>(consumer: &impl Consumer<C>, tracker: &Tracker)
     }
 }
 
-/// Builds the consumer: own group, earliest reset, manual offset store, auto-commit of stored
-/// offsets, plus the user's librdkafka properties.
+/// Builds the consumer: own group, manual offset store, auto-commit of stored offsets, the
+/// user's librdkafka properties, and `auto.offset.reset=error` last (over the user's: a
+/// position librdkafka cannot fetch must stop the partition and be reported as a gap, never
+/// jump silently; [`crate::positions`] starts new partitions at the log start itself).
 pub fn build_consumer(
     brokers: &str,
     group: &str,
@@ -202,7 +211,6 @@ pub fn build_consumer(
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", brokers)
         .set("group.id", group)
-        .set("auto.offset.reset", "earliest")
         .set("enable.auto.offset.store", "false")
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", commit_interval_ms.to_string())
@@ -213,6 +221,7 @@ pub fn build_consumer(
     for (k, v) in props {
         cfg.set(k, v);
     }
+    cfg.set("auto.offset.reset", "error");
     cfg.create_with_context(ctx)
 }
 
@@ -376,7 +385,9 @@ pub async fn consume_loop(
                 }
                 m = messages.next(), if paused => {
                     let Some(m) = m else { return };
-                    accept(m, &mut messages, router, tracker, &mut backlog, &consumed);
+                    if accept(m, &mut messages, router, tracker, &mut backlog, &consumed) {
+                        reposition(consumer, tracker);
+                    }
                     // Paused partitions deliver nothing new; if records keep coming (a partition
                     // whose pause was lost), pause the whole assignment again.
                     if backlog.bytes > MAX_BACKLOG_BYTES {
@@ -392,7 +403,9 @@ pub async fn consume_loop(
         tokio::select! {
             m = messages.next() => {
                 let Some(m) = m else { return };
-                accept(m, &mut messages, router, tracker, &mut backlog, &consumed);
+                if accept(m, &mut messages, router, tracker, &mut backlog, &consumed) {
+                    reposition(consumer, tracker);
+                }
             }
             _ = store_tick.tick() => { skip_markers(consumer, tracker); store(consumer, tracker) }
             spent = recycler.next() => recycler.keep(spent),
@@ -411,7 +424,8 @@ fn accept<'a>(
     tracker: &Tracker,
     backlog: &mut Backlog,
     consumed: &metrics::Counter,
-) {
+) -> bool {
+    let mut out_of_range = false;
     let mut next = Some(first);
     let (mut taken, mut n) = (0, 0);
     while let Some(m) = next.take() {
@@ -422,6 +436,9 @@ fn accept<'a>(
                 let (lane, item) = router.route(&m, tracker);
                 backlog.push(lane, item);
             }
+            // A position librdkafka could not fetch (`auto.offset.reset=error`): the partition
+            // stopped; the loop positions it and reports the gap ([`crate::positions`]).
+            Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) => out_of_range = true,
             Err(e) => tracing::warn!(error = %e, "kafka consumer error"),
         }
         // A burst ends early past the backlog limit, so that limit still bounds what is held.
@@ -431,6 +448,22 @@ fn accept<'a>(
         }
     }
     consumed.increment(n as u64);
+    out_of_range
+}
+
+/// Positions the partitions a fetch could not read ([`crate::positions::recover`]). Every record
+/// delivered before the error was received by the tracker already. When the brokers cannot be
+/// asked now, the partitions stay stopped (nothing is skipped) and the next error retries.
+fn reposition(consumer: &IndexerConsumer, tracker: &Tracker) {
+    let ctx = consumer.context();
+    let recover = || crate::positions::recover(consumer, tracker, &ctx.readiness, ctx.accept_gaps, ctx.paused.load(Ordering::SeqCst));
+    if let Err(e) = recover() {
+        tracing::warn!(error = %e, "could not position partitions after an out-of-range fetch; retrying");
+        std::thread::sleep(Duration::from_millis(500));
+        if let Err(e) = recover() {
+            tracing::error!(error = %e, "could not position partitions after an out-of-range fetch: they stay stopped (nothing is skipped); restart the indexer once the brokers answer");
+        }
+    }
 }
 
 /// Pauses or resumes the whole assignment; the flag makes the rebalance callback pause

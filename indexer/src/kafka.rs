@@ -395,6 +395,12 @@ impl Watch {
 
     /// Counts and logs an error; a fatal cause stops the indexer (first reason kept).
     pub fn report(&self, error: &KafkaError, reason: &str) {
+        if code_of(error) == Some(RDKafkaErrorCode::AutoOffsetReset) {
+            // A position the fetch could not read: dealt with (and reported when it is a gap)
+            // by `crate::positions`, from the same error on the consumer queue.
+            tracing::debug!(librdkafka = reason, "kafka: {error}");
+            return;
+        }
         let cause = classify(code_of(error), reason);
         metrics::counter!("cutover_indexer_kafka_errors_total", "cause" => cause.label()).increment(1);
         if cause.is_fatal() {

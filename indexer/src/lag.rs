@@ -8,7 +8,6 @@
 //! closed and says so.
 
 use rdkafka::consumer::Consumer;
-use rdkafka::error::KafkaResult;
 use rdkafka::Offset;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -27,7 +26,9 @@ pub struct Readiness {
 #[derive(Clone, Debug, Default)]
 struct Problems {
     last_commit_failure: Option<String>,
-    offset_gaps: Vec<String>,
+    /// Gaps by `topic[partition]@from` (one gap found twice, at start-up and at the fetch, is
+    /// one gap).
+    offset_gaps: BTreeMap<String, String>,
     bulk_load: Vec<String>,
 }
 
@@ -42,8 +43,9 @@ pub struct ReadyState {
     /// The last offset commit that failed, until one succeeds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_commit_failure: Option<String>,
-    /// Partitions whose committed offset was older than the log start when this process
-    /// started: the records between were never applied by this group (see the README).
+    /// Records deleted by retention before this group applied them, found at start-up or
+    /// while running ([`crate::positions`]): the gate stays closed until the operator has run
+    /// `backfill copy` again and restarted the indexer (see the README).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub offset_gaps: Vec<String>,
     /// Target indices whose `index.refresh_interval` is off (`-1`: the copy's bulk-load
@@ -60,7 +62,7 @@ impl Readiness {
         let p = self.problems.lock().expect("readiness lock").clone();
         s.caught_up &= p.offset_gaps.is_empty() && p.bulk_load.is_empty();
         s.last_commit_failure = p.last_commit_failure;
-        s.offset_gaps = p.offset_gaps;
+        s.offset_gaps = p.offset_gaps.into_values().collect();
         s.bulk_load = p.bulk_load;
         s
     }
@@ -79,9 +81,12 @@ impl Readiness {
         self.problems.lock().expect("readiness lock").last_commit_failure = None;
     }
 
-    /// Records offset gaps found at start.
-    pub fn offset_gaps(&self, gaps: Vec<String>) {
-        self.problems.lock().expect("readiness lock").offset_gaps = gaps;
+    /// Records an offset gap under `key` (the first description of a key is kept); returns
+    /// how many gaps are known.
+    pub fn offset_gap(&self, key: String, what: String) -> usize {
+        let mut problems = self.problems.lock().expect("readiness lock");
+        problems.offset_gaps.entry(key).or_insert(what);
+        problems.offset_gaps.len()
     }
 
     /// Records the target indices still in bulk-load settings (empty: none).
@@ -113,32 +118,6 @@ impl TargetRefresh {
         }
         out
     }
-}
-
-/// Partitions of `topic` whose group-committed offset lies before the log start offset: the
-/// records in between were deleted (retention) before this group applied them. Blocking calls.
-pub fn offset_gaps(consumer: &IndexerConsumer, topic: &str) -> KafkaResult<Vec<String>> {
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let mut all = rdkafka::TopicPartitionList::new();
-    for t in metadata.topics() {
-        for p in t.partitions() {
-            all.add_partition(topic, p.id());
-        }
-    }
-    let committed = consumer.committed_offsets(all, Duration::from_secs(10))?;
-    let mut gaps = Vec::new();
-    for e in committed.elements() {
-        let Offset::Offset(c) = e.offset() else { continue }; // never committed: starts at the log start
-        let (low, _) = consumer.fetch_watermarks(topic, e.partition(), Duration::from_secs(10))?;
-        if c < low {
-            gaps.push(format!(
-                "{topic}[{}]: committed offset {c} < log start {low}: {} records deleted before this group applied them",
-                e.partition(),
-                low - c
-            ));
-        }
-    }
-    Ok(gaps)
 }
 
 /// The partitions of a topic, and when they were asked of the brokers.
@@ -200,7 +179,9 @@ fn lag_of(consumer: &IndexerConsumer, tracker: &Tracker, topic: &str, partitions
             _ => None,
         });
         let applied = if mine { processed.get(&(topic.into(), partition)).copied() } else { None };
-        let position = applied.or(from_commit).unwrap_or(low).max(low);
+        // Not raised to the log start: records deleted before they were applied are lag (a
+        // gap, [`crate::positions`]), never progress.
+        let position = applied.or(from_commit).unwrap_or(low);
         let l = (high - position).max(0);
         metrics::gauge!("cutover_indexer_lag", "topic" => topic.to_string(), "partition" => partition.to_string()).set(l as f64);
         lag.insert(format!("{topic}[{partition}]"), l);

@@ -15,14 +15,16 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::{Applier, ApplyError, Outcome};
+use crate::apply::Applier;
 use crate::config::OnPoison;
 use crate::deadletter::{DeadLetter, DeadLetterSink};
 use crate::invariants::Watch;
 use crate::offsets::{Ticket, Tracker};
+use cluster::{Breaker, Outcome, Poison, PoisonKind, WriteError};
 
 /// Records by what became of them: `outcome` = `applied`, `superseded` (a newer version was
-/// there), `noop` (nothing to change), `dead_lettered` (with the dead letter's `kind`).
+/// there), `noop` (nothing to change) ([`Outcome::label`]), and `dead_lettered` (counted by the
+/// dead-letter sink once the broker acknowledged it, with the dead letter's `kind`).
 pub const RECORDS: &str = "cutover_indexer_records_total";
 
 /// A record as the consumer hands it to a lane: decoded, or with the reason it is not.
@@ -79,12 +81,19 @@ impl RawOwned {
 /// Why the indexer stopped by itself. Nothing past the record that caused it is committed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Stop {
-    /// `--on-poison halt` met a poison record.
+    /// `--on-poison halt` met a poison record, or the poison breaker tripped (records judged
+    /// bad systematically): exit code 3.
     Poison(String),
-    /// The cluster refused work for a reason an operator must fix (credentials, a missing or
-    /// closed index, exhausted retries).
+    /// The cluster, or the path to it, refused work for a reason an operator must fix
+    /// (credentials, a missing or closed index, a missing pipeline, a gateway's 400, an error
+    /// nobody listed, exhausted retries): exit code 4.
     Cluster(String),
 }
+
+/// A lane stopped before its records were resolved (halted or cancelled): they stay
+/// uncommitted and are applied again after a restart.
+#[derive(Debug)]
+pub struct Stopped;
 
 /// Batching limits of a lane.
 #[derive(Clone, Debug)]
@@ -108,6 +117,8 @@ pub struct LaneShared {
     pub halted: Arc<Mutex<Option<Stop>>>,
     /// Fired to stop consumption (halt).
     pub stop: CancellationToken,
+    /// The poison breaker, shared by every lane: verdicts in the order lanes reach them.
+    pub breaker: Arc<Mutex<Breaker>>,
     /// Where applied batches go (see [`Spent`]).
     pub spent: Spent,
 }
@@ -313,7 +324,7 @@ pub async fn run_lane(rx: mpsc::Receiver<Vec<Item>>, limits: LaneLimits, shared:
 }
 
 /// [`run_lane`]'s loop: `Err` when a write was cancelled or halted.
-async fn lane(mut rx: mpsc::Receiver<Vec<Item>>, limits: LaneLimits, shared: LaneShared) -> Result<(), ApplyError> {
+async fn lane(mut rx: mpsc::Receiver<Vec<Item>>, limits: LaneLimits, shared: LaneShared) -> Result<(), Stopped> {
     let mut watch = Watch::new(WATCHED_DOCUMENTS);
     let mut pipe = Pipeline::default();
     let mut in_flight = FuturesUnordered::new();
@@ -350,7 +361,7 @@ async fn lane(mut rx: mpsc::Receiver<Vec<Item>>, limits: LaneLimits, shared: Lan
             }
             tokio::select! {
                 landed = in_flight.next(), if !in_flight.is_empty() => {
-                    let Some((hashes, result)): Option<(Vec<DocHash>, Result<(), ApplyError>)> = landed else { continue };
+                    let Some((hashes, result)): Option<(Vec<DocHash>, Result<(), Stopped>)> = landed else { continue };
                     pipe.landed(hashes);
                     // Cancelled or halted: the records stay uncommitted and are replayed after restart.
                     result?;
@@ -421,40 +432,50 @@ fn check_invariants(watch: &mut Watch, batch: &[Item]) {
 }
 
 /// Applies one batch; errors when cancelled or halted (the batch's records stay uncommitted).
-async fn process(batch: &[Item], shared: &LaneShared) -> Result<(), ApplyError> {
+async fn process(batch: &[Item], shared: &LaneShared) -> Result<(), Stopped> {
     for item in batch {
         if let Err(err) = &item.decoded {
-            poison(shared, item, err.kind.as_str(), &err.to_string()).await?;
+            poison(shared, item, Poison::new(PoisonKind::Decode(err.kind), err.to_string())).await?;
         }
     }
     let good = || batch.iter().filter(|i| i.decoded.is_ok());
     let cmds: Vec<&schema::Command> = good().map(|i| i.decoded.as_ref().expect("decoded")).collect();
-    let outcomes = match apply_splitting(&shared.applier, &cmds).await {
+    let outcomes = match shared.applier.apply(&cmds).await {
         Ok(o) => o,
-        Err(ApplyError::Halt(reason)) => {
+        Err(WriteError::Cancelled) => return Err(Stopped),
+        Err(reason) => {
             let first = good().next().map(|i| format!(" at {}[{}]@{}", i.ticket.tp.0, i.ticket.tp.1, i.ticket.offset)).unwrap_or_default();
             let msg = format!("the target refused work{first}: {reason}");
             tracing::error!("{msg}; halting without committing past it: fix the cause and restart (records are applied again from the committed offsets)");
             return Err(halt(shared, Stop::Cluster(msg)));
         }
-        Err(e) => return Err(e),
     };
-    let (mut applied, mut superseded, mut noop) = (0u64, 0u64, 0u64);
+    let mut counts = [("applied", 0u64), ("superseded", 0), ("noop", 0)];
     let mut done = Vec::with_capacity(cmds.len());
+    // Written records since the last poison one: handed to the breaker before each poison
+    // verdict, so it sees the batch's verdicts in order.
+    let mut good_run = 0u64;
     for (item, outcome) in good().zip(outcomes) {
         match outcome {
-            Outcome::Applied => applied += 1,
-            Outcome::Superseded => superseded += 1,
-            Outcome::NoOp => noop += 1,
-            Outcome::Poison { kind, reason } => {
-                poison(shared, item, kind, &reason).await?;
+            Outcome::Poison(p) => {
+                shared.breaker.lock().unwrap_or_else(|e| e.into_inner()).good(std::mem::take(&mut good_run));
+                // Completed by `poison` once dead-lettered; the written ones before it first.
+                shared.tracker.complete_all(done.drain(..));
+                poison(shared, item, p).await?;
                 continue;
+            }
+            other => {
+                good_run += 1;
+                if let Some(c) = counts.iter_mut().find(|(label, _)| *label == other.label()) {
+                    c.1 += 1;
+                }
             }
         }
         done.push(&item.ticket);
     }
+    shared.breaker.lock().unwrap_or_else(|e| e.into_inner()).good(good_run);
     shared.tracker.complete_all(done);
-    for (outcome, n) in [("applied", applied), ("superseded", superseded), ("noop", noop)] {
+    for (outcome, n) in counts {
         if n > 0 {
             metrics::counter!(RECORDS, "outcome" => outcome).increment(n);
         }
@@ -462,46 +483,33 @@ async fn process(batch: &[Item], shared: &LaneShared) -> Result<(), ApplyError> 
     Ok(())
 }
 
-/// Applies a batch; when the whole request is refused in a way a smaller request can pass
-/// (413, a 400 on the request itself), halves it until the refused command is alone, and that
-/// command is poison. Every other failure (cancel, halt) is returned as it is: a cluster that
-/// refuses everything must never drain the topic into the dead-letter topic.
-async fn apply_splitting(applier: &Applier, cmds: &[&schema::Command]) -> Result<Vec<Outcome>, ApplyError> {
-    if cmds.is_empty() {
-        return Ok(Vec::new());
-    }
-    match applier.apply(cmds).await {
-        Ok(o) => Ok(o),
-        Err(ApplyError::Split(e)) if cmds.len() == 1 => Ok(vec![Outcome::Poison { kind: "request", reason: e.to_string() }]),
-        Err(e @ (ApplyError::Cancelled | ApplyError::Halt(_))) => Err(e),
-        Err(ApplyError::Split(e)) => {
-            tracing::warn!(error = %e, size = cmds.len(), "bulk request refused; splitting the batch");
-            let (a, b) = cmds.split_at(cmds.len() / 2);
-            let mut out = Box::pin(apply_splitting(applier, a)).await?;
-            out.extend(Box::pin(apply_splitting(applier, b)).await?);
-            Ok(out)
-        }
-    }
-}
-
 /// Records why the indexer stops by itself and stops consuming.
-fn halt(shared: &LaneShared, stop: Stop) -> ApplyError {
-    let (cause, reason) = match &stop {
-        Stop::Poison(r) => ("poison", r.clone()),
-        Stop::Cluster(r) => ("cluster", r.clone()),
+fn halt(shared: &LaneShared, stop: Stop) -> Stopped {
+    let cause = match &stop {
+        Stop::Poison(_) => "poison",
+        Stop::Cluster(_) => "cluster",
     };
     metrics::counter!("cutover_indexer_halts_total", "cause" => cause).increment(1);
-    shared.halted.lock().expect("halt lock").get_or_insert(stop);
+    shared.halted.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(stop);
     shared.stop.cancel();
-    ApplyError::Halt(reason)
+    Stopped
 }
 
-/// Dead-letters one record (or halts), then completes its ticket.
-async fn poison(shared: &LaneShared, item: &Item, kind: &str, reason: &str) -> Result<(), ApplyError> {
+/// Dead-letters one record proven bad (or halts: `--on-poison halt`, or the poison breaker
+/// tripped), then completes its ticket.
+async fn poison(shared: &LaneShared, item: &Item, poison: Poison) -> Result<(), Stopped> {
     let (topic, partition) = &item.ticket.tp;
+    let at = format!("{topic}[{partition}]@{}", item.ticket.offset);
     if shared.on_poison == OnPoison::Halt {
-        let msg = format!("poison record at {topic}[{partition}]@{}: {kind}: {reason}", item.ticket.offset);
+        let msg = format!("poison record at {at}: {poison}");
         tracing::error!("{msg}; halting (--on-poison halt)");
+        return Err(halt(shared, Stop::Poison(msg)));
+    }
+    let tripped = shared.breaker.lock().unwrap_or_else(|e| e.into_inner()).poison();
+    if let Err(tripped) = tripped {
+        metrics::counter!("cutover_indexer_breaker_trips_total").increment(1);
+        let msg = format!("poison breaker at {at} (last: {poison}): {tripped}");
+        tracing::error!("{msg}; halting without dead-lettering it (--max-poison-run, --max-poison-ratio)");
         return Err(halt(shared, Stop::Poison(msg)));
     }
     let dl = DeadLetter {
@@ -511,11 +519,11 @@ async fn poison(shared: &LaneShared, item: &Item, kind: &str, reason: &str) -> R
         key: item.raw.key().map(<[u8]>::to_vec),
         payload: item.raw.payload().map(<[u8]>::to_vec),
         headers: item.raw.headers.clone(),
-        kind: kind.to_string(),
-        reason: reason.to_string(),
+        kind: poison.kind.as_str().to_string(),
+        reason: poison.reason,
     };
     shared.dead_letters.send(&dl).await.map_err(|e| match e.why {
-        cluster::GiveUp::Cancelled => ApplyError::Cancelled,
+        cluster::GiveUp::Cancelled => Stopped,
         cluster::GiveUp::Exhausted(_) => halt(shared, Stop::Cluster(e.to_string())),
     })?;
     shared.tracker.complete(&item.ticket);

@@ -5,6 +5,8 @@
 //! - [`config`]: options and defaults (`indexer --help`).
 //! - [`consume`]: the Kafka consumer, pausing, rebalance handling, offset storing.
 //! - [`offsets`]: contiguous offset tracking across lanes.
+//! - [`positions`]: where each partition is read from; out-of-range positions are gaps, never
+//!   silent resets.
 //! - [`lanes`]: per-document-ordered batching and parallel bulk requests.
 //! - [`apply`]: the convergence model (external versions, read-merge-write, tombstones).
 //! - [`deadletter`]: the dead-letter topic.
@@ -23,6 +25,7 @@ pub mod kafka;
 pub mod lag;
 pub mod lanes;
 pub mod offsets;
+pub mod positions;
 pub mod startup;
 
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -51,7 +54,8 @@ pub enum IndexerError {
     /// The configuration or the target cluster is unfit; nothing was consumed.
     #[error("refusing to start: {0}")]
     Refused(String),
-    /// `--on-poison halt` met a poison record; its offset was not committed.
+    /// `--on-poison halt` met a poison record, or the poison breaker tripped (records judged bad
+    /// systematically); nothing past it was committed.
     #[error("halted: {0}")]
     Halted(String),
     /// The target refused work for a reason an operator must fix (credentials revoked, index
@@ -70,7 +74,8 @@ pub enum IndexerError {
 
 impl IndexerError {
     /// The process exit code for this error: 2 refused to start, 3 halted on a poison record
-    /// (`--on-poison halt`), 4 halted because the cluster must be fixed first, 5 Kafka
+    /// (`--on-poison halt`) or by the poison breaker, 4 halted because the cluster (or the
+    /// path to it) must be fixed first, 5 Kafka
     /// unavailable (credentials, TLS, unreachable), 1 other.
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -96,11 +101,17 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
     let readiness = Arc::new(Readiness::default());
     let paused = Arc::new(AtomicBool::new(false));
     let watch = Arc::new(kafka::Watch::new(stop.clone()));
-    let ctx =
-        Ctx { tracker: tracker.clone(), drain_timeout: cfg.shutdown_timeout(), readiness: readiness.clone(), paused: paused.clone(), watch: watch.clone() };
+    let ctx = Ctx {
+        tracker: tracker.clone(),
+        drain_timeout: cfg.shutdown_timeout(),
+        readiness: readiness.clone(),
+        paused: paused.clone(),
+        watch: watch.clone(),
+        accept_gaps: cfg.ops.accept_offset_gaps,
+    };
     let consumer =
         Arc::new(consume::build_consumer(&cfg.kafka.brokers, &cfg.kafka.group, cfg.kafka.session_timeout_ms, cfg.kafka.commit_interval_ms, &props, ctx)?);
-    report_offset_gaps(consumer.clone(), &cfg.kafka.topic, &readiness).await;
+    report_offset_gaps(consumer.clone(), &cfg.kafka.topic, &readiness, cfg.ops.accept_offset_gaps).await;
     // The dead-letter producer's properties are checked (by making one) before joining the group.
     let dead_letters = DeadLetterSink::new(&cfg.kafka.brokers, &props, cfg.dead_letter_topic(), cfg.retry_policy(), abort.clone())?;
     consumer.subscribe(&[cfg.kafka.topic.as_str()])?;
@@ -109,8 +120,16 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
     let halted = Arc::new(Mutex::new(None));
     let target_refresh = lag::TargetRefresh { es: applier.writer.es().clone(), indices: applier.known_targets.clone() };
     let (spent, recycler) = lanes::recycling();
-    let shared =
-        LaneShared { applier, dead_letters, tracker: tracker.clone(), on_poison: cfg.ops.on_poison, halted: halted.clone(), stop: stop.clone(), spent };
+    let shared = LaneShared {
+        applier,
+        dead_letters,
+        tracker: tracker.clone(),
+        on_poison: cfg.ops.on_poison,
+        halted: halted.clone(),
+        stop: stop.clone(),
+        breaker: Arc::new(Mutex::new(cluster::Breaker::new((&cfg.ops.breaker).into()))),
+        spent,
+    };
     let (lanes, depth) = lanes::layout(cfg.batch.max_in_flight);
     let limits =
         LaneLimits { max_docs: cfg.batch.batch_max_docs, max_bytes: cfg.batch.batch_max_bytes, linger: Duration::from_millis(cfg.batch.linger_ms), depth };
@@ -193,18 +212,20 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
 
 /// Before joining the group: a partition whose committed offset is older than the log start
 /// lost records to retention while this group was stopped. Said loudly (error log, metric,
-/// `/ready` stays closed): only a backfill that runs after the gap covers those records.
-async fn report_offset_gaps(consumer: Arc<consume::IndexerConsumer>, topic: &str, readiness: &Readiness) {
+/// `/ready` stays closed, the partition stops at its first fetch): only a backfill that runs
+/// after the gap covers those records; `--accept-offset-gaps` says one did.
+async fn report_offset_gaps(consumer: Arc<consume::IndexerConsumer>, topic: &str, readiness: &Readiness, accept: bool) {
     let name = topic.to_string();
-    match tokio::task::spawn_blocking(move || lag::offset_gaps(&consumer, &name)).await {
-        Ok(Ok(gaps)) if !gaps.is_empty() => {
-            for gap in &gaps {
-                tracing::error!(gap = %gap, "offset gap: records were deleted by retention before this consumer group applied them; run `backfill copy` again now (it covers them only if it runs after the gap), then restart the indexer");
+    metrics::gauge!(positions::OFFSET_GAPS).set(0.0);
+    match tokio::task::spawn_blocking(move || positions::startup_gaps(consumer.as_ref(), &name)).await {
+        Ok(Ok(gaps)) => {
+            for (tp, from, what) in gaps {
+                match accept {
+                    true => positions::accept_gap(&what),
+                    false => positions::report_gap(readiness, &tp, from, what),
+                }
             }
-            metrics::gauge!("cutover_indexer_offset_gaps").set(gaps.len() as f64);
-            readiness.offset_gaps(gaps);
         }
-        Ok(Ok(_)) => metrics::gauge!("cutover_indexer_offset_gaps").set(0.0),
         Ok(Err(e)) => tracing::warn!(error = %e, "could not check committed offsets against the log start"),
         Err(e) => tracing::warn!(error = %e, "offset gap check did not finish"),
     }

@@ -263,6 +263,12 @@ impl Tracker {
         }
     }
 
+    /// One past the highest offset received from `tp` in its current assignment (None before
+    /// the first record of the assignment): where the consumer's application position is.
+    pub fn next_received(&self, tp: &Tp) -> Option<i64> {
+        self.parts.lock().expect("tracker lock").get(tp).map(|p| p.next).filter(|&n| n >= 0)
+    }
+
     /// Offsets that advanced since the last call: `(tp, next offset to consume)`.
     pub fn take_advanced(&self) -> Vec<(Tp, i64)> {
         let mut parts = self.parts.lock().expect("tracker lock");

@@ -24,18 +24,24 @@
 //!   miss values the legacy field indexes).
 //!
 //! Settings rules: `settings.index.*` is copied minus what only describes the old index
-//! ([`DROPPED_SETTINGS`]), `index.gc_deletes` is set to the configured value (deletes must
-//! keep their version for the whole migration), `extra_settings` are merged last, and the
-//! result is written in nested form `{"index": {..}}`. Aliases are copied as is.
+//! ([`DROPPED_SETTINGS`]) and minus what the caller chose to leave out (`dropped_settings`,
+//! `backfill create-index --drop-setting`), `index.gc_deletes` is set to the configured value
+//! (deletes must keep their version for the whole migration), `extra_settings` are merged last,
+//! and the result is written in nested form `{"index": {..}}`. Aliases are copied as is.
+//! Settings that depend on the cluster around the index (an ingest pipeline, node attributes,
+//! async translog durability) are copied like the others: [`cluster_dependencies`] lists them,
+//! for the caller to check against the target cluster.
 
+mod dependencies;
 mod diff;
 mod readiness;
 mod settings;
 mod timevalue;
 
+pub use dependencies::{attribute_value_matches, cluster_dependencies, ClusterDependency};
 pub use diff::definition_differences;
-pub use readiness::readiness_problems;
-pub use settings::{DROPPED_SETTINGS, SERVER_SETTINGS};
+pub use readiness::{readiness_problems, ASYNC_TRANSLOG_WHY};
+pub use settings::{has_setting, relative_setting, DROPPED_SETTINGS, SERVER_SETTINGS};
 pub use timevalue::{parse_duration, parse_time_value_arg, parse_time_value_ms};
 
 use crate::rewrite::{TagRewrite, KEY_TO_VALUE_FIELD, VALUE_FIELD};
@@ -51,11 +57,14 @@ pub struct TargetDefinitionConfig {
     pub gc_deletes: String,
     /// Settings merged last (flat `index.x`, relative `x` or nested keys), e.g. replicas 0.
     pub extra_settings: Map<String, Value>,
+    /// Legacy settings left out of the target, with their sub-keys (`index.x` or relative
+    /// `x`), e.g. `index.default_pipeline`; `extra_settings` may still set them.
+    pub dropped_settings: Vec<String>,
 }
 
 impl Default for TargetDefinitionConfig {
     fn default() -> Self {
-        Self { tags: TagRewrite::default(), gc_deletes: "48h".into(), extra_settings: Map::new() }
+        Self { tags: TagRewrite::default(), gc_deletes: "48h".into(), extra_settings: Map::new(), dropped_settings: Vec::new() }
     }
 }
 

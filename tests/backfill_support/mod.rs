@@ -155,6 +155,8 @@ pub async fn create_target(legacy: &Es, target: &Es, source: &str, dest: &str) {
         tags: TagRewrite::default(),
         gc_deletes: "48h".into(),
         extra_settings: extra,
+        drop_settings: Vec::new(),
+        copy_pipelines: false,
     };
     backfill::create_index(legacy, target, &cfg).await.expect("create target index");
 }

@@ -1,5 +1,6 @@
 //! The start-up check both writers run against an existing target index.
 
+use super::dependencies::{cluster_dependencies, ClusterDependency};
 use super::settings::flat_index_settings;
 use super::MAX_TAG_IGNORE_ABOVE;
 use super::{index_body, parse_time_value_ms};
@@ -14,14 +15,31 @@ const DEFAULT_GC_DELETES: &str = "60s";
 /// miss), its `dynamic` `strict` or `false` (inherited from the root when unset) so no stray
 /// sub-field can appear, both keywords with an `ignore_above` of at most
 /// [`MAX_TAG_IGNORE_ABOVE`] (else one tag over Lucene's term limit costs the whole document),
-/// and `gc_deletes` at least `min_gc_deletes_ms` so deletes are not
-/// resurrected. Returns the problems, empty when fit. Accepts the index body or the whole
-/// `GET /<index>` response.
+/// `gc_deletes` at least `min_gc_deletes_ms` so deletes are not resurrected, and
+/// `translog.durability` not `async` (an acknowledged write could be lost in a node crash).
+/// Returns the problems, empty when fit. Accepts the index body or the whole `GET /<index>`
+/// response. (Whether the index's pipelines exist is a question for the cluster:
+/// [`super::cluster_dependencies`] lists them.)
 pub fn readiness_problems(actual_index: &Value, tags: &TagRewrite, min_gc_deletes_ms: u64) -> Vec<String> {
     let index = index_body(actual_index);
     let mut problems = tag_field_problems(index, tags);
     problems.extend(gc_deletes_problem(index, min_gc_deletes_ms));
+    problems.extend(translog_problem(index));
     problems
+}
+
+/// Why `translog.durability: async` is refused: shared by `backfill create-index` and the
+/// writers' start-up check, each adding its own fix.
+pub const ASYNC_TRANSLOG_WHY: &str = "Elasticsearch then acknowledges a write before its translog is fsynced, so after the indexer commits a record's offset (or the backfill checkpoints a page) the write can still be lost in a node crash, and nothing would ever write it again";
+
+fn translog_problem(index: &Value) -> Option<String> {
+    let settings = index.get("settings").and_then(Value::as_object).cloned().unwrap_or_default();
+    cluster_dependencies(&settings).into_iter().find_map(|d| match d {
+        ClusterDependency::AsyncTranslog { key, value } => Some(format!(
+            "{key} is `{value}`: {ASYNC_TRANSLOG_WHY}; set it to `request` (PUT /<index>/_settings {{\"{key}\": \"request\"}}; `backfill create-index --setting {key}=request` when creating it)"
+        )),
+        _ => None,
+    })
 }
 
 fn tag_field_problems(index: &Value, tags: &TagRewrite) -> Vec<String> {

@@ -92,11 +92,25 @@ fn insert_nested(map: &mut Map<String, Value>, key: &str, value: Value) {
     map.insert(key.to_owned(), value);
 }
 
-/// The target's settings: legacy index settings minus [`DROPPED_SETTINGS`], `gc_deletes`
-/// raised, extra settings last.
+/// An index setting name without its `index.` prefix (`index.x` and `x` name the same).
+pub fn relative_setting(key: &str) -> &str {
+    let key = key.trim();
+    key.strip_prefix("index.").unwrap_or(key)
+}
+
+/// True when index settings (any form) hold `key` (`index.` prefix optional) or a sub-key of
+/// it: what a dropped setting leaves out.
+pub fn has_setting(settings: &Map<String, Value>, key: &str) -> bool {
+    let key = relative_setting(key);
+    flat_index_settings(settings).keys().any(|k| listed(k, &[key]))
+}
+
+/// The target's settings: legacy index settings minus [`DROPPED_SETTINGS`] and the
+/// configured `dropped_settings`, `gc_deletes` raised, extra settings last.
 pub(crate) fn target_settings(legacy: Map<String, Value>, cfg: &TargetDefinitionConfig) -> Value {
     let mut flat = flat_index_settings(&legacy);
-    flat.retain(|k, _| !listed(k, DROPPED_SETTINGS));
+    let dropped: Vec<&str> = cfg.dropped_settings.iter().map(|k| relative_setting(k)).collect();
+    flat.retain(|k, _| !listed(k, DROPPED_SETTINGS) && !listed(k, &dropped));
     flat.insert("gc_deletes".into(), Value::String(cfg.gc_deletes.clone()));
     flat.extend(flat_index_settings(&cfg.extra_settings));
     nest(flat)
@@ -124,6 +138,43 @@ mod tests {
     fn nests_with_leaf_conflicts() {
         let flat = BTreeMap::from([("a".to_owned(), json!("x")), ("a.b".to_owned(), json!("y")), ("c.d".to_owned(), json!(1))]);
         assert_eq!(nest(flat), json!({"index": {"a": "x", "a.b": "y", "c": {"d": 1}}}));
+    }
+
+    #[test]
+    fn dropped_settings_leave_out_keys_and_sub_keys_and_extra_settings_still_apply() {
+        let legacy = obj(json!({"index": {
+            "default_pipeline": "stamp",
+            "final_pipeline": "audit",
+            "routing": {"allocation": {"require": {"box": "hot", "zone": "a"}, "include": {"_tier_preference": "data_content"}}},
+            "number_of_shards": "1"
+        }}));
+        let cfg = TargetDefinitionConfig {
+            dropped_settings: vec!["index.default_pipeline".into(), "routing.allocation.require".into(), " index.final".into()],
+            extra_settings: obj(json!({"index.routing.allocation.require.zone": "b"})),
+            ..Default::default()
+        };
+        assert_eq!(
+            target_settings(legacy, &cfg),
+            json!({"index": {
+                "final_pipeline": "audit",
+                "gc_deletes": "48h",
+                "number_of_shards": "1",
+                "routing": {"allocation": {"include": {"_tier_preference": "data_content"}, "require": {"zone": "b"}}}
+            }}),
+            "`final` is no whole segment of final_pipeline; require.* goes, the extra setting comes back"
+        );
+    }
+
+    #[test]
+    fn relative_setting_names() {
+        assert_eq!(relative_setting("index.default_pipeline"), "default_pipeline");
+        assert_eq!(relative_setting(" default_pipeline "), "default_pipeline");
+        let settings = obj(json!({"index": {"default_pipeline": "p", "routing": {"allocation": {"require": {"box": "b"}}}}}));
+        assert!(has_setting(&settings, "index.default_pipeline"));
+        assert!(has_setting(&settings, "routing.allocation.require"));
+        assert!(has_setting(&settings, "index.routing.allocation.require.box"));
+        assert!(!has_setting(&settings, "default_pipelin"));
+        assert!(!has_setting(&settings, "final_pipeline"));
     }
 
     #[test]

@@ -258,3 +258,16 @@ fn readiness_reports_each_problem() {
     let problems = readiness_problems(&json!({"mappings": {}, "settings": {"index.gc_deletes": "-1"}}), &tags, 1);
     assert_eq!(problems, vec!["tag field `tags` is not mapped", "index.gc_deletes `-1` is not a usable duration"]);
 }
+
+#[test]
+fn readiness_refuses_async_translog_with_the_fix() {
+    let tags = TagRewrite::default();
+    let mut actual = actual_9x();
+    actual["settings"]["index"]["translog"] = json!({"durability": "ASYNC", "sync_interval": "5s"});
+    let problems = readiness_problems(&actual, &tags, 3_600_000);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].starts_with("index.translog.durability is `ASYNC`: "), "{problems:?}");
+    assert!(problems[0].contains("node crash") && problems[0].contains("--setting index.translog.durability=request"), "{problems:?}");
+    actual["settings"]["index"]["translog"]["durability"] = json!("request");
+    assert_eq!(readiness_problems(&actual, &tags, 3_600_000), Vec::<String>::new());
+}
