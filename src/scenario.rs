@@ -56,6 +56,9 @@ pub struct IndexerFlags {
     pub legacy_version: String,
     pub merge_absent: String,
     pub null_value: String,
+    /// Further options (a control run that must get past a safety net to show what an option
+    /// changes, e.g. the poison breaker).
+    pub extra: Vec<String>,
 }
 
 impl IndexerFlags {
@@ -67,6 +70,7 @@ impl IndexerFlags {
             legacy_version: b.version_arg(),
             merge_absent: if b.merge_creates { "create" } else { "ignore" }.into(),
             null_value: if b.null_deletes { "delete" } else { "dead-letter" }.into(),
+            extra: Vec::new(),
         }
     }
 }
@@ -249,6 +253,7 @@ impl Scenario {
             // A null-value record names no index.
             a.extend(["--default-index".to_string(), self.legacy_index.clone()]);
         }
+        a.extend(self.flags.extra.iter().cloned());
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     }

@@ -386,7 +386,9 @@ async fn dead_letters_are_redriven_after_the_fix() {
     (spec.upsert_pct, spec.merge_pct) = (80, 0);
     let cmds = generate(&spec);
     sc.live(&cmds).await;
-    sc.run_indexer_to_idle("small", &["--max-payload-bytes", "200"], RUN);
+    // A limit this small dead-letters a large share of the records: systematic, so the poison
+    // breaker would halt the run (tests/indexer_poison.rs); here the dead letters are the point.
+    sc.run_indexer_to_idle("small", &["--max-payload-bytes", "200", "--max-poison-run", "1000000", "--max-poison-ratio", "1"], RUN);
     let dead = kafka::records_in(&sc.s.kafka, &dlq(&sc));
     assert!(dead > 10, "the too small limit dead-lettered records ({dead})");
     let before = sim::differences(&sc.s.legacy(), &sc.legacy_index, &sc.s.target(), &sc.target_index).await.unwrap();

@@ -562,21 +562,18 @@ pub fn page_hits(status: u16, body: &[u8], path: &str) -> Result<ScanPage, ScanE
     Ok(ScanPage { hits, pit_id: resp.pit_id, scroll_id: resp.scroll_id })
 }
 
-/// True when every shard failure is of a kind that retrying the same request cannot fix.
+/// True when every shard failure is of a kind that retrying the same request cannot fix
+/// (decided in [`cluster::error::classify_shard_failures`]).
 fn request_is_wrong(failures: Option<&Value>) -> bool {
-    const WRONG: [&str; 5] =
-        ["illegal_argument_exception", "query_shard_exception", "parsing_exception", "search_parse_exception", "x_content_parse_exception"];
-    let kind = |f: &Value| f.pointer("/reason/type").and_then(Value::as_str).map(str::to_string);
-    failures
-        .and_then(Value::as_array)
-        .filter(|items| !items.is_empty())
-        .is_some_and(|items| items.iter().all(|f| kind(f).is_some_and(|k| WRONG.contains(&k.as_str()))))
+    let kinds: Vec<&str> =
+        failures.and_then(Value::as_array).into_iter().flatten().map(|f| f.pointer("/reason/type").and_then(Value::as_str).unwrap_or("")).collect();
+    cluster::error::classify_shard_failures(&kinds) == cluster::Class::Halt
 }
 
-/// True when any error or shard failure in the response says the context is gone.
+/// True when any error or shard failure in the response says the context is gone
+/// ([`cluster::error::CONTEXT_MISSING`]).
 fn mentions_missing_context(resp: &Value) -> bool {
-    const MISSING: &str = "search_context_missing_exception";
-    let is_missing = |v: &Value| v.get("type").and_then(Value::as_str) == Some(MISSING);
+    let is_missing = |v: &Value| v.get("type").and_then(Value::as_str) == Some(cluster::error::CONTEXT_MISSING);
     let in_list = |v: Option<&Value>, key: &str| v.and_then(Value::as_array).is_some_and(|items| items.iter().any(|f| f.get(key).is_some_and(is_missing)));
     let error = resp.get("error");
     error.is_some_and(is_missing)

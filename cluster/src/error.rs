@@ -17,8 +17,10 @@
 //! [`crate::breaker`].
 //!
 //! (A 409 on an externally versioned write is not a failure: it is *superseded*, see
-//! [`crate::bulk::ItemClass`].) Nothing else in the workspace looks at statuses or error
-//! types to decide this.
+//! [`crate::bulk::ItemClass`].) Reads have their own two rules here too: a document of an
+//! `_mget` that answers with an error ([`classify_read`]) and a search page some shards failed
+//! ([`classify_shard_failures`], [`CONTEXT_MISSING`]). Nothing else in the workspace looks at
+//! statuses or error types to decide this.
 
 use serde_json::Value;
 use std::fmt;
@@ -221,6 +223,25 @@ pub fn classify_read(cause: &ErrorCause) -> Class {
     }
 }
 
+/// The error type of a search context (PIT or scroll) that expired or was lost: a scan reopens
+/// it from its last position.
+pub const CONTEXT_MISSING: &str = "search_context_missing_exception";
+
+/// Shard failure types that say the search request itself is wrong: retrying it cannot help.
+const WRONG_REQUEST: &[&str] =
+    &["illegal_argument_exception", "query_shard_exception", "parsing_exception", "search_parse_exception", "x_content_parse_exception"];
+
+/// The class of a search page some shards failed (their `reason.type`s): [`Class::Halt`] when
+/// every failure says the request is wrong, else [`Class::Retry`] (a shard relocating, a node
+/// gone: the page would be incomplete, so it is read again).
+pub fn classify_shard_failures(kinds: &[&str]) -> Class {
+    if !kinds.is_empty() && kinds.iter().all(|k| WRONG_REQUEST.contains(k)) {
+        Class::Halt
+    } else {
+        Class::Retry
+    }
+}
+
 /// A body shortened for messages.
 pub fn short(v: &Value) -> String {
     let s = v.to_string();
@@ -306,5 +327,13 @@ mod tests {
         assert_eq!(classify_read(&c("no_shard_available_action_exception")), Class::Retry);
         assert_eq!(classify_read(&c("index_not_found_exception")), Class::Halt);
         assert_eq!(classify_read(&c("anything_else")), Class::Retry);
+    }
+
+    #[test]
+    fn shard_failures_halt_only_when_every_one_says_the_request_is_wrong() {
+        assert_eq!(classify_shard_failures(&["illegal_argument_exception", "parsing_exception"]), Class::Halt);
+        assert_eq!(classify_shard_failures(&["illegal_argument_exception", "node_disconnected_exception"]), Class::Retry);
+        assert_eq!(classify_shard_failures(&[""]), Class::Retry);
+        assert_eq!(classify_shard_failures(&[]), Class::Retry);
     }
 }

@@ -14,7 +14,7 @@
 //! - A merge of a document that exists nowhere (absent from both clusters, or deleted after the
 //!   legacy copy) follows the legacy indexer's rule (`--merge-absent`): `ignore` is a no-op
 //!   (the update API without upsert), `create` writes the merge alone applied to an empty
-//!   document at `v` (`doc_as_upsert`). See `decide` and the README for the case analysis.
+//!   document at `v` (`doc_as_upsert`). See `decide` and docs/convergence.md for the case analysis.
 //! - With `--legacy-version field:<path>` every document written carries the command's version
 //!   at `<path>` (set after the command's own changes), as the legacy indexer stores it.
 //! - A command whose target index is not one this indexer was configured with is poison
@@ -332,7 +332,7 @@ enum Base {
     Absent { tombstone: Option<u64> },
 }
 
-/// What a merge at version `v` does, given its base (see the README's case analysis).
+/// What a merge at version `v` does, given its base (see the case analysis in docs/convergence.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Decision {
     /// A newer state (or a newer delete) is already there.
@@ -421,7 +421,7 @@ mod tests {
         Stored { version, source: Map::new() }
     }
 
-    /// Every case of the README's argument, in both modes.
+    /// Every case of the argument in docs/convergence.md, in both modes.
     #[test]
     fn merge_decisions() {
         use Decision::*;

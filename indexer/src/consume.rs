@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::lag::Readiness;
 use crate::lanes::{Item, RawOwned, Recycler};
 use crate::offsets::{Tp, Tracker};
+use crate::readiness::Readiness;
 
 /// Consumer callbacks: keep the tracker in step with the assignment, keep a pause across
 /// rebalances, and make commit failures visible.

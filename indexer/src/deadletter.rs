@@ -110,7 +110,6 @@ impl DeadLetterSink {
             };
             match producer.send(record, Duration::from_secs(30)).await {
                 Ok(_) => {
-                    metrics::counter!(crate::lanes::RECORDS, "outcome" => "dead_lettered", "kind" => dl.kind.clone()).increment(1);
                     tracing::warn!(topic = %dl.topic, partition = dl.partition, offset = dl.offset, kind = %dl.kind, reason = %dl.reason, "dead-lettered");
                     return Ok(());
                 }

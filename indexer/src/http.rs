@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-use crate::lag::Readiness;
+use crate::readiness::Readiness;
 
 /// Installs the global Prometheus recorder (buckets shared with the backfill).
 pub fn recorder() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {

@@ -246,13 +246,13 @@ struct ProbeCtx {
 
 impl ProbeCtx {
     fn record(&self, cause: Cause, reason: &str) {
-        self.seen.lock().expect("probe lock").push((cause, reason.to_string()));
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).push((cause, reason.to_string()));
     }
 
     /// A cause that settles the probe now: a fatal one (a plaintext/TLS mismatch only once
     /// seen twice: one disconnect during the handshake can be a broker restarting).
     fn decisive(&self) -> Option<(Cause, String)> {
-        let seen = self.seen.lock().expect("probe lock");
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let count = |c: Cause| seen.iter().filter(|(s, _)| *s == c).count();
         seen.iter()
             .find(|(c, _)| match c {
@@ -265,7 +265,7 @@ impl ProbeCtx {
 
     /// The most telling cause seen, for the deadline.
     fn best(&self) -> Option<(Cause, String)> {
-        let seen = self.seen.lock().expect("probe lock");
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         seen.iter().find(|(c, _)| *c != Cause::Unreachable && *c != Cause::Other).or_else(|| seen.last()).cloned()
     }
 }
@@ -405,7 +405,7 @@ impl Watch {
         metrics::counter!("cutover_indexer_kafka_errors_total", "cause" => cause.label()).increment(1);
         if cause.is_fatal() {
             tracing::error!(cause = cause.label(), librdkafka = reason, "kafka: {}; stopping (nothing is committed past an unapplied record)", cause.explain());
-            let mut fatal = self.fatal.lock().expect("watch lock");
+            let mut fatal = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
             if fatal.is_none() {
                 *fatal = Some(format!("{} (librdkafka: {})", cause.explain(), reason.trim()));
                 self.stop.cancel();
@@ -419,7 +419,7 @@ impl Watch {
 
     /// Why the watch stopped the indexer, if it did.
     pub fn fatal(&self) -> Option<String> {
-        self.fatal.lock().expect("watch lock").clone()
+        self.fatal.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 

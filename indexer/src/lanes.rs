@@ -165,7 +165,7 @@ impl Spent {
 
     /// An empty buffer for a batch of about `capacity` records: an emptied one when there is one.
     fn buffer(&self, capacity: usize) -> Vec<Item> {
-        let kept = self.buffers.lock().expect("buffer pool lock").pop();
+        let kept = self.buffers.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut buffer = kept.unwrap_or_default();
         buffer.reserve(capacity);
         buffer
@@ -192,7 +192,7 @@ impl Recycler {
     /// Frees a batch's records here and keeps its buffer for a lane.
     pub fn keep(&self, mut batch: Vec<Item>) {
         batch.clear();
-        let mut buffers = self.buffers.lock().expect("buffer pool lock");
+        let mut buffers = self.buffers.lock().unwrap_or_else(|e| e.into_inner());
         if buffers.len() < KEPT_BUFFERS {
             buffers.push(batch);
         }
@@ -526,6 +526,7 @@ async fn poison(shared: &LaneShared, item: &Item, poison: Poison) -> Result<(), 
         cluster::GiveUp::Cancelled => Stopped,
         cluster::GiveUp::Exhausted(_) => halt(shared, Stop::Cluster(e.to_string())),
     })?;
+    metrics::counter!(RECORDS, "outcome" => "dead_lettered", "kind" => dl.kind).increment(1);
     shared.tracker.complete(&item.ticket);
     Ok(())
 }

@@ -11,9 +11,15 @@
 //! - [`apply`]: the convergence model (external versions, read-merge-write, tombstones).
 //! - [`deadletter`]: the dead-letter topic.
 //! - [`invariants`]: reports commands that break the model's assumptions (keying, versions).
-//! - [`lag`], [`http`]: lag, readiness gate, Prometheus metrics.
+//! - [`readiness`]: the gate; the modules that know a reason to keep it closed report to it.
+//! - [`lag`], [`http`]: lag per partition, `/ready` and Prometheus metrics.
 //! - [`startup`]: the checks that refuse to start on an unfit target.
 //! - [`kafka`]: refused librdkafka overrides, the start-up probe of the brokers, fatal client errors.
+//!
+//! Locks: a panic on any thread ends the process (`cluster::telemetry::exit_on_panic`), so a
+//! poisoned lock can only be met in the instant before the exit; every lock takes the guard
+//! back (`unwrap_or_else(|e| e.into_inner())`) rather than panic a second time, as the
+//! backfill's do.
 
 pub mod apply;
 pub mod config;
@@ -26,6 +32,7 @@ pub mod lag;
 pub mod lanes;
 pub mod offsets;
 pub mod positions;
+pub mod readiness;
 pub mod startup;
 
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -38,9 +45,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::IndexerConfig;
 use crate::consume::{Ctx, Router};
 use crate::deadletter::DeadLetterSink;
-use crate::lag::Readiness;
 use crate::lanes::{LaneLimits, LaneShared};
 use crate::offsets::Tracker;
+use crate::readiness::Readiness;
 
 /// How often the lag (and so `/ready` and `--exit-when-idle-secs`) is measured. Each measure
 /// asks the brokers for the topic's metadata (the watermarks of assigned partitions are cached),
@@ -194,7 +201,7 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
     // Dropping the last handle closes the consumer: librdkafka serves the final revoke, and
     // its callback (which may wait and commit), on the dropping thread: the blocking pool.
     let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
-    match halted.lock().expect("halt lock").take() {
+    match halted.lock().unwrap_or_else(|e| e.into_inner()).take() {
         Some(lanes::Stop::Poison(reason)) => return Err(IndexerError::Halted(reason)),
         Some(lanes::Stop::Cluster(reason)) => return Err(IndexerError::ClusterRefused(reason)),
         None => {}

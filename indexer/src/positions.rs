@@ -26,8 +26,8 @@ use rdkafka::error::KafkaResult;
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::Duration;
 
-use crate::lag::Readiness;
 use crate::offsets::{Tp, Tracker};
+use crate::readiness::Readiness;
 
 /// How long a broker request made here may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
