@@ -343,6 +343,11 @@ async fn a_systematic_mapping_conflict_stops_the_copy() {
     let copied = legacy_count(&target, &sc.target_index).await;
     assert_eq!(failed as u64 + copied, legacy_count(&legacy, &sc.legacy_index).await, "every document copied or listed");
     assert!(failed > 100 && failed > tripped, "the breaker stopped what would have failed on: {failed} vs {tripped}");
+    // The same command again: every slice is done, nothing fails in this run, and the copy
+    // still exits 4 (its checkpoints remember the documents it could not copy).
+    let (code, text, _) = run("control", &["--max-poison-run", "1000000", "--max-poison-ratio", "1"]);
+    assert_eq!(code, Some(4), "a rerun past failed documents still exits 4: {text}");
+    assert!(text.contains(&format!("{failed} failed over every run")), "it says how many: {text}");
     let _ = std::fs::remove_dir_all(&dir);
     sc.cleanup().await;
 }

@@ -443,9 +443,9 @@ async fn run_copy(a: CopyArgs) -> Result<Outcome, CliError> {
     if let Some(path) = a.summary_json {
         write_json(&path, &summary)?;
     }
-    if summary.failed > 0 {
+    if summary.failed_in_slices > 0 {
         tracing::error!(
-            failed = summary.failed,
+            failed = summary.failed_in_slices,
             failures_file = %summary.failures_file,
             "documents were not copied: each is listed with its reason in the failures file; fix them in the legacy index (or the target's mapping) and run the copy again, or account for them before switching reads"
         );

@@ -340,6 +340,14 @@ fn summarize(ctx: &Ctx, assigned: &[u32], runs: &[(u32, SliceRun)], elapsed: Dur
         written: s.written.load(Relaxed),
         superseded: s.superseded.load(Relaxed),
         failed: s.failed.load(Relaxed),
+        // Every slice was checkpointed as done by now; a checkpoint that cannot be read counts
+        // this run's failures only (the run already said why if it could not save one).
+        failed_in_slices: assigned
+            .iter()
+            .filter_map(|&slice| ctx.store.load(slice).ok().flatten())
+            .map(|cp| cp.failed)
+            .sum::<u64>()
+            .max(s.failed.load(Relaxed)),
         context_recoveries: runs.iter().map(|(_, r)| if let SliceRun::Ran { recoveries, .. } = r { *recoveries } else { 0 }).sum(),
         elapsed_secs: elapsed.as_secs_f64(),
         docs_per_sec: scanned as f64 / elapsed.as_secs_f64().max(1e-3),

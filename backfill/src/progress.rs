@@ -102,7 +102,12 @@ pub struct Summary {
     pub scanned: u64,
     pub written: u64,
     pub superseded: u64,
+    /// Documents this run could not copy.
     pub failed: u64,
+    /// Documents not copied over every run of the assigned slices (their checkpoints keep the
+    /// count): a run that resumed past earlier failures still owns them.
+    #[serde(default)]
+    pub failed_in_slices: u64,
     /// Lost PIT/scroll contexts recovered from.
     pub context_recoveries: u64,
     pub elapsed_secs: f64,
@@ -131,7 +136,10 @@ impl std::fmt::Display for Summary {
             self.elapsed_secs,
             self.docs_per_sec
         )?;
-        if self.failed > 0 {
+        if self.failed_in_slices > self.failed {
+            write!(f, ", {} failed over every run of these slices", self.failed_in_slices)?;
+        }
+        if self.failed.max(self.failed_in_slices) > 0 {
             write!(f, " (failed documents are listed in {})", self.failures_file)?;
         }
         Ok(())
