@@ -6,7 +6,8 @@
 //! streaming back the upstream's status, headers and body. [`Relay::refuse_bulk`] turns it into
 //! a gateway with a rule against bulk writes: every request whose path ends in `/_bulk` is
 //! answered 400 with an HTML page, as such gateways answer, never an Elasticsearch error body;
-//! everything else still passes. Nothing is mocked: behind the relay is the real cluster.
+//! everything else still passes; [`Relay::throttle_mget`] answers the next `_mget` requests 429,
+//! as a busy cluster does. Nothing is mocked: behind the relay is the real cluster.
 //!
 //! The relay runs on a runtime of its own thread, so a test that blocks its own runtime (e.g.
 //! [`crate::procs::Proc::wait`]) never stalls it. Request bodies are read whole before they are
@@ -24,12 +25,17 @@ use std::time::Duration;
 /// The page a refused bulk request gets (content type `text/html`).
 pub const REFUSAL_PAGE: &str = "<html><body>400 Bad Request: request blocked by gateway rule</body></html>";
 
+/// What a busy cluster answers a throttled request (status 429).
+pub const BUSY_BODY: &str = r#"{"error":{"type":"es_rejected_execution_exception","reason":"rejected execution (queue capacity 1000) [relay]"},"status":429}"#;
+
 /// What the handler shares with the test.
 struct Shared {
     /// The upstream base URL, without a trailing `/`.
     upstream: String,
     client: reqwest::Client,
     refuse_bulk: AtomicBool,
+    /// `_mget` requests still to answer 429 ([`Relay::throttle_mget`]).
+    throttle_mget: AtomicU64,
     refused: AtomicU64,
     forwarded: AtomicU64,
 }
@@ -60,6 +66,7 @@ impl Relay {
             upstream: upstream.trim_end_matches('/').to_string(),
             client,
             refuse_bulk: AtomicBool::new(false),
+            throttle_mget: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             forwarded: AtomicU64::new(0),
         });
@@ -94,7 +101,13 @@ impl Relay {
         self.shared.refuse_bulk.store(on, Ordering::SeqCst);
     }
 
-    /// How many requests were refused so far.
+    /// The next `n` requests whose path ends in `/_mget` are answered 429 with Elasticsearch's
+    /// rejection body (`es_rejected_execution_exception`), as a busy cluster answers them.
+    pub fn throttle_mget(&self, n: u64) {
+        self.shared.throttle_mget.store(n, Ordering::SeqCst);
+    }
+
+    /// How many requests were refused so far (400s and 429s).
     pub fn refused(&self) -> u64 {
         self.shared.refused.load(Ordering::SeqCst)
     }
@@ -148,6 +161,11 @@ async fn relay(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         Ok(b) => b,
         Err(e) => return plain(StatusCode::BAD_REQUEST, format!("relay: reading the request body: {e}")),
     };
+    let busy = parts.uri.path().ends_with("/_mget") && shared.throttle_mget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+    if busy {
+        shared.refused.fetch_add(1, Ordering::SeqCst);
+        return (StatusCode::TOO_MANY_REQUESTS, [(header::CONTENT_TYPE, "application/json")], BUSY_BODY).into_response();
+    }
     if shared.refuse_bulk.load(Ordering::SeqCst) && parts.uri.path().ends_with("/_bulk") {
         shared.refused.fetch_add(1, Ordering::SeqCst);
         return (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "text/html")], REFUSAL_PAGE).into_response();

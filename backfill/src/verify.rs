@@ -42,7 +42,7 @@
 
 use crate::scan::{Hit, ScanError, ScanMethod, ScanMethodChoice, ScanOptions, SliceScan, SliceSpec};
 use cluster::client::enc;
-use cluster::{Es, EsError, RetryPolicy};
+use cluster::{Es, EsError, RetryError, RetryPolicy};
 use schema::{LegacyVersionSource, Query, TagRewrite};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -379,7 +379,7 @@ async fn walk_legacy(legacy: &Es, target: &Es, cfg: &VerifyConfig, shared: &Shar
             keep_samples(shared, &hits);
         }
         let keys: Vec<DocRef> = hits.iter().map(doc_ref).collect();
-        let targets = mget(target, &cfg.target_index, &keys, true, "target").await?;
+        let targets = mget(target, &cfg.target_index, &keys, true, "target", &cfg.retry).await?;
         let mut found = Vec::new();
         for ((hit, key), t) in hits.iter().zip(keys).zip(targets) {
             if let Some(f) = classify(&legacy_state(hit, cfg), &target_state(&t), None) {
@@ -399,7 +399,7 @@ async fn walk_target(legacy: &Es, target: &Es, cfg: &VerifyConfig, shared: &Shar
         let hits: Vec<Value> = page.hits.into_iter().map(Hit::into_value).collect();
         shared.target_scanned.fetch_add(hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let keys: Vec<DocRef> = hits.iter().map(doc_ref).collect();
-        let legacies = mget(legacy, &cfg.source_index, &keys, false, "legacy").await?;
+        let legacies = mget(legacy, &cfg.source_index, &keys, false, "legacy", &cfg.retry).await?;
         let mut found = Vec::new();
         for ((hit, key), l) in hits.iter().zip(keys).zip(legacies) {
             if l.get("found") == Some(&Value::Bool(true)) {
@@ -475,7 +475,7 @@ fn classify(legacy: &LegacyState, target: &TargetState, known_delete: Option<u64
 
 /// `_mget` of documents (id and routing) from one index ([`Es::mget`], the indexer's too); one
 /// doc per key, in order.
-async fn mget(es: &Es, index: &str, keys: &[DocRef], source: bool, side: &'static str) -> Result<Vec<Value>, VerifyError> {
+async fn mget(es: &Es, index: &str, keys: &[DocRef], source: bool, side: &'static str, retry: &RetryPolicy) -> Result<Vec<Value>, VerifyError> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
@@ -489,15 +489,39 @@ async fn mget(es: &Es, index: &str, keys: &[DocRef], source: bool, side: &'stati
             d
         })
         .collect();
-    let mut resp = es.mget(&json!({"docs": docs})).await?;
-    match resp.get_mut("docs").map(Value::take) {
-        Some(Value::Array(docs)) if docs.len() == keys.len() => {
-            if let Some(err) = docs.iter().find_map(|d| d.get("error")) {
-                return Err(VerifyError::Mget { side, detail: err.to_string() });
+    let body = json!({ "docs": docs });
+    // A busy or briefly sick cluster (429, 5xx, a document whose shard is not ready) is waited
+    // out under the run's retry policy (`--max-retries`), as the copy does; a read that cannot
+    // succeed (a missing index, credentials) fails at once.
+    let attempt = || async {
+        let mut resp = es.mget(&body).await.map_err(|e| ReadFailure { retry: e.is_retryable(), detail: e.to_string() })?;
+        match resp.get_mut("docs").map(Value::take) {
+            Some(Value::Array(docs)) if docs.len() == keys.len() => {
+                if let Some(err) = docs.iter().find_map(|d| d.get("error").filter(|e| !e.is_null())) {
+                    let cause = cluster::ErrorCause::parse(&json!({ "error": err }));
+                    return Err(ReadFailure { retry: cluster::error::classify_read(&cause) == cluster::Class::Retry, detail: cause.to_string() });
+                }
+                Ok(docs)
             }
-            Ok(docs)
+            _ => Err(ReadFailure { retry: true, detail: format!("expected {} docs", keys.len()) }),
         }
-        _ => Err(VerifyError::Mget { side, detail: format!("expected {} docs", keys.len()) }),
+    };
+    retry.run("verify_mget", &CancellationToken::new(), |f: &ReadFailure| f.retry, attempt).await.map_err(|e| match e {
+        RetryError::Failed(f) => VerifyError::Mget { side, detail: f.detail },
+        RetryError::GaveUp { why, last } => VerifyError::Mget { side, detail: format!("{why}; last error: {}", last.detail) },
+    })
+}
+
+/// Why one `_mget` attempt failed, and whether trying again can help.
+#[derive(Debug)]
+struct ReadFailure {
+    retry: bool,
+    detail: String,
+}
+
+impl std::fmt::Display for ReadFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
     }
 }
 
@@ -523,8 +547,8 @@ async fn settle(legacy: &Es, target: &Es, cfg: &VerifyConfig, flags: &mut Flags)
 async fn recheck(legacy: &Es, target: &Es, cfg: &VerifyConfig, flags: &mut Flags) -> Result<(), VerifyError> {
     let keys: Vec<DocRef> = flags.keys().cloned().collect();
     for chunk in keys.chunks(cfg.page_size.max(1)) {
-        let ls = mget(legacy, &cfg.source_index, chunk, true, "legacy").await?;
-        let ts = mget(target, &cfg.target_index, chunk, true, "target").await?;
+        let ls = mget(legacy, &cfg.source_index, chunk, true, "legacy", &cfg.retry).await?;
+        let ts = mget(target, &cfg.target_index, chunk, true, "target", &cfg.retry).await?;
         for ((key, l), t) in chunk.iter().zip(ls).zip(ts) {
             match classify(&legacy_state(&l, cfg), &target_state(&t), cfg.known_deletes.get(&key.id).copied()) {
                 None => {
