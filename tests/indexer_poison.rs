@@ -206,6 +206,12 @@ async fn readiness_gate_follows_the_lag() {
     ] {
         assert!(metrics.contains(name), "/metrics exposes {name}");
     }
+    // Every family the indexer exposes says what it measures (cluster::telemetry::METRICS).
+    let families: Vec<&str> = metrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).collect();
+    assert!(families.len() >= 8, "families: {families:?}");
+    for family in families {
+        assert!(metrics.contains(&format!("# HELP {family} ")), "{family} has HELP text:\n{metrics}");
+    }
     p.signal("TERM");
     assert!(p.wait(Duration::from_secs(30)).success());
 }

@@ -33,5 +33,7 @@ pub struct MetricsError {
 /// Installs the global recorder and serves `/metrics` on `addr` (must run inside a tokio
 /// runtime).
 pub fn install_exporter(addr: SocketAddr) -> Result<(), MetricsError> {
-    cluster::telemetry::prometheus_builder().and_then(|b| b.with_http_listener(addr).install()).map_err(|e| MetricsError { addr, reason: e.to_string() })
+    cluster::telemetry::prometheus_builder().and_then(|b| b.with_http_listener(addr).install()).map_err(|e| MetricsError { addr, reason: e.to_string() })?;
+    cluster::telemetry::describe_metrics();
+    Ok(())
 }

@@ -14,7 +14,9 @@ use crate::readiness::Readiness;
 
 /// Installs the global Prometheus recorder (buckets shared with the backfill).
 pub fn recorder() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
-    cluster::telemetry::prometheus_builder()?.install_recorder()
+    let handle = cluster::telemetry::prometheus_builder()?.install_recorder()?;
+    cluster::telemetry::describe_metrics();
+    Ok(handle)
 }
 
 #[derive(Clone)]
