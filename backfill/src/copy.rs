@@ -551,8 +551,7 @@ fn judge(ctx: &Ctx, slice: u32, order: &[bool], results: &[Outcome]) -> Result<(
             good += 1;
             continue;
         }
-        breaker.good(std::mem::take(&mut good));
-        breaker.poison().map_err(|tripped| {
+        breaker.poison_after(std::mem::take(&mut good)).map_err(|tripped| {
             metrics::counter!("cutover_backfill_breaker_trips_total").increment(1);
             CopyError::Systematic { slice, tripped }
         })?;

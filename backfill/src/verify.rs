@@ -170,7 +170,7 @@ impl Category {
 }
 
 /// The outcome of a verify run.
-#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct VerifyReport {
     pub source_index: String,
     pub target_index: String,
@@ -317,16 +317,9 @@ pub async fn verify(legacy: &Es, target: &Es, cfg: &VerifyConfig) -> Result<Veri
         target_index: cfg.target_index.clone(),
         legacy_docs_scanned: shared.legacy_scanned.load(std::sync::atomic::Ordering::Relaxed),
         target_docs_scanned: shared.target_scanned.load(std::sync::atomic::Ordering::Relaxed),
-        missing: Category::default(),
-        extra: Category::default(),
-        resurrected: Category::default(),
-        different: Category::default(),
-        in_flight: Category::default(),
-        untransformable: Category::default(),
         rechecks,
-        converged: false,
         parity,
-        elapsed_secs: 0.0,
+        ..Default::default()
     };
     tally(&mut report, flags, cfg.sample_limit);
     let clean =
@@ -758,22 +751,7 @@ mod tests {
     }
 
     fn empty_report() -> VerifyReport {
-        VerifyReport {
-            source_index: "s".into(),
-            target_index: "t".into(),
-            legacy_docs_scanned: 0,
-            target_docs_scanned: 0,
-            missing: Category::default(),
-            extra: Category::default(),
-            resurrected: Category::default(),
-            different: Category::default(),
-            in_flight: Category::default(),
-            untransformable: Category::default(),
-            rechecks: 0,
-            parity: None,
-            converged: false,
-            elapsed_secs: 0.0,
-        }
+        VerifyReport { source_index: "s".into(), target_index: "t".into(), ..Default::default() }
     }
 
     #[test]

@@ -119,13 +119,21 @@ impl Breaker {
         }
     }
 
+    /// A record was judged poison after `written` records that were not (0: right after the
+    /// last poison one): the writers' verdicts in the order they reach them. `Err` when this
+    /// one trips the breaker: the caller must then halt without dead-lettering (or recording) it.
+    pub fn poison_after(&mut self, written: u64) -> Result<(), Tripped> {
+        self.good(written);
+        self.poison()
+    }
+
     /// A record was judged poison. `Err` when this one trips the breaker: the caller must then
     /// halt without dead-lettering (or recording) it.
     pub fn poison(&mut self) -> Result<(), Tripped> {
         let (run, in_window) = (self.run + 1, self.poison_in_window + 1);
         let over_ratio = in_window as f64 > self.limits.max_ratio * WINDOW as f64;
         if run >= self.limits.max_run || over_ratio {
-            return Err(Tripped { run, in_window, window: self.recent.len() + 1, limits: self.limits });
+            return Err(Tripped { run, in_window, window: (self.recent.len() + 1).min(WINDOW), limits: self.limits });
         }
         self.run = run;
         self.push(true);
@@ -152,8 +160,7 @@ mod tests {
         let mut b = Breaker::new(Limits { max_run: 3, max_ratio: 1.0 });
         assert!(b.poison().is_ok());
         assert!(b.poison().is_ok());
-        b.good(1);
-        assert!(b.poison().is_ok());
+        assert!(b.poison_after(1).is_ok(), "a written record ends the run");
         assert!(b.poison().is_ok());
         let tripped = b.poison().unwrap_err();
         assert_eq!((tripped.run, tripped.in_window), (3, 5));

@@ -122,11 +122,12 @@ impl ErrorCause {
     /// The innermost cause: usually what a reader needs ("field expansion matches too many
     /// fields, limit: 1024").
     pub fn root(&self) -> &ErrorCause {
-        let mut cur = self;
-        while let Some(next) = &cur.caused_by {
-            cur = next;
-        }
-        cur
+        self.chain().last().unwrap_or(self)
+    }
+
+    /// This error, then each cause below it.
+    fn chain(&self) -> impl Iterator<Item = &ErrorCause> {
+        std::iter::successors(Some(self), |c| c.caused_by.as_deref())
     }
 
     /// True when the outermost error's type is one of `kinds` (a document error names the
@@ -137,30 +138,16 @@ impl ErrorCause {
 
     /// True when this error or any cause has type `kind`.
     pub fn has_kind(&self, kind: &str) -> bool {
-        let mut cur = Some(self);
-        while let Some(c) = cur {
-            if c.kind == kind {
-                return true;
-            }
-            cur = c.caused_by.as_deref();
-        }
-        false
+        self.chain().any(|c| c.kind == kind)
     }
 
     fn has_any(&self, kinds: &[&str]) -> bool {
-        kinds.iter().any(|k| self.has_kind(k))
+        self.chain().any(|c| c.kind_in(kinds))
     }
 
     /// True when this error or any cause gives a reason containing one of `texts`.
     fn mentions_any(&self, texts: &[&str]) -> bool {
-        let mut cur = Some(self);
-        while let Some(c) = cur {
-            if texts.iter().any(|t| c.reason.contains(t)) {
-                return true;
-            }
-            cur = c.caused_by.as_deref();
-        }
-        false
+        self.chain().any(|c| texts.iter().any(|t| c.reason.contains(t)))
     }
 }
 

@@ -24,19 +24,6 @@ pub enum Outcome {
     Poison(Poison),
 }
 
-impl Outcome {
-    /// The `outcome` label of the records and documents counters: one vocabulary for both
-    /// writers (`applied`, `superseded`, `noop`, `poison`).
-    pub fn label(&self) -> &'static str {
-        match self {
-            Outcome::Applied => "applied",
-            Outcome::Superseded => "superseded",
-            Outcome::NoOp => "noop",
-            Outcome::Poison(_) => "poison",
-        }
-    }
-}
-
 /// Why a record is wrong, and the evidence.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Poison {

@@ -8,7 +8,6 @@
 //! closed and says so.
 
 use rdkafka::consumer::Consumer;
-use rdkafka::Offset;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,10 +95,7 @@ fn lag_of(consumer: &IndexerConsumer, tracker: &Tracker, topic: &str, partitions
             Some(w) => w,
             None => consumer.fetch_watermarks(topic, partition, Duration::from_secs(5)).ok()?,
         };
-        let from_commit = committed.as_ref().and_then(|c| c.find_partition(topic, partition)).and_then(|c| match c.offset() {
-            Offset::Offset(o) => Some(o),
-            _ => None,
-        });
+        let from_commit = committed.as_ref().and_then(|c| crate::positions::committed_offset(c, topic, partition));
         let applied = if mine { processed.get(&(topic.into(), partition)).copied() } else { None };
         // Not raised to the log start: records deleted before they were applied are lag (a
         // gap, [`crate::positions`]), never progress.

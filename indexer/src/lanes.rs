@@ -23,8 +23,8 @@ use crate::offsets::{Ticket, Tracker};
 use cluster::{Breaker, Outcome, Poison, PoisonKind, WriteError};
 
 /// Records by what became of them: `outcome` = `applied`, `superseded` (a newer version was
-/// there), `noop` (nothing to change) ([`Outcome::label`]), and `dead_lettered` (counted by the
-/// dead-letter sink once the broker acknowledged it, with the dead letter's `kind`).
+/// there), `noop` (nothing to change), and `dead_lettered` (counted once
+/// the broker acknowledged the dead letter, with its `kind`).
 pub const RECORDS: &str = "cutover_indexer_records_total";
 
 /// A record as the consumer hands it to a lane: decoded, or with the reason it is not.
@@ -435,7 +435,7 @@ fn check_invariants(watch: &mut Watch, batch: &[Item]) {
 async fn process(batch: &[Item], shared: &LaneShared) -> Result<(), Stopped> {
     for item in batch {
         if let Err(err) = &item.decoded {
-            poison(shared, item, Poison::new(PoisonKind::Decode(err.kind), err.to_string())).await?;
+            poison(shared, item, Poison::new(PoisonKind::Decode(err.kind), err.to_string()), 0).await?;
         }
     }
     let good = || batch.iter().filter(|i| i.decoded.is_ok());
@@ -450,32 +450,27 @@ async fn process(batch: &[Item], shared: &LaneShared) -> Result<(), Stopped> {
             return Err(halt(shared, Stop::Cluster(msg)));
         }
     };
-    let mut counts = [("applied", 0u64), ("superseded", 0), ("noop", 0)];
+    let (mut applied, mut superseded, mut noop) = (0u64, 0u64, 0u64);
     let mut done = Vec::with_capacity(cmds.len());
-    // Written records since the last poison one: handed to the breaker before each poison
-    // verdict, so it sees the batch's verdicts in order.
-    let mut good_run = 0u64;
     for (item, outcome) in good().zip(outcomes) {
         match outcome {
+            Outcome::Applied => applied += 1,
+            Outcome::Superseded => superseded += 1,
+            Outcome::NoOp => noop += 1,
             Outcome::Poison(p) => {
-                shared.breaker.lock().unwrap_or_else(|e| e.into_inner()).good(std::mem::take(&mut good_run));
-                // Completed by `poison` once dead-lettered; the written ones before it first.
+                // The breaker sees the batch's verdicts in order: the records written since the
+                // last poison one first (and they are completed first).
+                let written = done.len() as u64;
                 shared.tracker.complete_all(done.drain(..));
-                poison(shared, item, p).await?;
+                poison(shared, item, p, written).await?;
                 continue;
-            }
-            other => {
-                good_run += 1;
-                if let Some(c) = counts.iter_mut().find(|(label, _)| *label == other.label()) {
-                    c.1 += 1;
-                }
             }
         }
         done.push(&item.ticket);
     }
-    shared.breaker.lock().unwrap_or_else(|e| e.into_inner()).good(good_run);
+    shared.breaker.lock().unwrap_or_else(|e| e.into_inner()).good(done.len() as u64);
     shared.tracker.complete_all(done);
-    for (outcome, n) in counts {
+    for (outcome, n) in [("applied", applied), ("superseded", superseded), ("noop", noop)] {
         if n > 0 {
             metrics::counter!(RECORDS, "outcome" => outcome).increment(n);
         }
@@ -495,9 +490,9 @@ fn halt(shared: &LaneShared, stop: Stop) -> Stopped {
     Stopped
 }
 
-/// Dead-letters one record proven bad (or halts: `--on-poison halt`, or the poison breaker
-/// tripped), then completes its ticket.
-async fn poison(shared: &LaneShared, item: &Item, poison: Poison) -> Result<(), Stopped> {
+/// Dead-letters one record proven bad, judged after `written` records that were not (or halts:
+/// `--on-poison halt`, or the poison breaker tripped), then completes its ticket.
+async fn poison(shared: &LaneShared, item: &Item, poison: Poison, written: u64) -> Result<(), Stopped> {
     let (topic, partition) = &item.ticket.tp;
     let at = format!("{topic}[{partition}]@{}", item.ticket.offset);
     if shared.on_poison == OnPoison::Halt {
@@ -505,7 +500,7 @@ async fn poison(shared: &LaneShared, item: &Item, poison: Poison) -> Result<(), 
         tracing::error!("{msg}; halting (--on-poison halt)");
         return Err(halt(shared, Stop::Poison(msg)));
     }
-    let tripped = shared.breaker.lock().unwrap_or_else(|e| e.into_inner()).poison();
+    let tripped = shared.breaker.lock().unwrap_or_else(|e| e.into_inner()).poison_after(written);
     if let Err(tripped) = tripped {
         metrics::counter!("cutover_indexer_breaker_trips_total").increment(1);
         let msg = format!("poison breaker at {at} (last: {poison}): {tripped}");

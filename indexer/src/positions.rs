@@ -67,6 +67,15 @@ fn set_offset(tpl: &TopicPartitionList, topic: &str, partition: i32, offset: Off
     }
 }
 
+/// The group's committed offset of a partition in an answer of `committed_offsets` (None when
+/// the group never committed one).
+pub fn committed_offset(committed: &TopicPartitionList, topic: &str, partition: i32) -> Option<i64> {
+    match committed.find_partition(topic, partition)?.offset() {
+        Offset::Offset(o) => Some(o),
+        _ => None,
+    }
+}
+
 /// What [`recover`] found for one assigned partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Position {
@@ -109,11 +118,7 @@ pub fn recover<C: ConsumerContext>(consumer: &impl Consumer<C>, tracker: &Tracke
     let mut restart = false;
     for e in assignment.elements() {
         let tp: Tp = (e.topic().into(), e.partition());
-        let from_commit = committed.find_partition(e.topic(), e.partition()).and_then(|c| match c.offset() {
-            Offset::Offset(o) => Some(o),
-            _ => None,
-        });
-        let next = tracker.next_received(&tp).or(from_commit);
+        let next = tracker.next_received(&tp).or(committed_offset(&committed, e.topic(), e.partition()));
         let (low, _) = consumer.fetch_watermarks(e.topic(), e.partition(), TIMEOUT)?;
         let offset = match judge(next, low) {
             Position::Fine => Offset::Offset(next.expect("a fine position is known")),
