@@ -1,6 +1,7 @@
 //! The indexer against real Kafka and real clusters: replay, restart, crashes, rebalances,
 //! poison records, and deletes that must stay deleted.
 
+use cutover::procs::{http_get, log_of};
 use cutover::scenario::Scenario;
 use cutover::sim::{generate, WorkloadSpec};
 use rand::{Rng, SeedableRng};
@@ -99,24 +100,39 @@ async fn kill_nine_at_random_points_loses_nothing() {
 }
 
 /// Two processes in one group; one is killed mid-run; the survivor takes its partitions over.
+/// The commands are produced once both hold their share of the partitions: a member alone in
+/// the group would otherwise fetch the whole topic into its backlog before the other joins, and
+/// the other would have nothing to do (a race on which one the group assigned first).
 #[tokio::test(flavor = "multi_thread")]
 async fn two_indexers_one_killed_mid_run() {
     let mut sc = Scenario::new("pair", 4).await;
     let cmds = generate(&WorkloadSpec::new(&sc.legacy_index, 300, 3000, 31));
-    sc.live(&cmds).await;
     let slow = ["--batch-max-docs", "20", "--linger-ms", "0", "--refresh"];
     let a = sc.start_indexer("a", &slow);
-    let b = sc.start_indexer("b", &["--batch-max-docs", "20", "--linger-ms", "0", "--refresh", "--exit-when-idle-secs", "3"]);
+    let b = sc.start_indexer("b", &slow);
+    let names = [format!("{}-a", sc.topic), format!("{}-b", sc.topic)];
+    Scenario::eventually("both assigned two partitions", RUN, || names.iter().all(|n| partitions_held(n) == 2)).await;
+    sc.live(&cmds).await;
     Scenario::eventually("both consuming", RUN, || {
         a.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 50.0
             && b.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 50.0
     })
     .await;
     a.kill9();
+    Scenario::eventually("the survivor caught up", RUN, || http_get(b.metrics_port, "/ready").is_some_and(|r| r.contains("\"caught_up\":true"))).await;
+    b.signal("TERM");
     assert!(b.wait(RUN).success());
     assert_eq!(sc.committed().iter().sum::<i64>(), 3000);
     sc.assert_converged().await;
     sc.cleanup().await;
+}
+
+/// How many partitions the indexer whose log is `name` holds, from its last assignment or
+/// revoke line.
+fn partitions_held(name: &str) -> usize {
+    let log = log_of(name);
+    let last = log.lines().rfind(|l| l.contains("partitions assigned") || l.contains("partitions revoked"));
+    last.filter(|l| l.contains("partitions assigned")).map_or(0, |l| l.matches("(\"").count())
 }
 
 /// A delete applied by the indexer is not resurrected by a stale (older-version) write that
