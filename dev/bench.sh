@@ -176,11 +176,11 @@ run_backfill() { # NAME SOURCE N ROUND FLAGS...
 }
 run_indexer() { # NAME SOURCE TOPIC N ROUND
   local idx=bench-$1-$RUN-$5
-  say "[$5] contender: cutover indexer replay of $3 (from zero, --exit-when-idle-secs $IDLE_SECS)"
+  say "[$5] contender: cutover indexer replay of $3 (from zero, --exit-when-idle ${IDLE_SECS}s)"
   fresh_target "$idx" "$2"
   measure "$1.r$5" "$PIDS,$STATE/kafka/pid" "$BIN/indexer" --brokers "$K" --legacy-url "$L" --target-url "$T" \
     --topic "$3" --group "bench-$1-$RUN-$5" --version-source field:version --legacy-version _version \
-    --merge-absent ignore --index-map "$2=$idx" --exit-when-idle-secs "$IDLE_SECS" --metrics-addr 127.0.0.1:0 \
+    --merge-absent ignore --index-map "$2=$idx" --exit-when-idle "${IDLE_SECS}s" --metrics-addr 127.0.0.1:0 \
     --log-format json >"$WORK/$1-$5.log" 2>&1 || { tail "$WORK/$1-$5.log" >&2; die "indexer"; }
   count_check "$idx" "$1" "$4"
   # The indexer's own summary at its clean stop (records, span_secs: first record received to

@@ -86,7 +86,7 @@ for _ in $(seq 1 300); do
   sleep 1
 done
 echo "   indexer ready: $(cat "$WORK/ready.json")"
-grep -E '^cutover_indexer_(consumed|applied|superseded|noop|dead_lettered)_total' <(curl -fsS 127.0.0.1:9464/metrics) | sed 's/^/   /' || true
+grep -E '^cutover_indexer_records_total' <(curl -fsS 127.0.0.1:9464/metrics) | sed 's/^/   /' || true
 kill -TERM $INDEXER_PID; wait $INDEXER_PID; INDEXER_PID=
 
 echo "== backfill verify (document by document, then query parity)"

@@ -3,11 +3,11 @@
 //!
 //! [`Relay::start`] listens on a free port of 127.0.0.1 and forwards every request (method,
 //! path and query, headers but the hop-by-hop ones and `Host`, body) to the upstream URL,
-//! streaming back the upstream's status, headers and body. [`Relay::refuse_bulk`] turns it into
-//! a gateway with a rule against bulk writes: every request whose path ends in `/_bulk` is
-//! answered 400 with an HTML page, as such gateways answer, never an Elasticsearch error body;
-//! everything else still passes; [`Relay::throttle_mget`] answers the next `_mget` requests 429,
-//! as a busy cluster does. Nothing is mocked: behind the relay is the real cluster.
+//! streaming back the upstream's status, headers and body. [`Relay::refuse`] turns it into a
+//! gateway with a rule against a path (e.g. bulk writes): every request whose path ends in
+//! `/_bulk` is answered 400 with an HTML page, as such gateways answer, never an Elasticsearch
+//! error body; everything else still passes; [`Relay::throttle`] answers the next requests to a path 429, as
+//! a busy cluster does. Nothing is mocked: behind the relay is the real cluster.
 //!
 //! The relay runs on a runtime of its own thread, so a test that blocks its own runtime (e.g.
 //! [`crate::procs::Proc::wait`]) never stalls it. Request bodies are read whole before they are
@@ -18,7 +18,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,9 +33,10 @@ struct Shared {
     /// The upstream base URL, without a trailing `/`.
     upstream: String,
     client: reqwest::Client,
-    refuse_bulk: AtomicBool,
-    /// `_mget` requests still to answer 429 ([`Relay::throttle_mget`]).
-    throttle_mget: AtomicU64,
+    /// The path ending the gateway refuses ([`Relay::refuse`]), if any.
+    refuse: std::sync::Mutex<Option<String>>,
+    /// The path ending, and how many requests to it are still to answer 429 ([`Relay::throttle`]).
+    throttle: std::sync::Mutex<(String, u64)>,
     refused: AtomicU64,
     forwarded: AtomicU64,
 }
@@ -65,8 +66,8 @@ impl Relay {
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_string(),
             client,
-            refuse_bulk: AtomicBool::new(false),
-            throttle_mget: AtomicU64::new(0),
+            refuse: std::sync::Mutex::new(None),
+            throttle: std::sync::Mutex::new((String::new(), 0)),
             refused: AtomicU64::new(0),
             forwarded: AtomicU64::new(0),
         });
@@ -95,16 +96,22 @@ impl Relay {
         &self.url
     }
 
-    /// On: every request whose path ends in `/_bulk` is answered 400 with [`REFUSAL_PAGE`]
-    /// (a gateway rule); off: they pass again.
-    pub fn refuse_bulk(&self, on: bool) {
-        self.shared.refuse_bulk.store(on, Ordering::SeqCst);
+    /// Every request whose path ends in `path_end` (`/_bulk`, `/_settings`) is answered 400 with
+    /// [`REFUSAL_PAGE`] (a gateway rule), until [`Relay::pass`].
+    pub fn refuse(&self, path_end: &str) {
+        *self.shared.refuse.lock().expect("relay state") = Some(path_end.to_string());
     }
 
-    /// The next `n` requests whose path ends in `/_mget` are answered 429 with Elasticsearch's
-    /// rejection body (`es_rejected_execution_exception`), as a busy cluster answers them.
-    pub fn throttle_mget(&self, n: u64) {
-        self.shared.throttle_mget.store(n, Ordering::SeqCst);
+    /// Lifts the rule of [`Relay::refuse`]: everything passes again.
+    pub fn pass(&self) {
+        *self.shared.refuse.lock().expect("relay state") = None;
+    }
+
+    /// The next `n` requests whose path ends in `path_end` (`/_mget`, `/_settings`) are answered
+    /// 429 with Elasticsearch's rejection body (`es_rejected_execution_exception`), as a busy
+    /// cluster answers them.
+    pub fn throttle(&self, path_end: &str, n: u64) {
+        *self.shared.throttle.lock().expect("relay state") = (path_end.to_string(), n);
     }
 
     /// How many requests were refused so far (400s and 429s).
@@ -161,12 +168,19 @@ async fn relay(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         Ok(b) => b,
         Err(e) => return plain(StatusCode::BAD_REQUEST, format!("relay: reading the request body: {e}")),
     };
-    let busy = parts.uri.path().ends_with("/_mget") && shared.throttle_mget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+    let busy = {
+        let mut throttle = shared.throttle.lock().expect("relay state");
+        let (path_end, left) = &mut *throttle;
+        let busy = *left > 0 && parts.uri.path().ends_with(path_end.as_str());
+        *left -= u64::from(busy);
+        busy
+    };
     if busy {
         shared.refused.fetch_add(1, Ordering::SeqCst);
         return (StatusCode::TOO_MANY_REQUESTS, [(header::CONTENT_TYPE, "application/json")], BUSY_BODY).into_response();
     }
-    if shared.refuse_bulk.load(Ordering::SeqCst) && parts.uri.path().ends_with("/_bulk") {
+    let refused = shared.refuse.lock().expect("relay state").as_deref().is_some_and(|end| parts.uri.path().ends_with(end));
+    if refused {
         shared.refused.fetch_add(1, Ordering::SeqCst);
         return (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "text/html")], REFUSAL_PAGE).into_response();
     }

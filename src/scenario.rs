@@ -244,10 +244,10 @@ impl Scenario {
             self.legacy_url.clone(),
             "--target-url".into(),
             self.writers_target().to_string(),
-            "--session-timeout-ms".into(),
-            "6000".into(),
-            "--shutdown-timeout-secs".into(),
-            "10".into(),
+            "--session-timeout".into(),
+            "6000ms".into(),
+            "--shutdown-timeout".into(),
+            "10s".into(),
         ];
         if self.legacy.behaviour.null_deletes {
             // A null-value record names no index.
@@ -271,7 +271,7 @@ impl Scenario {
 
     /// Runs an indexer until it is caught up and idle, asserting it exits 0.
     pub fn run_indexer_to_idle(&self, name: &str, extra: &[&str], timeout: Duration) {
-        let mut args = vec!["--exit-when-idle-secs", "2"];
+        let mut args = vec!["--exit-when-idle", "2s"];
         args.extend_from_slice(extra);
         let p = self.start_indexer(name, &args);
         let status = p.wait(timeout);
@@ -361,8 +361,8 @@ impl Scenario {
             "--legacy-version".into(),
             self.legacy.behaviour.version_arg(),
             "--parity".into(),
-            "--settle-timeout-secs".into(),
-            "10".into(),
+            "--settle-timeout".into(),
+            "10s".into(),
             "--report-json".into(),
             report.display().to_string(),
         ]);
@@ -382,7 +382,7 @@ impl Scenario {
     pub fn run_finalize(&self) -> String {
         let out = std::process::Command::new(crate::procs::bin("backfill"))
             .args(self.backfill_command("finalize"))
-            .args(["--timeout-secs", "60"])
+            .args(["--timeout", "60s"])
             .output()
             .expect("run backfill finalize");
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -423,7 +423,7 @@ impl Scenario {
     /// `backfill finalize` (restores the target settings the copy turned off; the gate stays
     /// closed without it), then waits for the indexer's readiness gate (the whole group caught
     /// up), then stops it with SIGTERM and asserts a clean exit. Unlike
-    /// `--exit-when-idle-secs`, this cannot stop an indexer that caught up between two bursts
+    /// `--exit-when-idle`, this cannot stop an indexer that caught up between two bursts
     /// of live traffic.
     pub async fn drain_and_stop(&self, p: Proc) {
         self.run_finalize();

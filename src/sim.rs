@@ -345,17 +345,16 @@ impl LegacyIndexer {
 /// small test heap trips its circuit breaker now and then) or any item is rejected with 429.
 /// Retrying is safe: every write in cutover's tests is externally versioned.
 pub async fn bulk_retrying(es: &Es, body: bytes::Bytes) -> anyhow::Result<Value> {
-    let mut backoff = cluster::Backoff::new(std::time::Duration::from_millis(200), std::time::Duration::from_secs(5));
-    loop {
-        match es.bulk(body.clone(), false).await {
-            Ok(resp) if !has_rejected_items(&resp) => return Ok(resp),
-            Ok(_) => {}
-            Err(e) if e.is_retryable() => {}
-            Err(e) => return Err(e.into()),
+    use std::time::Duration;
+    let policy = cluster::RetryPolicy { base: Duration::from_millis(200), max_delay: Duration::from_secs(5), max_retries: Some(20) };
+    let once = || async {
+        match es.bulk(body.clone(), false).await? {
+            resp if has_rejected_items(&resp) => Err(cluster::EsError::status_of("POST", "/_bulk", 429, &json!({"error": "items rejected with 429"}))),
+            resp => Ok(resp),
         }
-        anyhow::ensure!(backoff.attempts() < 20, "bulk still rejected after 20 attempts");
-        tokio::time::sleep(backoff.next_delay()).await;
-    }
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    Ok(policy.run("test_bulk", &cancel, cluster::EsError::is_retryable, once).await.map_err(cluster::RetryError::into_last)?)
 }
 
 fn has_rejected_items(resp: &Value) -> bool {

@@ -192,7 +192,7 @@ async fn binary_serves_prometheus_metrics_and_writes_the_summary() {
     let addr = format!("127.0.0.1:{port}");
     let child = tokio::process::Command::new(backfill_bin())
         .args(["copy", "--legacy-url", &s.legacy_url, "--target-url", &s.target_url, "--source-index", &source, "--target-index", &dest])
-        .args(["--legacy-version", "_version", "--batch-size", "200", "--max-docs-per-sec", "1500", "--log-interval-secs", "1", "--metrics-addr", &addr])
+        .args(["--legacy-version", "_version", "--batch-size", "200", "--max-docs-per-sec", "1500", "--log-interval", "1s", "--metrics-addr", &addr])
         .arg("--checkpoint-dir")
         .arg(dir.join("cp"))
         .arg("--failures-file")

@@ -31,7 +31,7 @@ fn copy_command(s: &Services, source: &str, dest: &str, dir: &Path) -> Command {
         .arg(dir.join("checkpoints"))
         .arg("--failures-file")
         .arg(dir.join("failures.jsonl"))
-        .args(["--no-metrics", "--progress", "log", "--log-interval-secs", "1"]);
+        .args(["--no-metrics", "--progress", "log", "--log-interval", "1s"]);
     cmd
 }
 

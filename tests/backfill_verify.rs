@@ -104,7 +104,7 @@ async fn verify_classifies_each_planted_divergence() {
     let report_path = dir.join("report.json");
     let out = std::process::Command::new(backfill_bin())
         .args(["verify", "--legacy-url", &s.legacy_url, "--target-url", &s.target_url, "--source-index", &source, "--target-index", &dest])
-        .args(["--legacy-version", "field:version", "--settle-timeout-secs", "1"])
+        .args(["--legacy-version", "field:version", "--settle-timeout", "1s"])
         .arg("--report-json")
         .arg(&report_path)
         .output()
@@ -123,7 +123,7 @@ async fn verify_classifies_each_planted_divergence() {
 fn verify_bin(s: &Services, source: &str, dest: &str, report_path: &std::path::Path) -> (Option<i32>, String, VerifyReport) {
     let out = std::process::Command::new(backfill_bin())
         .args(["verify", "--legacy-url", &s.legacy_url, "--target-url", &s.target_url, "--source-index", source, "--target-index", dest])
-        .args(["--legacy-version", "field:version", "--settle-timeout-secs", "1"])
+        .args(["--legacy-version", "field:version", "--settle-timeout", "1s"])
         .arg("--report-json")
         .arg(report_path)
         .output()

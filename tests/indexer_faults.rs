@@ -24,7 +24,7 @@ fn dlq(sc: &Scenario) -> String {
 async fn halt_at_a_target_fault(sc: &mut Scenario, cmds: &[SimCommand], fault: impl std::future::Future<Output = ()>, cause: &str) {
     assert_eq!(cmds.len(), 2000);
     sc.live(&cmds[..800]).await;
-    let indexer = sc.start_indexer("main", &["--batch-max-docs", "50", "--linger-ms", "0", "--max-backoff-ms", "1000"]);
+    let indexer = sc.start_indexer("main", &["--batch-max-docs", "50", "--linger", "0ms", "--max-backoff", "1000ms"]);
     Scenario::eventually("progress before the fault", RUN, || indexer.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 100.0)
         .await;
     fault.await;
@@ -114,7 +114,7 @@ async fn exhausted_retries_halt_instead_of_dead_lettering() {
     sc.live(&cmds).await;
     let block = |on: bool| json!({"index.blocks.write": on});
     target.ok(Method::Put, &format!("/{}/_settings", sc.target_index), Some(&block(true))).await.unwrap();
-    let indexer = sc.start_indexer("main", &["--max-retries", "2", "--max-backoff-ms", "200"]);
+    let indexer = sc.start_indexer("main", &["--max-retries", "2", "--max-backoff", "200ms"]);
     let status = indexer.wait(Duration::from_secs(90));
     assert_eq!(status.code(), Some(4), "exhausted retries halt: {status}");
     assert!(log_of(&format!("{}-main", sc.topic)).contains("gave up after 2 retries"), "the halt says why");
@@ -152,7 +152,7 @@ async fn unavailable_tombstone_shard_is_waited_for_not_read_as_absent() {
     let health = target.get(&format!("/_cluster/health/{tombstones}")).await.unwrap();
     assert_eq!(health["status"], "red", "the tombstone shard is unavailable: {health}");
 
-    let indexer = sc.start_indexer("main", &["--batch-max-docs", "100", "--max-backoff-ms", "1000"]);
+    let indexer = sc.start_indexer("main", &["--batch-max-docs", "100", "--max-backoff", "1000ms"]);
     Scenario::eventually("merge-base reads meet the unavailable shard", RUN, || indexer.metric("cutover_indexer_read_errors_total").unwrap_or(0.0) > 0.0).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let ready = http_get(indexer.metrics_port, "/ready").unwrap_or_default();
@@ -219,10 +219,10 @@ async fn revoked_credentials_halt_then_resume_with_new_ones() {
         &user,
         "--batch-max-docs",
         "20",
-        "--linger-ms",
-        "0",
-        "--max-backoff-ms",
-        "1000",
+        "--linger",
+        "0ms",
+        "--max-backoff",
+        "1000ms",
     ]
     .iter()
     .map(|a| a.to_string())
@@ -268,7 +268,7 @@ async fn revoked_credentials_halt_then_resume_with_new_ones() {
 
     services(&["es-users", "secure", "useradd", &user, "-p", &second, "-r", "superuser"]);
     realm_answers(&connect(&second), true).await;
-    let resumed = start("second", &second, &["--exit-when-idle-secs", "2"]);
+    let resumed = start("second", &second, &["--exit-when-idle", "2s"]);
     assert!(resumed.wait(RUN).success(), "resumes with the new credentials");
     assert_eq!(kafka::committed(&s.kafka, &group, &topic, 1)[0], 1200);
     let diffs = sim::differences(&s.legacy(), &legacy_index, &admin, &target_index).await.unwrap();
@@ -317,7 +317,7 @@ async fn paused_member_gaining_partitions_stays_bounded() {
             SimCommand { id, version: n + 1, envelope, null_value: false }
         })
         .collect();
-    let args = ["--batch-max-docs", "100", "--linger-ms", "0", "--max-backoff-ms", "1000"];
+    let args = ["--batch-max-docs", "100", "--linger", "0ms", "--max-backoff", "1000ms"];
     let a = sc.start_indexer("a", &args);
     let mut b = sc.start_indexer("b", &args);
     // `/ready` reports the whole group's lag, so each member's own log says what it was given.
@@ -395,7 +395,7 @@ async fn dead_letters_are_redriven_after_the_fix() {
     assert!(!before.is_empty(), "control: without the re-drive the target differs");
 
     // The same flags, but the dead-letter topic as the source, in a group of its own.
-    let mut args = sc.indexer_args(&["--dead-letter-topic", &format!("{}.again", dlq(&sc)), "--exit-when-idle-secs", "2"]);
+    let mut args = sc.indexer_args(&["--dead-letter-topic", &format!("{}.again", dlq(&sc)), "--exit-when-idle", "2s"]);
     for (flag, value) in [("--topic", dlq(&sc)), ("--group", unique("fredrive-again"))] {
         let at = args.iter().position(|a| a == flag).expect("flag present") + 1;
         args[at] = value;
@@ -419,7 +419,7 @@ async fn refused_commit_is_visible_and_loses_nothing() {
     // Offsets are stored as records are applied but committed only every 10 minutes: the
     // freeze below comes while stored offsets wait for their commit, however long the first
     // half takes.
-    let indexer = sc.start_indexer("a", &["--commit-interval-ms", "600000"]);
+    let indexer = sc.start_indexer("a", &["--commit-interval", "600000ms"]);
     sc.live(&cmds[..800]).await;
     Scenario::eventually("the first half applied", RUN, || http_get(indexer.metrics_port, "/ready").is_some_and(|r| r.contains("\"caught_up\":true"))).await;
     indexer.signal("STOP");
@@ -459,7 +459,7 @@ async fn partitions_paused_before_a_rebalance_are_resumed_when_they_come_back() 
             watch: Arc::new(indexer::kafka::Watch::new(tokio_util::sync::CancellationToken::new())),
             accept_gaps: false,
         };
-        let c = build_consumer(&s.kafka, &group, 6000, 5000, &[], ctx).unwrap();
+        let c = build_consumer(&s.kafka, &group, Duration::from_secs(6), Duration::from_secs(5), &[], ctx).unwrap();
         c.subscribe(&[topic.as_str()]).unwrap();
         c
     };
@@ -500,7 +500,7 @@ async fn partitions_paused_before_a_rebalance_are_resumed_when_they_come_back() 
 
 /// The reader of the logs goes away (stderr a pipe nobody reads any more: a log shipper that
 /// died), and stdout has no reader at all: both binaries go on without their logs. Before
-/// `cluster::telemetry` dropped lines it could not write, the first such line made the logger
+/// `runtime::telemetry` dropped lines it could not write, the first such line made the logger
 /// report the failure on the same broken stderr, which panicked: the indexer exited 101 having
 /// applied nothing. Before the backfill's result lines did the same (`say!`), its closing
 /// summary panicked on the closed stdout: exit 101 after a complete copy.
@@ -577,7 +577,7 @@ async fn retention_overtaking_a_paused_indexer_is_a_gap_not_progress() {
     (spec.upsert_pct, spec.merge_pct) = (65, 35);
     let cmds = generate(&spec);
     sc.live(&cmds[..1000]).await;
-    let flags = ["--batch-max-docs", "50", "--linger-ms", "0", "--max-backoff-ms", "500", "--max-in-flight", "2"];
+    let flags = ["--batch-max-docs", "50", "--linger", "0ms", "--max-backoff", "500ms", "--max-in-flight", "2"];
     let indexer = sc.start_indexer("main", &flags);
     Scenario::eventually("progress before the block", RUN, || indexer.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 50.0).await;
     let block = |on: bool| json!({"index.blocks.write": on});

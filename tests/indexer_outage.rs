@@ -12,7 +12,7 @@ async fn target_outage_pauses_and_recovers() {
     let mut sc = Scenario::new("outage", 2).await;
     let cmds = generate(&WorkloadSpec::new(&sc.legacy_index, 300, 3000, 41));
     sc.live(&cmds[..1500]).await;
-    let indexer = sc.start_indexer("main", &["--batch-max-docs", "50", "--linger-ms", "0", "--max-backoff-ms", "5000", "--exit-when-idle-secs", "3"]);
+    let indexer = sc.start_indexer("main", &["--batch-max-docs", "50", "--linger", "0ms", "--max-backoff", "5000ms", "--exit-when-idle", "3s"]);
     Scenario::eventually("progress before the outage", Duration::from_secs(120), || {
         indexer.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 100.0
     })

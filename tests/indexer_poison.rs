@@ -176,7 +176,7 @@ async fn readiness_gate_follows_the_lag() {
     let mut sc = Scenario::new("ready", 2).await;
     let cmds = generate(&WorkloadSpec::new(&sc.legacy_index, 100, 1500, 77));
     sc.live(&cmds).await;
-    let p = sc.start_indexer("gate", &["--batch-max-docs", "20", "--linger-ms", "0", "--max-in-flight", "1", "--refresh"]);
+    let p = sc.start_indexer("gate", &["--batch-max-docs", "20", "--linger", "0ms", "--max-in-flight", "1", "--refresh"]);
     Scenario::eventually("metrics endpoint up", Duration::from_secs(30), || http_get(p.metrics_port, "/health").is_some()).await;
     // A lag measured above 0 (before the first measurement the gate is closed anyway, which
     // would prove nothing), and the gate closed with it.
@@ -206,7 +206,7 @@ async fn readiness_gate_follows_the_lag() {
     ] {
         assert!(metrics.contains(name), "/metrics exposes {name}");
     }
-    // Every family the indexer exposes says what it measures (cluster::telemetry::METRICS).
+    // Every family the indexer exposes says what it measures (runtime::telemetry::METRICS).
     let families: Vec<&str> = metrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).collect();
     assert!(families.len() >= 8, "families: {families:?}");
     for family in families {
@@ -228,7 +228,7 @@ async fn invariant_violations_are_reported() {
     kafka::produce_to(&p, &sc.topic, 0, b"x", &doc(3)).await; // backwards on partition 0
     let p2 = kafka::producer(&sc.s.kafka);
     kafka::produce_to(&p2, &sc.topic, 1, b"x", &doc(9)).await; // same document, other partition
-    let mut indexer = sc.start_indexer("inv", &["--exit-when-idle-secs", "3", "--max-in-flight", "1"]);
+    let mut indexer = sc.start_indexer("inv", &["--exit-when-idle", "3s", "--max-in-flight", "1"]);
     let mut seen = (0.0, 0.0);
     while indexer.running() {
         if let (Some(a), Some(b)) = (
@@ -305,7 +305,7 @@ async fn a_systematic_mapping_conflict_trips_the_breaker() {
     assert_eq!(kafka::records_in(&sc.s.kafka, &dlq), 49, "dead letters up to the threshold, not 100 %");
     assert!(sc.committed()[0] <= 49, "nothing committed past the records judged bad: {:?}", sc.committed());
 
-    let p = sc.start_indexer("control", &["--max-poison-run", "1000000", "--max-poison-ratio", "1", "--exit-when-idle-secs", "2"]);
+    let p = sc.start_indexer("control", &["--max-poison-run", "1000000", "--max-poison-ratio", "1", "--exit-when-idle", "2s"]);
     assert_eq!(p.wait(Duration::from_secs(120)).code(), Some(0), "without the breaker the indexer stops cleanly");
     // At least once: records dead-lettered past the first run's committed offset come again.
     let letters = kafka::read_all(&sc.s.kafka, &dlq, kafka::records_in(&sc.s.kafka, &dlq) as usize, Duration::from_secs(30));

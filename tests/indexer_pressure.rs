@@ -29,7 +29,7 @@ async fn per_item_429s_are_retried_not_dropped() {
     let cmds = generate(&WorkloadSpec { upsert_pct: 90, merge_pct: 5, ..WorkloadSpec::new(&sc.legacy_index, 3000, 6000, 51) });
     sc.live(&cmds).await;
     let before = write_rejections(&tiny).await;
-    let mut args = sc.indexer_args(&["--max-in-flight", "8", "--batch-max-docs", "200", "--max-backoff-ms", "1000", "--exit-when-idle-secs", "3"]);
+    let mut args = sc.indexer_args(&["--max-in-flight", "8", "--batch-max-docs", "200", "--max-backoff", "1000ms", "--exit-when-idle", "3s"]);
     let at = args.iter().position(|a| a == "--target-url").unwrap();
     args[at + 1] = tiny_url;
     let p = cutover::procs::Proc::start("indexer", &format!("{}-main", sc.topic), &args);
@@ -37,7 +37,7 @@ async fn per_item_429s_are_retried_not_dropped() {
         let mut last = 0.0;
         let mut p = p;
         while p.running() {
-            last = p.metric("cutover_bulk_items_total{outcome=\"retryable\"}").unwrap_or(last);
+            last = p.metric("cutover_bulk_items_total{outcome=\"retry\"}").unwrap_or(last);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(p.wait(Duration::from_secs(5)).success());

@@ -35,7 +35,7 @@ async fn restart_resumes_from_committed_offsets() {
     let mut sc = Scenario::new("restart", 2).await;
     let cmds = generate(&WorkloadSpec::new(&sc.legacy_index, 300, 3000, 11));
     sc.live(&cmds).await;
-    let slow = ["--batch-max-docs", "20", "--linger-ms", "0", "--max-in-flight", "1", "--refresh"];
+    let slow = ["--batch-max-docs", "20", "--linger", "0ms", "--max-in-flight", "1", "--refresh"];
     let first = sc.start_indexer("first", &slow);
     Scenario::eventually("some progress", RUN, || first.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 300.0).await;
     first.signal("TERM");
@@ -45,7 +45,7 @@ async fn restart_resumes_from_committed_offsets() {
     assert!(after_first > 0 && after_first < 3000, "committed part-way: {after_first}");
 
     let second_started = std::time::Instant::now();
-    let mut second = sc.start_indexer("second", &["--exit-when-idle-secs", "2"]);
+    let mut second = sc.start_indexer("second", &["--exit-when-idle", "2s"]);
     let mut consumed = 0.0;
     while second.running() {
         consumed = second.metric("cutover_indexer_consumed_total").unwrap_or(consumed);
@@ -82,7 +82,7 @@ async fn kill_nine_at_random_points_loses_nothing() {
     let cmds = generate(&WorkloadSpec::new(&sc.legacy_index, 500, 6000, 23));
     sc.live(&cmds).await;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0xC0FFEE);
-    let slow = ["--batch-max-docs", "20", "--linger-ms", "0", "--max-in-flight", "2", "--refresh"];
+    let slow = ["--batch-max-docs", "20", "--linger", "0ms", "--max-in-flight", "2", "--refresh"];
     let mut progress = Vec::new();
     for round in 0..5 {
         let p = sc.start_indexer(&format!("crash{round}"), &slow);
@@ -107,7 +107,7 @@ async fn kill_nine_at_random_points_loses_nothing() {
 async fn two_indexers_one_killed_mid_run() {
     let mut sc = Scenario::new("pair", 4).await;
     let cmds = generate(&WorkloadSpec::new(&sc.legacy_index, 300, 3000, 31));
-    let slow = ["--batch-max-docs", "20", "--linger-ms", "0", "--refresh"];
+    let slow = ["--batch-max-docs", "20", "--linger", "0ms", "--refresh"];
     let a = sc.start_indexer("a", &slow);
     let b = sc.start_indexer("b", &slow);
     let names = [format!("{}-a", sc.topic), format!("{}-b", sc.topic)];

@@ -123,8 +123,8 @@ async fn replays_dead_letters_and_resumes_through_sasl_ssl() {
 }
 
 /// One misconfigured start: exit code, message, seconds to exit.
-fn bad_start(sc: &Scenario, name: &str, brokers: &str, config: Option<&Path>, timeout_secs: &str) -> (Option<i32>, String, f64) {
-    let mut args = sc.indexer_args(&["--kafka-connect-timeout-secs", timeout_secs]);
+fn bad_start(sc: &Scenario, name: &str, brokers: &str, config: Option<&Path>, connect_timeout: &str) -> (Option<i32>, String, f64) {
+    let mut args = sc.indexer_args(&["--kafka-connect-timeout", connect_timeout]);
     let at = args.iter().position(|a| a == "--brokers").unwrap();
     args[at + 1] = brokers.to_string();
     if let Some(c) = config {
@@ -182,7 +182,7 @@ async fn wrong_credentials_unknown_ca_and_plaintext_fail_fast_with_the_cause() {
         ("plaintext", None, "speaks TLS but the client connected in plaintext"),
     ];
     for (name, config, cause) in cases {
-        let (code, log, secs) = bad_start(&sc, name, &sec.brokers, config, "60");
+        let (code, log, secs) = bad_start(&sc, name, &sec.brokers, config, "60s");
         eprintln!("{name}: exit {code:?} after {secs:.1}s: {}", log.lines().filter(|l| l.contains("kafka unavailable")).collect::<Vec<_>>().join(" | "));
         assert_eq!(code, Some(5), "{name}: exit code 5: {log}");
         assert!(log.contains(cause), "{name}: the message names the cause ({cause}): {log}");
@@ -190,9 +190,9 @@ async fn wrong_credentials_unknown_ca_and_plaintext_fail_fast_with_the_cause() {
         assert!(!log.contains(&password) && !log.contains(wrong_password), "{name}: a secret in the log");
     }
 
-    // Nothing listening: bounded by --kafka-connect-timeout-secs.
+    // Nothing listening: bounded by --kafka-connect-timeout.
     let nowhere = format!("127.0.0.1:{}", cutover::procs::free_port());
-    let (code, log, secs) = bad_start(&sc, "unreachable", &nowhere, None, "3");
+    let (code, log, secs) = bad_start(&sc, "unreachable", &nowhere, None, "3s");
     eprintln!("unreachable: exit {code:?} after {secs:.1}s");
     assert_eq!(code, Some(5), "{log}");
     assert!(log.contains("cannot connect to any broker"), "{log}");

@@ -206,8 +206,8 @@ async fn version_field_control_with_version_diverges() {
 async fn transactional_seed(seed: u64) {
     let sc = converges("txn", transactional(), seed, |_| {}).await;
     if seed == 1 {
-        // `--exit-when-idle-secs` fires too: a fresh group replays the retained topic and exits.
-        let mut again = sc.indexer_args(&["--exit-when-idle-secs", "2"]);
+        // `--exit-when-idle` fires too: a fresh group replays the retained topic and exits.
+        let mut again = sc.indexer_args(&["--exit-when-idle", "2s"]);
         let at = again.iter().position(|a| a == "--group").unwrap();
         again[at + 1] = format!("{}-again", sc.group);
         let p = Proc::start("indexer", &format!("{}-again", sc.topic), &again);
@@ -278,8 +278,8 @@ async fn long_tags_seed(seed: u64) {
         &sc.target_index,
         "--legacy-version",
         "_version",
-        "--settle-timeout-secs",
-        "5",
+        "--settle-timeout",
+        "5s",
     ]
     .iter()
     .map(|s| s.to_string())

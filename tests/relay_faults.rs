@@ -32,11 +32,11 @@ async fn indexer_halts_on_a_gateways_400_and_converges_after() {
     let cmds = generate(&WorkloadSpec::new(&sc.legacy_index, 200, 2000, 61));
 
     sc.live(&cmds[..800]).await;
-    let indexer = sc.start_indexer("main", &["--batch-max-docs", "50", "--linger-ms", "0", "--max-backoff-ms", "1000"]);
+    let indexer = sc.start_indexer("main", &["--batch-max-docs", "50", "--linger", "0ms", "--max-backoff", "1000ms"]);
     Scenario::eventually("progress through the gateway", RUN, || indexer.metric("cutover_indexer_records_total{outcome=\"applied\"}").unwrap_or(0.0) > 100.0)
         .await;
     assert!(relay.forwarded() > 0, "the indexer writes through the relay");
-    relay.refuse_bulk(true);
+    relay.refuse("/_bulk");
     sc.live(&cmds[800..]).await;
 
     let status = indexer.wait(Duration::from_secs(120));
@@ -48,7 +48,7 @@ async fn indexer_halts_on_a_gateways_400_and_converges_after() {
     let committed: i64 = sc.committed().iter().map(|&c| c.max(0)).sum();
     assert!(committed < 2000, "nothing committed past the unapplied records ({committed} of 2000)");
 
-    relay.refuse_bulk(false);
+    relay.pass();
     let refused = relay.refused();
     sc.run_indexer_to_idle("resume", &[], RUN);
     assert_eq!(relay.refused(), refused, "nothing refused after the gateway passes again");
@@ -76,7 +76,7 @@ async fn backfill_copy_stops_on_a_gateways_400_without_recording_failures() {
     let dir = std::env::temp_dir().join(format!("{}-gateway-copy", sc.topic));
     // The same command twice: same checkpoints, same failures file.
     let copy = || sc.run_copy_in(&dir, "copy", &["--batch-size", "100"]);
-    relay.refuse_bulk(true);
+    relay.refuse("/_bulk");
     let run = copy();
     assert!(run.code.is_some_and(|c| c != 0), "backfill copy through a gateway refusing its bulks must fail: {}", run.text);
     assert!(relay.refused() > 0, "the gateway refused bulk requests: {}", run.text);
@@ -85,7 +85,7 @@ async fn backfill_copy_stops_on_a_gateways_400_without_recording_failures() {
     let copied = read_all(&sc.target_es(), &sc.target_index).await.expect("read target").len();
     assert_eq!(copied, 0, "the target holds none of the documents");
 
-    relay.refuse_bulk(false);
+    relay.pass();
     let refused = relay.refused();
     let run = copy();
     assert_eq!(run.code, Some(0), "the same copy through the passing gateway exits 0: {}", run.text);
@@ -116,15 +116,61 @@ async fn verify_waits_out_a_busy_cluster() {
         let out = std::process::Command::new(cutover::procs::bin("backfill")).args(&args).output().expect("run backfill verify");
         (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
     };
-    relay.throttle_mget(3);
+    relay.throttle("/_mget", 3);
     let (code, text) = verify(&[]);
     assert_eq!(code, Some(0), "verify waits out the 429s and converges: {text}");
     assert_eq!(relay.refused(), 3, "three _mget requests were answered 429");
     assert!(text.contains("CONVERGED"), "{text}");
 
-    relay.throttle_mget(3);
+    relay.throttle("/_mget", 3);
     let (code, text) = verify(&["--max-retries", "0"]);
     assert_eq!(code, Some(1), "control: without retries the first 429 ends verify: {text}");
     assert!(text.contains("es_rejected_execution_exception"), "it names the cause: {text}");
+    sc.cleanup().await;
+}
+
+/// The one-shot steps' control-plane calls wait out a busy cluster: `backfill finalize` through
+/// something that answers its first three `_settings` requests 429 still restores the target's
+/// settings (before, one 429 ended it with exit 1). Control: a cluster that stays busy ends it
+/// after its bounded retries (exit 1), naming the rejection, instead of hanging; a gateway's
+/// HTML 400 ends it at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn finalize_waits_out_a_busy_cluster_within_a_bound() {
+    let mut sc = Scenario::new("rgwfinal", 1).await;
+    let cmds = generate(&WorkloadSpec::new(&sc.legacy_index, 50, 100, 64));
+    sc.legacy.apply(&cmds).await.expect("legacy documents");
+    sc.run_backfill("copy", &[]);
+    let relay = Relay::start(&sc.target_url);
+    let finalize = || {
+        let args =
+            ["finalize", "--legacy-url", &sc.legacy_url, "--target-url", relay.url(), "--source-index", &sc.legacy_index, "--target-index", &sc.target_index];
+        let out = std::process::Command::new(cutover::procs::bin("backfill")).args(args).args(["--timeout", "60s"]).output().expect("run backfill finalize");
+        (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    };
+    relay.throttle("/_settings", 3);
+    let (code, text) = finalize();
+    assert_eq!(code, Some(0), "finalize waits out three 429s: {text}");
+    assert_eq!(relay.refused(), 3, "three _settings requests were answered 429");
+    let settings = sc.target_es().get(&format!("/{}/_settings?flat_settings=true", sc.target_index)).await.expect("target settings");
+    let refresh = &settings[&sc.target_index]["settings"]["index.refresh_interval"];
+    assert_ne!(refresh.as_str(), Some("-1"), "bulk-load refresh_interval restored: {settings}");
+
+    relay.throttle("/_settings", 1_000);
+    let started = std::time::Instant::now();
+    let (code, text) = finalize();
+    assert_eq!(code, Some(1), "control: a cluster that stays busy ends finalize: {text}");
+    assert!(text.contains("es_rejected_execution_exception"), "it names the cause: {text}");
+    assert!(text.contains("retrying"), "after retrying: {text}");
+    assert!(started.elapsed() < Duration::from_secs(90), "within its bound: {:?}", started.elapsed());
+
+    // A gateway's 400 (an HTML page, not Elasticsearch's answer) is not something that passes:
+    // finalize stops at once, naming the page, without retrying.
+    relay.throttle("/_settings", 0);
+    relay.refuse("/_settings");
+    let started = std::time::Instant::now();
+    let (code, text) = finalize();
+    assert_eq!(code, Some(1), "a gateway's 400 ends finalize: {text}");
+    assert!(text.contains("request blocked by gateway rule") && !text.contains("retrying"), "named, not retried: {text}");
+    assert!(started.elapsed() < Duration::from_secs(10), "at once: {:?}", started.elapsed());
     sc.cleanup().await;
 }

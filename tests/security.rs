@@ -111,8 +111,8 @@ async fn writers_reach_a_secured_tls_cluster() {
         &ca,
         "--target-username",
         "elastic",
-        "--exit-when-idle-secs",
-        "2",
+        "--exit-when-idle",
+        "2s",
     ]
     .iter()
     .map(|a| a.to_string())

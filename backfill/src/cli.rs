@@ -10,8 +10,8 @@ use crate::scan::ScanMethodChoice;
 use crate::verify::{verify, VerifyConfig, VerifyError};
 use clap::{Args, Parser, Subcommand};
 use cluster::config::{LegacyArgs, TargetArgs};
-use cluster::telemetry::LogFormat;
-use cluster::{ClusterConfig, Es, EsError, WriteOptions};
+use cluster::{ClusterConfig, Es, EsError, RetryPolicy, WriteOptions};
+use runtime::LogFormat;
 use schema::{LegacyVersionSource, TagRewrite};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 /// reader that went away): the work is done by then and written where it belongs (the target,
 /// `--summary-json`), so the line is dropped and the exit code still says how the work went,
 /// where `println!` would exit 101. The logs (stderr) already drop lines the same way
-/// (`cluster::telemetry`).
+/// (`runtime::telemetry`).
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
@@ -59,6 +59,12 @@ pub enum Command {
     /// refresh it and wait for its health. Idempotent. The indexer's /ready stays closed until
     /// the target's refresh is on again.
     Finalize(FinalizeArgs),
+    /// Translate a legacy search body (stdin, JSON) into the target schema (stdout): tag
+    /// clauses on `<legacy-tag-path>.<key>` become `keyToValue`/`value` pair queries, everything
+    /// else passes through unchanged. What cannot be translated exactly is left as written and
+    /// reported on stderr, one finding per line; with --exact any finding exits 2. No cluster is
+    /// contacted. See docs/queries.md.
+    TranslateQuery(TranslateQueryArgs),
 }
 
 /// Where tags live on both sides.
@@ -201,16 +207,16 @@ pub struct CopyArgs {
     /// JSON-lines file listing every document not copied, with the reason (appended to).
     #[arg(long, default_value = "backfill-failures.jsonl")]
     pub failures_file: PathBuf,
-    /// Refuse to start unless the target's index.gc_deletes is at least this long. A time value
-    /// (`24h`, `90m`) or a bare number of milliseconds.
-    #[arg(long, default_value = "24h", value_parser = schema::parse_duration)]
+    /// Refuse to start unless the target's index.gc_deletes is at least this long (`24h`,
+    /// `90m`).
+    #[arg(long, default_value = "24h", value_parser = runtime::duration::parse)]
     pub min_gc_deletes: Duration,
     /// Progress display: auto (bar on a terminal, log lines otherwise), bar, log, off.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
-    /// Seconds between progress log lines (when not showing a bar).
-    #[arg(long, default_value_t = 10)]
-    pub log_interval_secs: u64,
+    /// Time between progress log lines (when not showing a bar).
+    #[arg(long, default_value = "10s", value_parser = runtime::duration::parse)]
+    pub log_interval: Duration,
     /// Address of the Prometheus /metrics endpoint.
     #[arg(long, default_value = "127.0.0.1:9465")]
     pub metrics_addr: SocketAddr,
@@ -253,11 +259,11 @@ pub struct FinalizeArgs {
     /// (--replicas N or --allow-yellow) in the message (exit 1).
     #[arg(long, env = "CUTOVER_FINALIZE_ALLOW_YELLOW")]
     pub allow_yellow: bool,
-    /// Seconds to wait for the target's health (green; yellow with --allow-yellow). On
+    /// How long to wait for the target's health (green; yellow with --allow-yellow). On
     /// time-out the settings stay restored and the exit is 1: run finalize again to keep
     /// waiting.
-    #[arg(long, env = "CUTOVER_FINALIZE_TIMEOUT_SECS", default_value_t = 300)]
-    pub timeout_secs: u64,
+    #[arg(long, env = "CUTOVER_FINALIZE_TIMEOUT", default_value = "5m", value_parser = runtime::duration::parse)]
+    pub timeout: Duration,
     /// Also write what was set as JSON to this file. Default: none.
     #[arg(long)]
     pub report_json: Option<PathBuf>,
@@ -279,12 +285,12 @@ pub struct VerifyArgs {
     /// Parallel slices of the legacy walk.
     #[arg(long, default_value_t = 2)]
     pub slices: u32,
-    /// Seconds to keep re-checking in-flight differences (versions differ) before reporting.
-    #[arg(long, default_value_t = 30)]
-    pub settle_timeout_secs: u64,
-    /// Milliseconds between two re-checks.
-    #[arg(long, default_value_t = 1000)]
-    pub recheck_interval_ms: u64,
+    /// How long to keep re-checking in-flight differences (versions differ) before reporting.
+    #[arg(long, default_value = "30s", value_parser = runtime::duration::parse)]
+    pub settle_timeout: Duration,
+    /// Time between two re-checks.
+    #[arg(long, default_value = "1s", value_parser = runtime::duration::parse)]
+    pub recheck_interval: Duration,
     /// JSON-lines file of known deletes (`{"id": .., "version": ..}`), to tell resurrected
     /// documents from merely extra ones. Default: none (every extra is reported as extra).
     #[arg(long)]
@@ -334,6 +340,8 @@ pub enum Outcome {
     Diverged,
     /// `copy` finished, but documents failed (exit 4): listed in the failures file.
     Failed,
+    /// `translate-query --exact` found clauses it cannot translate exactly (exit 2).
+    NotExact,
 }
 
 impl Outcome {
@@ -343,6 +351,7 @@ impl Outcome {
             Outcome::Ok => 0,
             Outcome::Diverged => 3,
             Outcome::Failed => 4,
+            Outcome::NotExact => 2,
         }
     }
 }
@@ -365,15 +374,47 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Copy(a) => run_copy(a).await,
         Command::Verify(a) => run_verify(a).await,
         Command::Finalize(a) => run_finalize(a).await,
+        Command::TranslateQuery(a) => run_translate_query(a),
     }
 }
 
-fn clients(legacy: LegacyArgs, target: TargetArgs) -> Result<(Es, Es), CliError> {
-    Ok((Es::connect(&ClusterConfig::from(legacy))?, Es::connect(&ClusterConfig::from(target))?))
+/// How often the one-shot steps (`create-index`, `finalize`) retry a call the cluster did not
+/// answer, or answered 429 or 5xx, before failing with that answer (about half a minute of
+/// backoff; rerunning the step is safe). `copy` and `verify` take `--max-retries`.
+const STEP_RETRIES: u32 = 8;
+
+/// Both clients, their control-plane calls retried under `retry` until `cancel` fires.
+fn clients(legacy: LegacyArgs, target: TargetArgs, retry: RetryPolicy, cancel: &CancellationToken) -> Result<(Es, Es), CliError> {
+    let connect = |cfg: ClusterConfig| Es::connect(&cfg).map(|es| es.with_retry(retry.clone(), cancel.clone()));
+    Ok((connect(legacy.into())?, connect(target.into())?))
+}
+
+/// The retry policy of a one-shot step.
+fn step_retries() -> RetryPolicy {
+    RetryPolicy { max_retries: Some(STEP_RETRIES), ..RetryPolicy::default() }
+}
+
+/// The token of a step that Ctrl-C simply ends (SIGINT's default: the step is idempotent, run
+/// it again): never cancelled.
+fn ends_at_ctrl_c() -> CancellationToken {
+    CancellationToken::new()
+}
+
+/// A token Ctrl-C cancels, logging `why` (the process then stops cleanly by itself).
+fn on_interrupt(why: &'static str) -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::warn!("interrupted: {why}");
+            on_signal.cancel();
+        }
+    });
+    cancel
 }
 
 async fn run_create(a: CreateIndexArgs) -> Result<Outcome, CliError> {
-    let (legacy, target) = clients(a.legacy, a.target)?;
+    let (legacy, target) = clients(a.legacy, a.target, step_retries(), &ends_at_ctrl_c())?;
     let cfg = CreateIndexConfig {
         source_index: a.indices.source_index,
         target_index: a.indices.target_index,
@@ -402,7 +443,8 @@ pub fn parse_settings(pairs: &[String]) -> Result<Map<String, Value>, CliError> 
 }
 
 async fn run_copy(a: CopyArgs) -> Result<Outcome, CliError> {
-    let (legacy, target) = clients(a.legacy, a.target)?;
+    let cancel = on_interrupt("stopping after in-flight batches are resolved or abandoned; checkpoints stay consistent");
+    let (legacy, target) = clients(a.legacy, a.target, a.read.retry_policy(), &cancel)?;
     if !a.no_metrics {
         crate::metrics::install_exporter(a.metrics_addr)?;
     }
@@ -422,7 +464,7 @@ async fn run_copy(a: CopyArgs) -> Result<Outcome, CliError> {
         failures_file: a.failures_file,
         min_gc_deletes: a.min_gc_deletes,
         progress: a.progress,
-        log_interval: Duration::from_secs(a.log_interval_secs.max(1)),
+        log_interval: a.log_interval.max(Duration::from_secs(1)),
         write: WriteOptions { retry: a.read.retry_policy(), ..WriteOptions::default() },
         breaker: (&a.breaker).into(),
         refresh_at_end: true,
@@ -430,14 +472,6 @@ async fn run_copy(a: CopyArgs) -> Result<Outcome, CliError> {
         #[cfg(feature = "test-hooks")]
         on_page: None,
     };
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::warn!("interrupted: stopping after in-flight batches are resolved or abandoned; checkpoints stay consistent");
-            on_signal.cancel();
-        }
-    });
     let summary = copy(&legacy, &target, cfg, cancel).await?;
     say!("{summary}");
     if let Some(path) = a.summary_json {
@@ -455,14 +489,14 @@ async fn run_copy(a: CopyArgs) -> Result<Outcome, CliError> {
 }
 
 async fn run_finalize(a: FinalizeArgs) -> Result<Outcome, CliError> {
-    let (legacy, target) = clients(a.legacy, a.target)?;
+    let (legacy, target) = clients(a.legacy, a.target, step_retries(), &ends_at_ctrl_c())?;
     let cfg = FinalizeConfig {
         source_index: a.indices.source_index,
         target_index: a.indices.target_index,
         refresh_interval: a.refresh_interval,
         replicas: a.replicas,
         allow_yellow: a.allow_yellow,
-        timeout: Duration::from_secs(a.timeout_secs.max(1)),
+        timeout: a.timeout.max(Duration::from_secs(1)),
     };
     let done = finalize(&legacy, &target, &cfg).await?;
     say!("{done}");
@@ -473,7 +507,7 @@ async fn run_finalize(a: FinalizeArgs) -> Result<Outcome, CliError> {
 }
 
 async fn run_verify(a: VerifyArgs) -> Result<Outcome, CliError> {
-    let (legacy, target) = clients(a.legacy, a.target)?;
+    let (legacy, target) = clients(a.legacy, a.target, a.read.retry_policy(), &ends_at_ctrl_c())?;
     let version = a.read.legacy_version.clone().ok_or(CliError::Copy(CopyError::NoVersionSource))?;
     let cfg = VerifyConfig {
         source_index: a.indices.source_index.clone(),
@@ -484,8 +518,8 @@ async fn run_verify(a: VerifyArgs) -> Result<Outcome, CliError> {
         page_size: a.read.batch_size,
         keep_alive: a.read.keep_alive.clone(),
         scan_method: a.read.scan_method,
-        settle_timeout: Duration::from_secs(a.settle_timeout_secs),
-        recheck_interval: Duration::from_millis(a.recheck_interval_ms.max(10)),
+        settle_timeout: a.settle_timeout,
+        recheck_interval: a.recheck_interval.max(Duration::from_millis(10)),
         known_deletes: {
             // The indexer's tombstone records, plus any list the user gives.
             let mut known = crate::verify::indexer_tombstones(&target, &a.indices.target_index).await?;
@@ -567,6 +601,67 @@ fn write_json<T: serde::Serialize>(path: &std::path::Path, value: &T) -> Result<
     std::fs::write(path, text).map_err(|source| CliError::File { path: path.to_path_buf(), source })
 }
 
+/// `backfill translate-query`.
+#[derive(Args, Debug)]
+#[command(after_long_help = "Examples:
+  echo '{\"query\":{\"term\":{\"actions.tags.color\":\"red\"}}}' | backfill translate-query --legacy-tag-mapping keyword
+    -> {\"query\":{\"term\":{\"tags.keyToValue\":{\"value\":\"color:red\"}}}}
+  backfill translate-query --legacy-tag-mapping text+keyword --exact < body.json > target-body.json || echo \"not exact\"
+
+Exit codes: 0 translated (findings, if any, on stderr), 1 unreadable input, 2 --exact and at least one finding.")]
+pub struct TranslateQueryArgs {
+    #[command(flatten)]
+    pub tags: TagArgs,
+    /// How the LEGACY index maps its tag fields, which decides whether full-text clauses on
+    /// tags are exact: `keyword` (e.g. a `path_match: "actions.tags.*"` template mapping them as
+    /// keyword: match, match_phrase, multi_match, query_string terms are exact terms), `text`
+    /// (analysed: those clauses are findings), or `text+<sub>`, text with a keyword sub-field
+    /// `<sub>` (`text+keyword` is Elasticsearch's default dynamic mapping; clauses on
+    /// `<key>.<sub>` are translated, those on the text field are findings). Required: guessing
+    /// it wrong would change results silently (`GET /<index>/_mapping` shows it).
+    #[arg(long, value_name = "keyword|text|text+<sub>")]
+    pub legacy_tag_mapping: schema::translate::LegacyTagMapping,
+    /// Exit 2 (printing the findings, and nothing on stdout) when any clause cannot be translated
+    /// exactly, instead of printing a body whose flagged clauses are left in legacy form.
+    #[arg(long)]
+    pub exact: bool,
+    /// Stdin is one query clause (what goes under "query"), not a whole search body.
+    #[arg(long)]
+    pub query_only: bool,
+    /// Print `{"body": .., "findings": [{path, reason}..], "bucket_keys": [{aggregation,
+    /// prefix}..]}` on stdout instead of the bare body: the bucket keys of translated terms
+    /// aggregations on the target start with `prefix`, which the caller strips from the
+    /// response's bucket keys to read them as legacy values.
+    #[arg(long)]
+    pub envelope: bool,
+}
+
+fn run_translate_query(a: TranslateQueryArgs) -> Result<Outcome, CliError> {
+    use std::io::Read as _;
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input).map_err(|source| CliError::File { path: "<stdin>".into(), source })?;
+    let body: Value = serde_json::from_str(&input).map_err(|e| CliError::Usage(format!("stdin is not one JSON value: {e}")))?;
+    let tags: TagRewrite = (&a.tags).into();
+    let t = if a.query_only {
+        schema::translate::translate_query(&body, &tags, &a.legacy_tag_mapping)
+    } else {
+        schema::translate::translate_search(&body, &tags, &a.legacy_tag_mapping)
+    };
+    {
+        use std::io::Write as _;
+        let mut err = std::io::stderr().lock();
+        for f in &t.findings {
+            let _ = writeln!(err, "not exact: {f}");
+        }
+    }
+    if a.exact && !t.is_exact() {
+        return Ok(Outcome::NotExact);
+    }
+    let out = if a.envelope { serde_json::to_string(&t) } else { serde_json::to_string(&t.body) }.expect("JSON serializes");
+    say!("{out}");
+    Ok(Outcome::Ok)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,7 +689,7 @@ mod tests {
             assert!(help.contains(needle), "copy --help lacks {needle}:\n{help}");
         }
         let help = cmd.find_subcommand_mut("finalize").unwrap().render_long_help().to_string();
-        for needle in ["--refresh-interval", "--replicas", "--allow-yellow", "wait for yellow", "--timeout-secs", "[default: 300]", "--report-json"] {
+        for needle in ["--refresh-interval", "--replicas", "--allow-yellow", "wait for yellow", "--timeout", "[default: 5m]", "--report-json"] {
             assert!(help.contains(needle), "finalize --help lacks {needle}:\n{help}");
         }
         // The source-reading flags both commands share, each with its default.
@@ -640,6 +735,24 @@ mod tests {
     }
 
     #[test]
+    fn translate_query_flags_and_help() {
+        let mut cmd = Cli::command();
+        let help = cmd.find_subcommand_mut("translate-query").unwrap().render_long_help().to_string();
+        for needle in
+            ["--legacy-tag-mapping", "--exact", "--query-only", "--envelope", "--legacy-tag-path", "[default: actions.tags]", "exits 2", "docs/queries.md"]
+        {
+            assert!(help.contains(needle), "translate-query --help lacks {needle}:\n{help}");
+        }
+        let cli = Cli::try_parse_from(["backfill", "translate-query", "--legacy-tag-mapping", "text+keyword", "--exact"]).unwrap();
+        let Command::TranslateQuery(a) = cli.command else { panic!() };
+        assert_eq!(a.legacy_tag_mapping, schema::translate::LegacyTagMapping::default_dynamic());
+        assert!(a.exact);
+        assert!(Cli::try_parse_from(["backfill", "translate-query"]).is_err(), "the legacy mapping is required");
+        assert!(Cli::try_parse_from(["backfill", "translate-query", "--legacy-tag-mapping", "long"]).is_err());
+        assert_eq!(Outcome::NotExact.exit_code(), 2);
+    }
+
+    #[test]
     fn settings_pairs() {
         let m = parse_settings(&["index.number_of_replicas=1".into(), "index.refresh_interval=5s".into()]).unwrap();
         assert_eq!(m["index.number_of_replicas"], serde_json::json!(1));
@@ -647,8 +760,9 @@ mod tests {
         assert!(parse_settings(&["nope".into()]).is_err());
     }
 
-    /// Duration flags take the same syntax as the indexer's (`schema::parse_duration`): a
-    /// time value or a bare number of milliseconds.
+    /// Duration flags take the same syntax as the indexer's (`runtime::duration`): a value with
+    /// its unit. Values sent to Elasticsearch as its own time values (`--gc-deletes`) keep its
+    /// syntax, a bare number of milliseconds included.
     #[test]
     fn duration_flags_share_the_indexers_parser() {
         let copy = |v: &str| {
@@ -658,9 +772,10 @@ mod tests {
                 _ => unreachable!(),
             })
         };
-        assert_eq!(copy("3600000").unwrap(), Duration::from_secs(3600));
         assert_eq!(copy("1h").unwrap(), Duration::from_secs(3600));
-        assert!(copy("1 hour").unwrap_err().to_string().contains("bare number of milliseconds"));
+        assert_eq!(copy("90m").unwrap(), Duration::from_secs(5400));
+        assert!(copy("3600000").unwrap_err().to_string().contains("e.g. 500ms"));
+        assert!(copy("1 parsec").unwrap_err().to_string().contains("e.g. 500ms"));
         let create = |v: &str| {
             let cli = Cli::try_parse_from(["backfill", "create-index", "--source-index", "a", "--target-index", "b", "--gc-deletes", v]);
             cli.map(|c| match c.command {

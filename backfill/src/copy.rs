@@ -200,7 +200,7 @@ struct Ctx {
     stats: Arc<Stats>,
     limiter: Option<RateLimiter>,
     bulk_permits: Semaphore,
-    breaker: std::sync::Mutex<Breaker>,
+    breaker: parking_lot::Mutex<Breaker>,
     cancel: CancellationToken,
 }
 
@@ -224,7 +224,7 @@ pub async fn refresh_source(legacy: &Es, index: &str) {
 /// summary. Checks first that a version source is configured and that the target is ready.
 pub async fn copy(legacy: &Es, target: &Es, cfg: CopyConfig, cancel: CancellationToken) -> Result<Summary, CopyError> {
     let version_source = cfg.legacy_version.clone().ok_or(CopyError::NoVersionSource)?;
-    check_readiness(target, &cfg.target_index, &cfg.tags, cfg.min_gc_deletes).await?;
+    let definition = check_readiness(target, &cfg.target_index, &cfg.tags, cfg.min_gc_deletes).await?;
     if cfg.bulk_load {
         enter_bulk_load(target, &cfg.target_index).await;
     }
@@ -241,6 +241,7 @@ pub async fn copy(legacy: &Es, target: &Es, cfg: CopyConfig, cancel: Cancellatio
     let failures = FailureLog::open(&cfg.failures_file).map_err(|source| CopyError::FailureLog { path: cfg.failures_file.clone(), source })?;
     let stats = Arc::new(Stats::new(&assigned));
     let total = count(legacy, &cfg.source_index).await.ok().map(|t| t * assigned.len() as u64 / slices as u64);
+    crate::metrics::run_started(&definition, total);
     tracing::info!(source = %cfg.source_index, target = %cfg.target_index, %server, method = method.as_str(), slices, assigned = ?assigned, "backfill starting");
     let started = Instant::now();
     let reporter = Reporter::start(stats.clone(), cfg.progress, total, cfg.log_interval);
@@ -250,7 +251,7 @@ pub async fn copy(legacy: &Es, target: &Es, cfg: CopyConfig, cancel: Cancellatio
         writer,
         limiter: cfg.max_docs_per_sec.filter(|&r| r > 0).map(RateLimiter::new),
         bulk_permits: Semaphore::new(cfg.bulk_concurrency.max(1)),
-        breaker: std::sync::Mutex::new(Breaker::new(cfg.breaker)),
+        breaker: parking_lot::Mutex::new(Breaker::new(cfg.breaker)),
         cfg,
         version_source,
         method,
@@ -542,7 +543,7 @@ async fn write_batch(ctx: Arc<Ctx>, slice: u32, batch: Batch) -> BatchResult {
 /// Hands a batch's verdicts to the poison breaker in scan order (`order`: true for a document
 /// that could not be turned into a write; the others take their write's outcome in turn).
 fn judge(ctx: &Ctx, slice: u32, order: &[bool], results: &[Outcome]) -> Result<(), CopyError> {
-    let mut breaker = ctx.breaker.lock().unwrap_or_else(|e| e.into_inner());
+    let mut breaker = ctx.breaker.lock();
     let mut written = results.iter();
     let mut good = 0;
     for &failed in order {

@@ -3,11 +3,11 @@
 //! silently: every such document is counted, logged with its id and reason, and written here,
 //! before the checkpoint that moves past it is saved.
 
+use parking_lot::Mutex;
 use serde::Serialize;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 /// Why a document failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -64,7 +64,7 @@ impl FailureLog {
         if failures.is_empty() {
             return Ok(());
         }
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = self.out.lock();
         for f in failures {
             tracing::warn!(id = %f.id, kind = ?f.kind, slice = f.slice, reason = %f.reason, "document not copied");
             serde_json::to_writer(&mut *out, f).map_err(std::io::Error::other)?;

@@ -105,20 +105,13 @@ pub async fn create_index(legacy: &Es, target: &Es, cfg: &CreateIndexConfig) -> 
         return Ok(outcome);
     }
     copy_pipelines(target, &to_copy).await?;
-    let path = format!("/{}", enc(&cfg.target_index));
-    let (status, body) = target.create_index(&cfg.target_index, &expected).await?;
-    match status {
-        200..=299 => {
-            tracing::info!(index = %cfg.target_index, "created target index");
-            Ok(CreateOutcome::Created)
-        }
-        // Another process created it between our GET and PUT: same rule as above.
-        400 if body.pointer("/error/type").and_then(Value::as_str) == Some("resource_already_exists_exception") => {
-            let actual = target.get_index(&cfg.target_index).await?.ok_or_else(|| IndexError::TargetMissing(cfg.target_index.clone()))?;
-            compare(&cfg.target_index, &expected, &actual)
-        }
-        _ => Err(EsError::status_of("PUT", &path, status, &body).into()),
+    if target.create_index(&cfg.target_index, &expected).await? {
+        tracing::info!(index = %cfg.target_index, "created target index");
+        return Ok(CreateOutcome::Created);
     }
+    // Another process created it between our GET and PUT: same rule as above.
+    let actual = target.get_index(&cfg.target_index).await?.ok_or_else(|| IndexError::TargetMissing(cfg.target_index.clone()))?;
+    compare(&cfg.target_index, &expected, &actual)
 }
 
 /// Logs each `--drop-setting` that names no setting of the legacy index (a typo leaves the
@@ -373,10 +366,11 @@ fn without_bulk_load(expected: &Value, actual: &Value) -> Value {
 /// Refuses to let a writer start on a target index that would not converge: absent, tag field
 /// mapped wrongly, or `index.gc_deletes` below `min_gc_deletes` (a delete's tombstone would be
 /// forgotten during the migration and a stale backfill write would resurrect the document).
-/// The check is the indexer's too ([`cluster::readiness::check_target`]).
-pub async fn check_readiness(target: &Es, index: &str, tags: &TagRewrite, min_gc_deletes: Duration) -> Result<(), IndexError> {
+/// The check is the indexer's too ([`cluster::readiness::check_target`]). Returns the index's
+/// definition as the cluster reports it.
+pub async fn check_readiness(target: &Es, index: &str, tags: &TagRewrite, min_gc_deletes: Duration) -> Result<Value, IndexError> {
     match cluster::readiness::check_target(target, index, tags, min_gc_deletes.as_millis() as u64).await {
-        Ok(_) => Ok(()),
+        Ok(definition) => Ok(definition),
         Err(NotReady::Es(e)) => Err(e.into()),
         Err(NotReady::Missing(index)) => Err(IndexError::TargetMissing(index)),
         Err(NotReady::Unfit { index, problems }) => Err(IndexError::NotReady { index, problems }),

@@ -2,10 +2,12 @@
 //! recorder; the library and tests just emit to whatever recorder is installed, or none).
 //!
 //! Names: `cutover_backfill_docs_scanned_total` (read from legacy),
-//! `cutover_backfill_docs_total{outcome}` (`applied`, `superseded`, `failed`: what became of
+//! `cutover_backfill_docs_total{outcome}` (`applied`, `superseded`, `poison`: what became of
 //! each document written), `cutover_backfill_slice_scanned{slice}` and
 //! `cutover_backfill_slice_done{slice}` (per-slice progress), and
-//! `cutover_backfill_context_recoveries_total`; the shared writer and retry policy add
+//! `cutover_backfill_context_recoveries_total`, and the run's `cutover_backfill_docs_expected`,
+//! `cutover_backfill_start_time_seconds` and `cutover_backfill_target_gc_deletes_seconds`
+//! (how long the target remembers deletes); the shared writer and retry policy add
 //! `cutover_bulk_*` and `cutover_retries_total{what}`. No rate gauges: `rate()` does that.
 
 use std::net::SocketAddr;
@@ -13,7 +15,7 @@ use std::net::SocketAddr;
 /// Counter of documents read from the legacy index.
 pub const SCANNED: &str = "cutover_backfill_docs_scanned_total";
 /// Counter of documents written, by `outcome`: `applied`, `superseded` (answered 409: a newer
-/// version was already there), `failed` (not copied: see the failures file).
+/// version was already there), `poison` (not copied: see the failures file).
 pub const DOCS: &str = "cutover_backfill_docs_total";
 /// Gauge of documents scanned per slice in this run.
 pub const SLICE_SCANNED: &str = "cutover_backfill_slice_scanned";
@@ -21,6 +23,26 @@ pub const SLICE_SCANNED: &str = "cutover_backfill_slice_scanned";
 pub const SLICE_DONE: &str = "cutover_backfill_slice_done";
 /// Counter of new search contexts opened after a lost context or a scroll failure.
 pub const CONTEXT_RECOVERIES: &str = "cutover_backfill_context_recoveries_total";
+/// Gauge of the documents this run expects to scan (the progress ETA's total).
+pub const EXPECTED: &str = "cutover_backfill_docs_expected";
+/// Gauge: when this run started, in seconds since the Unix epoch.
+pub const START_TIME: &str = "cutover_backfill_start_time_seconds";
+/// Gauge: the target index's `index.gc_deletes` when this run started, in seconds.
+pub const TARGET_GC_DELETES: &str = "cutover_backfill_target_gc_deletes_seconds";
+
+/// Records a run's start: now, the target's `gc_deletes` (from its definition; a stale copy
+/// written later than that after a delete would resurrect the document) and the documents
+/// expected, when counted.
+pub fn run_started(target_definition: &serde_json::Value, expected: Option<u64>) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    metrics::gauge!(START_TIME).set(now);
+    if let Some(ms) = schema::gc_deletes_ms(target_definition) {
+        metrics::gauge!(TARGET_GC_DELETES).set(ms as f64 / 1000.0);
+    }
+    if let Some(n) = expected {
+        metrics::gauge!(EXPECTED).set(n as f64);
+    }
+}
 
 /// Why the exporter could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +55,7 @@ pub struct MetricsError {
 /// Installs the global recorder and serves `/metrics` on `addr` (must run inside a tokio
 /// runtime).
 pub fn install_exporter(addr: SocketAddr) -> Result<(), MetricsError> {
-    cluster::telemetry::prometheus_builder().and_then(|b| b.with_http_listener(addr).install()).map_err(|e| MetricsError { addr, reason: e.to_string() })?;
-    cluster::telemetry::describe_metrics();
+    runtime::telemetry::prometheus_builder().and_then(|b| b.with_http_listener(addr).install()).map_err(|e| MetricsError { addr, reason: e.to_string() })?;
+    runtime::telemetry::describe_metrics();
     Ok(())
 }

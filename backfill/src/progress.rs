@@ -6,6 +6,7 @@
 //! job runner must not fill with carriage returns), or nothing.
 
 use crate::metrics as m;
+use cluster::Outcome;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::io::IsTerminal;
@@ -57,8 +58,13 @@ pub struct BatchCounts {
 }
 
 impl Stats {
-    /// Counters for the given slices.
+    /// Counters for the given slices (their gauges at 0 from the start: a run that ends
+    /// between two scrapes still showed every slice).
     pub fn new(slices: &[u32]) -> Self {
+        for slice in slices.iter().map(u32::to_string) {
+            metrics::gauge!(m::SLICE_SCANNED, "slice" => slice.clone()).set(0.0);
+            metrics::gauge!(m::SLICE_DONE, "slice" => slice).set(0.0);
+        }
         Stats { slices: slices.iter().map(|&slice| SliceStats { slice, ..Default::default() }).collect(), ..Default::default() }
     }
 
@@ -69,9 +75,9 @@ impl Stats {
         self.superseded.fetch_add(c.superseded, Relaxed);
         self.failed.fetch_add(c.failed, Relaxed);
         metrics::counter!(m::SCANNED).increment(c.scanned);
-        metrics::counter!(m::DOCS, "outcome" => "applied").increment(c.written);
-        metrics::counter!(m::DOCS, "outcome" => "superseded").increment(c.superseded);
-        metrics::counter!(m::DOCS, "outcome" => "failed").increment(c.failed);
+        metrics::counter!(m::DOCS, "outcome" => Outcome::APPLIED).increment(c.written);
+        metrics::counter!(m::DOCS, "outcome" => Outcome::SUPERSEDED).increment(c.superseded);
+        metrics::counter!(m::DOCS, "outcome" => Outcome::POISON).increment(c.failed);
         let s = &self.slices[pos];
         let n = s.scanned.fetch_add(c.scanned, Relaxed) + c.scanned;
         metrics::gauge!(m::SLICE_SCANNED, "slice" => s.slice.to_string()).set(n as f64);

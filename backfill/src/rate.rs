@@ -2,7 +2,7 @@
 //! clock that every batch advances by `docs / rate`. Batches wait until their slot; the limit
 //! holds on average over any window longer than one batch, with no background task.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 /// A docs-per-second limiter.
@@ -21,7 +21,7 @@ impl RateLimiter {
     /// Waits until `docs` more documents may be written.
     pub async fn acquire(&self, docs: usize) {
         let start = {
-            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            let mut next = self.next.lock();
             let now = Instant::now();
             let start = (*next).max(now);
             *next = start + self.per_doc * docs as u32;

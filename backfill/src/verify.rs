@@ -43,11 +43,12 @@
 use crate::scan::{Hit, ScanError, ScanMethod, ScanMethodChoice, ScanOptions, SliceScan, SliceSpec};
 use cluster::client::enc;
 use cluster::{Es, EsError, RetryError, RetryPolicy};
+use parking_lot::Mutex;
 use schema::{LegacyVersionSource, Query, TagRewrite};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -300,14 +301,14 @@ pub async fn verify(legacy: &Es, target: &Es, cfg: &VerifyConfig) -> Result<Veri
     while let Some(joined) = tasks.join_next().await {
         joined.map_err(|e| VerifyError::Task(e.to_string()))??;
     }
-    let mut flags = std::mem::take(&mut *shared.flags.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut flags = std::mem::take(&mut *shared.flags.lock());
     let rechecks = settle(legacy, target, &cfg, &mut flags).await?;
     let parity = if cfg.parity {
         // The parity queries search both sides: the target sees the writes since the walks too
         // (its periodic refresh may be off until `backfill finalize`).
         crate::copy::refresh_source(legacy, &cfg.source_index).await;
         refresh_target(target, &cfg.target_index).await?;
-        let samples = std::mem::take(&mut *shared.samples.lock().unwrap_or_else(|p| p.into_inner()));
+        let samples = std::mem::take(&mut *shared.samples.lock());
         Some(run_parity(legacy, target, &cfg, &samples).await?)
     } else {
         None
@@ -379,7 +380,7 @@ async fn walk_legacy(legacy: &Es, target: &Es, cfg: &VerifyConfig, shared: &Shar
                 found.push((key, f));
             }
         }
-        shared.flags.lock().unwrap_or_else(|p| p.into_inner()).extend(found);
+        shared.flags.lock().extend(found);
     }
     Ok(())
 }
@@ -403,7 +404,7 @@ async fn walk_target(legacy: &Es, target: &Es, cfg: &VerifyConfig, shared: &Shar
                 found.push((key, f));
             }
         }
-        shared.flags.lock().unwrap_or_else(|p| p.into_inner()).extend(found);
+        shared.flags.lock().extend(found);
     }
     Ok(())
 }
@@ -413,7 +414,7 @@ fn scan_options(cfg: &VerifyConfig, index: &str, method: ScanMethod, slice: Slic
 }
 
 fn keep_samples(shared: &Shared, hits: &[Value]) {
-    let mut samples = shared.samples.lock().unwrap_or_else(|p| p.into_inner());
+    let mut samples = shared.samples.lock();
     for hit in hits.iter().take(500usize.saturating_sub(samples.len())) {
         if let Some(src) = hit.get("_source").and_then(Value::as_object) {
             samples.push(src.clone());

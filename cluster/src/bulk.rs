@@ -6,6 +6,7 @@
 //! with the [`Class`] that [`crate::error`] decides (retry, halt, or poison on proof).
 
 use crate::error::{Class, ErrorCause};
+use crate::Outcome;
 use schema::EncodedDoc;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -100,9 +101,8 @@ impl ItemClass {
     /// Lower-case name for metrics labels and logs.
     pub fn as_str(&self) -> &'static str {
         match self {
-            ItemClass::Applied => "applied",
-            ItemClass::Superseded => "superseded",
-            ItemClass::Failed(Class::Retry) => "retryable",
+            ItemClass::Applied => Outcome::APPLIED,
+            ItemClass::Superseded => Outcome::SUPERSEDED,
             ItemClass::Failed(class) => class.as_str(),
         }
     }

@@ -12,7 +12,9 @@ use elasticsearch::Elasticsearch;
 use serde_json::Value;
 
 use crate::error::{classify_request, Class, ErrorCause};
+use crate::retry::{RetryError, RetryPolicy};
 use crate::ClusterConfig;
+use tokio_util::sync::CancellationToken;
 
 /// Why a request failed. Elasticsearch's error JSON is parsed once, here; what a failure means
 /// (retry, halt, split) is decided once, in [`crate::error`].
@@ -70,10 +72,19 @@ impl EsError {
 }
 
 /// A connection to one cluster. Cheap to clone (the transport is shared).
+///
+/// Two kinds of calls. The data path ([`Es::raw`], [`Es::request_once`], and the `_bulk`,
+/// `_mget` and search calls built on them) sends once: its callers retry under the run's
+/// [`RetryPolicy`] with what they know (which items are left, which context to reopen). Every
+/// other call ([`Es::request`], [`Es::ok`], [`Es::get`], [`Es::get_index`], [`Es::refresh`]:
+/// settings, health, pipelines, index creation) retries what may pass (no answer, 429, 5xx)
+/// under the policy given by [`Es::with_retry`]; a client without one sends once.
 #[derive(Clone)]
 pub struct Es {
     client: Elasticsearch,
     url: String,
+    retry: RetryPolicy,
+    cancel: CancellationToken,
 }
 
 impl std::fmt::Debug for Es {
@@ -106,7 +117,19 @@ impl Es {
             builder = builder.cert_validation(CertificateValidation::Full(cert));
         }
         let transport = builder.build().map_err(|e| EsError::Config(e.to_string()))?;
-        Ok(Es { client: Elasticsearch::new(transport), url: cfg.url.clone() })
+        let es = Es { client: Elasticsearch::new(transport), url: cfg.url.clone(), retry: RetryPolicy::default(), cancel: CancellationToken::new() };
+        Ok(es.once())
+    }
+
+    /// The same client, its control-plane calls retried under `policy` until `cancel` fires.
+    pub fn with_retry(self, policy: RetryPolicy, cancel: CancellationToken) -> Self {
+        Es { retry: policy, cancel, ..self }
+    }
+
+    /// The same client, every call sent once: for a poll that must report a failure at once
+    /// rather than wait it out (the indexer's readiness gate).
+    pub fn once(&self) -> Self {
+        Es { retry: RetryPolicy { max_retries: Some(0), ..RetryPolicy::default() }, ..self.clone() }
     }
 
     /// The URL this client talks to (no credentials in it).
@@ -139,10 +162,31 @@ impl Es {
     }
 
     /// Sends a JSON request and returns `(status, parsed body)`; a non-JSON body is an error.
+    /// Retried under the client's policy while the cluster does not answer, or answers 429 or
+    /// a 5xx that may pass ([`crate::error::classify_request`]); the last such answer is then
+    /// an error. Other statuses are returned for the caller to read (404, 409...).
     pub async fn request(&self, method: Method, path: &str, body: Option<&Value>) -> Result<(u16, Value), EsError> {
+        let once = || async move {
+            match self.request_once(method, path, body).await? {
+                (status, value) if status >= 300 => match EsError::status_of(&method_name(method), path, status, &value) {
+                    e if e.is_retryable() => Err(e),
+                    _ => Ok((status, value)),
+                },
+                answer => Ok(answer),
+            }
+        };
+        self.retry.run("request", &self.cancel, EsError::is_retryable, once).await.map_err(RetryError::into_last)
+    }
+
+    /// [`Es::request`] sent once, for callers that retry themselves (the data path). An error
+    /// status with a body that is not JSON (a proxy's or a gateway's page) comes back with the
+    /// page as text ([`error_body`]): its status decides, never a decoding failure.
+    pub async fn request_once(&self, method: Method, path: &str, body: Option<&Value>) -> Result<(u16, Value), EsError> {
         let (status, bytes) = self.request_bytes(method, path, body).await?;
         let value = if bytes.is_empty() {
             Value::Null
+        } else if status >= 300 {
+            error_body(&bytes)
         } else {
             serde_json::from_slice(&bytes).map_err(|e| EsError::Decode {
                 method: method_name(method),
@@ -155,37 +199,43 @@ impl Es {
 
     /// Like [`Es::request`] but any status outside 2xx is an [`EsError::Status`].
     pub async fn ok(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, EsError> {
-        let (status, value) = self.request(method, path, body).await?;
-        if (200..300).contains(&status) {
-            Ok(value)
-        } else {
-            Err(EsError::status_of(&method_name(method), path, status, &value))
-        }
+        success(method, path, self.request(method, path, body).await?)
     }
 
-    /// `PUT /<index>` with a create body: `(status, body)`, the caller deciding what an index
-    /// that already exists means.
-    pub async fn create_index(&self, index: &str, body: &Value) -> Result<(u16, Value), EsError> {
-        self.request(Method::Put, &format!("/{}", enc(index)), Some(body)).await
+    /// [`Es::ok`] sent once (the data path).
+    pub async fn ok_once(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, EsError> {
+        success(method, path, self.request_once(method, path, body).await?)
+    }
+
+    /// `PUT /<index>` with a create body: `true` when this call created it, `false` when it
+    /// already existed (created by another process, or by this call's own earlier attempt that
+    /// the retry did not see answered); the caller decides what an existing index means.
+    pub async fn create_index(&self, index: &str, body: &Value) -> Result<bool, EsError> {
+        let path = format!("/{}", enc(index));
+        match self.request(Method::Put, &path, Some(body)).await? {
+            (200..=299, _) => Ok(true),
+            (400, resp) if ErrorCause::parse(&resp).has_kind(crate::error::ALREADY_EXISTS) => Ok(false),
+            (status, resp) => Err(EsError::status_of("PUT", &path, status, &resp)),
+        }
     }
 
     /// `POST path` of a search (`/<index>/_search`, `/_search` with a PIT, `/_search/scroll`,
     /// `/<index>/_search?scroll=`): `(status, body)`, since a lost search context shows in
     /// either.
     pub async fn search(&self, path: &str, body: &Value) -> Result<(u16, Value), EsError> {
-        self.request(Method::Post, path, Some(body)).await
+        self.request_once(Method::Post, path, Some(body)).await
     }
 
     /// Opens a point in time (`POST /<index>/_pit`, or OpenSearch's
     /// `/<index>/_search/point_in_time`), 2xx required.
     pub async fn open_pit(&self, path: &str) -> Result<Value, EsError> {
-        self.ok(Method::Post, path, None).await
+        self.ok_once(Method::Post, path, None).await
     }
 
     /// Releases a search context (`DELETE /_pit`, `/_search/point_in_time` or
     /// `/_search/scroll` with its id): `(status, body)`.
     pub async fn close_context(&self, path: &str, body: &Value) -> Result<(u16, Value), EsError> {
-        self.request(Method::Delete, path, Some(body)).await
+        self.request_once(Method::Delete, path, Some(body)).await
     }
 
     /// `GET path`, 2xx required.
@@ -221,7 +271,7 @@ impl Es {
     /// document of the answer has `found`, or an `error` of its own that callers must not read
     /// as "absent" (see [`crate::error::classify_read`]).
     pub async fn mget(&self, body: &Value) -> Result<Value, EsError> {
-        self.ok(Method::Post, "/_mget", Some(body)).await
+        self.ok_once(Method::Post, "/_mget", Some(body)).await
     }
 
     /// `GET /<index>` and the definition (`{settings, mappings, aliases}`) under its concrete
@@ -247,6 +297,15 @@ impl Es {
     /// Refreshes an index so that searches see every acknowledged write.
     pub async fn refresh(&self, index: &str) -> Result<(), EsError> {
         self.ok(Method::Post, &format!("/{}/_refresh", enc(index)), None).await.map(|_| ())
+    }
+}
+
+/// The body of a 2xx answer; any other status is an [`EsError::Status`].
+fn success(method: Method, path: &str, (status, value): (u16, Value)) -> Result<Value, EsError> {
+    if (200..300).contains(&status) {
+        Ok(value)
+    } else {
+        Err(EsError::status_of(&method_name(method), path, status, &value))
     }
 }
 

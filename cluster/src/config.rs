@@ -1,6 +1,9 @@
 //! How to reach a cluster. Both binaries talk to two clusters (legacy and target), so the clap
 //! arguments are generated twice with different prefixes by `cluster_args!`.
 
+/// The duration flag syntax, for the generated arguments (`--<prefix>-timeout 60s`).
+#[doc(hidden)]
+pub use runtime::duration;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -69,9 +72,9 @@ macro_rules! cluster_args {
             #[doc = "Do not verify the TLS certificate (never in production)."]
             #[arg(id = concat!($prefix, "_insecure"), long = concat!($prefix, "-insecure"), env = concat!("CUTOVER_", $env, "_INSECURE"))]
             pub insecure: bool,
-            #[doc = "Timeout of one HTTP request, in seconds."]
-            #[arg(id = concat!($prefix, "_timeout_secs"), long = concat!($prefix, "-timeout-secs"), default_value_t = 60)]
-            pub timeout_secs: u64,
+            #[doc = "Timeout of one HTTP request (`60s`, `2m`)."]
+            #[arg(id = concat!($prefix, "_timeout"), long = concat!($prefix, "-timeout"), default_value = "60s", value_parser = $crate::config::duration::parse)]
+            pub timeout: std::time::Duration,
             #[doc = concat!("Gzip the requests to the ", $prefix, " cluster and ask it to gzip its responses: less traffic for more CPU on both ends (compressing is the cluster's cost), worth it only over a slow link between data centres. Off: bodies go uncompressed, which on a LAN is cheapest for the cluster.")]
             #[arg(id = concat!($prefix, "_compression"), long = concat!($prefix, "-compression"), env = concat!("CUTOVER_", $env, "_COMPRESSION"))]
             pub compression: bool,
@@ -86,7 +89,7 @@ macro_rules! cluster_args {
                     api_key: a.api_key,
                     ca_file: a.ca_file,
                     insecure: a.insecure,
-                    timeout: std::time::Duration::from_secs(a.timeout_secs),
+                    timeout: a.timeout,
                     compression: a.compression,
                 }
             }

@@ -210,6 +210,9 @@ pub fn classify_read(cause: &ErrorCause) -> Class {
     }
 }
 
+/// The error type of an index that exists already (`PUT /<index>`): an answer, not a failure.
+pub const ALREADY_EXISTS: &str = "resource_already_exists_exception";
+
 /// The error type of a search context (PIT or scroll) that expired or was lost: a scan reopens
 /// it from its last position.
 pub const CONTEXT_MISSING: &str = "search_context_missing_exception";

@@ -12,26 +12,21 @@
 //! - [`client`]: a thin client over `elasticsearch`'s transport with typed errors.
 //! - [`bulk`]: the NDJSON encoder for external-versioned index/delete actions and the
 //!   per-item classification of a `_bulk` response.
-//! - [`retry`]: exponential backoff with jitter.
+//! - [`retry`]: the one retry driver (backoff with jitter, budget, cancellation) of every remote call.
 //! - [`mod@write`]: "write these operations until every one is resolved", the loop both writers use.
 //! - [`version`]: which Elasticsearch (or OpenSearch) answers.
 //! - [`scroll`]: a full scroll over a small or quiet index.
 //! - [`readiness`]: whether a target index may be written (both writers' start-up check).
-//! - [`telemetry`]: the logging set-up of both binaries.
 
-pub mod alloc;
 pub mod breaker;
 pub mod bulk;
 pub mod client;
 pub mod config;
 pub mod error;
-#[cfg(test)]
-mod in_child;
 pub mod outcome;
 pub mod readiness;
 pub mod retry;
 pub mod scroll;
-pub mod telemetry;
 pub mod version;
 pub mod write;
 
@@ -43,6 +38,6 @@ pub use config::ClusterConfig;
 pub use elasticsearch::http::Method;
 pub use error::{Class, ErrorCause};
 pub use outcome::{Outcome, Poison, PoisonKind};
-pub use retry::{Backoff, GiveUp, RetryError, RetryPolicy};
+pub use retry::{GiveUp, RetryError, RetryPolicy};
 pub use version::ServerVersion;
 pub use write::{BulkWriter, WriteError, WriteOptions};

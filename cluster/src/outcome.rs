@@ -24,6 +24,27 @@ pub enum Outcome {
     Poison(Poison),
 }
 
+/// The one `outcome` label vocabulary of every metric that counts records, documents or bulk
+/// items: `applied`, `superseded`, `noop`, `poison` for how one ended ([`Outcome::label`]), and
+/// the classes of a failure not (yet) an outcome, `retry`, `halt`, `split`
+/// ([`crate::Class::as_str`]).
+impl Outcome {
+    pub const APPLIED: &'static str = "applied";
+    pub const SUPERSEDED: &'static str = "superseded";
+    pub const NOOP: &'static str = "noop";
+    pub const POISON: &'static str = "poison";
+
+    /// This outcome's `outcome` label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Applied => Self::APPLIED,
+            Outcome::Superseded => Self::SUPERSEDED,
+            Outcome::NoOp => Self::NOOP,
+            Outcome::Poison(_) => Self::POISON,
+        }
+    }
+}
+
 /// Why a record is wrong, and the evidence.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Poison {

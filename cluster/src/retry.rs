@@ -1,6 +1,13 @@
 //! The one retry policy of both binaries: exponential backoff with jitter, an optional budget,
-//! cancellation, and a `cutover_retries_total{what}` count, for every loop that waits out a
-//! busy or sick cluster (bulk writes, merge-base reads, dead letters, scans).
+//! cancellation, and a `cutover_retries_total{what}` count, for every remote call that waits
+//! out a busy or sick cluster or broker.
+//!
+//! One driver, two ways in. [`RetryPolicy::run`] retries one call until it succeeds: merge-base
+//! and verify `_mget`s, dead letters, and every control-plane call of [`crate::Es`] (settings,
+//! health, pipelines, index creation). [`RetryPolicy::start`] hands the same driver
+//! ([`Attempts`]) to the two loops that carry state between attempts: the bulk writer (which
+//! items are left, a 413 split, progress resetting the budget) and the backfill's scan (which
+//! search context to reopen, from which position).
 //!
 //! Jitter matters: after an outage every writer wakes at once, and without it they would all
 //! hit the recovering cluster in the same millisecond.
@@ -88,6 +95,15 @@ pub enum RetryError<E> {
     GaveUp { why: GiveUp, last: E },
 }
 
+impl<E> RetryError<E> {
+    /// The error itself: the one not worth retrying, or the last one before giving up.
+    pub fn into_last(self) -> E {
+        match self {
+            RetryError::Failed(e) | RetryError::GaveUp { last: e, .. } => e,
+        }
+    }
+}
+
 impl RetryPolicy {
     /// Starts retrying one piece of work named `what` (a metric label: `bulk`, `mget`, ...).
     pub fn start(&self, what: &'static str) -> Attempts {
@@ -134,11 +150,6 @@ impl Backoff {
     /// `base` is the first ceiling; each attempt doubles it up to `max`.
     pub fn new(base: Duration, max: Duration) -> Self {
         Backoff { base, max, attempt: 0 }
-    }
-
-    /// The defaults both writers use: 100 ms doubling to 30 s.
-    pub fn standard() -> Self {
-        Self::new(Duration::from_millis(100), Duration::from_secs(30))
     }
 
     /// How many delays were handed out so far.

@@ -26,7 +26,8 @@ pub async fn for_each_hit(es: &Es, index: &str, body: &Value, mut f: impl FnMut(
         }
         hits.iter().for_each(&mut f);
         let scroll_id = page["_scroll_id"].as_str().unwrap_or_default().to_string();
-        page = es.ok(Method::Post, "/_search/scroll", Some(&json!({"scroll": "1m", "scroll_id": scroll_id}))).await?;
+        // Sent once: a retried continuation the cluster had already served would skip a page.
+        page = es.ok_once(Method::Post, "/_search/scroll", Some(&json!({"scroll": "1m", "scroll_id": scroll_id}))).await?;
     }
     if let Some(sid) = page["_scroll_id"].as_str() {
         let _ = es.request(Method::Delete, "/_search/scroll", Some(&json!({"scroll_id": sid}))).await;

@@ -32,7 +32,7 @@
 
 use crate::config::MergeAbsent;
 use cluster::bulk::{BulkOp, BulkOpKind};
-use cluster::{BulkWriter, Class, ErrorCause, Es, Outcome, Poison, PoisonKind, WriteError};
+use cluster::{BulkWriter, Class, ErrorCause, Es, Outcome, Poison, PoisonKind, RetryError, WriteError};
 use schema::{Command, EncodedDoc, LegacyVersionSource, MergePatch, Op, TagRewrite};
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
@@ -260,22 +260,19 @@ impl Applier {
             })
             .collect();
         let body = json!({ "docs": docs });
-        let mut attempts = self.writer.retry_policy().start("mget");
-        loop {
-            let failure = match es.mget(&body).await {
-                Ok(response) => match self.read_docs(&response, keys.len(), is_legacy) {
-                    Ok(stored) => return Ok(stored),
-                    Err(ReadFailure::Halt(why)) => return Err(WriteError::Refused(format!("reading merge bases from {}: {why}", es.url()))),
-                    Err(ReadFailure::Retry(why)) => why,
-                },
-                Err(e) if e.is_retryable() => e.to_string(),
-                Err(e) => return Err(WriteError::Refused(format!("reading merge bases: {e}"))),
-            };
-            attempts
-                .failed(&failure, &self.cancel)
-                .await
-                .map_err(|why| WriteError::gave_up(why, format!("reading merge bases from {}: {failure}", es.url())))?;
-        }
+        let read = || async {
+            let response = es.mget(&body).await.map_err(|e| match e.is_retryable() {
+                true => ReadFailure::Retry(e.to_string()),
+                false => ReadFailure::Halt(e.to_string()),
+            })?;
+            self.read_docs(&response, keys.len(), is_legacy)
+        };
+        self.writer.retry_policy().run("mget", &self.cancel, |f| matches!(f, ReadFailure::Retry(_)), read).await.map_err(|e| match e {
+            RetryError::Failed(ReadFailure::Halt(why) | ReadFailure::Retry(why)) => {
+                WriteError::Refused(format!("reading merge bases from {}: {why}", es.url()))
+            }
+            RetryError::GaveUp { why, last } => WriteError::gave_up(why, format!("reading merge bases from {}: {last}", es.url())),
+        })
     }
 
     /// The documents of an `_mget` answer, or why it cannot be used.
@@ -316,6 +313,14 @@ impl Applier {
 enum ReadFailure {
     Retry(String),
     Halt(String),
+}
+
+impl std::fmt::Display for ReadFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadFailure::Retry(why) | ReadFailure::Halt(why) => f.write_str(why),
+        }
+    }
 }
 
 enum Plan<'a> {

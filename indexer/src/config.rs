@@ -15,13 +15,13 @@ use std::time::Duration;
 /// document. Offsets are committed only once every earlier record of the partition is applied
 /// or dead-lettered.
 ///
-/// Exit codes: 0 stopped cleanly (SIGTERM/SIGINT, or --exit-when-idle-secs); 1 other error;
+/// Exit codes: 0 stopped cleanly (SIGTERM/SIGINT, or --exit-when-idle); 1 other error;
 /// 2 refused to start (configuration or target index unfit, nothing consumed); 3 halted on a
 /// poison record (--on-poison halt) or by the poison breaker (--max-poison-run,
 /// --max-poison-ratio); 4 halted because the target cluster, or the path to it, must be fixed
 /// first (any refusal not proven to be the record's fault);
 /// 5 Kafka unavailable (credentials or TLS refused, at start or later, or no broker reachable
-/// within --kafka-connect-timeout-secs). Nothing is committed past an unapplied record.
+/// within --kafka-connect-timeout). Nothing is committed past an unapplied record.
 #[derive(Parser, Clone, Debug)]
 #[command(name = "indexer", version, about, long_about)]
 pub struct IndexerConfig {
@@ -72,16 +72,16 @@ pub struct KafkaArgs {
     pub kafka_config: Option<PathBuf>,
     /// Before joining the group the indexer asks the brokers for the topic's metadata with these
     /// settings. Rejected credentials, a broker certificate no trusted CA signed, or a
-    /// plaintext/TLS mismatch end it at once; brokers still unreachable after this many seconds
-    /// end it too (exit code 5, naming the cause).
-    #[arg(long, default_value_t = 30)]
-    pub kafka_connect_timeout_secs: u64,
-    /// How often stored offsets are committed, in milliseconds (also committed on revoke and shutdown).
-    #[arg(long, default_value_t = 1000)]
-    pub commit_interval_ms: u64,
-    /// Consumer session timeout in milliseconds: how soon the group notices a dead indexer.
-    #[arg(long, default_value_t = 10_000)]
-    pub session_timeout_ms: u64,
+    /// plaintext/TLS mismatch end it at once; brokers still unreachable after this long end it
+    /// too (exit code 5, naming the cause).
+    #[arg(long, default_value = "30s", value_parser = runtime::duration::parse)]
+    pub kafka_connect_timeout: Duration,
+    /// How often stored offsets are committed (also committed on revoke and shutdown).
+    #[arg(long, default_value = "1s", value_parser = runtime::duration::parse)]
+    pub commit_interval: Duration,
+    /// Consumer session timeout: how soon the group notices a dead indexer.
+    #[arg(long, default_value = "10s", value_parser = runtime::duration::parse)]
+    pub session_timeout: Duration,
 }
 
 /// How records become commands.
@@ -147,11 +147,11 @@ pub struct BatchArgs {
     /// Most bytes of payload in one bulk request.
     #[arg(long, default_value_t = 5 * 1024 * 1024)]
     pub batch_max_bytes: usize,
-    /// Longest wait for a batch to fill when a bulk request could go, in milliseconds (while
-    /// every request a lane may have in flight is unanswered, its next batch keeps filling, so
-    /// batches grow with the bulk latency under load).
-    #[arg(long, default_value_t = 50)]
-    pub linger_ms: u64,
+    /// Longest wait for a batch to fill when a bulk request could go (while every request a
+    /// lane may have in flight is unanswered, its next batch keeps filling, so batches grow
+    /// with the bulk latency under load).
+    #[arg(long, default_value = "50ms", value_parser = runtime::duration::parse)]
+    pub linger: Duration,
     /// Bulk requests in flight at once. Commands are spread by document id over half as many
     /// lanes (one document's commands stay in order); each lane sends its next batch while its
     /// previous one is answered, holding back only the commands of documents still in flight.
@@ -162,9 +162,9 @@ pub struct BatchArgs {
     /// losing data).
     #[arg(long)]
     pub max_retries: Option<u32>,
-    /// Largest backoff between retries, in milliseconds.
-    #[arg(long, default_value_t = 30_000)]
-    pub max_backoff_ms: u64,
+    /// Largest backoff between retries.
+    #[arg(long, default_value = "30s", value_parser = runtime::duration::parse)]
+    pub max_backoff: Duration,
 }
 
 /// The legacy indexer's rule for a merge of a document that exists nowhere.
@@ -195,7 +195,7 @@ pub enum OnPoison {
 }
 
 /// Logs format (shared with the backfill).
-pub use cluster::telemetry::LogFormat;
+pub use runtime::LogFormat;
 
 /// Operations: metrics, readiness, logs, shutdown, safety checks.
 #[derive(Args, Clone, Debug)]
@@ -216,22 +216,22 @@ pub struct OpsArgs {
     pub log_format: LogFormat,
     /// Smallest `index.gc_deletes` the target index must have. Deletes must be remembered for
     /// the whole migration, or a stale backfill write resurrects a deleted document. A time
-    /// value (`1h`, `90m`) or a bare number of milliseconds, as for the backfill.
-    #[arg(long, default_value = "1h", value_parser = schema::parse_duration)]
+    /// duration (`1h`, `90m`), as for the backfill.
+    #[arg(long, default_value = "1h", value_parser = runtime::duration::parse)]
     pub min_gc_deletes: Duration,
-    /// On SIGTERM/SIGINT, how many seconds to wait for in-flight writes before exiting anyway
+    /// On SIGTERM/SIGINT, how long to wait for in-flight writes before exiting anyway
     /// (unfinished records are not committed, so they are replayed on restart).
-    #[arg(long, default_value_t = 20)]
-    pub shutdown_timeout_secs: u64,
+    #[arg(long, default_value = "20s", value_parser = runtime::duration::parse)]
+    pub shutdown_timeout: Duration,
     /// Refresh the target after each bulk request (tests and demos only: it is slow).
     #[arg(long)]
     pub refresh: bool,
-    /// Exit by itself once caught up (lag 0 everywhere) and idle for this many seconds
+    /// Exit by itself once caught up (lag 0 everywhere) and idle for this long
     /// (for one-shot runs and demos; by default the indexer runs until stopped). A clean stop
     /// logs what the run did: `records` completed, `span_secs` from the first record received
     /// to the last completed, and their rate.
-    #[arg(long)]
-    pub exit_when_idle_secs: Option<u64>,
+    #[arg(long, value_parser = runtime::duration::parse)]
+    pub exit_when_idle: Option<Duration>,
     /// Go on past offset gaps (records retention deleted before this group applied them),
     /// from the log start. Without it a gap stops its partition and keeps /ready closed: give
     /// it only on the restart after `backfill copy` ran again AFTER the gap (that copy holds
@@ -272,12 +272,12 @@ impl IndexerConfig {
 
     /// How every retry loop of the indexer waits out a busy or sick cluster.
     pub fn retry_policy(&self) -> cluster::RetryPolicy {
-        cluster::RetryPolicy { max_retries: self.batch.max_retries, max_delay: Duration::from_millis(self.batch.max_backoff_ms), ..Default::default() }
+        cluster::RetryPolicy { max_retries: self.batch.max_retries, max_delay: self.batch.max_backoff, ..Default::default() }
     }
 
     /// The shutdown budget.
     pub fn shutdown_timeout(&self) -> Duration {
-        Duration::from_secs(self.ops.shutdown_timeout_secs)
+        self.ops.shutdown_timeout
     }
 }
 
@@ -314,18 +314,37 @@ mod tests {
         assert_eq!(ok.decode.null_value, NullValue::DeadLetter, "null values are dead-lettered unless asked");
     }
 
-    /// `--min-gc-deletes` takes what the backfill's does (`schema::parse_duration`), a bare
-    /// number of milliseconds included; a bad value is refused by the parser, naming the syntax.
+    /// Every duration flag takes one syntax (`runtime::duration`, as the backfill's): a value
+    /// with its unit; a bare number is refused by the parser, naming the flag and the syntax.
     #[test]
-    fn duration_flags_share_the_backfills_parser() {
-        let base = ["indexer", "--topic", "t", "--version-source", "field:version", "--min-gc-deletes"];
-        let parse = |v: &str| IndexerConfig::try_parse_from(base.iter().chain(&[v]));
-        assert_eq!(parse("3600000").unwrap().ops.min_gc_deletes, Duration::from_secs(3600));
-        assert_eq!(parse("2h").unwrap().ops.min_gc_deletes, Duration::from_secs(7200));
-        let err = parse("an hour").unwrap_err().to_string();
-        assert!(err.contains("--min-gc-deletes") && err.contains("bare number of milliseconds"), "{err}");
-        let default = IndexerConfig::try_parse_from(&base[..5]).unwrap();
-        assert_eq!(default.ops.min_gc_deletes, Duration::from_secs(3600));
+    fn every_duration_flag_takes_a_value_with_its_unit() {
+        let base = ["indexer", "--topic", "t", "--version-source", "field:version"];
+        let parse = |extra: &[&str]| IndexerConfig::try_parse_from(base.iter().chain(extra));
+        let c = parse(&[
+            "--min-gc-deletes=2h",
+            "--linger=5ms",
+            "--max-backoff=2s",
+            "--commit-interval=250ms",
+            "--session-timeout=6s",
+            "--kafka-connect-timeout=1m",
+            "--shutdown-timeout=3s",
+            "--exit-when-idle=2s",
+            "--target-timeout=90s",
+        ])
+        .unwrap();
+        assert_eq!(c.ops.min_gc_deletes, Duration::from_secs(7200));
+        assert_eq!(c.batch.linger, Duration::from_millis(5));
+        assert_eq!(c.retry_policy().max_delay, Duration::from_secs(2));
+        assert_eq!((c.kafka.commit_interval, c.kafka.session_timeout), (Duration::from_millis(250), Duration::from_secs(6)));
+        assert_eq!(c.kafka.kafka_connect_timeout, Duration::from_secs(60));
+        assert_eq!((c.shutdown_timeout(), c.ops.exit_when_idle), (Duration::from_secs(3), Some(Duration::from_secs(2))));
+        assert_eq!(cluster::ClusterConfig::from(c.target.clone()).timeout, Duration::from_secs(90));
+        for flag in ["--min-gc-deletes", "--linger", "--max-backoff", "--session-timeout", "--target-timeout"] {
+            let err = parse(&[flag, "50"]).unwrap_err().to_string();
+            assert!(err.contains(flag) && err.contains("e.g. 500ms"), "{err}");
+        }
+        let default = parse(&[]).unwrap();
+        assert_eq!((default.ops.min_gc_deletes, default.batch.linger), (Duration::from_secs(3600), Duration::from_millis(50)));
     }
 
     #[test]

@@ -203,8 +203,8 @@ pub fn store<C: ConsumerContext>(consumer: &impl Consumer<C>, tracker: &Tracker)
 pub fn build_consumer(
     brokers: &str,
     group: &str,
-    session_timeout_ms: u64,
-    commit_interval_ms: u64,
+    session_timeout: Duration,
+    commit_interval: Duration,
     props: &[(String, String)],
     ctx: Ctx,
 ) -> rdkafka::error::KafkaResult<IndexerConsumer> {
@@ -213,9 +213,9 @@ pub fn build_consumer(
         .set("group.id", group)
         .set("enable.auto.offset.store", "false")
         .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", commit_interval_ms.to_string())
-        .set("session.timeout.ms", session_timeout_ms.to_string())
-        .set("heartbeat.interval.ms", (session_timeout_ms / 4).max(100).to_string())
+        .set("auto.commit.interval.ms", commit_interval.as_millis().to_string())
+        .set("session.timeout.ms", session_timeout.as_millis().to_string())
+        .set("heartbeat.interval.ms", (session_timeout.as_millis() / 4).max(100).to_string())
         .set("enable.partition.eof", "false")
         .set("queued.max.messages.kbytes", "16384");
     for (k, v) in props {

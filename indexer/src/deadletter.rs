@@ -6,7 +6,7 @@
 //! `cutover.partition`, `cutover.offset`). The record counts as handled only once the broker
 //! acknowledged the dead letter; until then the offset does not pass it.
 
-use cluster::{GiveUp, RetryPolicy};
+use cluster::{GiveUp, RetryError, RetryPolicy};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -77,50 +77,42 @@ impl DeadLetterSink {
 
     /// Writes one dead letter; retries until acknowledged, shutdown, or the budget runs out.
     pub async fn send(&self, dl: &DeadLetter) -> Result<(), NotWritten> {
-        let mut attempts = self.retry.start("dead_letter");
-        loop {
-            let partition = dl.partition.to_string();
-            let offset = dl.offset.to_string();
-            let mut headers = OwnedHeaders::new_with_capacity(dl.headers.len() + 5);
-            for (k, v) in &dl.headers {
-                headers = headers.insert(Header { key: k, value: v.as_deref() });
-            }
-            headers = headers
-                .insert(Header { key: "cutover.reason", value: Some(dl.reason.as_bytes()) })
-                .insert(Header { key: "cutover.error.kind", value: Some(dl.kind.as_bytes()) })
-                .insert(Header { key: "cutover.topic", value: Some(dl.topic.as_bytes()) })
-                .insert(Header { key: "cutover.partition", value: Some(partition.as_bytes()) })
-                .insert(Header { key: "cutover.offset", value: Some(offset.as_bytes()) });
-            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic).headers(headers);
-            if let Some(k) = &dl.key {
-                record = record.key(k.as_slice());
-            }
-            if let Some(p) = &dl.payload {
-                record = record.payload(p.as_slice());
-            }
-            let producer = match self.producer.get_or_try_init(|| async { self.config.create::<FutureProducer>() }).await {
-                Ok(producer) => producer,
-                Err(e) => {
-                    let failure = format!("making the dead-letter producer: {e}");
-                    if let Err(why) = attempts.failed(&failure, &self.cancel).await {
-                        return Err(NotWritten { topic: dl.topic.clone(), partition: dl.partition, offset: dl.offset, why });
-                    }
-                    continue;
-                }
-            };
-            match producer.send(record, Duration::from_secs(30)).await {
-                Ok(_) => {
-                    tracing::warn!(topic = %dl.topic, partition = dl.partition, offset = dl.offset, kind = %dl.kind, reason = %dl.reason, "dead-lettered");
-                    return Ok(());
-                }
-                Err((e, _)) => {
-                    let failure = format!("producing to {}: {e}", self.topic);
-                    if let Err(why) = attempts.failed(&failure, &self.cancel).await {
-                        return Err(NotWritten { topic: dl.topic.clone(), partition: dl.partition, offset: dl.offset, why });
-                    }
-                }
-            }
+        // Every failure to produce may pass (a broker away, a leader moving): all are retried.
+        self.retry.run("dead_letter", &self.cancel, |_| true, || self.send_once(dl)).await.map_err(|e| match e {
+            RetryError::GaveUp { why, .. } => NotWritten { topic: dl.topic.clone(), partition: dl.partition, offset: dl.offset, why },
+            RetryError::Failed(_) => unreachable!("every failure is retried"),
+        })
+    }
+
+    /// One attempt at writing a dead letter.
+    async fn send_once(&self, dl: &DeadLetter) -> Result<(), String> {
+        let partition = dl.partition.to_string();
+        let offset = dl.offset.to_string();
+        let mut headers = OwnedHeaders::new_with_capacity(dl.headers.len() + 5);
+        for (k, v) in &dl.headers {
+            headers = headers.insert(Header { key: k, value: v.as_deref() });
         }
+        headers = headers
+            .insert(Header { key: "cutover.reason", value: Some(dl.reason.as_bytes()) })
+            .insert(Header { key: "cutover.error.kind", value: Some(dl.kind.as_bytes()) })
+            .insert(Header { key: "cutover.topic", value: Some(dl.topic.as_bytes()) })
+            .insert(Header { key: "cutover.partition", value: Some(partition.as_bytes()) })
+            .insert(Header { key: "cutover.offset", value: Some(offset.as_bytes()) });
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic).headers(headers);
+        if let Some(k) = &dl.key {
+            record = record.key(k.as_slice());
+        }
+        if let Some(p) = &dl.payload {
+            record = record.payload(p.as_slice());
+        }
+        let producer = self
+            .producer
+            .get_or_try_init(|| async { self.config.create::<FutureProducer>() })
+            .await
+            .map_err(|e| format!("making the dead-letter producer: {e}"))?;
+        producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| format!("producing to {}: {e}", self.topic))?;
+        tracing::warn!(topic = %dl.topic, partition = dl.partition, offset = dl.offset, kind = %dl.kind, reason = %dl.reason, "dead-lettered");
+        Ok(())
     }
 }
 

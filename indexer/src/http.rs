@@ -14,8 +14,8 @@ use crate::readiness::Readiness;
 
 /// Installs the global Prometheus recorder (buckets shared with the backfill).
 pub fn recorder() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
-    let handle = cluster::telemetry::prometheus_builder()?.install_recorder()?;
-    cluster::telemetry::describe_metrics();
+    let handle = runtime::telemetry::prometheus_builder()?.install_recorder()?;
+    runtime::telemetry::describe_metrics();
     Ok(handle)
 }
 

@@ -13,11 +13,11 @@
 //!   revoked or rotated, a broker certificate changed) stop the indexer cleanly: it stops
 //!   fetching, finishes and commits what it applied, and exits with code 5.
 
+use parking_lot::Mutex;
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -43,9 +43,9 @@ const GUARDED: &[Guarded] = &[
         key: "enable.auto.commit",
         accepted: &["true"],
         why: "cutover commits the offsets it stored on an interval, on revoke and at shutdown; \
-              the readiness gate reads other members' progress from those commits (set the interval with --commit-interval-ms)",
+              the readiness gate reads other members' progress from those commits (set the interval with --commit-interval)",
     },
-    Guarded { key: "auto.commit.interval.ms", accepted: &[], why: "use --commit-interval-ms" },
+    Guarded { key: "auto.commit.interval.ms", accepted: &[], why: "use --commit-interval" },
     Guarded {
         key: "auto.offset.reset",
         accepted: &["earliest", "smallest", "beginning"],
@@ -66,7 +66,7 @@ const GUARDED: &[Guarded] = &[
     Guarded { key: "group.id", accepted: &[], why: "use --group" },
     Guarded { key: "bootstrap.servers", accepted: &[], why: "use --brokers" },
     Guarded { key: "metadata.broker.list", accepted: &[], why: "use --brokers" },
-    Guarded { key: "session.timeout.ms", accepted: &[], why: "use --session-timeout-ms" },
+    Guarded { key: "session.timeout.ms", accepted: &[], why: "use --session-timeout" },
 ];
 
 /// librdkafka properties holding secrets: never accepted on the command line, never printed.
@@ -246,13 +246,13 @@ struct ProbeCtx {
 
 impl ProbeCtx {
     fn record(&self, cause: Cause, reason: &str) {
-        self.seen.lock().unwrap_or_else(|e| e.into_inner()).push((cause, reason.to_string()));
+        self.seen.lock().push((cause, reason.to_string()));
     }
 
     /// A cause that settles the probe now: a fatal one (a plaintext/TLS mismatch only once
     /// seen twice: one disconnect during the handshake can be a broker restarting).
     fn decisive(&self) -> Option<(Cause, String)> {
-        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = self.seen.lock();
         let count = |c: Cause| seen.iter().filter(|(s, _)| *s == c).count();
         seen.iter()
             .find(|(c, _)| match c {
@@ -265,7 +265,7 @@ impl ProbeCtx {
 
     /// The most telling cause seen, for the deadline.
     fn best(&self) -> Option<(Cause, String)> {
-        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = self.seen.lock();
         seen.iter().find(|(c, _)| *c != Cause::Unreachable && *c != Cause::Other).or_else(|| seen.last()).cloned()
     }
 }
@@ -405,7 +405,7 @@ impl Watch {
         metrics::counter!("cutover_indexer_kafka_errors_total", "cause" => cause.label()).increment(1);
         if cause.is_fatal() {
             tracing::error!(cause = cause.label(), librdkafka = reason, "kafka: {}; stopping (nothing is committed past an unapplied record)", cause.explain());
-            let mut fatal = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
+            let mut fatal = self.fatal.lock();
             if fatal.is_none() {
                 *fatal = Some(format!("{} (librdkafka: {})", cause.explain(), reason.trim()));
                 self.stop.cancel();
@@ -419,7 +419,7 @@ impl Watch {
 
     /// Why the watch stopped the indexer, if it did.
     pub fn fatal(&self) -> Option<String> {
-        self.fatal.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.fatal.lock().clone()
     }
 }
 

@@ -135,7 +135,7 @@ const SETTINGS_RECHECK: Duration = Duration::from_secs(1);
 
 /// When the idle spell a measure found caught up began: at the last completion of records
 /// (the lanes' last write), unless a measure found work after it (`busy_at`). Not when the
-/// measure noticed, which comes up to a measuring interval later: `--exit-when-idle-secs`
+/// measure noticed, which comes up to a measuring interval later: `--exit-when-idle`
 /// counts from the work's end.
 fn idle_since(busy_at: tokio::time::Instant, completed_at: Option<std::time::Instant>) -> tokio::time::Instant {
     completed_at.map(tokio::time::Instant::from_std).map_or(busy_at, |done| done.max(busy_at))
@@ -170,7 +170,9 @@ pub async fn run(
             // once when it gets there, then at most every SETTINGS_RECHECK while it stays there
             // (the lag is measured every `every`; the settings need no such rate).
             if state.caught_up && (caught_up_since.is_none() || settings_read.is_none_or(|t| t.elapsed() >= SETTINGS_RECHECK)) {
-                readiness.bulk_load(target.problems().await);
+                let bulk_load = target.problems().await;
+                metrics::gauge!("cutover_indexer_target_bulk_load").set(bulk_load.len() as f64);
+                readiness.bulk_load(bulk_load);
                 settings_read = Some(tokio::time::Instant::now());
             }
             metrics::gauge!("cutover_indexer_caught_up").set(if state.caught_up { 1.0 } else { 0.0 });
@@ -187,7 +189,7 @@ pub async fn run(
         }
         if let (Some(limit), Some(since)) = (idle_exit, caught_up_since) {
             if since.elapsed() >= limit {
-                tracing::info!("caught up and idle; exiting (--exit-when-idle-secs)");
+                tracing::info!("caught up and idle; exiting (--exit-when-idle)");
                 stop.cancel();
                 return;
             }

@@ -16,10 +16,8 @@
 //! - [`startup`]: the checks that refuse to start on an unfit target.
 //! - [`kafka`]: refused librdkafka overrides, the start-up probe of the brokers, fatal client errors.
 //!
-//! Locks: a panic on any thread ends the process (`cluster::telemetry::exit_on_panic`), so a
-//! poisoned lock can only be met in the instant before the exit; every lock takes the guard
-//! back (`unwrap_or_else(|e| e.into_inner())`) rather than panic a second time, as the
-//! backfill's do.
+//! Locks: `parking_lot`'s, in both binaries: a panic on any thread ends the process
+//! (`runtime::panic::exit_on_panic`), so there is no poisoned state to recover or to panic on.
 
 pub mod apply;
 pub mod config;
@@ -35,9 +33,10 @@ pub mod positions;
 pub mod readiness;
 pub mod startup;
 
+use parking_lot::Mutex;
 use rdkafka::consumer::{CommitMode, Consumer};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -49,7 +48,7 @@ use crate::lanes::{LaneLimits, LaneShared};
 use crate::offsets::Tracker;
 use crate::readiness::Readiness;
 
-/// How often the lag (and so `/ready` and `--exit-when-idle-secs`) is measured. Each measure
+/// How often the lag (and so `/ready` and `--exit-when-idle`) is measured. Each measure
 /// asks the brokers for the topic's metadata (the watermarks of assigned partitions are cached),
 /// so it runs no more often than a readiness probe needs; the idle exit itself does not wait for
 /// the next measure once its time is up ([`lag::run`]).
@@ -70,7 +69,7 @@ pub enum IndexerError {
     #[error("halted: {0}")]
     ClusterRefused(String),
     /// Kafka cannot be used as configured: credentials or TLS refused (at start-up or later),
-    /// or no broker reachable within `--kafka-connect-timeout-secs`.
+    /// or no broker reachable within `--kafka-connect-timeout`.
     #[error("kafka unavailable: {0}")]
     KafkaUnavailable(String),
     #[error("kafka: {0}")]
@@ -96,13 +95,13 @@ impl IndexerError {
 }
 
 /// Runs the indexer until `shutdown` fires (SIGTERM/SIGINT in the binary), it is caught up and
-/// idle (`--exit-when-idle-secs`), or `--on-poison halt` stops it.
+/// idle (`--exit-when-idle`), or `--on-poison halt` stops it.
 pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::PrometheusHandle, shutdown: CancellationToken) -> Result<(), IndexerError> {
     let stop = shutdown.child_token(); // stop fetching
     let abort = CancellationToken::new(); // give up retries (after the shutdown timeout)
-                                          // Every configuration read and check happens in `prepare`, before any connection, bind
-                                          // or subscribe.
-    let startup::Prepared { applier, props, decode } = startup::prepare(&cfg, abort.clone()).await?;
+                                          // Every configuration read and check happens in `prepare`, before any connection, bind or
+                                          // subscribe.
+    let startup::Prepared { applier, props, decode } = startup::prepare(&cfg, abort.clone(), &stop).await?;
 
     let tracker = Arc::new(Tracker::default());
     let readiness = Arc::new(Readiness::default());
@@ -116,8 +115,7 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
         watch: watch.clone(),
         accept_gaps: cfg.ops.accept_offset_gaps,
     };
-    let consumer =
-        Arc::new(consume::build_consumer(&cfg.kafka.brokers, &cfg.kafka.group, cfg.kafka.session_timeout_ms, cfg.kafka.commit_interval_ms, &props, ctx)?);
+    let consumer = Arc::new(consume::build_consumer(&cfg.kafka.brokers, &cfg.kafka.group, cfg.kafka.session_timeout, cfg.kafka.commit_interval, &props, ctx)?);
     report_offset_gaps(consumer.clone(), &cfg.kafka.topic, &readiness, cfg.ops.accept_offset_gaps).await;
     // The dead-letter producer's properties are checked (by making one) before joining the group.
     let dead_letters = DeadLetterSink::new(&cfg.kafka.brokers, &props, cfg.dead_letter_topic(), cfg.retry_policy(), abort.clone())?;
@@ -125,7 +123,9 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
     let server = http::serve(cfg.ops.metrics_addr, prometheus, readiness.clone(), abort.clone()).await?;
 
     let halted = Arc::new(Mutex::new(None));
-    let target_refresh = lag::TargetRefresh { es: applier.writer.es().clone(), indices: applier.known_targets.clone() };
+    // The gate's poll reports a target it cannot read at once (the gate closes) instead of
+    // waiting it out: sent once.
+    let target_refresh = lag::TargetRefresh { es: applier.writer.es().once(), indices: applier.known_targets.clone() };
     let (spent, recycler) = lanes::recycling();
     let shared = LaneShared {
         applier,
@@ -138,15 +138,7 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
         spent,
     };
     let (lanes, depth) = lanes::layout(cfg.batch.max_in_flight);
-    let limits =
-        LaneLimits { max_docs: cfg.batch.batch_max_docs, max_bytes: cfg.batch.batch_max_bytes, linger: Duration::from_millis(cfg.batch.linger_ms), depth };
-    let mut senders = Vec::with_capacity(lanes);
-    let mut workers = Vec::with_capacity(lanes);
-    for _ in 0..lanes {
-        let (tx, rx) = mpsc::channel(consume::lane_channel_chunks(cfg.batch.batch_max_docs));
-        senders.push(tx);
-        workers.push(tokio::spawn(lanes::run_lane(rx, limits.clone(), shared.clone())));
-    }
+    let (senders, workers) = start_lanes(&cfg, lanes, depth, &shared);
     let lag_task = tokio::spawn(lag::run(
         cfg.kafka.topic.clone(),
         consumer.clone(),
@@ -155,7 +147,7 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
         target_refresh,
         LAG_INTERVAL,
         stop.clone(),
-        cfg.ops.exit_when_idle_secs.map(Duration::from_secs),
+        cfg.ops.exit_when_idle,
     ));
 
     let router = Router { decoder: schema::Decoder::new(decode), lanes };
@@ -166,7 +158,7 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
         .enable_all()
         .build()
         .map_err(|e| IndexerError::Refused(format!("cannot start the consumer's runtime: {e}")))?;
-    let commit_interval = Duration::from_millis(cfg.kafka.commit_interval_ms);
+    let commit_interval = cfg.kafka.commit_interval;
     let consuming =
         consume::spawn_consume_loop(consumer_runtime, consumer.clone(), router, senders, tracker.clone(), stop.clone(), commit_interval, paused, recycler);
     if let Err(e) = consuming.await {
@@ -177,8 +169,57 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
 
     // Shutdown: stop fetching (done; the lane senders are dropped), let lanes finish what they
     // hold, commit, exit.
+    drain_and_commit(workers, &consumer, &tracker, cfg.shutdown_timeout(), &abort).await;
+    let _ = lag_task.await;
+    let _ = server.await;
+    // Dropping the last handle closes the consumer: librdkafka serves the final revoke, and
+    // its callback (which may wait and commit), on the dropping thread: the blocking pool.
+    let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+    match halted.lock().take() {
+        Some(lanes::Stop::Poison(reason)) => return Err(IndexerError::Halted(reason)),
+        Some(lanes::Stop::Cluster(reason)) => return Err(IndexerError::ClusterRefused(reason)),
+        None => {}
+    }
+    if let Some(reason) = watch.fatal() {
+        return Err(IndexerError::KafkaUnavailable(reason));
+    }
+    // What this run did (`span`: from the first record received to the last completed, the
+    // start-up and the idle wait before an exit left out).
+    let done = tracker.activity();
+    let secs = |d: Duration| (d.as_secs_f64() * 1000.0).round() / 1000.0;
+    tracing::info!(records = done.records, span_secs = done.span.map(secs), records_per_sec = done.rate().map(|r| r.round() as u64), "indexer stopped cleanly");
+    Ok(())
+}
+
+/// Starts `lanes` lanes of `depth` batches in flight each: their senders (for the consumer)
+/// and their tasks.
+fn start_lanes(
+    cfg: &IndexerConfig,
+    lanes: usize,
+    depth: usize,
+    shared: &LaneShared,
+) -> (Vec<mpsc::Sender<Vec<lanes::Item>>>, Vec<tokio::task::JoinHandle<()>>) {
+    let limits = LaneLimits { max_docs: cfg.batch.batch_max_docs, max_bytes: cfg.batch.batch_max_bytes, linger: cfg.batch.linger, depth };
+    (0..lanes)
+        .map(|_| {
+            let (tx, rx) = mpsc::channel(consume::lane_channel_chunks(cfg.batch.batch_max_docs));
+            (tx, tokio::spawn(lanes::run_lane(rx, limits.clone(), shared.clone())))
+        })
+        .unzip()
+}
+
+/// Lets the lanes finish what they hold (up to `timeout`, then gives up their retries through
+/// `abort`: what is unfinished stays uncommitted and is replayed), then stores and commits the
+/// offsets of everything completed.
+async fn drain_and_commit(
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    consumer: &Arc<consume::IndexerConsumer>,
+    tracker: &Arc<Tracker>,
+    timeout: Duration,
+    abort: &CancellationToken,
+) {
     tracing::info!(in_flight = tracker.total_in_flight(), "stopping: finishing in-flight writes");
-    let drained = tokio::time::timeout(cfg.shutdown_timeout(), futures::future::join_all(workers)).await;
+    let drained = tokio::time::timeout(timeout, futures::future::join_all(workers)).await;
     if drained.is_err() {
         tracing::warn!(left = tracker.total_in_flight(), "shutdown timeout: abandoning unfinished writes (they will be replayed)");
     }
@@ -196,25 +237,6 @@ pub async fn run(cfg: IndexerConfig, prometheus: metrics_exporter_prometheus::Pr
             tracing::warn!(error = %e, "final offset commit failed: records applied since the last commit will be applied again after a restart (harmless: writes are versioned)");
         }
     }
-    let _ = lag_task.await;
-    let _ = server.await;
-    // Dropping the last handle closes the consumer: librdkafka serves the final revoke, and
-    // its callback (which may wait and commit), on the dropping thread: the blocking pool.
-    let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
-    match halted.lock().unwrap_or_else(|e| e.into_inner()).take() {
-        Some(lanes::Stop::Poison(reason)) => return Err(IndexerError::Halted(reason)),
-        Some(lanes::Stop::Cluster(reason)) => return Err(IndexerError::ClusterRefused(reason)),
-        None => {}
-    }
-    if let Some(reason) = watch.fatal() {
-        return Err(IndexerError::KafkaUnavailable(reason));
-    }
-    // What this run did (`span`: from the first record received to the last completed, the
-    // start-up and the idle wait before an exit left out).
-    let done = tracker.activity();
-    let secs = |d: Duration| (d.as_secs_f64() * 1000.0).round() / 1000.0;
-    tracing::info!(records = done.records, span_secs = done.span.map(secs), records_per_sec = done.rate().map(|r| r.round() as u64), "indexer stopped cleanly");
-    Ok(())
 }
 
 /// Before joining the group: a partition whose committed offset is older than the log start

@@ -7,16 +7,16 @@ use tokio_util::sync::CancellationToken;
 
 /// mimalloc: decoding, rewriting and encoding allocate many small, short-lived values per
 /// document; glibc's allocator spent ~40 % of the indexer's CPU on them (perf, dev/bench.sh).
-/// Set up in `cluster::alloc`.
+/// Set up in `runtime::alloc`.
 #[global_allocator]
-static ALLOCATOR: cluster::alloc::MiMalloc = cluster::alloc::MiMalloc;
+static ALLOCATOR: runtime::alloc::MiMalloc = runtime::alloc::MiMalloc;
 
 #[tokio::main]
 async fn main() {
-    cluster::alloc::tune();
+    runtime::alloc::tune();
     let cfg = IndexerConfig::parse();
-    cluster::telemetry::init_logging(cfg.ops.log_format);
-    cluster::telemetry::exit_on_panic();
+    runtime::init_logging(cfg.ops.log_format);
+    runtime::panic::exit_on_panic();
     let prometheus = match indexer::http::recorder() {
         Ok(h) => h,
         Err(e) => {

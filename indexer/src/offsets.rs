@@ -6,9 +6,10 @@
 //! stored is the smallest one in flight, or one past the last received when none is. This is
 //! rust-rdkafka's `at_least_once` pattern generalised to out-of-order completion.
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// A (topic, partition) pair. The topic is shared: every record's ticket names it.
@@ -132,7 +133,7 @@ pub struct Ticket {
 impl Tracker {
     /// Starts (or restarts) tracking partitions after an assignment.
     pub fn assign(&self, tps: &[Tp]) {
-        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut parts = self.parts.lock();
         for tp in tps {
             let p = parts.entry(tp.clone()).or_default();
             let generation = p.generation + 1;
@@ -144,14 +145,14 @@ impl Tracker {
     /// this assignment): a position left from an earlier assignment of the same partition must
     /// not move it past records that were dropped at the revoke.
     pub fn position_at_assign(&self, tp: &Tp, position: i64) {
-        if let Some(p) = self.parts.lock().unwrap_or_else(|e| e.into_inner()).get_mut(tp) {
+        if let Some(p) = self.parts.lock().get_mut(tp) {
             p.position_at_assign = Some(position);
         }
     }
 
     /// Stops tracking partitions after a revoke.
     pub fn revoke(&self, tps: &[Tp]) {
-        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut parts = self.parts.lock();
         for tp in tps {
             if let Some(p) = parts.get_mut(tp) {
                 p.in_flight.clear();
@@ -165,7 +166,7 @@ impl Tracker {
     /// Registers a received record; it must be completed before the offset can pass it.
     pub fn receive(&self, topic: &str, partition: i32, offset: i64) -> Ticket {
         self.first_received_at.get_or_init(Instant::now);
-        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut parts = self.parts.lock();
         // The topic's name as the tracker already holds it (no allocation per record).
         let topic = parts.keys().find(|(t, _)| &**t == topic).map_or_else(|| topic.into(), |(t, _)| t.clone());
         let tp = (topic, partition);
@@ -179,7 +180,7 @@ impl Tracker {
     /// Marks a record handed to a lane. Returns false when its partition was revoked meanwhile:
     /// the record must then be dropped (the next owner reads it again).
     pub fn dispatch(&self, t: &Ticket) -> bool {
-        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut parts = self.parts.lock();
         match parts.get_mut(&t.tp) {
             Some(p) if p.generation == t.generation => {
                 p.queued = p.queued.saturating_sub(1);
@@ -196,7 +197,7 @@ impl Tracker {
         if self.abandoned.load(Ordering::SeqCst) {
             return 0;
         }
-        let parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let parts = self.parts.lock();
         tps.iter().filter_map(|tp| parts.get(tp)).map(|p| p.in_flight.len().saturating_sub(p.queued)).sum()
     }
 
@@ -214,7 +215,7 @@ impl Tracker {
 
     /// [`Tracker::complete`] of many records, under one lock.
     pub fn complete_all<'t>(&self, tickets: impl IntoIterator<Item = &'t Ticket>) {
-        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut parts = self.parts.lock();
         let mut n = 0;
         for t in tickets {
             n += 1;
@@ -226,12 +227,12 @@ impl Tracker {
         }
         drop(parts);
         self.completed.fetch_add(n, Ordering::Relaxed);
-        *self.completed_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        *self.completed_at.lock() = Some(Instant::now());
     }
 
     /// When records were last completed (None before the first).
     pub fn completed_at(&self) -> Option<Instant> {
-        *self.completed_at.lock().unwrap_or_else(|e| e.into_inner())
+        *self.completed_at.lock()
     }
 
     /// Records completed so far, and the time from the first record received to the last
@@ -254,7 +255,7 @@ impl Tracker {
     /// Only the consume loop may call it, through `consume::skip_markers` (see there why never
     /// from a rebalance callback or at shutdown).
     pub fn skip_to(&self, tp: &Tp, position: i64) {
-        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut parts = self.parts.lock();
         if let Some(p) = parts.get_mut(tp) {
             let stale = p.next < 0 && p.position_at_assign == Some(position);
             if !stale && p.in_flight.is_empty() && position > p.next {
@@ -266,12 +267,12 @@ impl Tracker {
     /// One past the highest offset received from `tp` in its current assignment (None before
     /// the first record of the assignment): where the consumer's application position is.
     pub fn next_received(&self, tp: &Tp) -> Option<i64> {
-        self.parts.lock().unwrap_or_else(|e| e.into_inner()).get(tp).map(|p| p.next).filter(|&n| n >= 0)
+        self.parts.lock().get(tp).map(|p| p.next).filter(|&n| n >= 0)
     }
 
     /// Offsets that advanced since the last call: `(tp, next offset to consume)`.
     pub fn take_advanced(&self) -> Vec<(Tp, i64)> {
-        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut parts = self.parts.lock();
         let mut out = Vec::new();
         for (tp, p) in parts.iter_mut() {
             let w = p.watermark();
@@ -285,19 +286,19 @@ impl Tracker {
 
     /// Records still in flight on the given partitions.
     pub fn in_flight(&self, tps: &[Tp]) -> usize {
-        let parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let parts = self.parts.lock();
         tps.iter().filter_map(|tp| parts.get(tp)).map(|p| p.in_flight.len()).sum()
     }
 
     /// Records in flight on all partitions.
     pub fn total_in_flight(&self) -> usize {
-        let parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let parts = self.parts.lock();
         parts.values().map(|p| p.in_flight.len()).sum()
     }
 
     /// The next offset to consume that is safe to commit, per partition (for lag).
     pub fn watermarks(&self) -> HashMap<Tp, i64> {
-        let parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let parts = self.parts.lock();
         parts.iter().filter(|(_, p)| p.next >= 0).map(|(tp, p)| (tp.clone(), p.watermark())).collect()
     }
 }

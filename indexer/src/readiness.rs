@@ -5,8 +5,8 @@
 //! the positions ([`crate::positions`]: offset gaps). `/ready` ([`crate::http`]) serves
 //! [`Readiness::snapshot`].
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 /// The last measured lag, shared with the HTTP endpoint, and the problems an operator must see.
 #[derive(Debug, Default)]
@@ -50,8 +50,8 @@ pub struct ReadyState {
 impl Readiness {
     /// The latest snapshot.
     pub fn snapshot(&self) -> ReadyState {
-        let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let p = self.problems.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut s = self.inner.lock().clone();
+        let p = self.problems.lock().clone();
         s.caught_up &= p.offset_gaps.is_empty() && p.bulk_load.is_empty();
         s.last_commit_failure = p.last_commit_failure;
         s.offset_gaps = p.offset_gaps.into_values().collect();
@@ -61,29 +61,29 @@ impl Readiness {
 
     /// The latest lag measure ([`crate::lag`]).
     pub fn set(&self, s: ReadyState) {
-        *self.inner.lock().unwrap_or_else(|e| e.into_inner()) = s;
+        *self.inner.lock() = s;
     }
 
     /// An offset commit failed.
     pub fn commit_failed(&self, why: String) {
-        self.problems.lock().unwrap_or_else(|e| e.into_inner()).last_commit_failure = Some(why);
+        self.problems.lock().last_commit_failure = Some(why);
     }
 
     /// An offset commit succeeded.
     pub fn commit_succeeded(&self) {
-        self.problems.lock().unwrap_or_else(|e| e.into_inner()).last_commit_failure = None;
+        self.problems.lock().last_commit_failure = None;
     }
 
     /// Records an offset gap under `key` (the first description of a key is kept); returns
     /// how many gaps are known.
     pub fn offset_gap(&self, key: String, what: String) -> usize {
-        let mut problems = self.problems.lock().unwrap_or_else(|e| e.into_inner());
+        let mut problems = self.problems.lock();
         problems.offset_gaps.entry(key).or_insert(what);
         problems.offset_gaps.len()
     }
 
     /// Records the target indices still in bulk-load settings (empty: none).
     pub fn bulk_load(&self, problems: Vec<String>) {
-        self.problems.lock().unwrap_or_else(|e| e.into_inner()).bulk_load = problems;
+        self.problems.lock().bulk_load = problems;
     }
 }

@@ -24,7 +24,7 @@ pub struct Prepared {
 /// Reads and checks every piece of configuration first (the refusals, the envelope file, the
 /// librdkafka properties), so a configuration error stops the indexer before any connection,
 /// bind or subscribe; then connects to both clusters, checks the target and probes the brokers.
-pub async fn prepare(cfg: &IndexerConfig, abort: CancellationToken) -> Result<Prepared, IndexerError> {
+pub async fn prepare(cfg: &IndexerConfig, abort: CancellationToken, stop: &CancellationToken) -> Result<Prepared, IndexerError> {
     let refused = |m: String| IndexerError::Refused(m);
     let (legacy_version, merge_absent) = cfg.refusals().map_err(refused)?;
     let decode = decode_config(cfg)?;
@@ -43,14 +43,17 @@ pub async fn prepare(cfg: &IndexerConfig, abort: CancellationToken) -> Result<Pr
         return Err(refused("no target index known: give --default-index or --index-map legacy=target".into()));
     }
     // Configuration is checked: connections from here on.
-    let target = Es::connect(&ClusterConfig::from(cfg.target.clone())).map_err(|e| refused(e.to_string()))?;
-    let legacy = Es::connect(&ClusterConfig::from(cfg.legacy.clone())).map_err(|e| refused(e.to_string()))?;
+    // Control-plane calls (settings, pipelines, the tombstone index) retry under the run's
+    // policy until SIGTERM; the data path retries in the writer and the applier.
+    let connect = |c: ClusterConfig| Es::connect(&c).map(|es| es.with_retry(cfg.retry_policy(), stop.clone())).map_err(|e| refused(e.to_string()));
+    let target = connect(cfg.target.clone().into())?;
+    let legacy = connect(cfg.legacy.clone().into())?;
     for index in &targets {
         let replicas = check_target(&target, index, &cfg.tags(), min_gc, cfg.decode.null_value).await?;
         ensure_tombstone_index(&target, index, replicas).await?;
     }
     // Kafka last, just before joining the group: credentials, TLS, reachability.
-    let connect_timeout = std::time::Duration::from_secs(cfg.kafka.kafka_connect_timeout_secs);
+    let connect_timeout = cfg.kafka.kafka_connect_timeout;
     crate::kafka::probe(&cfg.kafka.brokers, &props, &cfg.kafka.topic, connect_timeout).await?;
     let opts = WriteOptions { retry: cfg.retry_policy(), refresh: cfg.ops.refresh };
     let applier = Applier {
@@ -134,12 +137,9 @@ async fn ensure_tombstone_index(es: &Es, target: &str, replicas: u64) -> Result<
         "settings": {"index": {"number_of_shards": 1, "number_of_replicas": replicas, "gc_deletes": "48h"}},
         "mappings": {"dynamic": false, "properties": {"version": {"type": "long"}}}
     });
-    let (status, resp) = es.create_index(&name, &body).await.map_err(|e| IndexerError::Refused(e.to_string()))?;
-    let exists = cluster::ErrorCause::parse(&resp).has_kind("resource_already_exists_exception");
-    if (200..300).contains(&status) || exists {
-        Ok(())
-    } else {
-        Err(IndexerError::Refused(format!("cannot create tombstone index {name}: HTTP {status}: {resp}")))
+    match es.create_index(&name, &body).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(IndexerError::Refused(format!("cannot create tombstone index {name}: {e}"))),
     }
 }
 
@@ -190,11 +190,11 @@ mod tests {
             "--legacy-url",
             "http://127.0.0.1:1",
         ]);
-        let err = prepare(&cfg, CancellationToken::new()).await.err().expect("refused");
+        let err = prepare(&cfg, CancellationToken::new(), &CancellationToken::new()).await.err().expect("refused");
         let _ = std::fs::remove_file(&path);
         assert!(matches!(&err, IndexerError::Refused(m) if m.contains("bad envelope file")), "{err}");
         let missing = config(&["--default-index", "items", "--envelope", "/nonexistent/cutover-envelope.json"]);
-        let err = prepare(&missing, CancellationToken::new()).await.err().expect("refused");
+        let err = prepare(&missing, CancellationToken::new(), &CancellationToken::new()).await.err().expect("refused");
         assert!(matches!(&err, IndexerError::Refused(m) if m.contains("cannot read")), "{err}");
     }
 

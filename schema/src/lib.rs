@@ -8,6 +8,7 @@ pub mod mapping;
 pub mod query;
 mod read;
 pub mod rewrite;
+pub mod translate;
 
 pub use command::*;
 pub use mapping::*;

@@ -40,9 +40,9 @@ mod timevalue;
 
 pub use dependencies::{attribute_value_matches, cluster_dependencies, ClusterDependency};
 pub use diff::definition_differences;
-pub use readiness::{readiness_problems, ASYNC_TRANSLOG_WHY};
+pub use readiness::{gc_deletes_ms, readiness_problems, ASYNC_TRANSLOG_WHY};
 pub use settings::{has_setting, relative_setting, DROPPED_SETTINGS, SERVER_SETTINGS};
-pub use timevalue::{parse_duration, parse_time_value_arg, parse_time_value_ms};
+pub use timevalue::{parse_time_value_arg, parse_time_value_ms};
 
 use crate::rewrite::{TagRewrite, KEY_TO_VALUE_FIELD, VALUE_FIELD};
 use serde_json::{json, Map, Value};

@@ -77,11 +77,23 @@ fn tag_field_problems(index: &Value, tags: &TagRewrite) -> Vec<String> {
     problems
 }
 
-fn gc_deletes_problem(index: &Value, min_ms: u64) -> Option<String> {
+/// The index's `index.gc_deletes` in milliseconds (Elasticsearch's 60 s when unset), `None`
+/// when it is not a usable duration. Accepts the index body or the whole `GET /<index>`
+/// response.
+pub fn gc_deletes_ms(actual_index: &Value) -> Option<u64> {
+    parse_time_value_ms(&gc_deletes_text(index_body(actual_index)))
+}
+
+/// The index's `index.gc_deletes` as set, or Elasticsearch's default.
+fn gc_deletes_text(index: &Value) -> String {
     let settings = index.get("settings").and_then(Value::as_object).cloned().unwrap_or_default();
     let flat = flat_index_settings(&settings);
-    let raw = flat.get("gc_deletes").map(|v| v.as_str().map_or(v.to_string(), str::to_owned));
-    let text = raw.as_deref().unwrap_or(DEFAULT_GC_DELETES);
+    flat.get("gc_deletes").map(|v| v.as_str().map_or(v.to_string(), str::to_owned)).unwrap_or_else(|| DEFAULT_GC_DELETES.to_owned())
+}
+
+fn gc_deletes_problem(index: &Value, min_ms: u64) -> Option<String> {
+    let text = gc_deletes_text(index);
+    let text = text.as_str();
     match parse_time_value_ms(text) {
         Some(ms) if ms >= min_ms => None,
         Some(ms) => Some(format!(

@@ -271,3 +271,13 @@ fn readiness_refuses_async_translog_with_the_fix() {
     actual["settings"]["index"]["translog"]["durability"] = json!("request");
     assert_eq!(readiness_problems(&actual, &tags, 3_600_000), Vec::<String>::new());
 }
+
+#[test]
+fn gc_deletes_reads_in_milliseconds_with_the_default_when_unset() {
+    let mut actual = actual_9x();
+    assert_eq!(gc_deletes_ms(&actual), Some(48 * 3_600_000));
+    assert_eq!(gc_deletes_ms(&json!({"items-v2": actual.clone()})), Some(48 * 3_600_000), "the whole GET /<index> response");
+    actual["settings"]["index"].as_object_mut().unwrap().remove("gc_deletes");
+    assert_eq!(gc_deletes_ms(&actual), Some(60_000), "Elasticsearch's default");
+    assert_eq!(gc_deletes_ms(&json!({"settings": {"index.gc_deletes": "-1"}})), None);
+}

@@ -20,18 +20,18 @@ pub fn parse_time_value_ms(s: &str) -> Option<u64> {
     })
 }
 
-/// The one parser of every string duration flag of both binaries (`--min-gc-deletes`,
-/// `--gc-deletes`, ...): an Elasticsearch time value ([`parse_time_value_ms`]: `500ms`, `90s`,
-/// `30m`, `48h`, `2d`) or a bare number of milliseconds (`3600000`). The error names the
-/// accepted syntax.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+/// An Elasticsearch time value ([`parse_time_value_ms`]: `500ms`, `90s`, `30m`, `48h`, `2d`)
+/// or a bare number of milliseconds (`3600000`), as the server reads one. The error names the
+/// accepted syntax. (Durations of cutover's own flags take `runtime::duration`'s syntax.)
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let t = text.trim();
     let ms = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) { t.parse().ok() } else { parse_time_value_ms(t) };
     ms.map(std::time::Duration::from_millis)
         .ok_or_else(|| format!("{text:?} is not a duration: give a number with a unit (500ms, 90s, 30m, 48h, 2d) or a bare number of milliseconds"))
 }
 
-/// A duration flag whose value is sent to Elasticsearch as a time value (`--gc-deletes`):
+/// A flag whose value is sent to Elasticsearch as its own time value (`--gc-deletes`,
+/// `--keep-alive`, `--refresh-interval`):
 /// parsed by [`parse_duration`], and returned in a form Elasticsearch accepts (a bare number
 /// of milliseconds gets its `ms` unit; any other value is kept as written, trimmed).
 pub fn parse_time_value_arg(text: &str) -> Result<String, String> {

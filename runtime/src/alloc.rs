@@ -2,7 +2,7 @@
 //! `override` feature) for the C code linked in, librdkafka above all, whose per-message
 //! allocations went through glibc's allocator, whose heaps grew and shrank under them.
 //!
-//! Each binary declares `#[global_allocator] static ALLOCATOR: cluster::alloc::MiMalloc` and
+//! Each binary declares `#[global_allocator] static ALLOCATOR: runtime::alloc::MiMalloc` and
 //! calls [`tune`] first thing in `main`.
 
 pub use mimalloc::MiMalloc;
