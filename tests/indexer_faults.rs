@@ -66,7 +66,7 @@ async fn deleted_target_index_halts_and_converges_after_recreate() {
     halt_at_a_target_fault(&mut sc, &cmds, delete, "index_not_found_exception").await;
     assert!(target.request(Method::Head, &format!("/{}", sc.target_index), None).await.unwrap().0 == 404, "no index was auto-created");
 
-    // Recovery as the README says: recreate, backfill what the deleted index held, restart.
+    // Recovery as docs/indexer.md says: recreate, backfill what the deleted index held, restart.
     sim::create_target_index(&sc.s.legacy(), &sc.legacy_index, &target, &sc.target_index).await.expect("recreate");
     sc.run_backfill("copy", &[]);
     sc.run_indexer_to_idle("resume", &[], RUN);
@@ -378,7 +378,7 @@ async fn offset_gap_after_a_long_stop_is_loud() {
 /// with the same flags (dead letters keep the original key, bytes and headers; versions make a
 /// late re-apply safe). Here the cause is a too small `--max-payload-bytes`; the workload is
 /// upserts and deletes (a dead-lettered merge followed by newer commands cannot be re-applied
-/// in order: the README says how to repair those documents).
+/// in order: docs/indexer.md says how to repair those documents).
 #[tokio::test(flavor = "multi_thread")]
 async fn dead_letters_are_redriven_after_the_fix() {
     let mut sc = Scenario::new("fredrive", 2).await;
@@ -568,7 +568,7 @@ async fn a_missing_pipeline_halts_both_writers_without_dead_letters() {
 /// remedy (run `backfill copy` again, then restart with `--accept-offset-gaps`) the gate opens
 /// and the target converges. (Before: "offset reset" in one WARN line, `/ready` caught up 10 s
 /// later, 49,732 documents missing.) The workload has no deletes: a delete lost in a gap
-/// leaves a document the backfill cannot know of (`verify` reports it as extra; README).
+/// leaves a document the backfill cannot know of (`verify` reports it as extra; docs/indexer.md, "Offset gaps").
 #[tokio::test(flavor = "multi_thread")]
 async fn retention_overtaking_a_paused_indexer_is_a_gap_not_progress() {
     let mut sc = Scenario::new("fret", 1).await;
@@ -613,7 +613,7 @@ async fn retention_overtaking_a_paused_indexer_is_a_gap_not_progress() {
     assert!(indexer.wait(Duration::from_secs(60)).success());
     assert!(log_of(&format!("{}-main", sc.topic)).contains("offset gap"), "an error log names the gap");
 
-    // The remedy the README gives: copy again (after the gap), then restart accepting the gap.
+    // The remedy docs/indexer.md gives: copy again (after the gap), then restart accepting the gap.
     sc.run_backfill("after-gap", &[]);
     let restarted = sc.start_indexer("restarted", &["--accept-offset-gaps"]);
     sc.drain_and_stop(restarted).await;

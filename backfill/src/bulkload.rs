@@ -12,7 +12,7 @@
 //! 1 s default, and is restored as unset), refreshes the target, and waits until the restored
 //! replicas are allocated (green). The indexer's `/ready` gate stays closed while the target's
 //! refresh is off, because searches would serve stale data: `finalize` is the step between the
-//! last copy and switching reads (README, "Cutover").
+//! last copy and switching reads (README, "A first migration against your own clusters", step 4).
 //!
 //! The price of replicas 0: a target node lost during the copy loses the shards it held (the
 //! indexer's writes to them too). The recovery is to start the target over (create-index, copy,
@@ -159,6 +159,49 @@ impl std::fmt::Display for Finalized {
     }
 }
 
+/// What `finalize` sets on the target: the one comparison of the legacy index's settings with
+/// the target's, shared by `finalize` (what to set) and `cutover-check` (whether it was set).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Restore {
+    /// `index.refresh_interval` (`None`: unset, Elasticsearch's 1 s default).
+    pub refresh_interval: Option<String>,
+    /// `index.number_of_replicas` (`None`: auto-expanded on the target, the cluster's to manage).
+    pub replicas: Option<u64>,
+}
+
+impl Restore {
+    /// The override when given, else the legacy index's value (replicas: 1 when unset there).
+    /// Auto-expanded replicas (on the target, copied from the legacy index by create-index) are
+    /// the cluster's to manage: neither the copy nor finalize sets a count then.
+    pub fn plan(legacy: &LoadSettings, target: &LoadSettings, refresh_override: Option<&str>, replicas_override: Option<u64>) -> Self {
+        let refresh_interval = refresh_override.map(str::to_string).or_else(|| legacy.refresh_interval.clone());
+        let replicas = if target.auto_expand_replicas.is_some() { None } else { replicas_override.or(legacy.number_of_replicas).or(Some(1)) };
+        Restore { refresh_interval, replicas }
+    }
+
+    /// How the target's settings differ from this plan, one line each: empty once `finalize`
+    /// has run (an unset refresh_interval and `1s` are the same).
+    pub fn unrestored(&self, target: &LoadSettings) -> Vec<String> {
+        let norm = |r: &Option<String>| r.clone().unwrap_or_else(|| "1s".into());
+        let mut out = Vec::new();
+        match &target.refresh_interval {
+            Some(r) if refresh_disabled(r) => out.push(format!(
+                "index.refresh_interval is {r} (the copy's bulk-load setting): searches would not see new writes, finalize sets {}",
+                shown(&self.refresh_interval)
+            )),
+            r if norm(r) != norm(&self.refresh_interval) => {
+                out.push(format!("index.refresh_interval is {}, finalize sets {}", shown(r), shown(&self.refresh_interval)))
+            }
+            _ => {}
+        }
+        if let Some(n) = self.replicas.filter(|&n| target.number_of_replicas != Some(n)) {
+            let now = target.number_of_replicas.map(|r| r.to_string()).unwrap_or_else(|| "unset".into());
+            out.push(format!("index.number_of_replicas is {now}, finalize sets {n}"));
+        }
+        out
+    }
+}
+
 /// Restores the legacy index's `refresh_interval` and `number_of_replicas` on the target,
 /// refreshes it and waits for the health the replicas allow. Idempotent. Refuses, changing
 /// nothing, when the result could not serve reads (refresh still off) or could never be green
@@ -168,16 +211,15 @@ pub async fn finalize(legacy: &Es, target: &Es, cfg: &FinalizeConfig) -> Result<
     let refused = |why: String| BulkLoadError::Refused { index: index.clone(), why };
     let from_legacy = LoadSettings::read(legacy, &cfg.source_index, "legacy").await?;
     let before = LoadSettings::read(target, &index, "target").await?;
-    let refresh = cfg.refresh_interval.clone().or_else(|| from_legacy.refresh_interval.clone());
+    let plan = Restore::plan(&from_legacy, &before, cfg.refresh_interval.as_deref(), cfg.replicas);
+    let refresh = plan.refresh_interval.clone();
     if let Some(r) = refresh.as_deref().filter(|r| refresh_disabled(r)) {
         return Err(refused(format!(
             "the refresh_interval to restore is {r} (the legacy index's{}): searches on the target would never see new writes, and the indexer's /ready stays closed while refresh is off; give the value to use with --refresh-interval (e.g. 1s)",
             if cfg.refresh_interval.is_some() { " override" } else { "" }
         )));
     }
-    // Auto-expanded replicas (on the target, copied from the legacy index by create-index) are
-    // the cluster's to manage: neither the copy nor finalize sets a count then.
-    let replicas = if before.auto_expand_replicas.is_some() { None } else { cfg.replicas.or(from_legacy.number_of_replicas).or(Some(1)) };
+    let replicas = plan.replicas;
     let health = target.get("/_cluster/health").await?;
     let data_nodes = health.get("number_of_data_nodes").and_then(Value::as_u64).unwrap_or(1);
     let mut waited_for = "green";
@@ -260,5 +302,25 @@ mod tests {
         let s = LoadSettings::from_index_settings(&json!({"number_of_replicas": "0", "auto_expand_replicas": "0-1"}));
         assert_eq!(s.refresh_interval, None);
         assert_eq!(s.auto_expand_replicas.as_deref(), Some("0-1"));
+    }
+
+    #[test]
+    fn restore_plan_and_what_is_not_restored_yet() {
+        let legacy = LoadSettings { refresh_interval: Some("7s".into()), number_of_replicas: Some(1), auto_expand_replicas: None };
+        let bulk = LoadSettings { refresh_interval: Some("-1".into()), number_of_replicas: Some(0), auto_expand_replicas: None };
+        let plan = Restore::plan(&legacy, &bulk, None, None);
+        assert_eq!(plan, Restore { refresh_interval: Some("7s".into()), replicas: Some(1) });
+        let problems = plan.unrestored(&bulk);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("bulk-load") && problems[1].contains("finalize sets 1"), "{problems:?}");
+        let done = LoadSettings { refresh_interval: Some("7s".into()), number_of_replicas: Some(1), auto_expand_replicas: None };
+        assert!(plan.unrestored(&done).is_empty());
+        // Overrides, as given to finalize; unset and 1s are the same.
+        let plan = Restore::plan(&legacy, &bulk, Some("1s"), Some(0));
+        let unset = LoadSettings { refresh_interval: None, number_of_replicas: Some(0), auto_expand_replicas: None };
+        assert!(plan.unrestored(&unset).is_empty());
+        // Auto-expanded replicas are the cluster's.
+        let auto = LoadSettings { auto_expand_replicas: Some("0-1".into()), ..done.clone() };
+        assert_eq!(Restore::plan(&legacy, &auto, None, None).replicas, None);
     }
 }

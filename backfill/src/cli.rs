@@ -65,6 +65,15 @@ pub enum Command {
     /// reported on stderr, one finding per line; with --exact any finding exits 2. No cluster is
     /// contacted. See docs/queries.md.
     TranslateQuery(TranslateQueryArgs),
+    /// Go/no-go before switching reads: the indexer's gate, finalize state, the gc_deletes
+    /// window, the last verify (and parity) report and their age, then the switch and rollback
+    /// checklist. Exit 0 only when no check fails, 3 when one does.
+    CutoverCheck(CutoverCheckArgs),
+    /// Run the team's captured searches (NDJSON `{index, body}` lines, or Elasticsearch's JSON
+    /// search slow log) on both clusters, each translated for the target, and compare them query
+    /// by query: totals, ids, terms-aggregation buckets; the likely cause of each difference.
+    /// Exit 0 all equal, 3 some differ. See docs/queries.md.
+    Parity(ParityArgs),
 }
 
 /// Where tags live on both sides.
@@ -236,15 +245,10 @@ pub struct CopyArgs {
     pub no_bulk_load: bool,
 }
 
-/// `backfill finalize`.
-#[derive(Args, Debug)]
-pub struct FinalizeArgs {
-    #[command(flatten)]
-    pub legacy: LegacyArgs,
-    #[command(flatten)]
-    pub target: TargetArgs,
-    #[command(flatten)]
-    pub indices: IndexArgs,
+/// The settings `finalize` restores, when not the legacy index's (`finalize` sets them,
+/// `cutover-check` checks them).
+#[derive(Args, Debug, Clone)]
+pub struct RestoreArgs {
     /// refresh_interval to set instead of the legacy index's (default: the legacy index's;
     /// unset there means Elasticsearch's 1s default, restored as unset). A negative value is
     /// refused: reads would never see new writes.
@@ -254,6 +258,19 @@ pub struct FinalizeArgs {
     /// Auto-expanded replicas on the target are left to the cluster.
     #[arg(long, env = "CUTOVER_FINALIZE_REPLICAS")]
     pub replicas: Option<u64>,
+}
+
+/// `backfill finalize`.
+#[derive(Args, Debug)]
+pub struct FinalizeArgs {
+    #[command(flatten)]
+    pub legacy: LegacyArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub indices: IndexArgs,
+    #[command(flatten)]
+    pub restore: RestoreArgs,
     /// When the target cluster has fewer data nodes than the replicas need (replicas + 1):
     /// set them anyway and wait for yellow. Default: refuse, changing nothing, with the fix
     /// (--replicas N or --allow-yellow) in the message (exit 1).
@@ -375,6 +392,8 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Verify(a) => run_verify(a).await,
         Command::Finalize(a) => run_finalize(a).await,
         Command::TranslateQuery(a) => run_translate_query(a),
+        Command::CutoverCheck(a) => run_cutover_check(a).await,
+        Command::Parity(a) => run_parity(a).await,
     }
 }
 
@@ -493,8 +512,8 @@ async fn run_finalize(a: FinalizeArgs) -> Result<Outcome, CliError> {
     let cfg = FinalizeConfig {
         source_index: a.indices.source_index,
         target_index: a.indices.target_index,
-        refresh_interval: a.refresh_interval,
-        replicas: a.replicas,
+        refresh_interval: a.restore.refresh_interval,
+        replicas: a.restore.replicas,
         allow_yellow: a.allow_yellow,
         timeout: a.timeout.max(Duration::from_secs(1)),
     };
@@ -662,6 +681,196 @@ fn run_translate_query(a: TranslateQueryArgs) -> Result<Outcome, CliError> {
     Ok(Outcome::Ok)
 }
 
+/// `backfill cutover-check`.
+#[derive(Args, Debug)]
+#[command(after_long_help = "Checks (one line each: ok, WARN, or FAIL with the reason and the fix):
+  indexer gate  GET each --indexer-ready-url: 200 = caught up (every partition at lag 0, no offset
+                gap, target refreshing); 503 = closed, its JSON body says why (lag, offset gaps, a
+                failed offset commit, the target still in bulk-load settings). Without any
+                --indexer-ready-url the check fails: there is no evidence the replay is caught up.
+  finalize      the target's index.refresh_interval is not the copy's bulk-load -1 and it and
+                index.number_of_replicas are what `backfill finalize` sets (the legacy index's,
+                or --refresh-interval/--replicas as given to finalize).
+  gc_deletes    the target remembers a delete's version (its tombstone) for index.gc_deletes; after
+                that a stale write, e.g. a backfill copy of an older legacy state, is accepted
+                again and resurrects the deleted document (docs/convergence.md, point 3). The
+                migration's time so far is counted from the target's index.creation_date: FAIL
+                when it exceeds gc_deletes, WARN when less than 25% of the window is left.
+  verify        --verify-report FILE (`backfill verify --report-json FILE`): fails when missing,
+                about other indices, not converged, without `generated_at`, or older than
+                --max-report-age.
+  parity        only with --parity-report FILE: any JSON with `generated_at` (RFC 3339 or epoch
+                milliseconds) and `differing` (number of queries answering differently), at the
+                top level or under `summary`, as `backfill parity --report-json` writes it;
+                fails when differing > 0, untranslatable > 0 (when present), or too old.
+Then the checklist: the read switch (one cluster: an atomic alias swap, POST /_aliases with remove
+and add actions for --read-alias; two clusters: the alias added on the target, then the read
+endpoint moved) and the rollback (the reverse: the legacy indexer never stopped).
+
+Exit codes: 0 go (every check ok or WARN), 3 no go (at least one FAIL), 1 error before checking
+(e.g. a bad --legacy-url), 2 usage error.")]
+pub struct CutoverCheckArgs {
+    #[command(flatten)]
+    pub legacy: LegacyArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub indices: IndexArgs,
+    /// An indexer instance's readiness URL (its --metrics-addr, path /ready; a bare
+    /// `http://host:port` gets /ready). Repeatable: one per instance; every one must be 200.
+    #[arg(long = "indexer-ready-url", value_name = "URL")]
+    pub indexer_ready_urls: Vec<String>,
+    /// Timeout of one /ready request.
+    #[arg(long, default_value = "10s", value_parser = runtime::duration::parse)]
+    pub indexer_timeout: Duration,
+    /// The JSON report of the last `backfill verify --report-json FILE`. Required for a go.
+    #[arg(long, value_name = "FILE")]
+    pub verify_report: Option<PathBuf>,
+    /// The JSON report of the last `backfill parity --report-json FILE` (optional check).
+    #[arg(long, value_name = "FILE")]
+    pub parity_report: Option<PathBuf>,
+    /// Reports older than this fail (by their `generated_at`).
+    #[arg(long, default_value = "1h", value_parser = runtime::duration::parse)]
+    pub max_report_age: Duration,
+    /// As given to `backfill finalize` (the same environment variables): what it restored.
+    #[command(flatten)]
+    pub restore: RestoreArgs,
+    /// The alias the applications read through, for the checklist's swap. Default: a
+    /// `<read-alias>` placeholder.
+    #[arg(long, value_name = "NAME")]
+    pub read_alias: Option<String>,
+}
+
+async fn run_cutover_check(a: CutoverCheckArgs) -> Result<Outcome, CliError> {
+    // A check reports, it does not wait out an outage: a few retries, then a FAIL line.
+    let (legacy, target) = clients(a.legacy, a.target, RetryPolicy { max_retries: Some(2), ..RetryPolicy::default() }, &ends_at_ctrl_c())?;
+    let cfg = crate::check::CheckConfig {
+        source_index: a.indices.source_index,
+        target_index: a.indices.target_index,
+        indexer_ready_urls: a.indexer_ready_urls,
+        indexer_timeout: a.indexer_timeout,
+        verify_report: a.verify_report,
+        parity_report: a.parity_report,
+        max_report_age: a.max_report_age,
+        refresh_interval: a.restore.refresh_interval,
+        replicas: a.restore.replicas,
+        read_alias: a.read_alias,
+    };
+    let report = crate::check::cutover_check(&legacy, &target, &cfg).await;
+    for c in &report.checks {
+        say!("{c}");
+    }
+    say!("{}", crate::check::checklist(&cfg, legacy.url(), target.url(), report.go));
+    Ok(if report.go { Outcome::Ok } else { Outcome::Diverged })
+}
+
+/// `backfill parity`.
+#[derive(Args, Debug)]
+#[command(after_long_help = "Input (--queries FILE), one search per line, both kinds may be mixed:
+  {\"index\": \"orders\", \"body\": {\"query\": {\"match\": {\"actions.tags.name\": {\"query\": \"John\"}}}}}
+      as an application logs its searches (an optional \"name\" is echoed in the report);
+  a line of Elasticsearch's JSON search slow log (index.search.slowlog: 7.x `message` [index][shard]
+      and `source`, the body as a JSON string; 8.x+ `elasticsearch.slowlog.*`). The slow log is
+      written per shard and phase: identical searches are run once.
+Every search runs on --source-index (as written) and --target-index (translated), whatever
+index the line names. A search the translator cannot express exactly is reported
+`untranslatable` with its findings and NOT run. Compared: exact totals (track_total_hits), ids
+(a sorted body: its page in order; else every matching id, up to --max-ids), aggregations
+(target bucket keys restored). A differing query is re-run every --recheck-interval until it
+agrees or --settle-timeout passes (live writes), then reported with sample ids per side and the
+likely cause: analysed_text, case, ignore_above, missing_document, unknown.
+
+Examples:
+  backfill parity --source-index orders --target-index orders-v2 --legacy-tag-mapping keyword \\
+      --queries captured.ndjson --report-json parity.json
+  # a text-mapped legacy: what the exact translation changes for end users
+  backfill parity --source-index orders --target-index orders-v2 --legacy-tag-mapping keyword \\
+      --queries orders_index_search_slowlog.json
+  # exact mode: untranslatable searches fail the run
+  backfill parity ... --legacy-tag-mapping text --exact
+
+Exit codes: 0 every search that ran is equal, 3 some differ (or the target refused one), 2
+--exact and some search is untranslatable (and no difference), 1 error (unreadable input
+line, a cluster unreachable), clap usage errors 2.")]
+pub struct ParityArgs {
+    #[command(flatten)]
+    pub legacy: LegacyArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub indices: IndexArgs,
+    #[command(flatten)]
+    pub tags: TagArgs,
+    /// The captured searches: NDJSON `{"index", "body"}` lines and/or JSON slow-log lines.
+    #[arg(long, value_name = "FILE")]
+    pub queries: PathBuf,
+    /// How the LEGACY index maps its tag fields, as `translate-query` takes it: `keyword`,
+    /// `text` or `text+<sub>`. `keyword` on a text-mapped legacy compares the exact translation
+    /// with today's analysed answers (differences: cause analysed_text).
+    #[arg(long, value_name = "keyword|text|text+<sub>")]
+    pub legacy_tag_mapping: schema::translate::LegacyTagMapping,
+    /// Unsorted searches with at most this many hits are compared id by id (read with a
+    /// scroll); above it, by their exact totals only.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_ids: u64,
+    /// Sample ids listed per side of a difference.
+    #[arg(long, default_value_t = 10)]
+    pub sample_limit: usize,
+    /// How long a differing search is re-checked before it is reported (live writes).
+    #[arg(long, default_value = "30s", value_parser = runtime::duration::parse)]
+    pub settle_timeout: Duration,
+    /// Time between two re-checks.
+    #[arg(long, default_value = "1s", value_parser = runtime::duration::parse)]
+    pub recheck_interval: Duration,
+    /// Exit 2 when any search is untranslatable (and none differs).
+    #[arg(long)]
+    pub exact: bool,
+    /// Give up on a search after this many consecutive retries (busy or unreachable
+    /// cluster). Default: retry forever.
+    #[arg(long)]
+    pub max_retries: Option<u32>,
+    /// Write the report as JSON to this file (`backfill cutover-check --parity-report` reads
+    /// it). Default: none.
+    #[arg(long)]
+    pub report_json: Option<PathBuf>,
+}
+
+async fn run_parity(a: ParityArgs) -> Result<Outcome, CliError> {
+    use crate::parity::ParityError;
+    let retry = RetryPolicy { max_retries: a.max_retries, ..RetryPolicy::default() };
+    let text = std::fs::read_to_string(&a.queries).map_err(|source| CliError::File { path: a.queries.clone(), source })?;
+    let file = a.queries.display().to_string();
+    let queries = crate::parity::parse_queries(&text, &file).map_err(|e| CliError::Usage(e.to_string()))?;
+    let (legacy, target) = clients(a.legacy, a.target, retry.clone(), &ends_at_ctrl_c())?;
+    let cfg = crate::parity::ParityConfig {
+        source_index: a.indices.source_index,
+        target_index: a.indices.target_index,
+        tags: (&a.tags).into(),
+        legacy_mapping: a.legacy_tag_mapping,
+        max_ids: a.max_ids,
+        sample_limit: a.sample_limit,
+        settle_timeout: a.settle_timeout,
+        recheck_interval: a.recheck_interval.max(Duration::from_millis(10)),
+        retry,
+    };
+    let report = crate::parity::parity(&legacy, &target, &cfg, &queries, &file).await.map_err(|e| match e {
+        ParityError::Input { .. } => CliError::Usage(e.to_string()),
+        ParityError::Verify(e) => CliError::Verify(e),
+        ParityError::Es(e) => CliError::Es(e),
+    })?;
+    if let Some(path) = &a.report_json {
+        write_json(path, &report)?;
+    }
+    say!("{}", crate::parity::render(&report).trim_end());
+    Ok(if !report.passed() {
+        Outcome::Diverged
+    } else if a.exact && report.untranslatable > 0 {
+        Outcome::NotExact
+    } else {
+        Outcome::Ok
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -750,6 +959,52 @@ mod tests {
         assert!(Cli::try_parse_from(["backfill", "translate-query"]).is_err(), "the legacy mapping is required");
         assert!(Cli::try_parse_from(["backfill", "translate-query", "--legacy-tag-mapping", "long"]).is_err());
         assert_eq!(Outcome::NotExact.exit_code(), 2);
+    }
+
+    #[test]
+    fn parity_flags_and_help() {
+        let mut cmd = Cli::command();
+        let help = cmd.find_subcommand_mut("parity").unwrap().render_long_help().to_string();
+        for needle in [
+            "--queries",
+            "--legacy-tag-mapping",
+            "--max-ids",
+            "[default: 10000]",
+            "--settle-timeout",
+            "[default: 30s]",
+            "--recheck-interval",
+            "--exact",
+            "--report-json",
+            "slow log",
+            "Examples:",
+            "Exit codes: 0",
+            "3 some differ",
+            "analysed_text",
+        ] {
+            assert!(help.contains(needle), "parity --help lacks {needle}:\n{help}");
+        }
+        let cli = Cli::try_parse_from([
+            "backfill",
+            "parity",
+            "--source-index",
+            "a",
+            "--target-index",
+            "b",
+            "--queries",
+            "q.ndjson",
+            "--legacy-tag-mapping",
+            "text+keyword",
+            "--settle-timeout",
+            "5s",
+        ])
+        .unwrap();
+        let Command::Parity(a) = cli.command else { panic!() };
+        assert_eq!(a.legacy_tag_mapping, schema::translate::LegacyTagMapping::default_dynamic());
+        assert_eq!((a.settle_timeout, a.max_ids, a.exact), (Duration::from_secs(5), 10_000, false));
+        assert!(
+            Cli::try_parse_from(["backfill", "parity", "--source-index", "a", "--target-index", "b", "--queries", "q"]).is_err(),
+            "the mapping is required"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! point-in-time view per slice), rewrites every document with the same pure transform the
 //! indexer uses ([`schema::TagRewrite::to_target`]) and writes it with the legacy version as an
 //! external version, so backfill and replay commute: whichever lands last, the higher version
-//! wins (see `/work/shared/convergence.md`).
+//! wins (see docs/convergence.md).
 //!
 //! Modules, by concern:
 //! - [`index`]: `create-index` (target definition from the legacy index, idempotent) and the
@@ -22,15 +22,19 @@
 //! - [`progress`]: counters, the progress bar or log lines, the end-of-run summary.
 //! - [`metrics`]: the Prometheus exporter and metric names.
 //! - [`mod@verify`]: the exact comparison of both sides and the query parity suite.
+//! - [`mod@parity`]: the team's captured searches, translated and compared on both clusters.
+//! - [`check`]: `cutover-check`, the go/no-go answer before reads switch.
 //! - [`cli`]: the clap command line, turned into the typed configs above.
 
 pub mod bulkload;
+pub mod check;
 pub mod checkpoint;
 pub mod cli;
 pub mod copy;
 pub mod failures;
 pub mod index;
 pub mod metrics;
+pub mod parity;
 pub mod progress;
 pub mod rate;
 pub mod scan;

@@ -1,5 +1,5 @@
 //! `backfill`: parse the command line, set up logging, run the library, map the outcome to an
-//! exit code (0 ok, 1 error, 2 usage error (clap), 3 verify found differences, 4 copy finished
+//! exit code (0 ok, 1 error, 2 usage error (clap), 3 verify found differences (or cutover-check said no go), 4 copy finished
 //! but documents failed (listed in the failures file), 5 copy stopped by the poison breaker,
 //! 101 a panic: `runtime::panic::exit_on_panic`).
 

@@ -189,6 +189,10 @@ pub struct VerifyReport {
     /// True when every class is empty and parity (if run) passed.
     pub converged: bool,
     pub elapsed_secs: f64,
+    /// When the run ended, RFC 3339 UTC: `cutover-check` reads the report's age from it
+    /// (absent from older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated_at: Option<String>,
 }
 
 /// The query parity outcome.
@@ -327,6 +331,7 @@ pub async fn verify(legacy: &Es, target: &Es, cfg: &VerifyConfig) -> Result<Veri
         [&report.missing, &report.extra, &report.resurrected, &report.different, &report.in_flight, &report.untransformable].iter().all(|c| c.count == 0);
     report.converged = clean && report.parity.as_ref().is_none_or(|p| p.passed);
     report.elapsed_secs = started.elapsed().as_secs_f64();
+    report.generated_at = Some(humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string());
     Ok(report)
 }
 
@@ -349,7 +354,7 @@ fn tally(report: &mut VerifyReport, flags: Flags, sample_limit: usize) {
 /// (`index.refresh_interval: -1`), only an explicit refresh makes writes visible to searches
 /// (the target walk and the parity queries; `_mget` reads are real-time anyway), so a failed
 /// refresh is an error then; with periodic refresh on it is a warning, as for the source.
-async fn refresh_target(target: &Es, index: &str) -> Result<(), VerifyError> {
+pub(crate) async fn refresh_target(target: &Es, index: &str) -> Result<(), VerifyError> {
     let Err(source) = target.refresh(index).await else { return Ok(()) };
     match cluster::readiness::refresh_disabled_indices(target, index).await {
         Ok(off) if off.is_empty() => {
@@ -423,7 +428,7 @@ fn keep_samples(shared: &Shared, hits: &[Value]) {
 }
 
 /// The identity of a hit: `_id` and `_routing`.
-fn doc_ref(hit: &Value) -> DocRef {
+pub(crate) fn doc_ref(hit: &Value) -> DocRef {
     let s = |k: &str| hit.get(k).and_then(Value::as_str);
     DocRef::new(s("_id").unwrap_or_default(), s("_routing"))
 }
@@ -469,7 +474,7 @@ fn classify(legacy: &LegacyState, target: &TargetState, known_delete: Option<u64
 
 /// `_mget` of documents (id and routing) from one index ([`Es::mget`], the indexer's too); one
 /// doc per key, in order.
-async fn mget(es: &Es, index: &str, keys: &[DocRef], source: bool, side: &'static str, retry: &RetryPolicy) -> Result<Vec<Value>, VerifyError> {
+pub(crate) async fn mget(es: &Es, index: &str, keys: &[DocRef], source: bool, side: &'static str, retry: &RetryPolicy) -> Result<Vec<Value>, VerifyError> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
@@ -664,14 +669,14 @@ async fn run_query(es: &Es, index: &str, query: &Value) -> Result<(u64, HashSet<
 
 /// The exact hit count of a search with `track_total_hits: true`: `{"value": n}` on 7.x+ and
 /// OpenSearch, a plain number on 6.x.
-fn hits_total(resp: &Value) -> Option<u64> {
+pub(crate) fn hits_total(resp: &Value) -> Option<u64> {
     let total = resp.pointer("/hits/total")?;
     total.get("value").unwrap_or(total).as_u64()
 }
 
 /// The innermost `reason` of an Elasticsearch error, which is what a reader needs ("field
 /// expansion matches too many fields, limit: 1024, got: 2005"), else the whole error.
-fn brief(e: &EsError) -> String {
+pub(crate) fn brief(e: &EsError) -> String {
     match e.cause().map(|c| c.root()) {
         Some(root) if !root.reason.is_empty() => root.reason.clone(),
         _ => e.to_string(),

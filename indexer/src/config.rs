@@ -106,7 +106,7 @@ pub struct DecodeArgs {
     /// exist: `ignore` it (the update API without upsert) or `create` the document from the
     /// merge alone (`doc_as_upsert`, Kafka Connect's upsert mode). Required: the new cluster
     /// must end up as the legacy indexer leaves the old one, and guessing wrong loses (or
-    /// invents) documents silently. See README, "Legacy indexer behaviours".
+    /// invents) documents silently. See docs/indexer.md, "Legacy indexer behaviours".
     #[arg(long, env = "CUTOVER_MERGE_ABSENT", value_enum)]
     pub merge_absent: Option<MergeAbsent>,
     /// What a record with a null value is: `dead-letter` (not a command), or `delete`: Kafka's
@@ -128,7 +128,7 @@ pub struct DecodeArgs {
     /// Name of the target documents' tag field.
     #[arg(long, default_value = "tags")]
     pub tags_field: String,
-    /// A JSON file of envelope field names (see README), for topics whose producers use other names.
+    /// A JSON file of envelope field names (see docs/schema.md), for topics whose producers use other names.
     #[arg(long)]
     pub envelope: Option<PathBuf>,
     /// Largest accepted record payload in bytes; larger ones are dead-lettered.
@@ -260,7 +260,7 @@ impl IndexerConfig {
             "no legacy version source (--legacy-version field:<path> or _version). Merge bases are read from the legacy cluster at this version, and with field:<path> the indexer writes the command's version into every document as the legacy indexer does; without it replayed documents would not match the backfill's copies and merges could be applied twice".to_string()
         })?;
         let merge_absent = self.decode.merge_absent.ok_or_else(|| {
-            "say what your legacy indexer does with a merge of a document that does not exist: --merge-absent ignore (the update API without upsert: nothing happens) or --merge-absent create (doc_as_upsert, Kafka Connect upsert mode: the merge alone becomes the document). The new cluster must end up as the legacy indexer leaves the old one; a wrong guess loses or invents documents silently (README: Legacy indexer behaviours)".to_string()
+            "say what your legacy indexer does with a merge of a document that does not exist: --merge-absent ignore (the update API without upsert: nothing happens) or --merge-absent create (doc_as_upsert, Kafka Connect upsert mode: the merge alone becomes the document). The new cluster must end up as the legacy indexer leaves the old one; a wrong guess loses or invents documents silently (docs/indexer.md: Legacy indexer behaviours)".to_string()
         })?;
         if let schema::LegacyVersionSource::Field(path) = &legacy_version {
             if let Some(problem) = schema::version_field_problem(path, &self.tags()) {

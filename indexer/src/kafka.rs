@@ -31,7 +31,7 @@ struct Guarded {
     why: &'static str,
 }
 
-/// The librdkafka properties cutover refuses to take from the user (the README lists them).
+/// The librdkafka properties cutover refuses to take from the user (docs/indexer.md lists them).
 const GUARDED: &[Guarded] = &[
     Guarded {
         key: "enable.auto.offset.store",

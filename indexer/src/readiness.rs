@@ -37,7 +37,7 @@ pub struct ReadyState {
     pub last_commit_failure: Option<String>,
     /// Records deleted by retention before this group applied them, found at start-up or
     /// while running ([`crate::positions`]): the gate stays closed until the operator has run
-    /// `backfill copy` again and restarted the indexer (see the README).
+    /// `backfill copy` again and restarted the indexer (see docs/indexer.md, "Offset gaps").
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub offset_gaps: Vec<String>,
     /// Target indices whose `index.refresh_interval` is off (`-1`: the copy's bulk-load

@@ -3,7 +3,7 @@
 
 /// The Prometheus recorder of both binaries. Latencies and batch sizes are histograms with
 /// fixed buckets (not summaries), so Prometheus can aggregate them across processes. Every
-/// metric is named `cutover_<binary or shared part>_...`, outcomes are labels (README: Metrics).
+/// metric is named `cutover_<binary or shared part>_...`, outcomes are labels (docs/indexer.md: Metrics).
 pub fn prometheus_builder() -> Result<metrics_exporter_prometheus::PrometheusBuilder, metrics_exporter_prometheus::BuildError> {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
     PrometheusBuilder::new()
@@ -13,7 +13,7 @@ pub fn prometheus_builder() -> Result<metrics_exporter_prometheus::PrometheusBui
 
 /// Every metric of both binaries, with its HELP text (the unit is in the text and, for
 /// seconds and bytes, in the name). Described once, here, so that `/metrics` explains every
-/// series a dashboard or an alert reads (README: Metrics).
+/// series a dashboard or an alert reads (docs/indexer.md: Metrics).
 pub const METRICS: &[(&str, &str)] = &[
     ("cutover_indexer_consumed_total", "Records fetched from the command topic."),
     (
