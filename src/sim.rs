@@ -81,6 +81,12 @@ pub struct SimCommand {
 }
 
 impl SimCommand {
+    /// A full upsert of `doc` as document `id` of `index` at `version`.
+    pub fn upsert(index: &str, id: &str, version: u64, doc: Value) -> SimCommand {
+        let envelope = json!({"op": "upsert", "id": id, "index": index, "version": version, "doc": doc});
+        SimCommand { id: id.to_string(), version, envelope, null_value: false }
+    }
+
     /// The envelope as bytes, as produced to Kafka.
     pub fn payload(&self) -> Vec<u8> {
         serde_json::to_vec(&self.envelope).expect("JSON")

@@ -224,15 +224,7 @@ async fn captured_queries_compare_on_both_clusters() {
     let started = Instant::now();
     let mut sc = Scenario::new("parity", 1).await;
     let docs = all_docs();
-    let cmds: Vec<SimCommand> = docs
-        .iter()
-        .map(|(id, doc)| SimCommand {
-            id: id.clone(),
-            version: 1,
-            envelope: json!({"op": "upsert", "id": id, "index": sc.legacy_index, "version": 1, "doc": doc}),
-            null_value: false,
-        })
-        .collect();
+    let cmds: Vec<SimCommand> = docs.iter().map(|(id, doc)| SimCommand::upsert(&sc.legacy_index, id, 1, json!(doc))).collect();
     sc.legacy.apply(&cmds).await.expect("legacy writes");
     sc.legacy_es().refresh(&sc.legacy_index).await.unwrap();
     sc.run_backfill("copy", &[]);

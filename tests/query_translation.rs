@@ -353,15 +353,7 @@ async fn translated_queries_answer_like_the_keyword_legacy() {
     // The legacy index (tags mapped keyword by the harness's template), written by the
     // legacy indexer, then migrated by `backfill copy`.
     let docs = legacy_docs(0x7a6_5eed);
-    let cmds: Vec<SimCommand> = docs
-        .iter()
-        .map(|(id, doc)| SimCommand {
-            id: id.clone(),
-            version: 1,
-            envelope: json!({"op": "upsert", "id": id, "index": sc.legacy_index, "version": 1, "doc": doc}),
-            null_value: false,
-        })
-        .collect();
+    let cmds: Vec<SimCommand> = docs.iter().map(|(id, doc)| SimCommand::upsert(&sc.legacy_index, id, 1, json!(doc))).collect();
     sc.legacy.apply(&cmds).await.expect("legacy writes");
     sc.legacy_es().refresh(&sc.legacy_index).await.unwrap();
     let mapping = sc.legacy_es().get(&format!("/{}/_mapping", sc.legacy_index)).await.unwrap();

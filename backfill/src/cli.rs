@@ -124,16 +124,41 @@ pub struct ReadArgs {
     /// How to read the source: auto (PIT on ES 7.12+/OpenSearch 2.4+, else scroll), pit, scroll.
     #[arg(long, value_enum, default_value_t = ScanMethodChoice::Auto)]
     pub scan_method: ScanMethodChoice,
-    /// Give up on a scan page or a bulk request after this many consecutive retries. Default:
-    /// retry forever (an outage pauses the run).
+    #[command(flatten)]
+    pub retry: RetryArgs,
+}
+
+/// The retry budget of a run's remote calls.
+#[derive(Args, Debug, Clone)]
+pub struct RetryArgs {
+    /// Give up on a remote call (a scan page, a bulk request, a search, a settings call) after
+    /// this many consecutive retries. Default: retry forever (an outage pauses the run).
     #[arg(long)]
     pub max_retries: Option<u32>,
 }
 
-impl ReadArgs {
-    /// The one retry policy of a run: the scan's and the writes'.
-    pub fn retry_policy(&self) -> cluster::RetryPolicy {
-        cluster::RetryPolicy { max_retries: self.max_retries, ..Default::default() }
+impl RetryArgs {
+    /// The one retry policy of a run: its scans', writes', reads' and control-plane calls'.
+    pub fn policy(&self) -> RetryPolicy {
+        RetryPolicy { max_retries: self.max_retries, ..RetryPolicy::default() }
+    }
+}
+
+/// How long a difference that may be a write in flight is re-checked before it is reported.
+#[derive(Args, Debug, Clone)]
+pub struct SettleArgs {
+    /// How long to keep re-checking a difference (a write in flight) before reporting it.
+    #[arg(long, default_value = "30s", value_parser = runtime::duration::parse)]
+    pub settle_timeout: Duration,
+    /// Time between two re-checks (at least 10ms).
+    #[arg(long, default_value = "1s", value_parser = runtime::duration::parse)]
+    pub recheck_interval: Duration,
+}
+
+impl SettleArgs {
+    /// The time between two re-checks, at least 10 ms.
+    pub fn recheck_interval(&self) -> Duration {
+        self.recheck_interval.max(Duration::from_millis(10))
     }
 }
 
@@ -302,12 +327,8 @@ pub struct VerifyArgs {
     /// Parallel slices of the legacy walk.
     #[arg(long, default_value_t = 2)]
     pub slices: u32,
-    /// How long to keep re-checking in-flight differences (versions differ) before reporting.
-    #[arg(long, default_value = "30s", value_parser = runtime::duration::parse)]
-    pub settle_timeout: Duration,
-    /// Time between two re-checks.
-    #[arg(long, default_value = "1s", value_parser = runtime::duration::parse)]
-    pub recheck_interval: Duration,
+    #[command(flatten)]
+    pub settle: SettleArgs,
     /// JSON-lines file of known deletes (`{"id": .., "version": ..}`), to tell resurrected
     /// documents from merely extra ones. Default: none (every extra is reported as extra).
     #[arg(long)]
@@ -463,7 +484,7 @@ pub fn parse_settings(pairs: &[String]) -> Result<Map<String, Value>, CliError> 
 
 async fn run_copy(a: CopyArgs) -> Result<Outcome, CliError> {
     let cancel = on_interrupt("stopping after in-flight batches are resolved or abandoned; checkpoints stay consistent");
-    let (legacy, target) = clients(a.legacy, a.target, a.read.retry_policy(), &cancel)?;
+    let (legacy, target) = clients(a.legacy, a.target, a.read.retry.policy(), &cancel)?;
     if !a.no_metrics {
         crate::metrics::install_exporter(a.metrics_addr)?;
     }
@@ -484,7 +505,7 @@ async fn run_copy(a: CopyArgs) -> Result<Outcome, CliError> {
         min_gc_deletes: a.min_gc_deletes,
         progress: a.progress,
         log_interval: a.log_interval.max(Duration::from_secs(1)),
-        write: WriteOptions { retry: a.read.retry_policy(), ..WriteOptions::default() },
+        write: WriteOptions { retry: a.read.retry.policy(), ..WriteOptions::default() },
         breaker: (&a.breaker).into(),
         refresh_at_end: true,
         bulk_load: !a.no_bulk_load,
@@ -526,7 +547,7 @@ async fn run_finalize(a: FinalizeArgs) -> Result<Outcome, CliError> {
 }
 
 async fn run_verify(a: VerifyArgs) -> Result<Outcome, CliError> {
-    let (legacy, target) = clients(a.legacy, a.target, a.read.retry_policy(), &ends_at_ctrl_c())?;
+    let (legacy, target) = clients(a.legacy, a.target, a.read.retry.policy(), &ends_at_ctrl_c())?;
     let version = a.read.legacy_version.clone().ok_or(CliError::Copy(CopyError::NoVersionSource))?;
     let cfg = VerifyConfig {
         source_index: a.indices.source_index.clone(),
@@ -537,8 +558,8 @@ async fn run_verify(a: VerifyArgs) -> Result<Outcome, CliError> {
         page_size: a.read.batch_size,
         keep_alive: a.read.keep_alive.clone(),
         scan_method: a.read.scan_method,
-        settle_timeout: a.settle_timeout,
-        recheck_interval: a.recheck_interval.max(Duration::from_millis(10)),
+        settle_timeout: a.settle.settle_timeout,
+        recheck_interval: a.settle.recheck_interval(),
         known_deletes: {
             // The indexer's tombstone records, plus any list the user gives.
             let mut known = crate::verify::indexer_tombstones(&target, &a.indices.target_index).await?;
@@ -553,7 +574,7 @@ async fn run_verify(a: VerifyArgs) -> Result<Outcome, CliError> {
         sample_limit: a.sample_limit,
         parity: a.parity,
         parity_field: a.parity_field,
-        retry: a.read.retry_policy(),
+        retry: a.read.retry.policy(),
     };
     let report = verify(&legacy, &target, &cfg).await?;
     if let Some(path) = &a.report_json {
@@ -743,7 +764,7 @@ pub struct CutoverCheckArgs {
 
 async fn run_cutover_check(a: CutoverCheckArgs) -> Result<Outcome, CliError> {
     // A check reports, it does not wait out an outage: a few retries, then a FAIL line.
-    let (legacy, target) = clients(a.legacy, a.target, RetryPolicy { max_retries: Some(2), ..RetryPolicy::default() }, &ends_at_ctrl_c())?;
+    let (legacy, target) = clients(a.legacy, a.target, step_retries(), &ends_at_ctrl_c())?;
     let cfg = crate::check::CheckConfig {
         source_index: a.indices.source_index,
         target_index: a.indices.target_index,
@@ -816,19 +837,13 @@ pub struct ParityArgs {
     /// Sample ids listed per side of a difference.
     #[arg(long, default_value_t = 10)]
     pub sample_limit: usize,
-    /// How long a differing search is re-checked before it is reported (live writes).
-    #[arg(long, default_value = "30s", value_parser = runtime::duration::parse)]
-    pub settle_timeout: Duration,
-    /// Time between two re-checks.
-    #[arg(long, default_value = "1s", value_parser = runtime::duration::parse)]
-    pub recheck_interval: Duration,
+    #[command(flatten)]
+    pub settle: SettleArgs,
     /// Exit 2 when any search is untranslatable (and none differs).
     #[arg(long)]
     pub exact: bool,
-    /// Give up on a search after this many consecutive retries (busy or unreachable
-    /// cluster). Default: retry forever.
-    #[arg(long)]
-    pub max_retries: Option<u32>,
+    #[command(flatten)]
+    pub retry: RetryArgs,
     /// Write the report as JSON to this file (`backfill cutover-check --parity-report` reads
     /// it). Default: none.
     #[arg(long)]
@@ -837,7 +852,7 @@ pub struct ParityArgs {
 
 async fn run_parity(a: ParityArgs) -> Result<Outcome, CliError> {
     use crate::parity::ParityError;
-    let retry = RetryPolicy { max_retries: a.max_retries, ..RetryPolicy::default() };
+    let retry = a.retry.policy();
     let text = std::fs::read_to_string(&a.queries).map_err(|source| CliError::File { path: a.queries.clone(), source })?;
     let file = a.queries.display().to_string();
     let queries = crate::parity::parse_queries(&text, &file).map_err(|e| CliError::Usage(e.to_string()))?;
@@ -849,8 +864,8 @@ async fn run_parity(a: ParityArgs) -> Result<Outcome, CliError> {
         legacy_mapping: a.legacy_tag_mapping,
         max_ids: a.max_ids,
         sample_limit: a.sample_limit,
-        settle_timeout: a.settle_timeout,
-        recheck_interval: a.recheck_interval.max(Duration::from_millis(10)),
+        settle_timeout: a.settle.settle_timeout,
+        recheck_interval: a.settle.recheck_interval(),
         retry,
     };
     let report = crate::parity::parity(&legacy, &target, &cfg, &queries, &file).await.map_err(|e| match e {
@@ -1000,7 +1015,7 @@ mod tests {
         .unwrap();
         let Command::Parity(a) = cli.command else { panic!() };
         assert_eq!(a.legacy_tag_mapping, schema::translate::LegacyTagMapping::default_dynamic());
-        assert_eq!((a.settle_timeout, a.max_ids, a.exact), (Duration::from_secs(5), 10_000, false));
+        assert_eq!((a.settle.settle_timeout, a.max_ids, a.exact), (Duration::from_secs(5), 10_000, false));
         assert!(
             Cli::try_parse_from(["backfill", "parity", "--source-index", "a", "--target-index", "b", "--queries", "q"]).is_err(),
             "the mapping is required"

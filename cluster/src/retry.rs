@@ -73,11 +73,6 @@ impl Attempts {
         }
     }
 
-    /// Failures so far.
-    pub fn count(&self) -> u32 {
-        self.backoff.attempts()
-    }
-
     /// Forget past failures after progress.
     pub fn reset(&mut self) {
         self.backoff.reset();
