@@ -20,6 +20,12 @@
 #      python       dev/bench/python_backfill.py: the seeds' scan + parallel_bulk
 #      backfill-*   cutover's `backfill copy`, defaults (and the flags of BACKFILL_TUNED if set);
 #                   `backfill finalize` afterwards when the binary has it, timed on its own
+#      verify       cutover's `backfill verify` (defaults) of the target the default backfill
+#                   just wrote (so both clusters hold the same documents): its JSON report must
+#                   say converged, with every document scanned on both sides (else the run fails)
+#      tscan-*      dev/bench/scan_cost.py on that same target index (before it is dropped), in
+#                   the forms of TARGET_SCAN_FORMS: the target's CPU of a full read, which with
+#                   the legacy's cheapest gives the two-scan limit verify is measured against
 #      ceiling-N    dev/bench/bulk_ceiling.py: pre-encoded bodies POSTed on N connections
 #                   (N:DOCS: bodies of DOCS documents, default 1000)
 #      indexer      cutover's `indexer` replaying the upsert topic from zero: whole process (wall
@@ -27,11 +33,12 @@
 #                   completed, from its summary at the clean stop: timed as the ceiling is)
 #      pyreplay     dev/bench/python_replay.py: confluent-kafka + parallel_bulk on the same topic
 #    then, once, Kafka's own ConsumerPerformance on the topic (context);
-# 4. BIG phase (BIG=1): a second legacy index of >= 1M documents, `backfill copy` (defaults) and
-#    `indexer` once each, for their peak RSS at that size (and their rates, as context);
-# 5. dev/bench/report.py writes BENCHMARKS.md (medians with min-max, the copy limit and how it
-#    is derived, the ratios, peak RSS at both sizes, machine, per-phase timings, reproduce
-#    command). Each phase's wall time is printed at the end.
+# 4. BIG phase (BIG=1): a second legacy index of >= 1M documents, `backfill copy` (defaults),
+#    `backfill verify` of that copy (converged, as above) and `indexer` once each, for their
+#    peak RSS at that size (and their rates, as context);
+# 5. dev/bench/report.py writes BENCHMARKS.md (medians with min-max, the copy limit and the
+#    two-scan limit and how they are derived, the ratios, peak RSS at both sizes, machine,
+#    per-phase timings, reproduce command). Each phase's wall time is printed at the end.
 #
 # Environment: DOCS (distinct ids, default 1450000) and HISTORY (commands, default 725000) size
 # the data: the defaults leave ~310k live legacy documents (live ~= DOCS * 0.77 *
@@ -44,7 +51,8 @@
 # BACKFILL_TUNED (flags of a second backfill contender, default empty: none; the tuned variant
 # of earlier runs was no faster than the defaults); CEILING_CONNECTIONS (default "2 4 2:2000");
 # SCAN_FORMS (default: each of pit-shard-doc pit-seqno scroll-doc, plain (pages of 1000) and
-# with :2000); REPLAY=0 skips the indexer and
+# with :2000); TARGET_SCAN_FORMS (default "pit-shard-doc:2000 scroll-doc:2000", the forms that
+# were cheapest on the legacy; the cheapest of them on the target is used); REPLAY=0 skips the indexer and
 # Python replays; KEEP=1 keeps the indices and topics it created.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -56,6 +64,7 @@ ROUNDS=${ROUNDS:-3}
 BACKFILL_TUNED=${BACKFILL_TUNED:-}
 CEILING_CONNECTIONS=${CEILING_CONNECTIONS:-2 4 2:2000}
 SCAN_FORMS=${SCAN_FORMS:-pit-shard-doc pit-seqno scroll-doc pit-shard-doc:2000 pit-seqno:2000 scroll-doc:2000}
+TARGET_SCAN_FORMS=${TARGET_SCAN_FORMS:-pit-shard-doc:2000 scroll-doc:2000}
 REPLAY=${REPLAY:-1} KEEP=${KEEP:-0} IDLE_SECS=1
 
 say() { printf '== %s\n' "$*" >&2; }
@@ -123,13 +132,15 @@ produce_upserts() { # FILE TOPIC
     --command-property linger.ms=20 --command-property batch.size=262144 <"$1" >/dev/null
 }
 
-count_check() { # INDEX NAME EXPECTED: refresh, compare _count, then drop the index (frees the node)
+count_check() { # INDEX NAME EXPECTED [keep]: refresh, compare _count, then drop the index
+  # (frees the node) unless `keep` (the caller reads it further and drops it with drop_target)
   curl -fsS -XPOST "$T/$1/_refresh" >/dev/null
   local c; c=$(curl -fsS "$T/$1/_count" | json_field '["count"]')
   [ "$c" = "$3" ] || die "$2 wrote $c documents into $1, expected $3"
   say "$2: count check ok ($c)"
-  [ "$KEEP" = 1 ] || curl -fsS -XDELETE "$T/$1" >/dev/null
+  [ "${4:-}" = keep ] || drop_target "$1"
 }
+drop_target() { [ "$KEEP" = 1 ] || curl -fsS -XDELETE "$T/$1" >/dev/null; }
 fresh_target() { # INDEX SOURCE_INDEX
   CREATED_INDICES+=("$1")
   "$BIN/backfill" create-index --legacy-url "$L" --target-url "$T" --source-index "$2" --target-index "$1" \
@@ -161,18 +172,61 @@ finalize() { # RESULT_NAME SOURCE TARGET_INDEX
   measure "$1" "$PIDS" "$BIN/backfill" finalize "${args[@]}" >&2 || die "backfill finalize $3"
 }
 
-run_backfill() { # NAME SOURCE N ROUND FLAGS...
-  local name=$1 src=$2 n=$3 r=$4; shift 4
+run_backfill() { # NAME SOURCE N ROUND VERIFY FLAGS...: VERIFY names the verify of the copy
+  # (`-`: none); with a name, the copy is verified, then read by the target scans when the
+  # name is `verify` (the rounds), before its index is dropped
+  local name=$1 src=$2 n=$3 r=$4 v=$5; shift 5
+  # One copy job per run (its Kafka group keeps the checkpoints; the topic goes at the end).
   local idx=bench-$name-$RUN-$r
+  CREATED_TOPICS+=("cutover-backfill.$idx")
   say "[$r] contender: cutover backfill copy ${*:-(defaults)}"
   fresh_target "$idx" "$src"
   measure "$name.r$r" "$PIDS" "$BIN/backfill" copy --legacy-url "$L" --target-url "$T" --source-index "$src" \
-    --target-index "$idx" --legacy-version _version --checkpoint-dir "$WORK/ckpt-$name-$r" \
+    --target-index "$idx" --legacy-version _version --brokers "$K" --job "$idx" \
     --failures-file "$WORK/failures-$name-$r.jsonl" --progress off --no-metrics \
     --summary-json "$WORK/summary-$name-$r.json" "$@" >&2 || die "$name"
   finalize "finalize-$name.r$r" "$src" "$idx"
-  count_check "$idx" "$name" "$n"
-  rm -rf "$WORK/ckpt-$name-$r"
+  if [ "$v" = - ]; then
+    count_check "$idx" "$name" "$n"
+    return
+  fi
+  count_check "$idx" "$name" "$n" keep
+  run_verify "$v" "$src" "$idx" "$n" "$r"
+  [ "$v" != verify ] || target_scans "$idx" "$r"
+  drop_target "$idx"
+}
+run_verify() { # NAME SOURCE TARGET_INDEX N ROUND: `backfill verify` (defaults); converged, or the run fails
+  local rep=$WORK/verify-$1-$5.json
+  say "[$5] contender: cutover backfill verify $2 -> $3"
+  measure "$1.r$5" "$PIDS" "$BIN/backfill" verify --legacy-url "$L" --target-url "$T" --source-index "$2" \
+    --target-index "$3" --legacy-version _version --report-json "$rep" >&2 || die "backfill verify $3 did not converge (or failed)"
+  # The report's own figures, kept with the measurement; a verify that did not read every
+  # document on both sides fails the run as a divergence would.
+  python3 - "$WORK/results/$1.r$5.json" "$rep" "$4" <<'PY' || die "backfill verify $3: report not converged or incomplete ($rep)"
+import json, sys
+res, rep, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with open(rep) as f:
+    r = json.load(f)
+if not (r["converged"] and r["legacy_docs_scanned"] == n and r["target_docs_scanned"] == n):
+    sys.exit("converged %s, legacy %d, target %d docs scanned, expected %d" % (
+        r["converged"], r["legacy_docs_scanned"], r["target_docs_scanned"], n))
+with open(res) as f:
+    rec = json.load(f)
+rec["verify"] = {k: r[k] for k in ("converged", "legacy_docs_scanned", "target_docs_scanned", "rechecks", "elapsed_secs")}
+with open(res, "w") as f:
+    json.dump(rec, f)
+PY
+  say "$1: converged ($4 documents on each side)"
+}
+target_scans() { # INDEX ROUND: the target's full scan alone, in each of TARGET_SCAN_FORMS
+  local shards form size
+  shards=$(curl -fsS "$T/$1/_settings" | json_field '.popitem()[1]["settings"]["index"]["number_of_shards"]')
+  for form in $TARGET_SCAN_FORMS; do
+    size=${form#*:}; [ "$size" != "$form" ] || size=1000
+    say "[$2] target scan alone: ${form%%:*}, $shards slices, pages of $size"
+    measure "tscan-$form.r$2" "$PIDS" python3 dev/bench/scan_cost.py "$T" "$1" "${form%%:*}" "$shards" "$size" >&2 \
+      || die "target scan $form"
+  done
 }
 run_indexer() { # NAME SOURCE TOPIC N ROUND
   local idx=bench-$1-$RUN-$5
@@ -239,9 +293,9 @@ for r in $(seq 1 "$ROUNDS"); do
     || die "python copy"
   count_check "bench-py-$RUN-$r" python "$N"
 
-  run_backfill backfill-default "$LEGACY" "$N" "$r"
+  run_backfill backfill-default "$LEGACY" "$N" "$r" verify
   # shellcheck disable=SC2086
-  [ -z "$BACKFILL_TUNED" ] || run_backfill backfill-tuned "$LEGACY" "$N" "$r" $BACKFILL_TUNED
+  [ -z "$BACKFILL_TUNED" ] || run_backfill backfill-tuned "$LEGACY" "$N" "$r" - $BACKFILL_TUNED
 
   for c in $CEILING_CONNECTIONS; do
     say "[$r] contender: Elasticsearch bulk ceiling, $c connections"
@@ -307,7 +361,7 @@ if [ "$BIG" = 1 ]; then
   fi
   [ "$KEEP" = 1 ] || curl -fsS -XDELETE "$L/$LEGACY" >/dev/null  # free the legacy node for the big runs
   phase big-run
-  run_backfill big-backfill-default "$BIG_LEGACY" "$BIG_N" 1
+  run_backfill big-backfill-default "$BIG_LEGACY" "$BIG_N" 1 big-verify
   [ "$REPLAY" = 1 ] && run_indexer big-indexer "$BIG_LEGACY" "$BIG_UPSERTS" "$BIG_N" 1
 fi
 rm -f "$WORK/upserts.tsv"
@@ -315,12 +369,12 @@ phase report
 
 # --- report --------------------------------------------------------------------------------
 CMD=dev/bench.sh
-for v in DOCS HISTORY TAG_KEYS BIG BIG_MIN ROUNDS BACKFILL_TUNED CEILING_CONNECTIONS SCAN_FORMS REPLAY; do
-  case "$v=${!v}" in DOCS=1450000|HISTORY=725000|TAG_KEYS=600|BIG=1|BIG_MIN=1000000|ROUNDS=3|"BACKFILL_TUNED="|"CEILING_CONNECTIONS=2 4 2:2000"|"SCAN_FORMS=pit-shard-doc pit-seqno scroll-doc pit-shard-doc:2000 pit-seqno:2000 scroll-doc:2000"|REPLAY=1) ;;
+for v in DOCS HISTORY TAG_KEYS BIG BIG_MIN ROUNDS BACKFILL_TUNED CEILING_CONNECTIONS SCAN_FORMS TARGET_SCAN_FORMS REPLAY; do
+  case "$v=${!v}" in DOCS=1450000|HISTORY=725000|TAG_KEYS=600|BIG=1|BIG_MIN=1000000|ROUNDS=3|"BACKFILL_TUNED="|"CEILING_CONNECTIONS=2 4 2:2000"|"SCAN_FORMS=pit-shard-doc pit-seqno scroll-doc pit-shard-doc:2000 pit-seqno:2000 scroll-doc:2000"|"TARGET_SCAN_FORMS=pit-shard-doc:2000 scroll-doc:2000"|REPLAY=1) ;;
     *) CMD="$v='${!v}' $CMD" ;; esac
 done
 export RUN N DOCS HISTORY TAG_KEYS BIG_N BIG_MIN BIG_COPIES ROUNDS LOADAVG DUMP PERF BACKFILL_TUNED \
-  CEILING_CONNECTIONS SCAN_FORMS IDLE_SECS CMD WORK ROOT SHARDS LEGACY_STORE UPSERT_BYTES L T
+  CEILING_CONNECTIONS SCAN_FORMS TARGET_SCAN_FORMS IDLE_SECS CMD WORK ROOT SHARDS LEGACY_STORE UPSERT_BYTES L T
 export PHASES_TXT="${PHASES[*]} report=0" FINALIZE_FLAGS_TXT="${FINALIZE_FLAGS[*]}"
 export LEGACY_VERSION TARGET_VERSION
 LEGACY_VERSION=$(curl -fsS "$L" | json_field '["version"]["number"]')
@@ -348,7 +402,7 @@ meta = {
   "upsert_topic_bytes": int(e["UPSERT_BYTES"]),
   "backfill_flags": {"backfill-default": "", "backfill-tuned": e["BACKFILL_TUNED"]},
   "ceiling_connections": e["CEILING_CONNECTIONS"].split(),
-  "scan_forms": e["SCAN_FORMS"].split(),
+  "scan_forms": e["SCAN_FORMS"].split(), "target_scan_forms": e["TARGET_SCAN_FORMS"].split(),
   "finalize_flags": e["FINALIZE_FLAGS_TXT"],
   "consumer_perf": json.loads(e["PERF"]), "indexer_idle_secs": int(e["IDLE_SECS"]),
   "phases": [[p.split("=")[0], int(p.split("=")[1])] for p in e["PHASES_TXT"].split()],

@@ -71,7 +71,7 @@ INDEXER_PID=$!
 
 echo "== backfill copy (while live traffic and replay run)"
 "$BIN/backfill" copy "${COMMON[@]}" --source-index "$LEGACY_INDEX" --target-index "$TARGET_INDEX" \
-  --legacy-version _version --checkpoint-dir "$WORK/checkpoints" --failures-file "$WORK/failures.jsonl" \
+  --legacy-version _version --brokers "$CUTOVER_KAFKA" --job "$LEGACY_INDEX-$RUN" --failures-file "$WORK/failures.jsonl" \
   --metrics-addr 127.0.0.1:9465 --summary-json "$WORK/copy-summary.json"
 
 echo "== backfill finalize (restores the settings the copy's bulk load turned off; required before reads switch)"

@@ -144,22 +144,7 @@ pub fn read_all(brokers: &str, topic: &str, expected: usize, timeout: Duration) 
 
 /// The committed offset of `group` on each partition of `topic` (-1001 when none).
 pub fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
-    let consumer: BaseConsumer = config(brokers).set("group.id", group).set("enable.auto.commit", "false").create().expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    // A broker that just started (or moved the group's coordinator) answers NotCoordinator or
-    // CoordinatorLoadInProgress for a while: ask again, as a real client would.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let got = loop {
-        match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
-            Ok(got) => break got,
-            Err(e) if std::time::Instant::now() < deadline && is_coordinator_transient(&e) => std::thread::sleep(Duration::from_millis(500)),
-            Err(e) => panic!("committed offsets: {e}"),
-        }
-    };
-    (0..partitions).map(|p| got.find_partition(topic, p).map(|e| e.offset().to_raw().unwrap_or(-1001)).unwrap_or(-1001)).collect()
+    committed_metadata(brokers, group, topic, partitions).into_iter().map(|c| c.map_or(-1001, |(offset, _)| offset)).collect()
 }
 
 /// A group-coordinator error that passes once the coordinator is elected or loaded.
@@ -260,4 +245,136 @@ pub fn read_to_end(brokers: &str, topic: &str, timeout: Duration) -> Vec<OwnedMe
         }
     }
     out
+}
+
+/// The committed offset and its metadata of `group` on each partition of `topic` (`None` when
+/// nothing is committed): where a backfill job keeps its slices' checkpoints.
+pub fn committed_metadata(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<Option<(i64, String)>> {
+    let consumer: BaseConsumer = config(brokers).set("group.id", group).set("enable.auto.commit", "false").create().expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let got = loop {
+        match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+            Ok(got) => break got,
+            Err(e) if std::time::Instant::now() < deadline && is_coordinator_transient(&e) => std::thread::sleep(Duration::from_millis(500)),
+            Err(e) => panic!("committed offsets: {e}"),
+        }
+    };
+    (0..partitions)
+        .map(|p| {
+            let e = got.find_partition(topic, p)?;
+            let offset = e.offset().to_raw().filter(|o| *o >= 0)?;
+            Some((offset, e.metadata().to_string()))
+        })
+        .collect()
+}
+
+/// One offset commit as the broker logged it in `__consumer_offsets`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedCommit {
+    pub partition: i32,
+    pub offset: i64,
+    pub metadata: String,
+}
+
+/// Every offset commit of `group` on `topic` the broker accepted, in the order it logged them
+/// (read from `__consumer_offsets`, decoded here: offset-commit keys v0/v1, values v0-v4), so
+/// a test sees each checkpoint ever saved, not only the last. Blocking.
+pub fn commit_history(brokers: &str, group: &str, topic: &str) -> Vec<LoggedCommit> {
+    let consumer: BaseConsumer = config(brokers)
+        .set("group.id", crate::unique("offsets-reader"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("consumer");
+    let md = consumer.fetch_metadata(Some("__consumer_offsets"), Duration::from_secs(10)).expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for t in md.topics() {
+        for p in t.partitions() {
+            tpl.add_partition_offset("__consumer_offsets", p.id(), rdkafka::Offset::Beginning).expect("partition");
+        }
+    }
+    let mut open: std::collections::BTreeSet<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+    consumer.assign(&tpl).expect("assign");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut out: Vec<(i32, i64, LoggedCommit)> = Vec::new();
+    while !open.is_empty() {
+        assert!(Instant::now() < deadline, "__consumer_offsets: end of partitions {open:?} not reached");
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let (Some(key), Some(value)) = (m.key(), m.payload()) else { continue };
+                if let Some(c) = decode_commit(key, value, group, topic) {
+                    out.push((m.partition(), m.offset(), c));
+                }
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
+            }
+            _ => {}
+        }
+    }
+    // One group's commits are all in one partition of __consumer_offsets: its log order.
+    out.sort_by_key(|(p, o, _)| (*p, *o));
+    out.into_iter().map(|(_, _, c)| c).collect()
+}
+
+fn decode_commit(key: &[u8], value: &[u8], group: &str, topic: &str) -> Option<LoggedCommit> {
+    struct R<'a>(&'a [u8]);
+    impl R<'_> {
+        fn take(&mut self, n: usize) -> Option<&[u8]> {
+            (self.0.len() >= n).then(|| {
+                let (h, t) = self.0.split_at(n);
+                self.0 = t;
+                h
+            })
+        }
+        fn i16(&mut self) -> Option<i16> {
+            self.take(2).map(|b| i16::from_be_bytes([b[0], b[1]]))
+        }
+        fn i32(&mut self) -> Option<i32> {
+            self.take(4).map(|b| i32::from_be_bytes(b.try_into().unwrap()))
+        }
+        fn i64(&mut self) -> Option<i64> {
+            self.take(8).map(|b| i64::from_be_bytes(b.try_into().unwrap()))
+        }
+        fn string(&mut self) -> Option<String> {
+            let n = self.i16()?.max(0) as usize;
+            self.take(n).map(|b| String::from_utf8_lossy(b).into_owned())
+        }
+        fn uvarint(&mut self) -> Option<u64> {
+            let (mut v, mut shift) = (0u64, 0);
+            loop {
+                let b = self.take(1)?[0];
+                v |= u64::from(b & 0x7f) << shift;
+                if b & 0x80 == 0 {
+                    return Some(v);
+                }
+                shift += 7;
+            }
+        }
+        fn compact_string(&mut self) -> Option<String> {
+            let n = self.uvarint()?.checked_sub(1)? as usize;
+            self.take(n).map(|b| String::from_utf8_lossy(b).into_owned())
+        }
+    }
+    let mut k = R(key);
+    if !matches!(k.i16()?, 0 | 1) {
+        return None; // group metadata, not an offset commit
+    }
+    let (g, t, partition) = (k.string()?, k.string()?, k.i32()?);
+    if g != group || t != topic {
+        return None;
+    }
+    let mut v = R(value);
+    let version = v.i16()?;
+    let offset = v.i64()?;
+    if version >= 3 {
+        v.i32()?; // leader epoch
+    }
+    let metadata = if version >= 4 { v.compact_string()? } else { v.string()? };
+    Some(LoggedCommit { partition, offset, metadata })
 }

@@ -105,7 +105,7 @@ impl SecureKafka {
         let brokers = std::env::var("CUTOVER_KAFKA_SECURE").unwrap_or_else(|_| "127.0.0.1:9094".into());
         let config =
             std::env::var("CUTOVER_KAFKA_SECURE_CONFIG").map(std::path::PathBuf::from).unwrap_or_else(|_| state.join("kafka-secure/client.properties"));
-        let props = indexer::config::read_properties(&config).unwrap_or_else(|e| panic!("{}: {e}", config.display()));
+        let props = runtime::kafka_props::read(&config).unwrap_or_else(|e| panic!("{}: {e}", config.display()));
         kafka::register(&brokers, props.clone());
         SecureKafka { brokers, config, props }
     }
@@ -153,6 +153,24 @@ impl SecureEs {
         })
         .expect("client of the secure node")
     }
+}
+
+/// A backfill job name for a test, from a path unique to it (the whole path, made topic-safe:
+/// `/tmp/x/copy` -> `tmp.x.copy`), so that a rerun with the same path resumes the same job.
+pub fn job_name(path: &std::path::Path) -> String {
+    let whole: String = path
+        .to_string_lossy()
+        .trim_start_matches('/')
+        .chars()
+        .map(|c| match c {
+            '/' => '.',
+            c if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') => c,
+            _ => '_',
+        })
+        .collect();
+    // A topic name holds 249 characters, `cutover-backfill.` included: keep the unique end.
+    let skip = whole.chars().count().saturating_sub(200);
+    whole.chars().skip(skip).collect()
 }
 
 /// A name no other test (or earlier run) uses: `<prefix>-<pid>-<ms>-<n>`, lower case as index

@@ -337,17 +337,11 @@ impl Scenario {
     }
 
     /// Backfill arguments for this scenario (`copy`, writing to
-    /// [`Scenario::writers_target`]), plus `extra`.
-    pub fn backfill_args(&self, checkpoints: &std::path::Path, extra: &[&str]) -> Vec<String> {
+    /// [`Scenario::writers_target`]), plus `extra`. `job` names the copy job (its last path
+    /// component: a run with the same one resumes it, another starts a new job).
+    pub fn backfill_args(&self, job: &std::path::Path, extra: &[&str]) -> Vec<String> {
         let mut a = self.backfill_command_to("copy", self.writers_target());
-        a.extend([
-            "--legacy-version".into(),
-            self.legacy.behaviour.version_arg(),
-            "--checkpoint-dir".into(),
-            checkpoints.display().to_string(),
-            "--progress".into(),
-            "log".into(),
-        ]);
+        a.extend(["--legacy-version".into(), self.legacy.behaviour.version_arg(), "--job".into(), crate::job_name(job), "--progress".into(), "log".into()]);
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     }
@@ -390,13 +384,14 @@ impl Scenario {
         text
     }
 
-    /// Runs `backfill copy` with its checkpoints in `dir/<name>` and its failures file at
+    /// Runs `backfill copy` as job `<dir>-<name>` and with its failures file at
     /// `dir/<name>.jsonl`, whatever its exit: the exit code, what it printed (stdout and
     /// stderr), and the failures file's lines.
     pub fn run_copy_in(&self, dir: &std::path::Path, name: &str, extra: &[&str]) -> CopyRun {
         let failures = dir.join(format!("{name}.jsonl"));
         let mut args = self.backfill_args(&dir.join(name), extra);
-        args.extend(["--failures-file".to_string(), failures.display().to_string()]);
+        // No metrics: tests running at the same time would share the default port.
+        args.extend(["--failures-file".to_string(), failures.display().to_string(), "--no-metrics".to_string()]);
         let out = std::process::Command::new(crate::procs::bin("backfill")).args(&args).output().expect("run backfill copy");
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         let failed = std::fs::read_to_string(&failures).unwrap_or_default().lines().map(str::to_string).collect();

@@ -5,7 +5,7 @@
 
 mod backfill_support;
 
-use backfill::{CopyError, IndexError, SliceSelection};
+use backfill::{CopyError, IndexError};
 use backfill_support::*;
 use cutover::{unique, Services};
 use elasticsearch::http::Method;
@@ -132,38 +132,49 @@ async fn poison_documents_are_counted_logged_and_kept_and_409_is_superseded() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Two workers of one job (one group): the second, started while the first runs, gets slices
+/// too (more slices than workers), each document is read about once, every slice is done once,
+/// and the copy verifies. A third run with another slice count is refused, naming the job's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_workers_split_the_slices() {
+async fn two_workers_of_one_job_share_the_slices() {
     let s = Services::require().await;
     let (legacy, target) = (s.legacy(), s.target());
     let source = unique("bf-split-src");
     let dest = unique("bf-split-dst");
-    let docs = 3_000;
+    let docs = 6_000;
     load_legacy(&legacy, &source, &Spec { docs, shards: 2, keys: KEYS }).await;
     create_target(&legacy, &target, &source, &dest).await;
     let dir = scratch("split");
-    let mut total = 0;
-    for (i, range) in [(0, SliceSelection::Range { start: 0, end: 3 }), (1, SliceSelection::Worker { index: 1, count: 2 })] {
-        // Worker 0 takes slices 0..3 of 6; worker 1 takes 1, 3, 5: overlapping on purpose on
-        // slice 1 (finished: skipped), and 5 is new.
+    let worker = |id: &str| {
         let mut cfg = copy_config(&source, &dest, &dir);
         cfg.slices = Some(6);
-        cfg.selection = range;
-        let summary = backfill::copy(&legacy, &target, cfg, CancellationToken::new()).await.unwrap();
-        eprintln!("worker {i}: {summary}");
-        total += summary.scanned;
-        if i == 1 {
-            assert_eq!(summary.slices_already_done, vec![1]);
-        }
-    }
-    // Slice 4 is nobody's yet: run it alone.
-    let mut cfg = copy_config(&source, &dest, &dir);
-    cfg.slices = Some(6);
-    cfg.selection = SliceSelection::Range { start: 4, end: 5 };
-    total += backfill::copy(&legacy, &target, cfg, CancellationToken::new()).await.unwrap().scanned;
-    assert_eq!(total, docs as u64, "each document read exactly once across workers");
+        cfg.batch_size = 200;
+        cfg.max_docs_per_sec = Some(1_500);
+        cfg.job.worker = id.into();
+        cfg.job.kafka.session_timeout = Duration::from_secs(6);
+        cfg
+    };
+    let first = tokio::spawn({
+        let (legacy, target, cfg) = (legacy.clone(), target.clone(), worker("first"));
+        async move { backfill::copy(&legacy, &target, cfg, CancellationToken::new()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let second = backfill::copy(&legacy, &target, worker("second"), CancellationToken::new()).await.unwrap();
+    let first = first.await.unwrap().unwrap();
+    eprintln!("first: {first}\nsecond: {second}");
+    assert!(!second.slices_assigned.is_empty() && second.scanned > 0, "the worker that joined later got no slice: {second:?}");
+    assert_eq!(first.failed_in_slices + second.failed_in_slices, 0);
+    let total = first.scanned + second.scanned;
+    // A slice moved while it ran is re-read from its last checkpoint: at most the batches in
+    // flight (2 per slice) are read twice.
+    assert!(total >= docs as u64 && total <= docs as u64 + 6 * 2 * 200, "each document read about once across workers: {total}");
     let report = backfill::verify(&legacy, &target, &verify_config(&source, &dest)).await.unwrap();
     assert!(report.converged, "{report:?}");
+
+    let mut other = copy_config(&source, &dest, &dir);
+    other.slices = Some(4);
+    let err = backfill::copy(&legacy, &target, other, CancellationToken::new()).await.unwrap_err().to_string();
+    assert!(err.contains("has 6 slices") && err.contains("--slices 6"), "{err}");
     cleanup(&legacy, &source).await;
     cleanup(&target, &dest).await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -193,8 +204,6 @@ async fn binary_serves_prometheus_metrics_and_writes_the_summary() {
     let child = tokio::process::Command::new(backfill_bin())
         .args(["copy", "--legacy-url", &s.legacy_url, "--target-url", &s.target_url, "--source-index", &source, "--target-index", &dest])
         .args(["--legacy-version", "_version", "--batch-size", "200", "--max-docs-per-sec", "1500", "--log-interval", "1s", "--metrics-addr", &addr])
-        .arg("--checkpoint-dir")
-        .arg(dir.join("cp"))
         .arg("--failures-file")
         .arg(dir.join("f.jsonl"))
         .arg("--summary-json")
@@ -211,11 +220,14 @@ async fn binary_serves_prometheus_metrics_and_writes_the_summary() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let child_id = child.id().expect("running");
     let out = child.wait_with_output().await.unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let body = seen.expect("metrics endpoint never showed backfill metrics");
-    assert!(body.contains("cutover_backfill_docs_total{outcome=\"applied\"}"), "{body}");
-    assert!(body.contains("cutover_bulk_latency_seconds_bucket{le="), "bulk latency is a histogram with buckets, not a summary: {body}");
+    // Every metric carries the worker's name (the job's `--worker-id`, default host:pid).
+    let worker = format!("worker=\"{}:{}\"", std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim(), child_id);
+    assert!(body.contains(&format!("cutover_backfill_docs_total{{{worker},outcome=\"applied\"}}")), "{body}");
+    assert!(body.contains(&format!("cutover_bulk_latency_seconds_bucket{{{worker},le=")), "bulk latency is a histogram with buckets, not a summary: {body}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(&format!("scanned {docs}")), "{stdout}");
     let summary: backfill::Summary = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();

@@ -16,9 +16,20 @@
 //!   lag) differs on the first pass and is cleared by a re-check: exit 0, reported as settled;
 //! - control: one document deleted on the target only is caught, with its id and cause
 //!   `missing_document`.
+//!
+//! `text_legacy_with_a_lowercase_normalizer`: the text legacy (the seed's template) migrated
+//! into a target made by `backfill create-index --tag-normalizer lowercase` (twice: created,
+//! then "already exists"), and, as the control, into one made without it. With the normalizer
+//! the seed's `match` for `John` differs only by `John Smith` (p03, partial-word) and a
+//! case-only search (`match` `red` on colours stored `red` and `Red`) is equal; without it the
+//! same search differs by exactly the `Red` documents, counted case-only. The summary's
+//! partial-word count is the one worked out by hand below.
+//! `case_colliding_tag_keys_are_refused_with_a_normalizer`: legacy tag keys differing only by
+//! case make `create-index --tag-normalizer lowercase` refuse, naming them, creating nothing.
 
 use cutover::scenario::Scenario;
-use cutover::sim::SimCommand;
+use cutover::sim::{LegacyBehaviour, SimCommand};
+use cutover::Services;
 use elasticsearch::http::Method;
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
@@ -387,5 +398,244 @@ async fn captured_queries_compare_on_both_clusters() {
 
     let _ = legacy.request(Method::Delete, &format!("/{text_index}"), None).await;
     let _ = std::fs::remove_dir_all(&dir);
+    sc.cleanup().await;
+}
+
+/// The seed's exact dynamic template: every tag field `text`.
+fn seed_text_template() -> Value {
+    json!({"settings": {"number_of_shards": 2, "number_of_replicas": 0}, "mappings": {"dynamic_templates": [ { "tags": { "mapping": { "type": "text" }, "path_match": "actions.tags.*" } } ]}})
+}
+
+/// A scenario whose legacy index holds `docs` under the seed's `text` template (written by the
+/// simulated legacy indexer, externally versioned); no target index yet.
+async fn text_legacy_scenario(name: &str, docs: &[(String, Map<String, Value>)]) -> Scenario {
+    let s = Services::require().await;
+    let mut sc = Scenario::with_clusters(name, 1, &s.legacy_url, &s.target_url, LegacyBehaviour::default()).await;
+    let legacy = sc.legacy_es();
+    legacy.ok(Method::Delete, &format!("/{}", sc.legacy_index), None).await.unwrap();
+    legacy.ok(Method::Put, &format!("/{}", sc.legacy_index), Some(&seed_text_template())).await.unwrap();
+    let cmds: Vec<SimCommand> = docs.iter().map(|(id, doc)| SimCommand::upsert(&sc.legacy_index, id, 1, json!(doc))).collect();
+    sc.legacy.apply(&cmds).await.expect("legacy writes");
+    legacy.refresh(&sc.legacy_index).await.unwrap();
+    sc
+}
+
+fn output_text(out: &std::process::Output) -> (String, String) {
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The ids a search finds on the target, read straight from the server.
+async fn target_ids(es: &cluster::Es, index: &str, query: Value) -> Vec<String> {
+    let resp = es.ok(Method::Post, &format!("/{index}/_search"), Some(&json!({"query": query, "size": 100, "_source": false}))).await.unwrap();
+    let mut ids: Vec<String> = resp["hits"]["hits"].as_array().unwrap().iter().map(|h| h["_id"].as_str().unwrap().to_string()).collect();
+    ids.sort();
+    ids
+}
+
+/// The searches whose answers are worked out by hand below (names from [`captured`], plus a
+/// case-only `match`).
+fn hand_checked() -> Vec<(&'static str, Value, bool)> {
+    let wanted =
+        ["seed match", "seed query_string", "match lower case", "match dor", "term color red", "multi_match every tag", "match phrase", "plain field only"];
+    let mut out: Vec<_> = captured().into_iter().filter(|(n, _, _)| wanted.contains(n)).collect();
+    assert_eq!(out.len(), wanted.len());
+    out.push(("match color red", q(json!({"match": {"actions.tags.color": "red"}})), true));
+    out
+}
+
+fn counts(v: &Value) -> (u64, u64, u64, u64) {
+    let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("no {k} in {v}"));
+    (n("partial_word"), n("case_only"), n("other"), n("not_compared"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_legacy_with_a_lowercase_normalizer() {
+    let started = Instant::now();
+    let docs = all_docs();
+    let mut sc = text_legacy_scenario("tagnorm", &docs).await;
+    let target = sc.target_es();
+
+    // create-index with the normalizer: it detects the text tags, says what changes, creates.
+    let out = sc.create_index_output(&["--tag-normalizer", "lowercase"]);
+    let (stdout, stderr) = output_text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("created {}", sc.target_index)), "{stdout}");
+    assert!(stdout.contains("as analysed text") && stdout.contains("`lowercase` normalizer `cutover_tag_lowercase`"), "the printed summary: {stdout}");
+    for needle in [
+        "analysed text",
+        "dynamic template `tags`",
+        "`John`, `john` and `John Smith`",
+        "finds exactly `John`",
+        "--tag-normalizer lowercase",
+        "backfill parity --queries",
+    ] {
+        assert!(stderr.contains(needle), "the warning must say `{needle}`: {stderr}");
+    }
+    // Idempotent: the same flags again find the same definition.
+    let out = sc.create_index_output(&["--tag-normalizer", "lowercase"]);
+    let (stdout, stderr) = output_text(&out);
+    assert!(out.status.success() && stdout.contains("already exists with the expected definition"), "{stdout}{stderr}");
+    // Without the flag, the normalizer is a difference, and the refusal names the flag.
+    let out = sc.create_index_output(&[]);
+    let (stdout, stderr) = output_text(&out);
+    assert!(!out.status.success() && stderr.contains("keyToValue.normalizer: unexpected cutover_tag_lowercase"), "{stdout}{stderr}");
+    assert!(stderr.contains("--tag-normalizer the index was created with"), "{stderr}");
+
+    // What the target holds, read back: both keywords normalized, the normalizer defined.
+    let def = target.get_index(&sc.target_index).await.unwrap().expect("created");
+    for sub in ["keyToValue", "value"] {
+        assert_eq!(def["mappings"]["properties"]["tags"]["properties"][sub]["normalizer"], "cutover_tag_lowercase", "{sub}: {def}");
+    }
+    assert_eq!(def["settings"]["index"]["analysis"]["normalizer"]["cutover_tag_lowercase"], json!({"type": "custom", "filter": ["lowercase"]}));
+    // The writers' start-up check accepts it (the indexer's, and the copy's below).
+    cluster::readiness::check_target(&target, &sc.target_index, &schema::TagRewrite::default(), 3_600_000).await.expect("ready for the writers");
+    sc.run_backfill("copy", &[]);
+    assert!(sc.differences().await.is_empty(), "the target is the migrated legacy, sources unchanged by the normalizer");
+    // Elasticsearch 9 normalizes term, prefix and wildcard values on these keywords itself.
+    assert_eq!(target_ids(&target, &sc.target_index, json!({"term": {"tags.keyToValue": "NAME:JOHN"}})).await, ["p01", "p02"]);
+    assert_eq!(target_ids(&target, &sc.target_index, json!({"prefix": {"tags.keyToValue": "Name:Jo"}})).await, ["p01", "p02", "p03"]);
+    assert_eq!(target_ids(&target, &sc.target_index, json!({"wildcard": {"tags.keyToValue": "NAME:DOR*"}})).await, ["p04", "p05", "p06"]);
+
+    // The control: the same legacy into a target without the normalizer.
+    let normalized = sc.target_index.clone();
+    let plain = format!("{normalized}-plain");
+    sc.target_index = plain.clone();
+    sc.run_create_index(&[]);
+    sc.run_backfill("copy-plain", &[]);
+    sc.target_index = normalized.clone();
+    eprintln!("setup: {:.1}s", started.elapsed().as_secs_f64());
+
+    let dir: PathBuf = std::env::temp_dir().join(cutover::unique("tag-normalizer"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("hand-checked.ndjson");
+    write_ndjson(&file, &sc.legacy_index, &hand_checked());
+    let on = |index: &str| Clusters(sc.legacy_url.clone(), sc.target_url.clone(), index.to_string());
+    // Worked out by hand from named_docs() and filler_docs(): the documents whose colour is
+    // stored `Red` (p03 and every fourth filler) are found by an analysed `red`.
+    let red: Vec<String> = docs.iter().filter(|(_, d)| d["actions"]["tags"]["color"] == "Red").map(|(id, _)| id.clone()).collect();
+    assert!(red.len() > 10 && red.contains(&"p03".to_string()));
+
+    // 1. With the normalizer: case-only differences are gone; partial-word matches remain.
+    let (code, text, report) = parity(&on(&normalized), &sc.legacy_index, &file, "keyword", &[]);
+    eprintln!("{text}");
+    assert_eq!(code, Some(3), "{text}");
+    assert_eq!(report["target_tag_normalizers"]["key_to_value"], "cutover_tag_lowercase", "read from the target's mapping");
+    assert!(report["warnings"][0].as_str().unwrap().contains("partial-word"), "{}", report["warnings"]);
+    let m = result(&report, "seed match");
+    assert_eq!(m["status"], "differs", "{m}");
+    assert_eq!((m["legacy_total"].clone(), m["target_total"].clone()), (json!(3), json!(2)), "{m}");
+    assert_eq!(ids(&m["only_legacy"]), ["p03"], "`John Smith` only: `john` is found by the normalized term: {m}");
+    assert!(ids(&m["only_target"]).is_empty(), "{m}");
+    assert_eq!(counts(&m["difference_counts"]), (1, 0, 0, 0), "{m}");
+    for (name, only) in [("seed query_string", "p06"), ("match lower case", "p03"), ("match dor", "p06")] {
+        let r = result(&report, name);
+        assert_eq!((r["status"].as_str(), ids(&r["only_legacy"])), (Some("differs"), vec![only.to_string()]), "{name}: {r}");
+        assert_eq!(counts(&r["difference_counts"]), (1, 0, 0, 0), "{name}: {r}");
+    }
+    for name in ["match color red", "term color red", "multi_match every tag", "match phrase", "plain field only"] {
+        assert_eq!(result(&report, name)["status"], "equal", "{name}: {text}");
+    }
+    assert_eq!(
+        result(&report, "match color red")["legacy_total"],
+        json!(red.len() + docs.iter().filter(|(_, d)| d["actions"]["tags"]["color"] == "red").count())
+    );
+    // By hand: p03 (seed match, match lower case) and p06 (seed query_string, match dor).
+    assert_eq!((report["equal"].as_u64(), report["differing"].as_u64()), (Some(5), Some(4)), "{text}");
+    assert_eq!(counts(&report["difference_counts"]), (4, 0, 0, 0), "{text}");
+    assert_eq!(report["partial_word_only_queries"], json!(4), "{text}");
+    assert!(text.contains("differing documents: 4 partial-word, 0 case-only, 0 other") && text.contains("4 of 4 differing queries"), "{text}");
+    assert!(text.contains("target tag keywords: normalizer keyToValue `cutover_tag_lowercase`"), "{text}");
+
+    // 2. The control, without the normalizer: the case-only search differs by exactly the `Red`
+    // documents, counted case-only; `john` (p02) joins `John Smith` in the seed's match.
+    let (code, text, report) = parity(&on(&plain), &sc.legacy_index, &file, "keyword", &["--sample-limit", "100"]);
+    eprintln!("{text}");
+    assert_eq!(code, Some(3), "{text}");
+    assert_eq!(report["target_tag_normalizers"]["key_to_value"], Value::Null);
+    let r = result(&report, "match color red");
+    assert_eq!(r["status"], "differs", "the case-only search needs the normalizer: {r}");
+    let mut only: Vec<String> = ids(&r["only_legacy"]);
+    only.sort();
+    let mut want = red.clone();
+    want.sort();
+    assert_eq!(only, want, "exactly the documents whose colour is `Red`: {r}");
+    assert_eq!(counts(&r["difference_counts"]), (0, red.len() as u64, 0, 0), "{r}");
+    let m = result(&report, "seed match");
+    assert_eq!(ids(&m["only_legacy"]), ["p02", "p03"], "{m}");
+    assert_eq!(counts(&m["difference_counts"]), (1, 1, 0, 0), "{m}");
+    // By hand: the same four partial-word documents; case-only: p02 (seed match), p05 (seed
+    // query_string), p01 (`John` for `john`), p05 (match dor), and the `Red` documents in each
+    // of the three `red` searches.
+    assert_eq!((report["equal"].as_u64(), report["differing"].as_u64()), (Some(2), Some(7)), "{text}");
+    assert_eq!(counts(&report["difference_counts"]), (4, 4 + 3 * red.len() as u64, 0, 0), "{text}");
+    assert_eq!(report["partial_word_only_queries"], json!(0), "{text}");
+    eprintln!("hand-checked searches: {:.1}s", started.elapsed().as_secs_f64());
+
+    // 3. The whole captured file on both targets: the figures for the record.
+    let all = dir.join("captured.ndjson");
+    write_ndjson(&all, &sc.legacy_index, &captured());
+    let mut figures = Vec::new();
+    for (label, index) in [("normalizer", &normalized), ("no normalizer", &plain)] {
+        let (code, text, report) = parity(&on(index), &sc.legacy_index, &all, "keyword", &[]);
+        assert_eq!(code, Some(3), "{text}");
+        let f = (
+            report["equal"].as_u64().unwrap(),
+            report["differing"].as_u64().unwrap(),
+            report["untranslatable"].as_u64().unwrap(),
+            counts(&report["difference_counts"]),
+        );
+        eprintln!(
+            "captured searches, {label}: {} equal, {} differ, {} untranslatable; differing documents (partial-word, case-only, other, not compared) {:?}",
+            f.0, f.1, f.2, f.3
+        );
+        figures.push(f);
+    }
+    let (with, without) = (&figures[0], &figures[1]);
+    assert!(with.0 > without.0 && with.1 < without.1, "the normalizer makes more searches equal: {figures:?}");
+    assert!(with.3 .1 < without.3 .1, "fewer case-only documents: {figures:?}");
+    assert!(with.3 .0 > 0 && with.3 .2 <= without.3 .2, "partial-word matches remain, nothing new is unexplained: {figures:?}");
+    eprintln!("total {:.1}s", started.elapsed().as_secs_f64());
+
+    let _ = target.request(Method::Delete, &format!("/{plain}"), None).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    sc.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_colliding_tag_keys_are_refused_with_a_normalizer() {
+    let doc = |tags: Value| {
+        let mut d = Map::new();
+        d.insert("title".into(), json!("t"));
+        d.insert("actions".into(), json!({"tags": tags}));
+        d
+    };
+    let docs = vec![
+        ("c1".to_string(), doc(json!({"Name": "John", "color": "red"}))),
+        ("c2".to_string(), doc(json!({"name": "john", "ID": "7"}))),
+        ("c3".to_string(), doc(json!({"id": "8"}))),
+    ];
+    let sc = text_legacy_scenario("tagcase", &docs).await;
+    let target = sc.target_es();
+    let out = sc.create_index_output(&["--tag-normalizer", "lowercase"]);
+    let (stdout, stderr) = output_text(&out);
+    assert!(!out.status.success(), "must refuse: {stdout}{stderr}");
+    for needle in [
+        "refusing to create",
+        "nothing was created",
+        "[ID, id], [Name, name]",
+        "rename or merge those keys",
+        "without --tag-normalizer",
+        "--allow-tag-key-case-collisions",
+    ] {
+        assert!(stderr.contains(needle), "the refusal must say `{needle}`: {stderr}");
+    }
+    assert!(target.get_index(&sc.target_index).await.unwrap().is_none(), "a refused create-index created the target index");
+    // Accepted on purpose: created, normalized, with a warning naming the keys.
+    let out = sc.create_index_output(&["--tag-normalizer", "lowercase", "--allow-tag-key-case-collisions"]);
+    let (stdout, stderr) = output_text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains("become one key") && stderr.contains("Name"), "{stderr}");
+    let def = target.get_index(&sc.target_index).await.unwrap().expect("created");
+    assert_eq!(def["mappings"]["properties"]["tags"]["properties"]["keyToValue"]["normalizer"], "cutover_tag_lowercase");
     sc.cleanup().await;
 }

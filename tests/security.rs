@@ -75,8 +75,6 @@ async fn writers_reach_a_secured_tls_cluster() {
         &target_index,
         "--legacy-version",
         "_version",
-        "--checkpoint-dir",
-        &std::env::temp_dir().join(unique("sec-ckpt")).display().to_string(),
         "--progress",
         "log",
     ]

@@ -3,8 +3,9 @@
 //! and calls [`run`].
 
 use crate::bulkload::{finalize, BulkLoadError, FinalizeConfig};
-use crate::copy::{copy, CopyConfig, CopyError, SliceSelection};
-use crate::index::{create_index, CreateIndexConfig, CreateOutcome, IndexError};
+use crate::copy::{copy, CopyConfig, CopyError};
+use crate::index::{create_index_with, CreateIndexConfig, CreateOutcome, IndexError, TagMatching};
+use crate::job::{JobConfig, JobError, KafkaConfig};
 use crate::progress::ProgressMode;
 use crate::scan::ScanMethodChoice;
 use crate::verify::{verify, VerifyConfig, VerifyError};
@@ -49,8 +50,15 @@ pub enum Command {
     /// Create the target index from the legacy index's definition (idempotent: the same
     /// definition already there is a no-op, a different one is an error listing the differences).
     CreateIndex(CreateIndexArgs),
-    /// Copy the legacy index into the target index (sliced, resumable, rate-limitable).
+    /// Copy the legacy index into the target index (sliced, resumable, rate-limitable). Every
+    /// `backfill copy` of one job (on any host) joins the job's Kafka consumer group, which
+    /// hands out the slices and moves them when a worker joins, leaves or dies; each slice's
+    /// checkpoint is kept in Kafka. A process exits when every slice of the job is done.
+    /// See docs/backfill.md.
     Copy(CopyArgs),
+    /// A copy job as a whole, from Kafka's state, whichever host asks: slices done / in
+    /// progress (by which worker) / pending, documents, rate and ETA.
+    Status(StatusArgs),
     /// Compare transform(legacy) with the target document by document (exit 0 only when
     /// converged; 3 when differences remain).
     Verify(VerifyArgs),
@@ -202,6 +210,114 @@ pub struct CreateIndexArgs {
     /// still applies). Default: none. See docs/legacy-settings.md.
     #[arg(long = "drop-setting", value_name = "KEY")]
     pub drop_settings: Vec<String>,
+    /// Give both target tag keywords (`keyToValue`, `value`) this normalizer; the only one is
+    /// `lowercase` (a custom normalizer, filter `lowercase`, added to the index's analysis
+    /// settings). For a legacy whose tags are analysed `text` (create-index warns when they
+    /// are): an analysed `match` for `John` found `john` and `John Smith`; without a normalizer
+    /// the target finds exactly `John`, with it `John` and `john` (case-insensitive exact
+    /// matches keep working), never `John Smith` (partial-word matches are lost either way).
+    /// The trade-off: every tag search becomes case-insensitive, terms-aggregation buckets
+    /// come back lowercased, and keys are lowercased too (`keyToValue` is `key:value`): legacy
+    /// tag keys that differ only by case are refused (see --allow-tag-key-case-collisions).
+    /// Measure what end users would see with `backfill parity --queries FILE
+    /// --legacy-tag-mapping keyword`. Default: none (exact, case-sensitive). See
+    /// docs/queries.md.
+    #[arg(long, value_name = "lowercase")]
+    pub tag_normalizer: Option<schema::TagNormalizer>,
+    /// With --tag-normalizer: create the index even though legacy tag keys differ only by case
+    /// (e.g. `Name` and `name`); on the target they become one key, so a search for one also
+    /// finds the others. Default: refuse, naming the keys.
+    #[arg(long, requires = "tag_normalizer")]
+    pub allow_tag_key_case_collisions: bool,
+}
+
+/// The Kafka cluster that coordinates a copy job, and this worker's place in it.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Job (Kafka)")]
+pub struct JobArgs {
+    /// Bootstrap servers of the Kafka cluster the job is coordinated on (the command topic's
+    /// cluster will do: the job adds one small topic and one consumer group).
+    #[arg(long, env = "CUTOVER_KAFKA", default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+    /// The job's name: its topic and consumer group are `cutover-backfill.<job>`, and every
+    /// worker started with the same name shares its slices and checkpoints. Default:
+    /// `<source-index>.<target-index>`. A finished job stays finished: to copy again from
+    /// scratch (e.g. after an indexer's offset gap), give a new name.
+    #[arg(long)]
+    pub job: Option<String>,
+    /// This worker's name in `backfill status`, in its logs and as the `worker` label of its
+    /// metrics. Default: `<hostname>:<pid>`.
+    #[arg(long)]
+    pub worker_id: Option<String>,
+    /// How soon the job's group notices a dead or paused worker and gives its slices to the
+    /// others (their copy resumes from the last checkpoint; a paused worker that wakes up
+    /// finds its late checkpoints refused).
+    #[arg(long, default_value = "10s", value_parser = runtime::duration::parse)]
+    pub session_timeout: Duration,
+    /// Extra librdkafka properties for the job's Kafka clients (repeatable), e.g.
+    /// `-X security.protocol=SASL_SSL`. Refused (exit code 2): secrets (use --kafka-config) and
+    /// what the job sets itself (`group.id`: --job, `bootstrap.servers`: --brokers,
+    /// `session.timeout.ms`: --session-timeout, `client.id`: --worker-id, `enable.auto.commit`,
+    /// `partition.assignment.strategy`).
+    #[arg(short = 'X', value_parser = runtime::kafka_props::parse_kv, value_name = "KEY=VALUE")]
+    pub properties: Vec<(String, String)>,
+    /// A file of librdkafka properties (`key=value` lines), applied before -X: the place for
+    /// `sasl.password` (keep it mode 600).
+    #[arg(long, env = "CUTOVER_KAFKA_CONFIG")]
+    pub kafka_config: Option<PathBuf>,
+    /// Test suite only (its control run): save checkpoints without checking that this worker
+    /// still owns the slice, retrying refused ones. Never use it: a paused worker would
+    /// overwrite another's progress.
+    #[arg(long, hide = true)]
+    pub unsafe_unfenced_checkpoints: bool,
+}
+
+/// What the job sets on its Kafka clients itself.
+const JOB_GUARDED: &[runtime::kafka_props::Guarded] = &[
+    runtime::kafka_props::Guarded { key: "group.id", accepted: &[], why: "use --job" },
+    runtime::kafka_props::Guarded { key: "bootstrap.servers", accepted: &[], why: "use --brokers" },
+    runtime::kafka_props::Guarded { key: "metadata.broker.list", accepted: &[], why: "use --brokers" },
+    runtime::kafka_props::Guarded { key: "session.timeout.ms", accepted: &[], why: "use --session-timeout" },
+    runtime::kafka_props::Guarded { key: "client.id", accepted: &[], why: "use --worker-id" },
+    runtime::kafka_props::Guarded {
+        key: "enable.auto.commit",
+        accepted: &["false"],
+        why: "the committed offsets are the job's checkpoints: only a worker that resolved every batch a checkpoint covers commits it",
+    },
+    runtime::kafka_props::Guarded {
+        key: "partition.assignment.strategy",
+        accepted: &["cooperative-sticky"],
+        why: "slices move one at a time; an eager assignor would stop every slice at every join",
+    },
+];
+
+impl JobArgs {
+    /// The job's configuration, the user's Kafka properties checked.
+    pub fn config(&self) -> Result<JobConfig, CliError> {
+        let properties = runtime::kafka_props::load(self.kafka_config.as_deref(), &self.properties, JOB_GUARDED).map_err(CliError::Refused)?;
+        Ok(JobConfig {
+            kafka: KafkaConfig { brokers: self.brokers.clone(), properties, session_timeout: self.session_timeout },
+            name: self.job.clone(),
+            worker: self.worker_id.clone().unwrap_or_else(crate::job::default_worker),
+            fencing: !self.unsafe_unfenced_checkpoints,
+        })
+    }
+}
+
+/// `backfill status`.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// The job's source index (with --target-index, names the job when --job is not given).
+    #[arg(long)]
+    pub source_index: Option<String>,
+    /// The job's target index.
+    #[arg(long)]
+    pub target_index: Option<String>,
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `backfill copy`.
@@ -219,25 +335,20 @@ pub struct CopyArgs {
     pub read: ReadArgs,
     #[command(flatten)]
     pub breaker: cluster::breaker::BreakerArgs,
-    /// Number of slices the source is cut into (on _seq_no). Default: the source's primary
-    /// shard count, capped at 8. Changing it later starts a fresh set of checkpoints.
+    /// Number of slices the source is cut into (on _seq_no), the unit the job's workers share.
+    /// Default: the source's primary shard count, at least 4 (so a worker that joins later
+    /// gets slices) and at most 8. A job keeps the count it was created with: a different one
+    /// is refused, naming the job's.
     #[arg(long)]
     pub slices: Option<u32>,
-    /// Copy only slices START..END of --slices (to split a job across processes). Default: all.
-    #[arg(long, value_name = "START..END", conflicts_with = "worker")]
-    pub slice_range: Option<SliceSelection>,
-    /// Copy only the slices of worker I of N (slices I, I+N, ...). Default: all.
-    #[arg(long, value_name = "I/N")]
-    pub worker: Option<SliceSelection>,
+    #[command(flatten)]
+    pub job: JobArgs,
     /// Bulk requests in flight at once for this process (also the read-ahead per slice).
     #[arg(long, default_value_t = 4)]
     pub bulk_concurrency: usize,
     /// Limit on documents per second for this process. Default: unlimited.
     #[arg(long)]
     pub max_docs_per_sec: Option<u64>,
-    /// Directory of the per-slice checkpoint files (delete it to force a full copy).
-    #[arg(long, default_value = "backfill-checkpoints")]
-    pub checkpoint_dir: PathBuf,
     /// JSON-lines file listing every document not copied, with the reason (appended to).
     #[arg(long, default_value = "backfill-failures.jsonl")]
     pub failures_file: PathBuf,
@@ -367,6 +478,11 @@ pub enum CliError {
     Usage(String),
     #[error("{path}: {source}")]
     File { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Job(#[from] JobError),
+    /// A refused option (exit code 2).
+    #[error("refusing to start: {0}")]
+    Refused(String),
 }
 
 /// What a command reports back to `main` for its exit code.
@@ -400,6 +516,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Copy(CopyError::Systematic { .. }) => 5,
+            CliError::Refused(_) => 2,
             _ => 1,
         }
     }
@@ -410,6 +527,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
     match cli.command {
         Command::CreateIndex(a) => run_create(a).await,
         Command::Copy(a) => run_copy(a).await,
+        Command::Status(a) => run_status(a).await,
         Command::Verify(a) => run_verify(a).await,
         Command::Finalize(a) => run_finalize(a).await,
         Command::TranslateQuery(a) => run_translate_query(a),
@@ -464,9 +582,30 @@ async fn run_create(a: CreateIndexArgs) -> Result<Outcome, CliError> {
         drop_settings: a.drop_settings,
         copy_pipelines: a.copy_pipelines,
     };
-    match create_index(&legacy, &target, &cfg).await? {
+    let tag_matching = TagMatching { normalizer: a.tag_normalizer, allow_key_case_collisions: a.allow_tag_key_case_collisions };
+    let report = create_index_with(&legacy, &target, &cfg, &tag_matching).await?;
+    match report.outcome {
         CreateOutcome::Created => say!("created {}", cfg.target_index),
         CreateOutcome::AlreadyExists => say!("{} already exists with the expected definition; nothing to do", cfg.target_index),
+    }
+    if let Some(line) = report.tags_summary() {
+        say!("{line}");
+    }
+    Ok(Outcome::Ok)
+}
+
+async fn run_status(a: StatusArgs) -> Result<Outcome, CliError> {
+    let job = a.job.config()?;
+    let name = match (&job.name, &a.source_index, &a.target_index) {
+        (Some(n), _, _) => n.clone(),
+        (None, Some(s), Some(t)) => crate::job::default_name(s, t),
+        _ => return Err(CliError::Usage("name the job: --job NAME, or --source-index and --target-index".into())),
+    };
+    let st = crate::job::status(&job, &name).await?;
+    if a.json {
+        say!("{}", serde_json::to_string_pretty(&st).expect("status serializes"));
+    } else {
+        say!("{st}");
     }
     Ok(Outcome::Ok)
 }
@@ -483,10 +622,11 @@ pub fn parse_settings(pairs: &[String]) -> Result<Map<String, Value>, CliError> 
 }
 
 async fn run_copy(a: CopyArgs) -> Result<Outcome, CliError> {
+    let job = a.job.config()?;
     let cancel = on_interrupt("stopping after in-flight batches are resolved or abandoned; checkpoints stay consistent");
     let (legacy, target) = clients(a.legacy, a.target, a.read.retry.policy(), &cancel)?;
     if !a.no_metrics {
-        crate::metrics::install_exporter(a.metrics_addr)?;
+        crate::metrics::install_exporter(a.metrics_addr, &job.worker)?;
     }
     let cfg = CopyConfig {
         source_index: a.indices.source_index,
@@ -494,13 +634,12 @@ async fn run_copy(a: CopyArgs) -> Result<Outcome, CliError> {
         tags: (&a.tags).into(),
         legacy_version: a.read.legacy_version.clone(),
         slices: a.slices,
-        selection: a.slice_range.or(a.worker).unwrap_or(SliceSelection::All),
+        job,
         batch_size: a.read.batch_size,
         bulk_concurrency: a.bulk_concurrency,
         max_docs_per_sec: a.max_docs_per_sec,
         keep_alive: a.read.keep_alive.clone(),
         scan_method: a.read.scan_method,
-        checkpoint_dir: a.checkpoint_dir,
         failures_file: a.failures_file,
         min_gc_deletes: a.min_gc_deletes,
         progress: a.progress,
@@ -799,7 +938,11 @@ index the line names. A search the translator cannot express exactly is reported
 (a sorted body: its page in order; else every matching id, up to --max-ids), aggregations
 (target bucket keys restored). A differing query is re-run every --recheck-interval until it
 agrees or --settle-timeout passes (live writes), then reported with sample ids per side and the
-likely cause: analysed_text, case, ignore_above, missing_document, unknown.
+likely cause: analysed_text, case, ignore_above, missing_document, unknown. Every differing
+document is counted as partial_word (the legacy's analysed text matched a word inside a longer
+value), case_only or other (`difference_counts`, per search and in the summary). The target's
+mapping is read: tag keywords with a lowercase normalizer (create-index --tag-normalizer
+lowercase) are translated for, and on a text-mapped legacy what remains is partial_word.
 
 Examples:
   backfill parity --source-index orders --target-index orders-v2 --legacy-tag-mapping keyword \\
@@ -902,11 +1045,13 @@ mod tests {
             "--metrics-addr",
             "[default: 127.0.0.1:9465]",
             "--legacy-version",
-            "--slice-range",
-            "--worker",
+            "--job",
+            "--worker-id",
+            "--brokers",
+            "--session-timeout",
+            "cutover-backfill.<job>",
             "--max-docs-per-sec",
             "--failures-file",
-            "--checkpoint-dir",
             "--no-bulk-load",
             "backfill finalize",
         ] {
@@ -948,14 +1093,23 @@ mod tests {
             "field:version",
             "--slices",
             "8",
-            "--slice-range",
-            "0..4",
+            "--job",
+            "j1",
+            "--session-timeout",
+            "6s",
         ])
         .unwrap();
         let Command::Copy(c) = cli.command else { panic!() };
         assert_eq!(c.read.legacy_version, Some(LegacyVersionSource::Field("version".into())));
-        assert_eq!(c.slice_range, Some(SliceSelection::Range { start: 0, end: 4 }));
-        assert!(Cli::try_parse_from(["backfill", "copy", "--source-index", "a", "--target-index", "b", "--slice-range", "0..1", "--worker", "0/2"]).is_err());
+        assert_eq!(c.slices, Some(8));
+        let job = c.job.config().unwrap();
+        assert_eq!((job.name.as_deref(), job.kafka.session_timeout, job.fencing), (Some("j1"), Duration::from_secs(6), true));
+        for refused in ["group.id=x", "enable.auto.commit=true", "partition.assignment.strategy=range", "sasl.password=x"] {
+            let cli = Cli::try_parse_from(["backfill", "copy", "--source-index", "a", "--target-index", "b", "-X", refused]).unwrap();
+            let Command::Copy(c) = cli.command else { panic!() };
+            let err = c.job.config().unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{refused}: {err}");
+        }
     }
 
     #[test]
@@ -995,6 +1149,8 @@ mod tests {
             "Exit codes: 0",
             "3 some differ",
             "analysed_text",
+            "partial_word",
+            "--tag-normalizer",
         ] {
             assert!(help.contains(needle), "parity --help lacks {needle}:\n{help}");
         }

@@ -1,7 +1,9 @@
 //! The copy pipeline: per slice, scan -> rewrite -> externally versioned bulk write ->
 //! checkpoint.
 //!
-//! Each assigned slice runs as its own task. Within a slice, up to `bulk_concurrency` batches
+//! Which slices this process copies is the job's group's decision ([`crate::job`]): slices come
+//! and go as workers join, leave or die, and the process ends when every slice of the job is
+//! done, whoever copied it. Each slice this worker holds runs as its own task. Within a slice, up to `bulk_concurrency` batches
 //! are in flight (the next page is read while earlier ones are written), and a process-wide
 //! semaphore caps the bulk requests of all slices at `bulk_concurrency`. Batches of a slice are
 //! *resolved in scan order* (an ordered queue of spawned tasks), and the checkpoint is saved
@@ -15,9 +17,10 @@
 //! failed documents (the poison breaker, [`cluster::breaker`]). A run that failed documents
 //! exits non-zero ([`Summary::failed`]).
 
-use crate::checkpoint::{CheckpointError, CheckpointStore, SliceCheckpoint};
+use crate::checkpoint::{CheckpointError, SliceCheckpoint};
 use crate::failures::{Failure, FailureKind, FailureLog};
 use crate::index::{check_readiness, IndexError};
+use crate::job::{Event, JobConfig, JobError, JobSpec, Member};
 use crate::progress::{BatchCounts, ProgressMode, Reporter, Stats, Summary};
 use crate::rate::RateLimiter;
 #[cfg(feature = "test-hooks")]
@@ -31,52 +34,11 @@ use schema::{LegacyVersionSource, TagRewrite};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-
-/// Which slices this process copies, so several processes can share one job.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SliceSelection {
-    /// Every slice.
-    All,
-    /// Slices `start..end` (end exclusive), e.g. `0..4` of 8.
-    Range { start: u32, end: u32 },
-    /// Worker `index` of `count`: slices `index, index + count, ...`.
-    Worker { index: u32, count: u32 },
-}
-
-impl SliceSelection {
-    /// The slice ids selected out of `max`.
-    pub fn slices(&self, max: u32) -> Result<Vec<u32>, CopyError> {
-        let bad = |why: String| CopyError::BadSlices(why);
-        match *self {
-            SliceSelection::All => Ok((0..max).collect()),
-            SliceSelection::Range { start, end } if start < end && end <= max => Ok((start..end).collect()),
-            SliceSelection::Range { start, end } => Err(bad(format!("slice range {start}..{end} is empty or exceeds --slices {max}"))),
-            SliceSelection::Worker { index, count } if index < count && count <= max => Ok((index..max).step_by(count as usize).collect()),
-            SliceSelection::Worker { index, count } => Err(bad(format!("worker {index}/{count} needs index < count <= --slices {max}"))),
-        }
-    }
-}
-
-/// Parses `a..b` (a slice range) or `i/n` (a worker).
-impl FromStr for SliceSelection {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let num = |t: &str| t.trim().parse::<u32>().map_err(|_| format!("`{s}`: expected `start..end` or `index/count`"));
-        if let Some((a, b)) = s.split_once("..") {
-            Ok(SliceSelection::Range { start: num(a)?, end: num(b)? })
-        } else if let Some((a, b)) = s.split_once('/') {
-            Ok(SliceSelection::Worker { index: num(a)?, count: num(b)? })
-        } else {
-            Err(format!("`{s}`: expected `start..end` or `index/count`"))
-        }
-    }
-}
 
 /// Everything a copy run needs (the CLI builds it from `backfill copy` flags).
 #[derive(Clone)]
@@ -86,9 +48,10 @@ pub struct CopyConfig {
     pub tags: TagRewrite,
     /// Where each legacy document's version is; `None` refuses to start (see [`CopyError::NoVersionSource`]).
     pub legacy_version: Option<LegacyVersionSource>,
-    /// Slice count; `None`: the source's primary shard count, capped at 8.
+    /// Slice count; `None`: [`default_slices`]. A job keeps the count it was created with.
     pub slices: Option<u32>,
-    pub selection: SliceSelection,
+    /// The job this worker belongs to: its group, its checkpoints.
+    pub job: JobConfig,
     /// Documents per scan page and per bulk request.
     pub batch_size: usize,
     /// Bulk requests in flight, for the whole process.
@@ -97,7 +60,6 @@ pub struct CopyConfig {
     /// PIT/scroll keep-alive between pages (Elasticsearch syntax).
     pub keep_alive: String,
     pub scan_method: ScanMethodChoice,
-    pub checkpoint_dir: PathBuf,
     pub failures_file: PathBuf,
     /// The target's `index.gc_deletes` must be at least this long.
     pub min_gc_deletes: Duration,
@@ -127,13 +89,12 @@ impl CopyConfig {
             tags: TagRewrite::default(),
             legacy_version,
             slices: None,
-            selection: SliceSelection::All,
+            job: JobConfig::default(),
             batch_size: 1000,
             bulk_concurrency: 4,
             max_docs_per_sec: None,
             keep_alive: "5m".into(),
             scan_method: ScanMethodChoice::Auto,
-            checkpoint_dir: PathBuf::from("backfill-checkpoints"),
             failures_file: PathBuf::from("backfill-failures.jsonl"),
             min_gc_deletes: Duration::from_secs(24 * 3600),
             progress: ProgressMode::Auto,
@@ -173,10 +134,13 @@ pub enum CopyError {
     Systematic { slice: u32, tripped: Tripped },
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// The job's state in Kafka could not be used.
+    #[error(transparent)]
+    Job(#[from] JobError),
     /// The failures file could not be written (the run stops: a failure must not be lost).
     #[error("failures file {path}: {source}")]
     FailureLog { path: PathBuf, source: std::io::Error },
-    /// Bad `--slices` / `--slice-range` / `--worker`.
+    /// Bad `--slices`.
     #[error("{0}")]
     BadSlices(String),
     /// Shutdown was requested.
@@ -195,7 +159,7 @@ struct Ctx {
     version_source: LegacyVersionSource,
     method: ScanMethod,
     slices: u32,
-    store: CheckpointStore,
+    member: Member,
     failures: FailureLog,
     stats: Arc<Stats>,
     limiter: Option<RateLimiter>,
@@ -204,9 +168,15 @@ struct Ctx {
     cancel: CancellationToken,
 }
 
-enum SliceRun {
+/// How one slice task of this worker ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SliceEnd {
+    /// Its checkpoint said done: nothing to copy.
     AlreadyDone,
+    /// Copied to its end (from its checkpoint when `resumed`).
     Ran { resumed: bool, recoveries: u64 },
+    /// The group moved it to another worker (revoked, or its checkpoint refused).
+    Moved,
 }
 
 /// Refreshes the source before the scan opens its contexts, so that every write the legacy
@@ -220,8 +190,9 @@ pub async fn refresh_source(legacy: &Es, index: &str) {
     }
 }
 
-/// Copies the assigned slices of the source index into the target index and returns the
-/// summary. Checks first that a version source is configured and that the target is ready.
+/// Joins the copy job and copies the slices the group gives this worker until every slice of
+/// the job is done, then returns the summary. Checks first that a version source is configured
+/// and that the target is ready.
 pub async fn copy(legacy: &Es, target: &Es, cfg: CopyConfig, cancel: CancellationToken) -> Result<Summary, CopyError> {
     let version_source = cfg.legacy_version.clone().ok_or(CopyError::NoVersionSource)?;
     let definition = check_readiness(target, &cfg.target_index, &cfg.tags, cfg.min_gc_deletes).await?;
@@ -236,15 +207,15 @@ pub async fn copy(legacy: &Es, target: &Es, cfg: CopyConfig, cancel: Cancellatio
         Some(_) => return Err(CopyError::BadSlices("--slices must be at least 1".into())),
         None => default_slices(legacy, &cfg.source_index).await?,
     };
-    let assigned = cfg.selection.slices(slices)?;
-    let store = CheckpointStore::open(&cfg.checkpoint_dir, &cfg.source_index, &cfg.target_index, slices)?;
+    let expected = count(legacy, &cfg.source_index).await.ok();
+    let spec = JobSpec { source_index: cfg.source_index.clone(), target_index: cfg.target_index.clone(), slices, expected_docs: expected };
+    let (member, mut events) = Member::join(&cfg.job, spec, &cfg.write.retry, &cancel).await?;
     let failures = FailureLog::open(&cfg.failures_file).map_err(|source| CopyError::FailureLog { path: cfg.failures_file.clone(), source })?;
-    let stats = Arc::new(Stats::new(&assigned));
-    let total = count(legacy, &cfg.source_index).await.ok().map(|t| t * assigned.len() as u64 / slices as u64);
-    crate::metrics::run_started(&definition, total);
-    tracing::info!(source = %cfg.source_index, target = %cfg.target_index, %server, method = method.as_str(), slices, assigned = ?assigned, "backfill starting");
+    let stats = Arc::new(Stats::new(&(0..slices).collect::<Vec<_>>()));
+    crate::metrics::run_started(&definition, expected);
+    tracing::info!(source = %cfg.source_index, target = %cfg.target_index, %server, method = method.as_str(), slices, worker = %cfg.job.worker, "backfill starting");
     let started = Instant::now();
-    let reporter = Reporter::start(stats.clone(), cfg.progress, total, cfg.log_interval);
+    let reporter = Reporter::start(stats.clone(), cfg.progress, expected, cfg.log_interval);
     let writer = BulkWriter::new(target.clone(), cfg.write.clone(), cancel.clone());
     let ctx = Arc::new(Ctx {
         legacy: legacy.clone(),
@@ -256,18 +227,23 @@ pub async fn copy(legacy: &Es, target: &Es, cfg: CopyConfig, cancel: Cancellatio
         version_source,
         method,
         slices,
-        store,
+        member,
         failures,
         stats: stats.clone(),
         cancel: cancel.child_token(),
     });
-    let outcome = run_slices(&ctx, &assigned).await;
+    let outcome = run_job(&ctx, &mut events).await;
     reporter.stop().await;
-    let runs = outcome?;
+    let job = match outcome {
+        Ok(ends) => ctx.member.load_all().await.map(|cps| (ends, cps)).map_err(CopyError::from),
+        Err(e) => Err(e),
+    };
+    ctx.member.leave().await;
+    let (ends, checkpoints) = job?;
     if ctx.cfg.refresh_at_end {
         target.refresh(&ctx.cfg.target_index).await?;
     }
-    let summary = summarize(&ctx, &assigned, &runs, started.elapsed());
+    let summary = summarize(&ctx, &ends, &checkpoints, started.elapsed());
     tracing::info!("{summary}");
     if ctx.cfg.bulk_load {
         tracing::info!(target = %ctx.cfg.target_index, "the target stays in bulk-load settings (refresh off, no replicas) for further copies; run `backfill finalize` after the last one, before switching reads");
@@ -291,42 +267,79 @@ async fn enter_bulk_load(target: &Es, index: &str) {
     }
 }
 
-/// Runs every assigned slice concurrently; the first error cancels the others.
-async fn run_slices(ctx: &Arc<Ctx>, assigned: &[u32]) -> Result<Vec<(u32, SliceRun)>, CopyError> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for (pos, &slice) in assigned.iter().enumerate() {
-        let ctx = ctx.clone();
-        tasks.spawn(async move { (slice, run_slice(ctx, pos, slice).await) });
-    }
-    let mut runs = Vec::new();
-    let mut first_error = None;
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((slice, Ok(run))) => runs.push((slice, run)),
-            Ok((_, Err(e))) => {
-                ctx.cancel.cancel();
-                if first_error.is_none() || matches!(first_error, Some(CopyError::Cancelled)) {
-                    first_error = Some(e);
+/// How often a worker with no slice running asks whether the job is done.
+const JOB_POLL: Duration = Duration::from_secs(1);
+
+/// Runs the slices the group assigns, each as a task that a revoke cancels, until every slice
+/// of the job is done. The first error cancels the others.
+async fn run_job(ctx: &Arc<Ctx>, events: &mut tokio::sync::mpsc::UnboundedReceiver<Event>) -> Result<Vec<(u32, SliceEnd)>, CopyError> {
+    let mut tasks: tokio::task::JoinSet<(u32, u64, Result<SliceEnd, CopyError>)> = tokio::task::JoinSet::new();
+    // slice -> (epoch, token) of the task copying it now.
+    let mut running: std::collections::HashMap<u32, (u64, CancellationToken)> = Default::default();
+    let mut ends = Vec::new();
+    let mut poll = tokio::time::interval(JOB_POLL);
+    let result = loop {
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => break Err(CopyError::Cancelled),
+            Some(event) = events.recv() => match event {
+                Event::Assigned { slices, epoch } => {
+                    for slice in slices {
+                        let token = ctx.cancel.child_token();
+                        if let Some((_, old)) = running.insert(slice, (epoch, token.clone())) {
+                            old.cancel();
+                        }
+                        let ctx = ctx.clone();
+                        tasks.spawn(async move { (slice, epoch, run_slice(ctx, slice, epoch, token).await) });
+                    }
+                }
+                Event::Revoked(slices) => {
+                    for slice in slices {
+                        if let Some((_, token)) = running.remove(&slice) {
+                            token.cancel();
+                        }
+                    }
+                }
+            },
+            Some(joined) = tasks.join_next() => {
+                let (slice, epoch, result) = match joined {
+                    Ok(j) => j,
+                    Err(e) => break Err(CopyError::Task(e.to_string())),
+                };
+                if running.get(&slice).is_some_and(|(e, _)| *e == epoch) {
+                    running.remove(&slice);
+                }
+                match result {
+                    Ok(end) => ends.push((slice, end)),
+                    Err(e) => break Err(e),
+                }
+            },
+            _ = poll.tick(), if running.is_empty() => {
+                let cps = ctx.member.load_all().await?;
+                if cps.iter().all(|c| c.as_ref().is_some_and(|c| c.done)) {
+                    tracing::info!(slices = cps.len(), copied_here = ends.len(), "every slice of the job is done");
+                    break Ok(());
                 }
             }
-            Err(e) => {
-                ctx.cancel.cancel();
-                first_error.get_or_insert(CopyError::Task(e.to_string()));
-            }
+        }
+    };
+    if result.is_err() {
+        ctx.cancel.cancel();
+    }
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((slice, _, Ok(end))) = joined {
+            ends.push((slice, end));
         }
     }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(runs),
-    }
+    result.map(|()| ends)
 }
 
-fn summarize(ctx: &Ctx, assigned: &[u32], runs: &[(u32, SliceRun)], elapsed: Duration) -> Summary {
+fn summarize(ctx: &Ctx, ends: &[(u32, SliceEnd)], checkpoints: &[Option<SliceCheckpoint>], elapsed: Duration) -> Summary {
     let s = &ctx.stats;
     let scanned = s.scanned.load(Relaxed);
-    let pick = |f: fn(&SliceRun) -> bool| {
-        let mut v: Vec<u32> = runs.iter().filter(|(_, r)| f(r)).map(|(s, _)| *s).collect();
+    let pick = |f: fn(&SliceEnd) -> bool| {
+        let mut v: Vec<u32> = ends.iter().filter(|(_, r)| f(r)).map(|(s, _)| *s).collect();
         v.sort_unstable();
+        v.dedup();
         v
     };
     Summary {
@@ -334,22 +347,17 @@ fn summarize(ctx: &Ctx, assigned: &[u32], runs: &[(u32, SliceRun)], elapsed: Dur
         target_index: ctx.cfg.target_index.clone(),
         method: ctx.method.as_str().into(),
         slices: ctx.slices,
-        slices_assigned: assigned.to_vec(),
-        slices_already_done: pick(|r| matches!(r, SliceRun::AlreadyDone)),
-        slices_resumed: pick(|r| matches!(r, SliceRun::Ran { resumed: true, .. })),
+        slices_assigned: pick(|_| true),
+        slices_already_done: pick(|r| matches!(r, SliceEnd::AlreadyDone)),
+        slices_resumed: pick(|r| matches!(r, SliceEnd::Ran { resumed: true, .. })),
+        slices_moved: pick(|r| matches!(r, SliceEnd::Moved)),
         scanned,
         written: s.written.load(Relaxed),
         superseded: s.superseded.load(Relaxed),
         failed: s.failed.load(Relaxed),
-        // Every slice was checkpointed as done by now; a checkpoint that cannot be read counts
-        // this run's failures only (the run already said why if it could not save one).
-        failed_in_slices: assigned
-            .iter()
-            .filter_map(|&slice| ctx.store.load(slice).ok().flatten())
-            .map(|cp| cp.failed)
-            .sum::<u64>()
-            .max(s.failed.load(Relaxed)),
-        context_recoveries: runs.iter().map(|(_, r)| if let SliceRun::Ran { recoveries, .. } = r { *recoveries } else { 0 }).sum(),
+        // The whole job's failures, over every run and worker, from the checkpoints.
+        failed_in_slices: checkpoints.iter().flatten().map(|cp| cp.failed).sum::<u64>().max(s.failed.load(Relaxed)),
+        context_recoveries: ends.iter().map(|(_, r)| if let SliceEnd::Ran { recoveries, .. } = r { *recoveries } else { 0 }).sum(),
         elapsed_secs: elapsed.as_secs_f64(),
         docs_per_sec: scanned as f64 / elapsed.as_secs_f64().max(1e-3),
         failures_file: ctx.cfg.failures_file.display().to_string(),
@@ -358,21 +366,37 @@ fn summarize(ctx: &Ctx, assigned: &[u32], runs: &[(u32, SliceRun)], elapsed: Dur
 
 type BatchResult = Result<(BatchCounts, u64), CopyError>;
 
-/// Copies one slice from its checkpoint to its end.
-async fn run_slice(ctx: Arc<Ctx>, pos: usize, slice: u32) -> Result<SliceRun, CopyError> {
-    let (mut cp, resumed) = match ctx.store.load(slice)? {
+/// Copies one slice from its checkpoint to its end, while this worker holds it (`token` is
+/// cancelled when the group moves it).
+async fn run_slice(ctx: Arc<Ctx>, slice: u32, epoch: u64, token: CancellationToken) -> Result<SliceEnd, CopyError> {
+    let result = copy_slice(&ctx, slice, epoch, &token).await;
+    match result {
+        // Moved while it ran: the new owner continues from the last checkpoint saved here.
+        Err(CopyError::Cancelled) | Err(CopyError::Checkpoint(CheckpointError::Lost { .. })) if !ctx.cancel.is_cancelled() => {
+            tracing::info!(slice, epoch, "slice moved to another worker; stopped copying it");
+            Ok(SliceEnd::Moved)
+        }
+        Err(_) if token.is_cancelled() && !ctx.cancel.is_cancelled() => Ok(SliceEnd::Moved),
+        other => other,
+    }
+}
+
+async fn copy_slice(ctx: &Arc<Ctx>, slice: u32, epoch: u64, token: &CancellationToken) -> Result<SliceEnd, CopyError> {
+    let pos = slice as usize;
+    let (mut cp, resumed) = match ctx.member.load(slice).await? {
         Some(cp) if cp.done => {
             tracing::info!(slice, "slice already done (checkpoint); skipping");
             ctx.stats.slice_done(pos);
-            return Ok(SliceRun::AlreadyDone);
+            return Ok(SliceEnd::AlreadyDone);
         }
         Some(cp) => {
-            tracing::info!(slice, resume_seq_no = cp.resume_seq_no, scanned_before = cp.scanned, "resuming slice from checkpoint");
+            tracing::info!(slice, resume_seq_no = cp.resume_seq_no, scanned_before = cp.scanned, by = %cp.worker, "resuming slice from checkpoint");
             (cp, true)
         }
-        None => (ctx.store.fresh(slice), false),
+        None => (ctx.member.fresh(slice), false),
     };
     cp.runs += 1;
+    cp.worker = ctx.cfg.job.worker.clone();
     let opts = ScanOptions {
         index: ctx.cfg.source_index.clone(),
         method: ctx.method,
@@ -382,27 +406,35 @@ async fn run_slice(ctx: Arc<Ctx>, pos: usize, slice: u32) -> Result<SliceRun, Co
         source: true,
         retry: ctx.cfg.write.retry.clone(),
     };
-    let scan = SliceScan::new(ctx.legacy.clone(), opts, cp.resume_seq_no, ctx.cancel.clone());
+    let scan = SliceScan::new(ctx.legacy.clone(), opts, cp.resume_seq_no, token.clone());
     #[cfg(feature = "test-hooks")]
     let scan = scan.with_hook(ctx.cfg.on_page.clone());
     let mut scan = scan;
-    let result = pump(&ctx, pos, slice, &mut scan, &mut cp).await;
+    let result = pump(ctx, pos, slice, epoch, token, &mut scan, &mut cp).await;
     scan.close().await;
     result?;
     cp.done = true;
-    ctx.store.save_async(&mut cp).await?;
+    ctx.member.save(epoch, &mut cp, &ctx.cfg.write.retry, token).await?;
     ctx.stats.slice_done(pos);
     ctx.stats.recoveries.fetch_add(scan.recoveries(), Relaxed);
-    Ok(SliceRun::Ran { resumed, recoveries: scan.recoveries() })
+    Ok(SliceEnd::Ran { resumed, recoveries: scan.recoveries() })
 }
 
 /// Reads pages and resolves their batches in order, saving the checkpoint after each.
-async fn pump(ctx: &Arc<Ctx>, pos: usize, slice: u32, scan: &mut SliceScan, cp: &mut SliceCheckpoint) -> Result<(), CopyError> {
+async fn pump(
+    ctx: &Arc<Ctx>,
+    pos: usize,
+    slice: u32,
+    epoch: u64,
+    token: &CancellationToken,
+    scan: &mut SliceScan,
+    cp: &mut SliceCheckpoint,
+) -> Result<(), CopyError> {
     let depth = ctx.cfg.bulk_concurrency.max(1);
     let mut inflight: FuturesOrdered<tokio::task::JoinHandle<BatchResult>> = FuturesOrdered::new();
     let mut exhausted = false;
     loop {
-        if ctx.cancel.is_cancelled() {
+        if token.is_cancelled() {
             return Err(CopyError::Cancelled);
         }
         if !exhausted && inflight.len() < depth {
@@ -411,7 +443,7 @@ async fn pump(ctx: &Arc<Ctx>, pos: usize, slice: u32, scan: &mut SliceScan, cp: 
                     ScanError::GaveUp { why: GiveUp::Cancelled, .. } => CopyError::Cancelled,
                     source => CopyError::Scan { slice, source },
                 })?,
-                _ = ctx.cancel.cancelled() => return Err(CopyError::Cancelled),
+                _ = token.cancelled() => return Err(CopyError::Cancelled),
             };
             match page {
                 Some(page) => {
@@ -429,7 +461,7 @@ async fn pump(ctx: &Arc<Ctx>, pos: usize, slice: u32, scan: &mut SliceScan, cp: 
         cp.written += counts.written;
         cp.superseded += counts.superseded;
         cp.failed += counts.failed;
-        ctx.store.save_async(cp).await?;
+        ctx.member.save(epoch, cp, &ctx.cfg.write.retry, token).await?;
         ctx.stats.add(pos, counts);
     }
 }
@@ -561,8 +593,10 @@ fn judge(ctx: &Ctx, slice: u32, order: &[bool], results: &[Outcome]) -> Result<(
     Ok(())
 }
 
-/// The default slice count: the source's primary shards, capped at 8 (more slices than that
-/// mostly add PIT and per-page slicing overhead on the source).
+/// The default slice count: the source's primary shards, at least 4 and at most 8. At least 4
+/// so that a job has more slices than it usually has workers: a worker that joins later gets
+/// slices too, and one that dies leaves its slices to several others. At most 8: more slices
+/// than that mostly add PIT and per-page slicing overhead on the source.
 async fn default_slices(legacy: &Es, index: &str) -> Result<u32, CopyError> {
     let body = legacy.get(&format!("/{}/_settings/index.number_of_shards", enc(index))).await?;
     let shards = body
@@ -571,27 +605,11 @@ async fn default_slices(legacy: &Es, index: &str) -> Result<u32, CopyError> {
         .and_then(|v| v.pointer("/settings/index/number_of_shards"))
         .and_then(|v| v.as_str().and_then(|s| s.parse::<u32>().ok()).or_else(|| v.as_u64().map(|n| n as u32)))
         .unwrap_or(1);
-    Ok(shards.clamp(1, 8))
+    Ok(shards.clamp(4, 8))
 }
 
 /// The number of documents in an index (for the progress bar's ETA).
 pub async fn count(es: &Es, index: &str) -> Result<u64, EsError> {
     let body = es.get(&format!("/{}/_count", enc(index))).await?;
     Ok(body.get("count").and_then(Value::as_u64).unwrap_or(0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slice_selection() {
-        assert_eq!(SliceSelection::All.slices(3).unwrap(), vec![0, 1, 2]);
-        assert_eq!("0..4".parse::<SliceSelection>().unwrap().slices(8).unwrap(), vec![0, 1, 2, 3]);
-        assert_eq!("1/3".parse::<SliceSelection>().unwrap().slices(8).unwrap(), vec![1, 4, 7]);
-        assert!("4..4".parse::<SliceSelection>().unwrap().slices(8).is_err());
-        assert!("0..9".parse::<SliceSelection>().unwrap().slices(8).is_err());
-        assert!("3/3".parse::<SliceSelection>().unwrap().slices(8).is_err());
-        assert!("x".parse::<SliceSelection>().is_err());
-    }
 }

@@ -12,11 +12,19 @@
 //! unless the target can honour them: a pipeline it has (or that `copy_pipelines` copies from
 //! the legacy cluster), an attribute value one of its nodes has, `request` durability.
 //! `drop_settings` leaves settings out (docs/legacy-settings.md).
+//!
+//! Text-mapped legacy tags ([`schema::analysed_tag_fields`]: the field report's `text`
+//! template, or the default dynamic mapping) are detected and logged as a warning saying what
+//! changes for end users (an analysed `match` for `John` found `john` and `John Smith`; the
+//! target's keyword term finds exactly `John`). [`TagMatching::normalizer`] gives the target's
+//! tag keywords a lowercase normalizer, so case-insensitive exact matches keep working; legacy
+//! tag keys that differ only by case are then refused (they would become one key) unless
+//! [`TagMatching::allow_key_case_collisions`]. docs/queries.md §10.
 
 use cluster::client::enc;
 use cluster::readiness::{get_pipeline, NotReady};
 use cluster::{Es, EsError, Method};
-use schema::{ClusterDependency, TagRewrite, TargetDefinitionConfig};
+use schema::{AnalysedTagField, ClusterDependency, MappingError, TagNormalizer, TagRewrite, TargetDefinitionConfig};
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -47,6 +55,10 @@ pub enum IndexError {
     /// nothing was created. One line per setting, with its fix.
     #[error("refusing to create `{index}`: settings of the legacy index `{source_index}` would not work on the target cluster as they are (nothing was created):\n  - {}", problems.join("\n  - "))]
     LegacySettings { index: String, source_index: String, problems: Vec<String> },
+    /// `--tag-normalizer` would merge legacy tag keys that differ only by case (or its
+    /// normalizer's name is taken): nothing was created.
+    #[error("refusing to create `{index}` with --tag-normalizer (nothing was created): {reason}")]
+    TagNormalizer { index: String, reason: String },
     /// The target refused an ingest pipeline copied from the legacy cluster.
     #[error("the target cluster refused ingest pipeline `{id}` copied from the legacy cluster (nothing else was changed): {cause}; the target needs every processor the pipeline uses (or leave the setting out with --drop-setting {key}; see docs/legacy-settings.md)")]
     PipelineCopy { id: String, key: String, cause: Box<EsError> },
@@ -74,6 +86,84 @@ pub struct CreateIndexConfig {
     pub copy_pipelines: bool,
 }
 
+/// How the target's tag keywords match text (`create-index --tag-normalizer`,
+/// `--allow-tag-key-case-collisions`). The default: exact, case-sensitive keywords.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TagMatching {
+    /// A normalizer for both tag keywords (lowercase: case-insensitive exact matches).
+    pub normalizer: Option<TagNormalizer>,
+    /// Create the normalized index even when legacy tag keys differ only by case.
+    pub allow_key_case_collisions: bool,
+}
+
+/// What `create-index` did, and what it found about the legacy tags.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateIndexReport {
+    pub outcome: CreateOutcome,
+    /// The legacy tag fields (and templates) mapped as analysed text.
+    pub analysed_tag_fields: Vec<AnalysedTagField>,
+    /// The normalizer of the target's tag keywords.
+    pub tag_normalizer: Option<TagNormalizer>,
+}
+
+impl CreateIndexReport {
+    /// The line `create-index` prints about the tags, when there is something to say (a
+    /// text-mapped legacy, or a normalizer).
+    pub fn tags_summary(&self) -> Option<String> {
+        let target = match self.tag_normalizer {
+            Some(n) => format!("target tag keywords: `{n}` normalizer `{}` (case-insensitive exact matches)", n.name()),
+            None => "target tag keywords: exact (case-sensitive)".to_string(),
+        };
+        if self.analysed_tag_fields.is_empty() {
+            return self.tag_normalizer.map(|_| format!("tags: {target}"));
+        }
+        Some(format!(
+            "tags: the legacy index maps {} tag field(s) or template(s) as analysed text ({}); {target}; partial-word matches are not kept: measure with `backfill parity --queries FILE --legacy-tag-mapping keyword`",
+            self.analysed_tag_fields.len(),
+            fields_brief(&self.analysed_tag_fields)
+        ))
+    }
+}
+
+/// The first analysed fields, for a log line.
+fn fields_brief(fields: &[AnalysedTagField]) -> String {
+    let mut shown: Vec<String> = fields.iter().take(5).map(ToString::to_string).collect();
+    if fields.len() > 5 {
+        shown.push(format!("and {} more", fields.len() - 5));
+    }
+    shown.join(", ")
+}
+
+/// The warning about text-mapped legacy tags: what changes for end users, and how to measure
+/// it. None when no tag field is analysed text and no normalizer is asked for.
+fn tag_text_warning(fields: &[AnalysedTagField], normalizer: Option<TagNormalizer>) -> Option<String> {
+    let measure = "measure it with your own searches: `backfill parity --queries FILE --legacy-tag-mapping keyword` (docs/queries.md)";
+    if fields.is_empty() {
+        return normalizer.map(|n| format!(
+            "--tag-normalizer {n} on a legacy index whose tags are not analysed text: searches on tags that were case-sensitive become case-insensitive on the target (`John` also finds `john`), and terms-aggregation buckets come back lowercased; {measure}"
+        ));
+    }
+    let subfield = if fields.iter().any(|f| f.keyword_subfield.is_some()) {
+        match normalizer {
+            None => " Clauses on their keyword sub-fields stay exact.",
+            Some(_) => " Clauses on their keyword sub-fields become case-insensitive, and terms-aggregation buckets come back lowercased.",
+        }
+    } else {
+        ""
+    };
+    let choice = match normalizer {
+        None => "`--tag-normalizer lowercase` would keep case-insensitive exact matches (`john` for `John`); partial-word matches (`John Smith` for `John`) are lost either way".to_string(),
+        Some(n) => format!(
+            "with --tag-normalizer {n} (normalizer `{}` on both tag keywords) case-insensitive exact matches keep working (`john` for `John`); partial-word matches (`John Smith` for `John`) are lost",
+            n.name()
+        ),
+    };
+    Some(format!(
+        "the legacy index maps its tags as analysed text ({}): the target indexes each tag as one exact keyword pair, so searches on tags change for end users: an analysed `match` for `John` found `John`, `john` and `John Smith`, the target's keyword term finds exactly `John`; {choice}.{subfield} Before switching reads, {measure}",
+        fields_brief(fields)
+    ))
+}
+
 /// What `create-index` did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CreateOutcome {
@@ -88,30 +178,53 @@ pub enum CreateOutcome {
 /// first; the pipelines to copy are copied once the index is known to be creatable (or already
 /// there with the same definition).
 pub async fn create_index(legacy: &Es, target: &Es, cfg: &CreateIndexConfig) -> Result<CreateOutcome, IndexError> {
+    Ok(create_index_with(legacy, target, cfg, &TagMatching::default()).await?.outcome)
+}
+
+/// [`create_index`] with the target's tag keywords matching as `tag_matching` says; reports
+/// the legacy tag fields mapped as analysed text too (also logged as a warning).
+pub async fn create_index_with(legacy: &Es, target: &Es, cfg: &CreateIndexConfig, tag_matching: &TagMatching) -> Result<CreateIndexReport, IndexError> {
     let legacy_index = legacy.get_index(&cfg.source_index).await?.ok_or_else(|| IndexError::SourceMissing(cfg.source_index.clone()))?;
     let def_cfg = TargetDefinitionConfig {
         tags: cfg.tags.clone(),
         gc_deletes: cfg.gc_deletes.clone(),
         extra_settings: cfg.extra_settings.clone(),
         dropped_settings: cfg.drop_settings.clone(),
+        tag_normalizer: tag_matching.normalizer,
+        allow_tag_key_case_collisions: tag_matching.allow_key_case_collisions,
     };
     warn_unmatched_drops(&legacy_index, &cfg.drop_settings);
-    let expected =
-        schema::target_definition(&legacy_index, &def_cfg).map_err(|e| IndexError::Definition { index: cfg.source_index.clone(), reason: e.to_string() })?;
+    let analysed_tag_fields = schema::analysed_tag_fields(&legacy_index, &cfg.tags.legacy_path);
+    if let Some(warning) = tag_text_warning(&analysed_tag_fields, tag_matching.normalizer) {
+        tracing::warn!(source_index = %cfg.source_index, analysed_tag_fields = analysed_tag_fields.len(), "{warning}");
+    }
+    if let (Some(_), true) = (tag_matching.normalizer, tag_matching.allow_key_case_collisions) {
+        let groups = schema::tag_keys_differing_only_by_case(&legacy_index, &cfg.tags.legacy_path);
+        if !groups.is_empty() {
+            tracing::warn!(?groups, "--allow-tag-key-case-collisions: these legacy tag keys differ only by case and become one key on the target (a search for one finds the others)");
+        }
+    }
+    let expected = schema::target_definition(&legacy_index, &def_cfg).map_err(|e| match e {
+        MappingError::TagKeyCaseCollision { .. } | MappingError::NormalizerNameTaken { .. } => {
+            IndexError::TagNormalizer { index: cfg.target_index.clone(), reason: e.to_string() }
+        }
+        e => IndexError::Definition { index: cfg.source_index.clone(), reason: e.to_string() },
+    })?;
+    let report = |outcome| CreateIndexReport { outcome, analysed_tag_fields: analysed_tag_fields.clone(), tag_normalizer: tag_matching.normalizer };
     let to_copy = check_dependencies(legacy, target, cfg, &expected).await?;
     if let Some(actual) = target.get_index(&cfg.target_index).await? {
         let outcome = compare(&cfg.target_index, &expected, &actual)?;
         copy_pipelines(target, &to_copy).await?;
-        return Ok(outcome);
+        return Ok(report(outcome));
     }
     copy_pipelines(target, &to_copy).await?;
     if target.create_index(&cfg.target_index, &expected).await? {
-        tracing::info!(index = %cfg.target_index, "created target index");
-        return Ok(CreateOutcome::Created);
+        tracing::info!(index = %cfg.target_index, tag_normalizer = ?tag_matching.normalizer, "created target index");
+        return Ok(report(CreateOutcome::Created));
     }
     // Another process created it between our GET and PUT: same rule as above.
     let actual = target.get_index(&cfg.target_index).await?.ok_or_else(|| IndexError::TargetMissing(cfg.target_index.clone()))?;
-    compare(&cfg.target_index, &expected, &actual)
+    Ok(report(compare(&cfg.target_index, &expected, &actual)?))
 }
 
 /// Logs each `--drop-setting` that names no setting of the legacy index (a typo leaves the
@@ -333,7 +446,13 @@ fn attribute_problem(nodes: &Value, key: &str, attribute: &str, values: &[String
 
 fn compare(index: &str, expected: &Value, actual: &Value) -> Result<CreateOutcome, IndexError> {
     let actual = &without_bulk_load(expected, actual);
-    let differences = schema::definition_differences(expected, actual);
+    let mut differences = schema::definition_differences(expected, actual);
+    let tag_normalizer_path = |d: &String| ["keyToValue", "value"].iter().any(|sub| d.contains(&format!(".properties.{sub}.normalizer:")));
+    if differences.iter().any(tag_normalizer_path) {
+        differences.push(
+            "the tag keywords' normalizer differs: run create-index with the --tag-normalizer the index was created with (or create another index)".into(),
+        );
+    }
     if differences.is_empty() {
         tracing::info!(%index, "target index already exists with the expected definition");
         Ok(CreateOutcome::AlreadyExists)
@@ -395,6 +514,17 @@ mod tests {
         assert_eq!(differences.len(), 2, "{differences:?}");
     }
 
+    #[test]
+    fn a_different_tag_normalizer_names_the_flag() {
+        let legacy = json!({"mappings": {"dynamic_templates": [{"tags": {"mapping": {"type": "text"}, "path_match": "actions.tags.*"}}]}});
+        let plain = schema::target_definition(&legacy, &TargetDefinitionConfig::default()).unwrap();
+        let normalized =
+            schema::target_definition(&legacy, &TargetDefinitionConfig { tag_normalizer: Some(TagNormalizer::Lowercase), ..Default::default() }).unwrap();
+        assert_eq!(compare("t", &normalized, &normalized).unwrap(), CreateOutcome::AlreadyExists);
+        let Err(IndexError::DefinitionMismatch { differences, .. }) = compare("t", &plain, &normalized) else { panic!("must differ") };
+        assert!(differences.last().unwrap().contains("--tag-normalizer the index was created with"), "{differences:?}");
+    }
+
     fn nodes() -> Value {
         json!({"nodes": {
             "n1": {"name": "es-1", "host": "10.0.0.1", "ip": "10.0.0.1", "roles": ["data", "master"], "attributes": {"box": "hot", "zone": "eu-1"}},
@@ -439,6 +569,65 @@ mod tests {
         assert!(called_pipelines(&json!({"processors": []})).is_empty());
         let reported = json!({"description": "d", "processors": [], "version": 3, "created_date_millis": 1, "modified_date_millis": 2});
         assert_eq!(user_pipeline(reported), json!({"description": "d", "processors": [], "version": 3}));
+    }
+
+    #[test]
+    fn text_tags_warning_says_what_changes_and_how_to_measure_it() {
+        let seed = json!({"mappings": {"dynamic_templates": [{"tags": {"mapping": {"type": "text"}, "path_match": "actions.tags.*"}}]}});
+        let fields = schema::analysed_tag_fields(&seed, "actions.tags");
+        let plain = tag_text_warning(&fields, None).expect("the seed's template is text");
+        for needle in [
+            "analysed text",
+            "dynamic template `tags`",
+            "`John`, `john` and `John Smith`",
+            "finds exactly `John`",
+            "--tag-normalizer lowercase",
+            "backfill parity --queries",
+        ] {
+            assert!(plain.contains(needle), "{needle}: {plain}");
+        }
+        let normalized = tag_text_warning(&fields, Some(TagNormalizer::Lowercase)).unwrap();
+        assert!(
+            normalized.contains("case-insensitive exact matches keep working")
+                && normalized.contains("partial-word matches (`John Smith` for `John`) are lost"),
+            "{normalized}"
+        );
+        assert!(normalized.contains(schema::TAG_NORMALIZER_NAME), "{normalized}");
+        // Keyword tags: nothing to say, unless a normalizer makes them case-insensitive.
+        assert_eq!(tag_text_warning(&[], None), None);
+        assert!(tag_text_warning(&[], Some(TagNormalizer::Lowercase)).unwrap().contains("become case-insensitive"));
+
+        let report = |fields: Vec<AnalysedTagField>, n| CreateIndexReport { outcome: CreateOutcome::Created, analysed_tag_fields: fields, tag_normalizer: n };
+        let line = report(fields.clone(), Some(TagNormalizer::Lowercase)).tags_summary().unwrap();
+        assert!(line.starts_with("tags: the legacy index maps 1 tag field(s) or template(s) as analysed text"), "{line}");
+        assert!(line.contains("`lowercase` normalizer `cutover_tag_lowercase`") && line.contains("backfill parity --queries"), "{line}");
+        assert!(report(fields, None).tags_summary().unwrap().contains("exact (case-sensitive)"));
+        assert_eq!(report(vec![], None).tags_summary(), None);
+    }
+
+    #[test]
+    fn create_index_tag_normalizer_flags() {
+        use clap::{CommandFactory, Parser};
+        let mut cmd = crate::cli::Cli::command();
+        let help = cmd.find_subcommand_mut("create-index").unwrap().render_long_help().to_string();
+        for needle in
+            ["--tag-normalizer <lowercase>", "case-insensitive", "partial-word matches are lost", "--allow-tag-key-case-collisions", "backfill parity"]
+        {
+            assert!(help.contains(needle), "create-index --help lacks {needle}:\n{help}");
+        }
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["backfill", "create-index", "--source-index", "a", "--target-index", "b"];
+            args.extend_from_slice(extra);
+            crate::cli::Cli::try_parse_from(args).map(|c| match c.command {
+                crate::cli::Command::CreateIndex(a) => (a.tag_normalizer, a.allow_tag_key_case_collisions),
+                _ => unreachable!(),
+            })
+        };
+        assert_eq!(parse(&[]).unwrap(), (None, false));
+        assert_eq!(parse(&["--tag-normalizer", "lowercase"]).unwrap(), (Some(TagNormalizer::Lowercase), false));
+        assert_eq!(parse(&["--tag-normalizer", "lowercase", "--allow-tag-key-case-collisions"]).unwrap(), (Some(TagNormalizer::Lowercase), true));
+        assert!(parse(&["--tag-normalizer", "asciifolding"]).is_err());
+        assert!(parse(&["--allow-tag-key-case-collisions"]).is_err(), "only with a normalizer");
     }
 
     #[test]

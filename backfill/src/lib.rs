@@ -15,7 +15,9 @@
 //!   restores the legacy index's before reads are switched.
 //! - [`scan`]: sliced, resumable reads of the legacy index (PIT + `search_after`, or sliced
 //!   scroll), with context-loss detection and recovery.
-//! - [`checkpoint`]: per-slice resume state on disk.
+//! - [`job`]: the copy job in Kafka: the consumer group that assigns slices to workers, the
+//!   checkpoints in its committed offsets (fenced by the group generation), `status`.
+//! - [`checkpoint`]: a slice's resume state and its encoding.
 //! - [`mod@copy`]: the copy pipeline (scan -> rewrite -> bulk write -> checkpoint).
 //! - [`failures`]: the JSON-lines file of documents that could not be copied.
 //! - [`rate`]: the optional docs/s limit.
@@ -33,6 +35,7 @@ pub mod cli;
 pub mod copy;
 pub mod failures;
 pub mod index;
+pub mod job;
 pub mod metrics;
 pub mod parity;
 pub mod progress;
@@ -41,9 +44,10 @@ pub mod scan;
 pub mod verify;
 
 pub use bulkload::{finalize, BulkLoadError, FinalizeConfig, Finalized};
-pub use checkpoint::{CheckpointError, CheckpointStore, SliceCheckpoint};
-pub use copy::{copy, CopyConfig, CopyError, SliceSelection};
-pub use index::{check_readiness, create_index, CreateIndexConfig, CreateOutcome, IndexError};
+pub use checkpoint::{CheckpointError, SliceCheckpoint};
+pub use copy::{copy, CopyConfig, CopyError};
+pub use index::{check_readiness, create_index, create_index_with, CreateIndexConfig, CreateIndexReport, CreateOutcome, IndexError, TagMatching};
+pub use job::{JobConfig, KafkaConfig};
 pub use progress::{ProgressMode, Summary};
 pub use scan::ScanMethodChoice;
 #[cfg(feature = "test-hooks")]

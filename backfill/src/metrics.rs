@@ -54,8 +54,11 @@ pub struct MetricsError {
 
 /// Installs the global recorder and serves `/metrics` on `addr` (must run inside a tokio
 /// runtime).
-pub fn install_exporter(addr: SocketAddr) -> Result<(), MetricsError> {
-    runtime::telemetry::prometheus_builder().and_then(|b| b.with_http_listener(addr).install()).map_err(|e| MetricsError { addr, reason: e.to_string() })?;
+/// Every metric carries the `worker` label (the job's worker id).
+pub fn install_exporter(addr: SocketAddr, worker: &str) -> Result<(), MetricsError> {
+    runtime::telemetry::prometheus_builder()
+        .and_then(|b| b.with_http_listener(addr).add_global_label("worker", worker).install())
+        .map_err(|e| MetricsError { addr, reason: e.to_string() })?;
     runtime::telemetry::describe_metrics();
     Ok(())
 }

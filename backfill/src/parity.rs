@@ -33,12 +33,27 @@
 //! partial words), `case` (tag values equal to a query value but for case), `ignore_above`
 //! (a tag value longer than the legacy field's `ignore_above`: indexed only on the target),
 //! `missing_document` (the document exists on one side only: see `verify`), else `unknown`.
+//!
+//! ## What the differences are made of
+//! Every document of a difference (not only the samples; ids compared, so at most `max_ids`
+//! per side) is read and counted under one explanation ([`DifferenceCounts`]): `partial_word`
+//! (only the legacy found it, and a tag value holds the query value's words among others: an
+//! analysed `match` for `John` found `John Smith`), `case_only` (a tag value equal to a query
+//! value but for case: `john` for `John`), else `other`; `not_compared` is the gap between the
+//! totals of a search compared by totals only. The report sums them over the differing
+//! searches and counts the searches whose differences are partial-word matches only.
+//!
+//! ## A normalized target
+//! The target's mapping is read first: when its tag keywords have a lowercase normalizer
+//! (`create-index --tag-normalizer lowercase`), the searches are translated for it
+//! ([`schema::translate::TargetTagCase::Lowercase`]) and the report says so; on a text-mapped
+//! legacy the case-only differences then disappear and what remains are partial-word matches.
 
 use crate::verify::{brief, doc_ref, hits_total, mget, DocRef, VerifyError};
 use cluster::client::enc;
 use cluster::{Es, EsError, RetryError, RetryPolicy};
-use schema::translate::{translate_search, Finding, LegacyTagMapping, Translation};
-use schema::TagRewrite;
+use schema::translate::{translate_search_for, Finding, LegacyTagMapping, TargetTagCase, Translation};
+use schema::{lowercase_like_lucene, TagRewrite, TargetTagNormalizers};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -217,6 +232,44 @@ pub enum IdComparison {
     None,
 }
 
+/// How many documents of a difference each explanation accounts for (see the module doc).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DifferenceCounts {
+    /// Found only by the legacy: a tag value holds the query value's words among others (an
+    /// analysed `match` for `John` found `John Smith`).
+    pub partial_word: usize,
+    /// A tag value equal to a query value but for case (`john` for `John`).
+    pub case_only: usize,
+    /// Neither (a document on one side only, other values, another order...).
+    pub other: usize,
+    /// Searches compared by their totals only: the gap between the two totals.
+    pub not_compared: usize,
+}
+
+impl DifferenceCounts {
+    fn add(&mut self, o: &DifferenceCounts) {
+        self.partial_word += o.partial_word;
+        self.case_only += o.case_only;
+        self.other += o.other;
+        self.not_compared += o.not_compared;
+    }
+
+    /// True when partial-word matches are all there is.
+    pub fn partial_word_only(&self) -> bool {
+        self.partial_word > 0 && self.case_only == 0 && self.other == 0 && self.not_compared == 0
+    }
+}
+
+impl std::fmt::Display for DifferenceCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} partial-word, {} case-only, {} other", self.partial_word, self.case_only, self.other)?;
+        if self.not_compared > 0 {
+            write!(f, ", {} not compared (totals only)", self.not_compared)?;
+        }
+        Ok(())
+    }
+}
+
 /// The result for one captured query.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct QueryResult {
@@ -240,6 +293,14 @@ pub struct QueryResult {
     /// Up to `sample_limit` of them (sorted pages: the ids at positions that differ).
     pub only_legacy: Vec<DocRef>,
     pub only_target: Vec<DocRef>,
+    /// What the differing documents are made of (all of them, not only the samples).
+    #[serde(default)]
+    pub difference_counts: DifferenceCounts,
+    /// Every differing document per side (what `difference_counts` reads).
+    #[serde(skip)]
+    all_only_legacy: Vec<DocRef>,
+    #[serde(skip)]
+    all_only_target: Vec<DocRef>,
     /// The first aggregation path that differs, with both values.
     pub aggregations: Option<String>,
     pub causes: Vec<Cause>,
@@ -268,6 +329,10 @@ pub struct ParityRunReport {
     pub legacy_tag_mapping: String,
     /// What the legacy index's mapping actually has.
     pub legacy_tag_fields: LegacyTagFields,
+    /// The normalizers of the target's tag keywords, read from its mapping (a lowercase one:
+    /// `create-index --tag-normalizer lowercase`).
+    #[serde(default)]
+    pub target_tag_normalizers: TargetTagNormalizers,
     pub warnings: Vec<String>,
     /// When the run ended, epoch milliseconds (what `backfill cutover-check` ages it by).
     pub generated_at: u64,
@@ -284,6 +349,13 @@ pub struct ParityRunReport {
     pub recheck_interval_secs: f64,
     /// Queries that differed at first and agreed on a re-check.
     pub settled_on_recheck: usize,
+    /// The differing documents of every differing query, by explanation (a document counts
+    /// once per query it differs in).
+    #[serde(default)]
+    pub difference_counts: DifferenceCounts,
+    /// Differing queries whose differences are partial-word matches only.
+    #[serde(default)]
+    pub partial_word_only_queries: usize,
     pub results: Vec<QueryResult>,
     pub elapsed_secs: f64,
 }
@@ -311,20 +383,44 @@ pub async fn parity(legacy: &Es, target: &Es, cfg: &ParityConfig, queries: &[Cap
     let started = Instant::now();
     let fields = legacy_tag_fields(legacy, &cfg.source_index, &cfg.tags).await?;
     let mut warnings = Vec::new();
+    // The target's tag keywords: a lowercase normalizer changes the translation. Unreadable
+    // (an alias over several indices, no `view_index_metadata`): taken as exact, and said.
+    let normalizers = match target.get_index(&cfg.target_index).await {
+        Ok(Some(def)) => schema::target_tag_normalizers(&def, &cfg.tags),
+        Ok(None) => TargetTagNormalizers::default(),
+        Err(e) => {
+            warnings.push(format!("cannot read the target's mapping ({}): its tag keywords are taken as exact (no normalizer)", brief(&e)));
+            TargetTagNormalizers::default()
+        }
+    };
+    let case = if normalizers.lowercases() { TargetTagCase::Lowercase } else { TargetTagCase::Exact };
+    let normalizer_name = normalizers.key_to_value.clone().unwrap_or_default();
     match (&cfg.legacy_mapping, fields.text_fields, fields.keyword_fields) {
+        (LegacyTagMapping::Keyword, t, _) if t > 0 && case == TargetTagCase::Lowercase => warnings.push(format!(
+            "the legacy index maps {t} tag field(s) as `text`, but the queries were translated as for `keyword`: every difference shows what end users would see change when the exact (keyword) translation replaces the analysed search (cause `analysed_text`); the target's tag keywords have the lowercase normalizer `{normalizer_name}`, so case-insensitive exact matches are kept and what remains are partial-word matches (`difference_counts.partial_word`)"
+        )),
         (LegacyTagMapping::Keyword, t, _) if t > 0 => warnings.push(format!(
-            "the legacy index maps {t} tag field(s) as `text`, but the queries were translated as for `keyword`: every difference shows what end users would see change when the exact (keyword) translation replaces the analysed search (cause `analysed_text`)"
+            "the legacy index maps {t} tag field(s) as `text`, but the queries were translated as for `keyword`: every difference shows what end users would see change when the exact (keyword) translation replaces the analysed search (cause `analysed_text`); the target's tag keywords are case-sensitive (`create-index --tag-normalizer lowercase` keeps case-insensitive exact matches: `difference_counts.case_only`)"
+        )),
+        (LegacyTagMapping::Keyword, 0, k) if k > 0 && case == TargetTagCase::Lowercase => warnings.push(format!(
+            "the target's tag keywords have the lowercase normalizer `{normalizer_name}` but the legacy's keyword tags are case-sensitive: tag searches find case variants the legacy did not, and terms-aggregation buckets come back lowercased (cause `case`)"
         )),
         (LegacyTagMapping::Text { .. }, 0, k) if k > 0 => {
             warnings.push(format!("the legacy index maps its {k} tag field(s) as `keyword`, not `text`: `--legacy-tag-mapping keyword` would translate more queries"))
         }
         _ => {}
     }
+    if normalizers.any() && (normalizers.key_to_value != normalizers.value || !normalizers.lowercases()) {
+        warnings.push(format!(
+            "the target's tag keywords have normalizers keyToValue {:?}, value {:?} (filters {:?}): only a lowercase normalizer on both (`create-index --tag-normalizer lowercase`) is understood; differences it causes are reported as `other`",
+            normalizers.key_to_value, normalizers.value, normalizers.filters
+        ));
+    }
     refresh_both(legacy, target, cfg).await?;
     let mut results = Vec::with_capacity(queries.len());
     let mut translations = Vec::with_capacity(queries.len());
     for q in queries {
-        let t = translate_search(&q.body, &cfg.tags, &cfg.legacy_mapping);
+        let t = translate_search_for(&q.body, &cfg.tags, &cfg.legacy_mapping, case);
         let mut r = QueryResult {
             line: q.line,
             format: q.format,
@@ -342,6 +438,9 @@ pub async fn parity(legacy: &Es, target: &Es, cfg: &ParityConfig, queries: &[Cap
             only_target_count: 0,
             only_legacy: vec![],
             only_target: vec![],
+            difference_counts: DifferenceCounts::default(),
+            all_only_legacy: vec![],
+            all_only_target: vec![],
             aggregations: None,
             causes: vec![],
             rechecks: 0,
@@ -373,11 +472,15 @@ pub async fn parity(legacy: &Es, target: &Es, cfg: &ParityConfig, queries: &[Cap
         tracing::info!(round, differing = differing(&results), "re-checked differing queries");
     }
     let settled = results.iter().filter(|r| r.rechecks > 0 && r.status == Status::Equal).count();
+    let mut difference_counts = DifferenceCounts::default();
     for (q, r) in queries.iter().zip(results.iter_mut()) {
         if r.status == Status::Differs {
-            r.causes = causes(legacy, target, cfg, &fields, &q.body, r).await?;
+            explain(legacy, target, cfg, &fields, case, &q.body, r).await?;
+            difference_counts.add(&r.difference_counts);
         }
     }
+    let partial_word_only_queries =
+        results.iter().filter(|r| r.status == Status::Differs && r.aggregations.is_none() && r.difference_counts.partial_word_only()).count();
     let count = |s: Status| results.iter().filter(|r| r.status == s).count();
     Ok(ParityRunReport {
         source_index: cfg.source_index.clone(),
@@ -385,6 +488,7 @@ pub async fn parity(legacy: &Es, target: &Es, cfg: &ParityConfig, queries: &[Cap
         queries_file: queries_file.to_string(),
         legacy_tag_mapping: mapping_name(&cfg.legacy_mapping),
         legacy_tag_fields: fields,
+        target_tag_normalizers: normalizers,
         warnings,
         generated_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
         queries: results.len(),
@@ -400,6 +504,8 @@ pub async fn parity(legacy: &Es, target: &Es, cfg: &ParityConfig, queries: &[Cap
         settle_timeout_secs: cfg.settle_timeout.as_secs_f64(),
         recheck_interval_secs: cfg.recheck_interval.as_secs_f64(),
         settled_on_recheck: settled,
+        difference_counts,
+        partial_word_only_queries,
         results,
         elapsed_secs: started.elapsed().as_secs_f64(),
     })
@@ -621,8 +727,10 @@ async fn compare(legacy: &Es, target: &Es, cfg: &ParityConfig, body: &Value, t: 
     };
     r.only_legacy_count = only_l.len();
     r.only_target_count = only_t.len();
-    r.only_legacy = only_l.into_iter().take(cfg.sample_limit).collect();
-    r.only_target = only_t.into_iter().take(cfg.sample_limit).collect();
+    r.only_legacy = only_l.iter().take(cfg.sample_limit).cloned().collect();
+    r.only_target = only_t.iter().take(cfg.sample_limit).cloned().collect();
+    r.all_only_legacy = only_l;
+    r.all_only_target = only_t;
     r.aggregations = first_difference(&l.aggs, &tg.aggs, "aggregations");
     let same = l.total == tg.total && r.only_legacy_count == 0 && r.only_target_count == 0 && r.aggregations.is_none();
     r.status = if same { Status::Equal } else { Status::Differs };
@@ -697,8 +805,7 @@ fn words(s: &str) -> Vec<String> {
     s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
 }
 
-/// What one sample document shows: (id, side it is only on, found on legacy, found on target,
-/// its legacy tags).
+/// What one differing document shows: its id, whether each side has it, its legacy tags.
 struct Sample {
     doc: DocRef,
     legacy_found: bool,
@@ -706,12 +813,20 @@ struct Sample {
     tags: Vec<(String, String)>,
 }
 
-/// Names the likely causes from the samples (pure: see [`causes`]).
-fn name_causes(fields: &LegacyTagFields, mapping: &LegacyTagMapping, tags: &TagRewrite, query: &BTreeSet<String>, samples: &[Sample]) -> Vec<Cause> {
+/// Names the likely causes from the samples (pure: see [`explain`]). `target_lowercase`: the
+/// target's tag keywords have a lowercase normalizer.
+fn name_causes(
+    fields: &LegacyTagFields,
+    mapping: &LegacyTagMapping,
+    target_lowercase: bool,
+    tags: &TagRewrite,
+    query: &BTreeSet<String>,
+    samples: &[Sample],
+) -> Vec<Cause> {
     let mut found: BTreeMap<CauseKind, Vec<String>> = BTreeMap::new();
     fn note(found: &mut BTreeMap<CauseKind, Vec<String>>, k: CauseKind, s: String) {
         let v = found.entry(k).or_default();
-        if v.len() < 5 {
+        if v.len() < 5 && !v.contains(&s) {
             v.push(s);
         }
     }
@@ -740,8 +855,12 @@ fn name_causes(fields: &LegacyTagFields, mapping: &LegacyTagMapping, tags: &TagR
                     continue;
                 }
                 if value.to_lowercase() == q.to_lowercase() {
-                    let kind = if text_legacy { CauseKind::AnalysedText } else { CauseKind::Case };
-                    note(&mut found, kind, format!("{}: {key} = {value:?}, the query has {q:?} (case)", s.doc));
+                    let (kind, why) = match (text_legacy, target_lowercase) {
+                        (true, _) => (CauseKind::AnalysedText, "case"),
+                        (false, true) => (CauseKind::Case, "case: the target's lowercase normalizer matches it, the keyword legacy does not"),
+                        (false, false) => (CauseKind::Case, "case"),
+                    };
+                    note(&mut found, kind, format!("{}: {key} = {value:?}, the query has {q:?} ({why})", s.doc));
                 } else if text_legacy && !words(q).is_empty() && {
                     let vw = words(value);
                     words(q).iter().all(|w| vw.contains(w))
@@ -760,23 +879,119 @@ fn name_causes(fields: &LegacyTagFields, mapping: &LegacyTagMapping, tags: &TagR
     found.into_iter().map(|(kind, d)| Cause { kind, detail: d.join("; ") }).collect()
 }
 
-/// Reads the sample documents on both sides and names the likely causes.
-async fn causes(legacy: &Es, target: &Es, cfg: &ParityConfig, fields: &LegacyTagFields, body: &Value, r: &QueryResult) -> Result<Vec<Cause>, ParityError> {
-    let docs: Vec<DocRef> = r.only_legacy.iter().chain(&r.only_target).cloned().collect();
-    let ls = mget(legacy, &cfg.source_index, &docs, true, "legacy", &cfg.retry).await?;
-    let ts = mget(target, &cfg.target_index, &docs, false, "target", &cfg.retry).await?;
-    let found = |d: &Value| d.get("found") == Some(&Value::Bool(true));
-    let samples: Vec<Sample> = docs
-        .into_iter()
-        .zip(ls)
-        .zip(ts)
-        .map(|((doc, l), t)| Sample { doc, legacy_found: found(&l), target_found: found(&t), tags: tag_values(&l["_source"], &cfg.tags) })
-        .collect();
-    let mut out = name_causes(fields, &cfg.legacy_mapping, &cfg.tags, &query_values(body), &samples);
-    if samples.is_empty() && r.aggregations.is_some() && out.iter().all(|c| c.kind == CauseKind::Unknown) {
-        out = vec![Cause { kind: CauseKind::Unknown, detail: "the aggregations differ with the same documents: compare the buckets".into() }];
+/// Why one differing document differs (pure): `only_on_legacy` is the side that found it,
+/// `both_lists` a document listed on both sides (a sorted page in another order),
+/// `target_lowercase` the target's tag keywords have a lowercase normalizer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Explanation {
+    PartialWord,
+    CaseOnly,
+    Other,
+}
+
+fn explanation(s: &Sample, only_on_legacy: bool, both_lists: bool, query: &BTreeSet<String>, target_lowercase: bool) -> Explanation {
+    if both_lists || s.legacy_found != s.target_found {
+        return Explanation::Other;
     }
-    Ok(out)
+    let (mut case, mut partial) = (false, false);
+    for (_, v) in &s.tags {
+        let lv = lowercase_like_lucene(v);
+        for q in query.iter().filter(|q| !q.is_empty()) {
+            let lq = lowercase_like_lucene(q);
+            if lv == lq {
+                // `john` for `John`; found only by the target: also `John` itself, which an
+                // analysed legacy index holds as the word `john` only (a legacy `term` misses it).
+                case |= v != q || (!only_on_legacy && *v != lv);
+            } else if only_on_legacy {
+                let qw = words(q);
+                partial |= !qw.is_empty() && {
+                    let vw = words(v);
+                    qw.iter().all(|w| vw.contains(w))
+                };
+            } else if *q != lq && lv.starts_with(&lq) {
+                // Found only by the target: a `prefix`/`wildcard` with capitals, which the
+                // legacy compares with its lower-cased words as written (`Jo` misses `john`).
+                case = true;
+            }
+        }
+    }
+    // With both, which one explains the difference depends on the target: a lowercase target
+    // matches the case variants, so a document only the legacy found is there for a partial
+    // word; on an exact target the case difference is enough.
+    match (case, partial) {
+        (true, true) if target_lowercase => Explanation::PartialWord,
+        (true, _) => Explanation::CaseOnly,
+        (false, true) => Explanation::PartialWord,
+        (false, false) => Explanation::Other,
+    }
+}
+
+/// Counts the explanations of every differing document (pure: see [`explain`]).
+fn count_explanations(samples: &[(Sample, bool)], query: &BTreeSet<String>, not_compared: usize, target_lowercase: bool) -> DifferenceCounts {
+    let mut legacy_side: HashSet<&DocRef> = HashSet::new();
+    let mut target_side: HashSet<&DocRef> = HashSet::new();
+    for (s, on_legacy) in samples {
+        let side = if *on_legacy { &mut legacy_side } else { &mut target_side };
+        side.insert(&s.doc);
+    }
+    let mut out = DifferenceCounts { not_compared, ..Default::default() };
+    for (s, on_legacy) in samples {
+        let both = legacy_side.contains(&s.doc) && target_side.contains(&s.doc);
+        match explanation(s, *on_legacy, both, query, target_lowercase) {
+            Explanation::PartialWord => out.partial_word += 1,
+            Explanation::CaseOnly => out.case_only += 1,
+            Explanation::Other => out.other += 1,
+        }
+    }
+    out
+}
+
+/// Documents read per `_mget` when explaining a difference.
+const EXPLAIN_BATCH: usize = 500;
+
+/// Reads every differing document of `r` on both sides (in batches), counts what explains
+/// each ([`DifferenceCounts`]) and names the likely causes from the samples.
+async fn explain(
+    legacy: &Es,
+    target: &Es,
+    cfg: &ParityConfig,
+    fields: &LegacyTagFields,
+    case: TargetTagCase,
+    body: &Value,
+    r: &mut QueryResult,
+) -> Result<(), ParityError> {
+    let docs: Vec<(DocRef, bool)> = r.all_only_legacy.iter().map(|d| (d.clone(), true)).chain(r.all_only_target.iter().map(|d| (d.clone(), false))).collect();
+    let found = |d: &Value| d.get("found") == Some(&Value::Bool(true));
+    let mut read: Vec<(Sample, bool)> = Vec::with_capacity(docs.len());
+    for chunk in docs.chunks(EXPLAIN_BATCH) {
+        let keys: Vec<DocRef> = chunk.iter().map(|(d, _)| d.clone()).collect();
+        let ls = mget(legacy, &cfg.source_index, &keys, true, "legacy", &cfg.retry).await?;
+        let ts = mget(target, &cfg.target_index, &keys, false, "target", &cfg.retry).await?;
+        for (((doc, on_legacy), l), t) in chunk.iter().cloned().zip(ls).zip(ts) {
+            read.push((Sample { doc, legacy_found: found(&l), target_found: found(&t), tags: tag_values(&l["_source"], &cfg.tags) }, on_legacy));
+        }
+    }
+    let query = query_values(body);
+    let not_compared = match (r.ids, r.legacy_total, r.target_total) {
+        (IdComparison::TotalsOnly, Some(l), Some(t)) => l.abs_diff(t) as usize,
+        _ => 0,
+    };
+    let lowercase = case == TargetTagCase::Lowercase;
+    r.difference_counts = count_explanations(&read, &query, not_compared, lowercase);
+    // The causes, from the samples the report lists.
+    let (nl, nt) = (r.only_legacy.len(), r.only_target.len());
+    let split = r.all_only_legacy.len();
+    let samples: Vec<Sample> = read.into_iter().enumerate().filter(|(i, _)| *i < nl || (*i >= split && *i < split + nt)).map(|(_, (s, _))| s).collect();
+    let mut out = name_causes(fields, &cfg.legacy_mapping, lowercase, &cfg.tags, &query, &samples);
+    if samples.is_empty() && r.aggregations.is_some() && out.iter().all(|c| c.kind == CauseKind::Unknown) {
+        out = vec![if lowercase {
+            Cause { kind: CauseKind::Case, detail: "the aggregations differ with the same documents: the target's tag keywords are lowercased by its normalizer, so its bucket keys are lowercased and values differing only by case share one bucket".into() }
+        } else {
+            Cause { kind: CauseKind::Unknown, detail: "the aggregations differ with the same documents: compare the buckets".into() }
+        }];
+    }
+    r.causes = out;
+    Ok(())
 }
 
 /// The human-readable report (what `backfill parity` prints).
@@ -790,6 +1005,18 @@ pub fn render(r: &ParityRunReport) -> String {
     );
     for w in &r.warnings {
         let _ = writeln!(s, "  warning: {w}");
+    }
+    let n = &r.target_tag_normalizers;
+    if n.any() {
+        let name = |o: &Option<String>| o.as_deref().map_or("none".to_string(), |n| format!("`{n}`"));
+        let _ = writeln!(
+            s,
+            "  target tag keywords: normalizer keyToValue {}, value {} (filters: {}){}",
+            name(&n.key_to_value),
+            name(&n.value),
+            n.filters.join(", "),
+            if n.lowercases() { ": case-insensitive" } else { "" }
+        );
     }
     for q in &r.results {
         let name = q.name.as_deref().map(|n| format!(" {n:?}")).unwrap_or_default();
@@ -817,6 +1044,7 @@ pub fn render(r: &ParityRunReport) -> String {
             if let Some(a) = &q.aggregations {
                 let _ = writeln!(s, "  {a}");
             }
+            let _ = writeln!(s, "  differing documents: {}", q.difference_counts);
             for c in &q.causes {
                 let _ = writeln!(s, "  likely cause {}: {}", c.kind.as_str(), c.detail);
             }
@@ -839,6 +1067,13 @@ pub fn render(r: &ParityRunReport) -> String {
         r.settled_on_recheck,
         if r.passed() { "PARITY" } else { "DIFFERENCES" }
     );
+    if r.differing > 0 {
+        let _ = writeln!(
+            s,
+            "differing documents: {} (partial-word: the legacy's analysed text matched a word inside a longer value; case-only: the same value but for case); {} of {} differing queries differ by partial-word matches only",
+            r.difference_counts, r.partial_word_only_queries, r.differing
+        );
+    }
     s
 }
 
@@ -925,13 +1160,14 @@ mod tests {
         let query = query_values(&json!({"query": {"match": {"actions.tags.name": {"query": "John"}}}}));
         assert!(query.contains("John"));
         let text = LegacyTagFields { text_fields: 2, ..Default::default() };
-        let c = name_causes(&text, &LegacyTagMapping::Keyword, &tags, &query, &[sample("p2", &[("name", "john")]), sample("p3", &[("name", "John Smith")])]);
+        let c =
+            name_causes(&text, &LegacyTagMapping::Keyword, false, &tags, &query, &[sample("p2", &[("name", "john")]), sample("p3", &[("name", "John Smith")])]);
         assert_eq!(c.len(), 1, "{c:?}");
         assert_eq!(c[0].kind, CauseKind::AnalysedText);
         assert!(c[0].detail.contains("p2") && c[0].detail.contains("p3") && c[0].detail.contains("partial-word"), "{}", c[0].detail);
         // On a keyword legacy, a case-only difference is `case`.
         let kw = LegacyTagFields { keyword_fields: 2, ..Default::default() };
-        let c = name_causes(&kw, &LegacyTagMapping::Keyword, &tags, &query, &[sample("p2", &[("name", "john")])]);
+        let c = name_causes(&kw, &LegacyTagMapping::Keyword, false, &tags, &query, &[sample("p2", &[("name", "john")])]);
         assert_eq!(c.iter().map(|c| c.kind).collect::<Vec<_>>(), vec![CauseKind::Case]);
         // ignore_above.
         let long = "x".repeat(300);
@@ -939,6 +1175,7 @@ mod tests {
         let c = name_causes(
             &ia,
             &LegacyTagMapping::default_dynamic(),
+            false,
             &tags,
             &query_values(&json!({"query": {"exists": {"field": "actions.tags.note.keyword"}}})),
             &[sample("p9", &[("note", &long)])],
@@ -946,14 +1183,78 @@ mod tests {
         assert_eq!(c[0].kind, CauseKind::IgnoreAbove, "{c:?}");
         // A document on one side only.
         let gone = Sample { doc: DocRef::new("p1", None), legacy_found: true, target_found: false, tags: vec![] };
-        let c = name_causes(&kw, &LegacyTagMapping::Keyword, &tags, &query, &[gone]);
+        let c = name_causes(&kw, &LegacyTagMapping::Keyword, false, &tags, &query, &[gone]);
         assert_eq!(c[0].kind, CauseKind::MissingDocument);
         assert!(c[0].detail.contains("p1 exists only on the legacy"), "{}", c[0].detail);
-        let c = name_causes(&kw, &LegacyTagMapping::Keyword, &tags, &query, &[]);
+        let c = name_causes(&kw, &LegacyTagMapping::Keyword, false, &tags, &query, &[]);
         assert_eq!(c[0].kind, CauseKind::Unknown);
         for k in [CauseKind::AnalysedText, CauseKind::Case, CauseKind::IgnoreAbove, CauseKind::MissingDocument, CauseKind::Unknown] {
             assert_eq!(serde_json::to_value(k).unwrap(), json!(k.as_str()));
         }
+    }
+
+    #[test]
+    fn names_case_on_a_lowercase_target() {
+        let tags = TagRewrite::default();
+        let kw = LegacyTagFields { keyword_fields: 2, ..Default::default() };
+        let query = query_values(&json!({"query": {"term": {"actions.tags.name": "John"}}}));
+        let s = Sample { doc: DocRef::new("p2", None), legacy_found: true, target_found: true, tags: vec![("name".into(), "john".into())] };
+        let c = name_causes(&kw, &LegacyTagMapping::Keyword, true, &tags, &query, &[s]);
+        assert_eq!(c.iter().map(|c| c.kind).collect::<Vec<_>>(), vec![CauseKind::Case]);
+        assert!(c[0].detail.contains("lowercase normalizer"), "{}", c[0].detail);
+    }
+
+    /// The hand-checkable documents of tests/parity_queries.rs, explained.
+    #[test]
+    fn explains_each_differing_document() {
+        let doc = |id: &str, kv: &[(&str, &str)]| Sample {
+            doc: DocRef::new(id, None),
+            legacy_found: true,
+            target_found: true,
+            tags: kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        let john = query_values(&json!({"query": {"match": {"actions.tags.name": {"query": "John"}}}}));
+        let (p01, p02, p03) = (doc("p01", &[("name", "John"), ("lname", "Smith")]), doc("p02", &[("name", "john")]), doc("p03", &[("name", "John Smith")]));
+        // The analysed legacy found them; the target did not.
+        assert_eq!(explanation(&p02, true, false, &john, false), Explanation::CaseOnly);
+        assert_eq!(explanation(&p03, true, false, &john, false), Explanation::PartialWord);
+        assert_eq!(explanation(&doc("x", &[("name", "JOHN smith")]), true, false, &john, false), Explanation::PartialWord, "a word inside, in another case");
+        assert_eq!(explanation(&doc("x", &[("name", "Johnny")]), true, false, &john, false), Explanation::Other, "not a whole word");
+        assert_eq!(explanation(&p01, true, false, &john, false), Explanation::Other, "the same value: not the reason");
+        // Found only by the target: a legacy `term` for `John` misses the analysed word `john`.
+        assert_eq!(explanation(&p01, false, false, &john, false), Explanation::CaseOnly);
+        assert_eq!(explanation(&p02, false, false, &john, false), Explanation::CaseOnly);
+        assert_eq!(explanation(&doc("x", &[("name", "Bob John")]), false, false, &john, false), Explanation::Other, "partial words are the legacy's only");
+        // Both, found only by the legacy: the target decides.
+        let msm = query_values(&json!({"query": {"bool": {"should": [{"term": {"actions.tags.color": "red"}}, {"term": {"actions.tags.name": "john"}}]}}}));
+        let p03_both = doc("p03", &[("color", "Red"), ("name", "John Smith")]);
+        assert_eq!(explanation(&p03_both, true, false, &msm, true), Explanation::PartialWord, "a lowercase target matches `Red`");
+        assert_eq!(explanation(&p03_both, true, false, &msm, false), Explanation::CaseOnly, "an exact target misses `Red` already");
+        // A prefix with capitals misses the legacy's lower-cased words.
+        let jo = query_values(&json!({"query": {"prefix": {"actions.tags.name": "Jo"}}}));
+        assert_eq!(explanation(&p01, false, false, &jo, false), Explanation::CaseOnly);
+        assert_eq!(explanation(&doc("x", &[("name", "Bob")]), false, false, &jo, false), Explanation::Other);
+        let ab = query_values(&json!({"query": {"term": {"actions.tags.scope:team": "a:b"}}}));
+        assert_eq!(explanation(&doc("f", &[("scope:team", "a:b")]), false, false, &ab, false), Explanation::Other, "no case involved: tokenization");
+        // On one side only, or listed on both (another order): other.
+        let gone = Sample { legacy_found: true, target_found: false, ..doc("p02", &[("name", "john")]) };
+        assert_eq!(explanation(&gone, true, false, &john, false), Explanation::Other);
+        assert_eq!(explanation(&p02, true, true, &john, false), Explanation::Other);
+
+        let counted = count_explanations(&[(p02, true), (p03, true), (doc("f1", &[("color", "red")]), false)], &john, 4, false);
+        assert_eq!(counted, DifferenceCounts { partial_word: 1, case_only: 1, other: 1, not_compared: 4 });
+        assert!(!counted.partial_word_only());
+        assert_eq!(counted.to_string(), "1 partial-word, 1 case-only, 1 other, 4 not compared (totals only)");
+        let only_partial = count_explanations(&[(doc("p03", &[("name", "John Smith")]), true)], &john, 0, false);
+        assert!(only_partial.partial_word_only());
+        assert_eq!(
+            serde_json::to_value(only_partial).unwrap(),
+            json!({"partial_word": 1, "case_only": 0, "other": 0, "not_compared": 0}),
+            "stable field names"
+        );
+        // Listed on both sides: each entry is `other`.
+        let both = count_explanations(&[(doc("a", &[("name", "john")]), true), (doc("a", &[("name", "john")]), false)], &john, 0, false);
+        assert_eq!(both, DifferenceCounts { other: 2, ..Default::default() });
     }
 
     #[test]

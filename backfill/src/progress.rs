@@ -99,19 +99,22 @@ pub struct Summary {
     /// `pit`, `opensearch-pit` or `scroll`.
     pub method: String,
     pub slices: u32,
-    /// Slices this process was assigned.
+    /// Slices the job's group assigned to this worker during the run.
     pub slices_assigned: Vec<u32>,
     /// Assigned slices skipped because their checkpoint says done.
     pub slices_already_done: Vec<u32>,
     /// Assigned slices resumed from a checkpoint.
     pub slices_resumed: Vec<u32>,
+    /// Assigned slices the group moved to another worker before this one finished them.
+    #[serde(default)]
+    pub slices_moved: Vec<u32>,
     pub scanned: u64,
     pub written: u64,
     pub superseded: u64,
     /// Documents this run could not copy.
     pub failed: u64,
-    /// Documents not copied over every run of the assigned slices (their checkpoints keep the
-    /// count): a run that resumed past earlier failures still owns them.
+    /// Documents not copied over every run and every worker of the job (the checkpoints keep
+    /// the count): a run that resumed past earlier failures still owns them.
     #[serde(default)]
     pub failed_in_slices: u64,
     /// Lost PIT/scroll contexts recovered from.
@@ -126,7 +129,7 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "backfill {} -> {} ({}, {} slice(s), {} assigned, {} already done, {} resumed): scanned {}, written {}, superseded {}, failed {}, context recoveries {}, elapsed {:.1}s, {:.0} docs/s",
+            "backfill {} -> {} ({}, {} slice(s), {} assigned, {} already done, {} resumed, {} moved): scanned {}, written {}, superseded {}, failed {}, context recoveries {}, elapsed {:.1}s, {:.0} docs/s",
             self.source_index,
             self.target_index,
             self.method,
@@ -134,6 +137,7 @@ impl std::fmt::Display for Summary {
             self.slices_assigned.len(),
             self.slices_already_done.len(),
             self.slices_resumed.len(),
+            self.slices_moved.len(),
             self.scanned,
             self.written,
             self.superseded,
@@ -143,7 +147,7 @@ impl std::fmt::Display for Summary {
             self.docs_per_sec
         )?;
         if self.failed_in_slices > self.failed {
-            write!(f, ", {} failed over every run of these slices", self.failed_in_slices)?;
+            write!(f, ", {} failed over every run of the job", self.failed_in_slices)?;
         }
         if self.failed.max(self.failed_in_slices) > 0 {
             write!(f, " (failed documents are listed in {})", self.failures_file)?;

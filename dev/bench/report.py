@@ -93,6 +93,9 @@ def main(work, out):
     backfills = [(name, Runs(work, name)) for name in ("backfill-default", "backfill-tuned")]
     backfills = [(name, r) for name, r in backfills if r]
     finalize = Runs(work, "finalize-backfill-default")
+    ver = Runs(work, "verify")
+    tscans = {form: Runs(work, "tscan-" + form) for form in meta.get("target_scan_forms", [])}
+    tscans = {k: v for k, v in tscans.items() if v}
     ceilings = [(c, Runs(work, f"ceiling-{c}")) for c in meta["ceiling_connections"]]
     ceilings = [(c, r) for c, r in ceilings if r]
     idx = Runs(work, "indexer")
@@ -126,6 +129,14 @@ def main(work, out):
         if name == "backfill-default" and finalize:
             note += f"; then `backfill finalize`: {span(finalize.stat(lambda r: r['elapsed_s']), 2)} s, not in the rate"
         rows.append((f"cutover `backfill copy` {flags or '(defaults)'}", runs, outer_rate(n), note, "outer"))
+    if ver:
+        rows.append(("cutover `backfill verify` (defaults)", ver, outer_rate(n),
+                     "of the round's `backfill copy` target, after `finalize`; converged, every document read on both "
+                     "sides; docs/s = legacy documents / wall time", "outer"))
+    for form, runs in tscans.items():
+        rows.append((f"target scan alone: {form_label(form)}", runs, inner_rate(runs, n),
+                     f"on the round's `backfill copy` target; {runs.inner(runs.recs[0]).get('slices')} slices, size "
+                     f"{page_size(form)}, `filter_path`; read and discarded", "inner"))
     for c, runs in ceilings:
         rows.append((f"ES bulk ceiling, {ceiling_label(c)}", runs, inner_rate(runs, n),
                      "pre-encoded target-form bodies, no scan, no transform", "inner"))
@@ -163,6 +174,13 @@ def main(work, out):
     limit = None
     if cheapest and ingest_cpu:
         limit = n / ((scan_cpu[cheapest] + ingest_cpu) / cores)
+    # The two-scan limit: the legacy's and the target's cheapest full reads, on the same cores.
+    tscan_cpu = {form: runs.server("target") for form, runs in tscans.items()}
+    tcheapest = min(tscan_cpu, key=tscan_cpu.get) if tscan_cpu else None
+    two_scan = None
+    if cheapest and tcheapest:
+        two_scan = n / ((scan_cpu[cheapest] + tscan_cpu[tcheapest]) / cores)
+    ver_rate = rate(ver, outer_rate(n)) if ver else None
     idx_rate = rate(idx, indexer_rate(n)) if idx else None
     idx_work = rate(idx, work_rate(n)) if idx and idx.values(work_rate(n)) else None
     pyr_rate = rate(pyr, outer_rate(n)) if pyr else None
@@ -204,7 +222,7 @@ def main(work, out):
     L.append("## Ratios\n")
     L.append("Computed from the medians below; the per-round column is the same ratio within each round "
              "(min–max), which drift between rounds does not touch.\n")
-    L.append("| ratio | value | per round | goal (issue 10) |\n|---|---:|---:|---:|")
+    L.append("| ratio | value | per round | goal (issue 10 unless noted) |\n|---|---:|---:|---:|")
 
     def per_round(a_runs, a_fn, b_runs, b_fn):
         ra, rb = a_runs.values(a_fn), b_runs.values(b_fn)
@@ -223,6 +241,16 @@ def main(work, out):
                      f"{per_round(idx, indexer_rate(n), cr, inner_rate(cr, n))} | ≥ 0.8 |")
     if bf_rate and limit:
         L.append(f"| backfill / copy limit | **{bf_rate / limit:.2f}** | | ≥ 0.8 |")
+    if ver_rate and two_scan:
+        # Per round: verify's rate against the limit from that round's two cheapest scans.
+        def round_limit(rnd):
+            lg = [r["servers_cpu_s"].get("legacy") for r in scans[cheapest].recs if r["name"].endswith(f".r{rnd}")]
+            tg = [r["servers_cpu_s"].get("target") for r in tscans[tcheapest].recs if r["name"].endswith(f".r{rnd}")]
+            return n / ((lg[0] + tg[0]) / cores) if lg and tg and lg[0] and tg[0] else None
+        v = [n / r["elapsed_s"] / lim for r in ver.recs
+             for lim in [round_limit(r["name"].rsplit(".r", 1)[1])] if lim]
+        pr = f"{min(v):.2f}–{max(v):.2f}" if len(v) > 1 else ""
+        L.append(f"| verify / two-scan limit | **{ver_rate / two_scan:.2f}** | {pr} | ≥ 0.7 (issue 31) |")
     if bf_rate and py_rate:
         L.append(f"| backfill / Python scan+parallel_bulk | **{bf_rate / py_rate:.2f}×** | "
                  f"{per_round(bf_runs, outer_rate(n), py, outer_rate(n))} | ≥ 3× |")
@@ -328,6 +356,41 @@ def main(work, out):
                      f"{form_label(own)} (the `backfill copy` read at the time of writing) costs.")
         L.append("")
 
+    if two_scan:
+        ts = tscan_cpu[tcheapest]
+        L.append("## The two-scan limit of this machine (verify)\n")
+        L.append(f"`backfill verify` must read every document of both clusters with its source (it compares the "
+                 f"transformed legacy document with the target's, field by field), so it pays at least each cluster's "
+                 f"cheapest full read, on the same {cores} cores. The legacy's is the one above: "
+                 f"{form_label(cheapest)}, **{scan_cpu[cheapest]:.1f} CPU-s** of the legacy node (median). The target's "
+                 f"was measured alone in this run too, with the same reader (`dev/bench/scan_cost.py`) on the index the "
+                 f"round's `backfill copy` had just written and `backfill verify` had just checked: "
+                 f"{form_label(tcheapest)}, **{ts:.1f} CPU-s** of the target node (median). So, as the copy limit is "
+                 f"derived:\n")
+        L.append(f"two-scan limit = documents / ((legacy scan CPU + target scan CPU) / cores) = {fmt(n)} / "
+                 f"(({scan_cpu[cheapest]:.1f} + {ts:.1f}) / {cores}) = **{fmt(two_scan)} docs/s**\n")
+        L.append("It leaves out verify's own CPU (decoding both sides, the transform, the comparison) and that verify "
+                 "reads each document twice per side, once by its walk and once by the other walk's `_mget` "
+                 "(legacy: a walk with `_source` and an `_mget` of ids and versions only; target: a walk of ids and "
+                 "versions only and an `_mget` with `_source`): a lookup by id costs a cluster more per document than "
+                 "a scan, so `verify / two-scan limit` says how close verify's reads come to the cheapest ones.\n")
+        e_l, e_t, c_v = ver.server("legacy"), ver.server("target"), ver.med(lambda r: r["client_cpu_s"])
+        if e_l is not None and e_t is not None:
+            L.append(f"Verify's own run cost the legacy node **{e_l:.1f}** CPU-s ({e_l / scan_cpu[cheapest]:.2f}× its "
+                     f"cheapest scan), the target node **{e_t:.1f}** ({e_t / ts:.2f}× its cheapest scan) and the "
+                     f"verify process **{c_v:.1f}** (medians); the cores were "
+                     f"{100 * (e_l + e_t + c_v) / (ver.med(lambda r: r['elapsed_s']) * cores):.0f}% busy over its wall time.\n")
+        L.append("Target CPU of a full scan, by form (the cheapest is used above):\n")
+        L.append("| scan form | target ES CPU s | index query+fetch s | docs/s | scan client CPU s | legacy ES CPU s |\n"
+                 "|---|---:|---:|---:|---:|---:|")
+        for form, runs in tscans.items():
+            mark = " (cheapest)" if form == tcheapest else ""
+            L.append(f"| {form_label(form)}{mark} | {span(runs.stat(lambda r: r['servers_cpu_s'].get('target')), 1)} | "
+                     f"{span(runs.stat(lambda r: (runs.inner(r).get('index_search_ms') or None) and runs.inner(r)['index_search_ms'] / 1000), 1)} | "
+                     f"{span(runs.stat(inner_rate(runs, n)))} | {fmt(runs.med(lambda r: r['client_cpu_s']), 1)} | "
+                     f"{fmt(runs.server('legacy'), 1)} |")
+        L.append("")
+
     L.append("## Results\n")
     L.append("docs/s = legacy documents / elapsed wall time of the whole process (start to exit; for the ceiling "
              "and the scans, their timed phase only, the ceiling's bodies already in memory; for the indexer's "
@@ -350,16 +413,18 @@ def main(work, out):
 
     L.append("## Memory: peak RSS of the binaries at two sizes\n")
     L.append("| binary | legacy documents | peak RSS MB | docs/s (context) |\n|---|---:|---:|---:|")
-    big_bf, big_idx = Runs(work, "big-backfill-default"), Runs(work, "big-indexer")
+    big_bf, big_idx, big_ver = Runs(work, "big-backfill-default"), Runs(work, "big-indexer"), Runs(work, "big-verify")
     big = meta.get("big_docs") or 0
     for label, runs, docs, fn in (("`backfill copy` (defaults)", bf_runs, n, outer_rate(n)),
                                   ("`backfill copy` (defaults)", big_bf, big, outer_rate(big)),
+                                  ("`backfill verify` (defaults)", ver, n, outer_rate(n)),
+                                  ("`backfill verify` (defaults)", big_ver, big, outer_rate(big)),
                                   ("`indexer` replay", idx, n, indexer_rate(n)),
                                   ("`indexer` replay", big_idx, big, indexer_rate(big))):
         if runs:
             rss = runs.stat(lambda r: r.get("max_rss_kb", 0) / 1024)
             L.append(f"| {label} | {fmt(docs)} | {span(rss)} | {span(runs.stat(fn))} |")
-    L.append("\nGoal (issue 10): each < 200 MB and not growing with N.\n")
+    L.append("\nGoal (issue 10): each < 200 MB and not growing with N; `backfill verify` (issue 31): flat in N.\n")
 
     L.append("## Run time by phase\n")
     L.append("| phase | wall s |\n|---|---:|")

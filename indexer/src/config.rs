@@ -64,7 +64,7 @@ pub struct KafkaArgs {
     /// `enable.auto.commit`, `auto.offset.reset` other than earliest,
     /// `isolation.level=read_uncommitted`, `acks` other than all), and what has a flag
     /// (`group.id`, `bootstrap.servers`, `session.timeout.ms`, `auto.commit.interval.ms`).
-    #[arg(short = 'X', value_parser = parse_kv, value_name = "KEY=VALUE")]
+    #[arg(short = 'X', value_parser = runtime::kafka_props::parse_kv, value_name = "KEY=VALUE")]
     pub properties: Vec<(String, String)>,
     /// A file of librdkafka properties (`key=value` lines, `#` comments), applied before -X: the
     /// place for `sasl.password` (keep it mode 600). Same refusals as -X, secrets excepted.
@@ -120,7 +120,7 @@ pub struct DecodeArgs {
     pub default_index: Option<String>,
     /// Map a command's (legacy) index to a target index: `legacy=target` (repeatable). Without
     /// a mapping the target index has the command's index name.
-    #[arg(long = "index-map", value_parser = parse_kv, value_name = "LEGACY=TARGET")]
+    #[arg(long = "index-map", value_parser = runtime::kafka_props::parse_kv, value_name = "LEGACY=TARGET")]
     pub index_map: Vec<(String, String)>,
     /// Dotted path of the legacy documents' tag map.
     #[arg(long, default_value = "actions.tags")]
@@ -279,16 +279,6 @@ impl IndexerConfig {
     pub fn shutdown_timeout(&self) -> Duration {
         self.ops.shutdown_timeout
     }
-}
-
-fn parse_kv(s: &str) -> Result<(String, String), String> {
-    s.split_once('=').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
-}
-
-/// Reads a librdkafka properties file: `key=value` lines, blank lines and `#` comments ignored.
-pub fn read_properties(path: &std::path::Path) -> std::io::Result<Vec<(String, String)>> {
-    let text = std::fs::read_to_string(path)?;
-    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).filter_map(|l| parse_kv(l).ok()).collect())
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! What the indexer takes from the user for its Kafka clients, and how it tells a broker it
 //! cannot use from one that is slow.
 //!
-//! - [`check_properties`]: the librdkafka properties (`--kafka-config` file, then `-X`) may not
+//! - [`GUARDED`]: the librdkafka properties (`--kafka-config` file, then `-X`) may not
 //!   override the settings at-least-once and replay-from-zero rest on, nor settings that have a
 //!   flag of their own, and secrets may not come on the command line (`ps` shows it).
 //! - [`probe`]: before joining the group, one metadata request through a client configured
@@ -22,17 +22,10 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::IndexerError;
-
-/// A property the indexer sets itself: the values it accepts from the user (none: always
-/// refused) and why.
-struct Guarded {
-    key: &'static str,
-    accepted: &'static [&'static str],
-    why: &'static str,
-}
+use runtime::kafka_props::Guarded;
 
 /// The librdkafka properties cutover refuses to take from the user (docs/indexer.md lists them).
-const GUARDED: &[Guarded] = &[
+pub const GUARDED: &[Guarded] = &[
     Guarded {
         key: "enable.auto.offset.store",
         accepted: &["false"],
@@ -69,65 +62,10 @@ const GUARDED: &[Guarded] = &[
     Guarded { key: "session.timeout.ms", accepted: &[], why: "use --session-timeout" },
 ];
 
-/// librdkafka properties holding secrets: never accepted on the command line, never printed.
-const SECRETS: &[&str] = &[
-    "sasl.password",
-    "ssl.key.password",
-    "ssl.keystore.password",
-    "ssl.key.pem",
-    "ssl_key",
-    "sasl.oauthbearer.client.secret",
-    "sasl.oauthbearer.config",
-    "sasl.oauthbearer.assertion.private.key.passphrase",
-    "sasl.oauthbearer.assertion.private.key.pem",
-];
-
-/// True for a property whose value is a secret.
-pub fn is_secret(key: &str) -> bool {
-    let key = key.trim().to_ascii_lowercase();
-    SECRETS.contains(&key.as_str()) || key.contains("password") || key.contains("secret")
-}
-
-/// Checks the user's librdkafka properties: `file` from `--kafka-config`, `cli` from `-X`.
-/// Returns the refusal (without any secret value) for the first property that would break
-/// the indexer's guarantees, override a flag, or put a secret on the command line.
+/// Checks the user's librdkafka properties against the indexer's [`GUARDED`] table (and
+/// secrets on the command line, [`runtime::kafka_props::check`]).
 pub fn check_properties(file: &[(String, String)], cli: &[(String, String)]) -> Result<(), String> {
-    for (key, _) in cli {
-        if is_secret(key) {
-            return Err(format!(
-                "-X {key}=... puts a secret on the command line, where `ps` and the shell history show it: \
-                 put `{key}=...` in the --kafka-config file (readable only by the indexer's user, mode 600) instead"
-            ));
-        }
-    }
-    for (origin, props) in [("--kafka-config", file), ("-X", cli)] {
-        for (key, value) in props {
-            let k = key.trim().to_ascii_lowercase();
-            let Some(g) = GUARDED.iter().find(|g| g.key == k) else {
-                continue;
-            };
-            let v = value.trim().to_ascii_lowercase();
-            if !g.accepted.contains(&v.as_str()) {
-                let allowed = if g.accepted.is_empty() { String::new() } else { format!(" (cutover sets {}={})", g.key, g.accepted[0]) };
-                return Err(format!("{origin} {key}={value} is refused{allowed}: {}", g.why));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Warns when the properties file holds a secret but others may read it.
-pub fn warn_if_readable(path: &std::path::Path, props: &[(String, String)]) {
-    use std::os::unix::fs::PermissionsExt;
-    if !props.iter().any(|(k, _)| is_secret(k)) {
-        return;
-    }
-    if let Ok(meta) = std::fs::metadata(path) {
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            tracing::warn!(file = %path.display(), mode = format!("{mode:o}"), "the Kafka properties file holds a secret and others may read it: chmod 600 it");
-        }
-    }
+    runtime::kafka_props::check(file, cli, GUARDED)
 }
 
 /// Why a Kafka client cannot work, from librdkafka's error code and text.

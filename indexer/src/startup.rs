@@ -9,7 +9,7 @@ use std::path::Path;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::{tombstone_index, Applier};
-use crate::config::{read_properties, IndexerConfig, NullValue};
+use crate::config::{IndexerConfig, NullValue};
 use crate::IndexerError;
 
 /// What start-up hands to the consumer and the lanes.
@@ -29,14 +29,7 @@ pub async fn prepare(cfg: &IndexerConfig, abort: CancellationToken, stop: &Cance
     let (legacy_version, merge_absent) = cfg.refusals().map_err(refused)?;
     let decode = decode_config(cfg)?;
     // The Kafka properties next: a refused one stops before any connection.
-    let mut file_props = Vec::new();
-    if let Some(path) = &cfg.kafka.kafka_config {
-        file_props = read_properties(path).map_err(|e| refused(format!("cannot read {}: {e}", path.display())))?;
-        crate::kafka::warn_if_readable(path, &file_props);
-    }
-    crate::kafka::check_properties(&file_props, &cfg.kafka.properties).map_err(refused)?;
-    let mut props = file_props;
-    props.extend(cfg.kafka.properties.iter().cloned());
+    let props = runtime::kafka_props::load(cfg.kafka.kafka_config.as_deref(), &cfg.kafka.properties, crate::kafka::GUARDED).map_err(refused)?;
     let min_gc = cfg.ops.min_gc_deletes.as_millis() as u64;
     let targets = known_targets(&decode);
     if targets.is_empty() {

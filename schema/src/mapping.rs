@@ -21,7 +21,10 @@
 //!   `ignore_above` (the largest found in the tag templates and properties), else
 //!   [`MAX_TAG_IGNORE_ABOVE`]; `keyToValue`, which also holds the key, always takes
 //!   [`MAX_TAG_IGNORE_ABOVE`] (never capped by the value's limit, or a key-value query would
-//!   miss values the legacy field indexes).
+//!   miss values the legacy field indexes). With a [`TagNormalizer`] (`create-index
+//!   --tag-normalizer lowercase`), both also carry `"normalizer"` and the settings gain its
+//!   analysis normalizer; tag keys of the legacy mapping that differ only by case are then
+//!   refused unless allowed (`mapping/tagtext.rs`).
 //!
 //! Settings rules: `settings.index.*` is copied minus what only describes the old index
 //! ([`DROPPED_SETTINGS`]) and minus what the caller chose to leave out (`dropped_settings`,
@@ -36,12 +39,17 @@ mod dependencies;
 mod diff;
 mod readiness;
 mod settings;
+mod tagtext;
 mod timevalue;
 
 pub use dependencies::{attribute_value_matches, cluster_dependencies, ClusterDependency};
 pub use diff::definition_differences;
 pub use readiness::{gc_deletes_ms, readiness_problems, ASYNC_TRANSLOG_WHY};
 pub use settings::{has_setting, relative_setting, DROPPED_SETTINGS, SERVER_SETTINGS};
+pub use tagtext::{
+    analysed_tag_fields, lowercase_like_lucene, tag_keys_differing_only_by_case, target_tag_normalizers, AnalysedTagField, TagNormalizer, TargetTagNormalizers,
+    TAG_NORMALIZER_NAME,
+};
 pub use timevalue::{parse_time_value_arg, parse_time_value_ms};
 
 use crate::rewrite::{TagRewrite, KEY_TO_VALUE_FIELD, VALUE_FIELD};
@@ -60,11 +68,24 @@ pub struct TargetDefinitionConfig {
     /// Legacy settings left out of the target, with their sub-keys (`index.x` or relative
     /// `x`), e.g. `index.default_pipeline`; `extra_settings` may still set them.
     pub dropped_settings: Vec<String>,
+    /// A normalizer for both tag keywords (`--tag-normalizer`), None for exact (case-sensitive)
+    /// keywords.
+    pub tag_normalizer: Option<TagNormalizer>,
+    /// Create the normalized index even when legacy tag keys differ only by case (they become
+    /// one key on the target): `--allow-tag-key-case-collisions`.
+    pub allow_tag_key_case_collisions: bool,
 }
 
 impl Default for TargetDefinitionConfig {
     fn default() -> Self {
-        Self { tags: TagRewrite::default(), gc_deletes: "48h".into(), extra_settings: Map::new(), dropped_settings: Vec::new() }
+        Self {
+            tags: TagRewrite::default(),
+            gc_deletes: "48h".into(),
+            extra_settings: Map::new(),
+            dropped_settings: Vec::new(),
+            tag_normalizer: None,
+            allow_tag_key_case_collisions: false,
+        }
     }
 }
 
@@ -82,6 +103,25 @@ pub enum MappingError {
     TargetFieldCollision {
         /// The target field name.
         field: String,
+    },
+    /// A tag normalizer would merge legacy tag keys that differ only by case.
+    #[error("the tag normalizer `{normalizer}` lowercases the keys too (`keyToValue` is `key:value`), and the legacy mapping has tag keys that differ only by case: {}; on the target they would become one key (a search for one would also find the others). Fix: rename or merge those keys in the legacy data first, or create the target without --tag-normalizer (exact, case-sensitive tags), or accept the merge with --allow-tag-key-case-collisions", groups.iter().map(|g| format!("[{}]", g.join(", "))).collect::<Vec<_>>().join(", "))]
+    TagKeyCaseCollision {
+        /// The normalizer asked for.
+        normalizer: TagNormalizer,
+        /// Each group of keys that differ only by case.
+        groups: Vec<Vec<String>>,
+    },
+    /// The legacy settings define an analysis normalizer of the name the tag normalizer needs,
+    /// with another definition.
+    #[error("the legacy index already defines analysis normalizer `{name}` as {found}, not as the tag normalizer needs ({wanted}): rename it on the legacy index, or leave it out with --drop-setting index.analysis.normalizer.{name}")]
+    NormalizerNameTaken {
+        /// The normalizer name.
+        name: String,
+        /// The legacy definition.
+        found: String,
+        /// The tag normalizer's definition.
+        wanted: String,
     },
 }
 
@@ -111,8 +151,14 @@ const MAPPING_PARAMS: &[&str] = &[
 /// the target create-index body `{settings, mappings, aliases}` (rules in the module doc).
 pub fn target_definition(legacy_index: &Value, cfg: &TargetDefinitionConfig) -> Result<Value, MappingError> {
     let legacy_index = index_body(legacy_index);
-    let mappings = target_mappings(part(legacy_index, "mappings")?, &cfg.tags)?;
-    let settings = settings::target_settings(part(legacy_index, "settings")?, cfg);
+    if let Some(normalizer) = cfg.tag_normalizer {
+        let groups = tag_keys_differing_only_by_case(legacy_index, &cfg.tags.legacy_path);
+        if !groups.is_empty() && !cfg.allow_tag_key_case_collisions {
+            return Err(MappingError::TagKeyCaseCollision { normalizer, groups });
+        }
+    }
+    let mappings = target_mappings(part(legacy_index, "mappings")?, &cfg.tags, cfg.tag_normalizer)?;
+    let settings = settings::target_settings(part(legacy_index, "settings")?, cfg)?;
     let aliases = part(legacy_index, "aliases")?;
     Ok(json!({"settings": settings, "mappings": mappings, "aliases": aliases}))
 }
@@ -151,10 +197,22 @@ pub const MAX_TAG_IGNORE_ABOVE: u64 = 8191;
 /// The strict two-keyword object the target tags are indexed with; `value_ignore_above` is
 /// capped at [`MAX_TAG_IGNORE_ABOVE`], which `keyToValue` always has.
 pub fn tag_field_mapping(value_ignore_above: u64) -> Value {
-    json!({"type": "object", "dynamic": "strict", "properties": {
+    tag_field_mapping_with(value_ignore_above, None)
+}
+
+/// [`tag_field_mapping`], both keywords with `normalizer` when one is given (its analysis
+/// normalizer must be in the index settings: [`target_definition`] puts it there).
+pub fn tag_field_mapping_with(value_ignore_above: u64, normalizer: Option<TagNormalizer>) -> Value {
+    let mut m = json!({"type": "object", "dynamic": "strict", "properties": {
         KEY_TO_VALUE_FIELD: {"type": "keyword", "ignore_above": MAX_TAG_IGNORE_ABOVE},
         VALUE_FIELD: {"type": "keyword", "ignore_above": value_ignore_above.min(MAX_TAG_IGNORE_ABOVE)}
-    }})
+    }});
+    if let Some(n) = normalizer {
+        for sub in [KEY_TO_VALUE_FIELD, VALUE_FIELD] {
+            m["properties"][sub]["normalizer"] = json!(n.name());
+        }
+    }
+    m
 }
 
 /// The `ignore_above` of the legacy tag fields: the largest one in the dynamic templates that
@@ -197,7 +255,7 @@ pub fn legacy_tag_ignore_above(mappings: &Map<String, Value>, legacy_path: &str)
     found.into_iter().max()
 }
 
-fn target_mappings(legacy: Map<String, Value>, tags: &TagRewrite) -> Result<Map<String, Value>, MappingError> {
+fn target_mappings(legacy: Map<String, Value>, tags: &TagRewrite, normalizer: Option<TagNormalizer>) -> Result<Map<String, Value>, MappingError> {
     let mut m = drop_type_level(legacy);
     let value_ignore_above = legacy_tag_ignore_above(&m, &tags.legacy_path).unwrap_or(MAX_TAG_IGNORE_ABOVE);
     drop_6x_only(&mut m);
@@ -209,7 +267,7 @@ fn target_mappings(legacy: Map<String, Value>, tags: &TagRewrite) -> Result<Map<
     if props.contains_key(&tags.target_field) {
         return Err(MappingError::TargetFieldCollision { field: tags.target_field.clone() });
     }
-    props.insert(tags.target_field.clone(), tag_field_mapping(value_ignore_above));
+    props.insert(tags.target_field.clone(), tag_field_mapping_with(value_ignore_above, normalizer));
     Ok(m)
 }
 

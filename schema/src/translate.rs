@@ -32,6 +32,15 @@
 //! lower-cased words) and nothing on the target's keywords reproduces that, so they are
 //! flagged. The `.keyword` sub-field of a text mapping is translated like a keyword field.
 //! Scores are not preserved (only which documents match, and aggregation buckets).
+//!
+//! The target's tag keywords may have a lowercase normalizer (`backfill create-index
+//! --tag-normalizer lowercase`, [`TargetTagCase::Lowercase`]): Elasticsearch then lowercases
+//! the indexed pairs and the values of `term`, `terms`, `prefix`, `wildcard` and `regexp`
+//! queries itself (checked on 9.x), so those translations are the same and match regardless of
+//! case. What Elasticsearch does not normalize is adapted: a `terms` aggregation's `include` /
+//! `exclude` (the key's prefix, the values) are lowercased, as are the bucket keys
+//! [`Translation::restore_response`] strips. What it normalizes wrongly is flagged: it lowercases
+//! a `regexp` pattern as plain text, which turns `\D`, `\S`, `\W` into `\d`, `\s`, `\w`.
 
 mod syntax;
 #[cfg(test)]
@@ -56,6 +65,19 @@ pub enum LegacyTagMapping {
         /// Name of the keyword sub-field (`keyword` in the default dynamic mapping).
         keyword_subfield: Option<String>,
     },
+}
+
+/// How the TARGET index's tag keywords compare text: exactly (the default), or lowercased by
+/// a normalizer on both keywords (`backfill create-index --tag-normalizer lowercase`; read it
+/// from the target with [`crate::target_tag_normalizers`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetTagCase {
+    /// Keywords without a normalizer: case-sensitive.
+    #[default]
+    Exact,
+    /// Keywords with a lowercase normalizer: indexed and searched lower-cased.
+    Lowercase,
 }
 
 impl LegacyTagMapping {
@@ -187,7 +209,13 @@ fn restore(node: &mut Value, names: &[String], prefix: &str) {
 /// other key is copied, or flagged when it references the tag map: a `sort`, `_source`
 /// filter, `highlight`, `collapse`... on tags). See the module doc for the rules.
 pub fn translate_search(body: &Value, tags: &TagRewrite, legacy: &LegacyTagMapping) -> Translation {
-    let mut t = Translator::new(tags, legacy);
+    translate_search_for(body, tags, legacy, TargetTagCase::Exact)
+}
+
+/// [`translate_search`] for a target whose tag keywords compare as `target` says (see the
+/// module doc for what a lowercase normalizer changes).
+pub fn translate_search_for(body: &Value, tags: &TagRewrite, legacy: &LegacyTagMapping, target: TargetTagCase) -> Translation {
+    let mut t = Translator::new(tags, legacy, target);
     let out = match body.as_object() {
         None => {
             t.flag("", "the search body is not a JSON object");
@@ -224,7 +252,12 @@ pub fn translate_search(body: &Value, tags: &TagRewrite, legacy: &LegacyTagMappi
 
 /// Translates one query clause (what goes under `"query"`); finding paths start at `query`.
 pub fn translate_query(query: &Value, tags: &TagRewrite, legacy: &LegacyTagMapping) -> Translation {
-    let mut t = Translator::new(tags, legacy);
+    translate_query_for(query, tags, legacy, TargetTagCase::Exact)
+}
+
+/// [`translate_query`] for a target whose tag keywords compare as `target` says.
+pub fn translate_query_for(query: &Value, tags: &TagRewrite, legacy: &LegacyTagMapping, target: TargetTagCase) -> Translation {
+    let mut t = Translator::new(tags, legacy, target);
     let out = t.query(query, "query");
     t.finish(out)
 }
@@ -258,9 +291,12 @@ enum Field {
 const ANALYSED: &str = "on the legacy mapping the tag fields are `text`: the clause matches analysed tokens (words, lower-cased), which the target's keyword pairs cannot reproduce";
 const NESTED: &str = "a tag clause inside `nested`/`has_child`/`has_parent`: its inner query runs on other documents, which have no tag map";
 
+const LOWERCASED_REGEXP: &str = "the target's tag keywords have a lowercase normalizer, which Elasticsearch applies to the whole regular expression as text: `\\D`, `\\S`, `\\W` would become `\\d`, `\\s`, `\\w` (their opposites); write the class out (`[^0-9]`)";
+
 struct Translator<'a> {
     tags: &'a TagRewrite,
     legacy: &'a LegacyTagMapping,
+    target: TargetTagCase,
     findings: Vec<Finding>,
     bucket_keys: Vec<BucketKeys>,
     /// Depth of `nested`/`has_child`/`has_parent` queries (or `nested` aggregations) around
@@ -269,8 +305,23 @@ struct Translator<'a> {
 }
 
 impl<'a> Translator<'a> {
-    fn new(tags: &'a TagRewrite, legacy: &'a LegacyTagMapping) -> Self {
-        Translator { tags, legacy, findings: Vec::new(), bucket_keys: Vec::new(), nested: 0 }
+    fn new(tags: &'a TagRewrite, legacy: &'a LegacyTagMapping, target: TargetTagCase) -> Self {
+        Translator { tags, legacy, target, findings: Vec::new(), bucket_keys: Vec::new(), nested: 0 }
+    }
+
+    /// `s` as the target indexes it (lowercased under a lowercase normalizer), for what
+    /// Elasticsearch does not normalize itself (aggregation `include`/`exclude`, bucket keys).
+    fn indexed(&self, s: &str) -> String {
+        match self.target {
+            TargetTagCase::Exact => s.to_string(),
+            TargetTagCase::Lowercase => crate::lowercase_like_lucene(s),
+        }
+    }
+
+    /// True when a regular expression would change meaning if the target's normalizer
+    /// lowercased it as text.
+    fn regexp_breaks_when_lowercased(&self, pattern: &str) -> bool {
+        self.target == TargetTagCase::Lowercase && has_negated_class_escape(pattern)
     }
 
     fn finish(self, body: Value) -> Translation {
@@ -517,6 +568,10 @@ impl<'a> Translator<'a> {
                 }
             }
         };
+        if kind == "regexp" && self.regexp_breaks_when_lowercased(&text) {
+            self.flag(path, LOWERCASED_REGEXP);
+            return q.clone();
+        }
         let kv = self.kv();
         let e = escape_key(&key);
         let clause = match kind {
@@ -872,7 +927,9 @@ impl<'a> Translator<'a> {
             self.flag(path, reason);
             return spec.clone();
         }
-        let prefix = format!("{}:", escape_key(&key));
+        // `include`/`exclude` match the indexed terms as they are: lowercased under a
+        // lowercase normalizer, which Elasticsearch does not apply to them.
+        let prefix = self.indexed(&format!("{}:", escape_key(&key)));
         let lit = regex_literal(&prefix);
         let mut out = obj.clone();
         out.insert("field".into(), json!(self.kv()));
@@ -880,12 +937,16 @@ impl<'a> Translator<'a> {
             let value = match obj.get(k) {
                 None if required => json!(format!("{lit}.*")),
                 None => continue,
-                Some(Value::String(re)) => json!(format!("{lit}({re})")),
+                Some(Value::String(re)) if self.regexp_breaks_when_lowercased(re) => {
+                    self.flag(path, LOWERCASED_REGEXP);
+                    return spec.clone();
+                }
+                Some(Value::String(re)) => json!(format!("{lit}({})", self.indexed(re))),
                 Some(Value::Array(vs)) => {
                     let mut enc = Vec::new();
                     for v in vs {
                         match scalar_text(v) {
-                            Ok(s) => enc.push(encode_pair(&key, &s)),
+                            Ok(s) => enc.push(self.indexed(&encode_pair(&key, &s))),
                             Err(reason) => {
                                 self.flag(path, reason);
                                 return spec.clone();
@@ -986,6 +1047,18 @@ fn regex_literal(s: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// True when a Lucene regular expression has `\D`, `\S` or `\W` (an escaped backslash
+/// `\\` is a literal, not an escape): lowercased as text, they become their opposites.
+fn has_negated_class_escape(pattern: &str) -> bool {
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' && matches!(chars.next(), Some('D' | 'S' | 'W')) {
+            return true;
+        }
+    }
+    false
 }
 
 /// `s` as a Lucene wildcard pattern matching exactly `s`.

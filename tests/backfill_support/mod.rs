@@ -168,11 +168,12 @@ pub fn scratch(name: &str) -> PathBuf {
     d
 }
 
-/// A copy config for tests: version from the `version` field, no progress output, checkpoints
-/// and failures in `dir`.
+/// A copy config for tests: version from the `version` field, no progress output, the job
+/// named after `dir` (its checkpoints in the dev Kafka), failures in `dir`.
 pub fn copy_config(source: &str, dest: &str, dir: &std::path::Path) -> CopyConfig {
     let mut cfg = CopyConfig::new(source, dest, Some(LegacyVersionSource::Field("version".into())));
-    cfg.checkpoint_dir = dir.join("checkpoints");
+    cfg.job.kafka.brokers = cutover::Services::from_env().kafka;
+    cfg.job.name = Some(cutover::job_name(dir));
     cfg.failures_file = dir.join("failures.jsonl");
     cfg.progress = ProgressMode::Off;
     cfg

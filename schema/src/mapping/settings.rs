@@ -1,7 +1,7 @@
 //! Index settings: flattening the nested or flat forms, dropping what only describes the old
 //! index, and nesting the result again.
 
-use super::TargetDefinitionConfig;
+use super::{MappingError, TargetDefinitionConfig};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -106,14 +106,26 @@ pub fn has_setting(settings: &Map<String, Value>, key: &str) -> bool {
 }
 
 /// The target's settings: legacy index settings minus [`DROPPED_SETTINGS`] and the
-/// configured `dropped_settings`, `gc_deletes` raised, extra settings last.
-pub(crate) fn target_settings(legacy: Map<String, Value>, cfg: &TargetDefinitionConfig) -> Value {
+/// configured `dropped_settings`, `gc_deletes` raised, the tag normalizer's analysis
+/// normalizer added (refused when the legacy settings define another under its name), extra
+/// settings last.
+pub(crate) fn target_settings(legacy: Map<String, Value>, cfg: &TargetDefinitionConfig) -> Result<Value, MappingError> {
     let mut flat = flat_index_settings(&legacy);
     let dropped: Vec<&str> = cfg.dropped_settings.iter().map(|k| relative_setting(k)).collect();
     flat.retain(|k, _| !listed(k, DROPPED_SETTINGS) && !listed(k, &dropped));
     flat.insert("gc_deletes".into(), Value::String(cfg.gc_deletes.clone()));
+    if let Some(n) = cfg.tag_normalizer {
+        let prefix = format!("analysis.normalizer.{}", n.name());
+        let wanted: BTreeMap<String, Value> = n.definition().as_object().into_iter().flatten().map(|(k, v)| (format!("{prefix}.{k}"), v.clone())).collect();
+        let found: BTreeMap<String, Value> = flat.iter().filter(|(k, _)| listed(k, &[prefix.as_str()])).map(|(k, v)| (k.clone(), v.clone())).collect();
+        if !found.is_empty() && found != wanted {
+            let show = |m: &BTreeMap<String, Value>| serde_json::to_string(m).unwrap_or_default();
+            return Err(MappingError::NormalizerNameTaken { name: n.name().into(), found: show(&found), wanted: show(&wanted) });
+        }
+        flat.extend(wanted);
+    }
     flat.extend(flat_index_settings(&cfg.extra_settings));
-    nest(flat)
+    Ok(nest(flat))
 }
 
 #[cfg(test)]
@@ -154,7 +166,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            target_settings(legacy, &cfg),
+            target_settings(legacy, &cfg).unwrap(),
             json!({"index": {
                 "final_pipeline": "audit",
                 "gc_deletes": "48h",

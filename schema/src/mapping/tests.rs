@@ -281,3 +281,111 @@ fn gc_deletes_reads_in_milliseconds_with_the_default_when_unset() {
     assert_eq!(gc_deletes_ms(&actual), Some(60_000), "Elasticsearch's default");
     assert_eq!(gc_deletes_ms(&json!({"settings": {"index.gc_deletes": "-1"}})), None);
 }
+
+/// The field report's legacy index: its tags under the `text` template, two keys differing
+/// only by case when `colliding`.
+fn text_legacy(colliding: bool) -> Value {
+    let mut tags = json!({"name": {"type": "text"}, "lname": {"type": "text"}});
+    if colliding {
+        tags["Name"] = json!({"type": "text"});
+        tags["ID"] = json!({"type": "text"});
+        tags["id"] = json!({"type": "text"});
+    }
+    json!({"mappings": {
+        "dynamic_templates": [{"tags": {"mapping": {"type": "text"}, "path_match": "actions.tags.*"}}],
+        "properties": {"title": {"type": "text"}, "actions": {"properties": {"tags": {"properties": tags}}}}
+    }, "settings": {"index": {"number_of_shards": "2", "analysis": {"analyzer": {"folding": {"type": "custom", "tokenizer": "standard"}}}}}})
+}
+
+fn lowercase_cfg() -> TargetDefinitionConfig {
+    TargetDefinitionConfig { tag_normalizer: Some(TagNormalizer::Lowercase), ..TargetDefinitionConfig::default() }
+}
+
+#[test]
+fn tag_normalizer_goes_on_both_keywords_and_into_the_analysis_settings() {
+    let out = target_definition(&text_legacy(false), &lowercase_cfg()).unwrap();
+    let tags = &out["mappings"]["properties"]["tags"];
+    assert_eq!(tags, &tag_field_mapping_with(MAX_TAG_IGNORE_ABOVE, Some(TagNormalizer::Lowercase)));
+    for sub in ["keyToValue", "value"] {
+        assert_eq!(tags["properties"][sub]["normalizer"], json!(TAG_NORMALIZER_NAME), "{sub}");
+        assert_eq!(tags["properties"][sub]["type"], json!("keyword"), "{sub}");
+    }
+    assert_eq!(
+        out["settings"]["index"]["analysis"],
+        json!({"analyzer": {"folding": {"type": "custom", "tokenizer": "standard"}},
+               "normalizer": {TAG_NORMALIZER_NAME: {"type": "custom", "filter": ["lowercase"]}}}),
+        "the legacy analysis is kept beside it"
+    );
+    // Without the option: no normalizer anywhere.
+    let plain = target_definition(&text_legacy(false), &TargetDefinitionConfig::default()).unwrap();
+    assert_eq!(plain["mappings"]["properties"]["tags"], tag_field_mapping(MAX_TAG_IGNORE_ABOVE));
+    assert!(plain["settings"]["index"]["analysis"].get("normalizer").is_none());
+}
+
+#[test]
+fn tag_normalizer_refuses_keys_differing_only_by_case_unless_allowed() {
+    let err = target_definition(&text_legacy(true), &lowercase_cfg()).unwrap_err();
+    assert_eq!(
+        err,
+        MappingError::TagKeyCaseCollision {
+            normalizer: TagNormalizer::Lowercase,
+            groups: vec![vec!["ID".into(), "id".into()], vec!["Name".into(), "name".into()]]
+        }
+    );
+    let msg = err.to_string();
+    for needle in ["[ID, id], [Name, name]", "keyToValue", "--allow-tag-key-case-collisions", "without --tag-normalizer", "rename or merge"] {
+        assert!(msg.contains(needle), "{needle}: {msg}");
+    }
+    let allowed = TargetDefinitionConfig { allow_tag_key_case_collisions: true, ..lowercase_cfg() };
+    let out = target_definition(&text_legacy(true), &allowed).unwrap();
+    assert_eq!(out["mappings"]["properties"]["tags"]["properties"]["keyToValue"]["normalizer"], json!(TAG_NORMALIZER_NAME));
+    assert!(target_definition(&text_legacy(true), &TargetDefinitionConfig::default()).is_ok(), "exact keywords keep the keys apart");
+}
+
+#[test]
+fn tag_normalizer_name_taken_by_another_legacy_normalizer_is_refused() {
+    let mut legacy = text_legacy(false);
+    legacy["settings"]["index"]["analysis"]["normalizer"] = json!({TAG_NORMALIZER_NAME: {"type": "custom", "filter": ["asciifolding"]}});
+    let err = target_definition(&legacy, &lowercase_cfg()).unwrap_err();
+    assert!(matches!(&err, MappingError::NormalizerNameTaken { name, .. } if name == TAG_NORMALIZER_NAME), "{err:?}");
+    assert!(err.to_string().contains("--drop-setting index.analysis.normalizer.cutover_tag_lowercase"), "{err}");
+    // The same definition (a target derived from a target) is fine.
+    legacy["settings"]["index"]["analysis"]["normalizer"] = json!({TAG_NORMALIZER_NAME: {"type": "custom", "filter": ["lowercase"]}});
+    assert!(target_definition(&legacy, &lowercase_cfg()).is_ok());
+}
+
+/// What a 9.x server reports for the normalized definition (flat filter array, no object type).
+fn normalized_actual_9x(expected: &Value) -> Value {
+    let mut actual = expected.clone();
+    actual["mappings"]["properties"]["tags"].as_object_mut().unwrap().remove("type");
+    let index = actual["settings"]["index"].as_object_mut().unwrap();
+    index.insert("provided_name".into(), json!("docs-v2"));
+    index.insert("uuid".into(), json!("u"));
+    index.insert("creation_date".into(), json!("1760000000000"));
+    index.insert("version".into(), json!({"created": "9009000"}));
+    index.insert("routing".into(), json!({"allocation": {"include": {"_tier_preference": "data_content"}}}));
+    actual["settings"]["index"]["analysis"]["normalizer"][TAG_NORMALIZER_NAME] = json!({"filter": ["lowercase"], "type": "custom"});
+    actual
+}
+
+#[test]
+fn normalized_index_compares_equal_and_is_ready() {
+    let expected = target_definition(&text_legacy(false), &lowercase_cfg()).unwrap();
+    let actual = normalized_actual_9x(&expected);
+    assert_eq!(definition_differences(&expected, &actual), Vec::<String>::new());
+    assert_eq!(readiness_problems(&actual, &TagRewrite::default(), 3_600_000), Vec::<String>::new());
+    // Created with the normalizer, compared without it (or the reverse): each side is named.
+    let plain = target_definition(&text_legacy(false), &TargetDefinitionConfig::default()).unwrap();
+    let diffs = definition_differences(&plain, &actual);
+    assert_eq!(
+        diffs,
+        vec![
+            "mappings.properties.tags.properties.keyToValue.normalizer: unexpected cutover_tag_lowercase",
+            "mappings.properties.tags.properties.value.normalizer: unexpected cutover_tag_lowercase",
+            "settings.index.analysis.normalizer.cutover_tag_lowercase.filter: unexpected [\"lowercase\"]",
+            "settings.index.analysis.normalizer.cutover_tag_lowercase.type: unexpected custom",
+        ]
+    );
+    let diffs = definition_differences(&expected, &normalized_actual_9x(&plain));
+    assert!(diffs.iter().any(|d| d == "mappings.properties.tags.properties.keyToValue.normalizer: expected cutover_tag_lowercase, missing"), "{diffs:?}");
+}

@@ -337,6 +337,56 @@ fn terms_aggregations_on_a_tag_key_and_restored_bucket_keys() {
 }
 
 #[test]
+fn lowercase_target_keeps_queries_adapts_aggregations_and_flags_negated_class_escapes() {
+    let lc = |body: &Value| translate_search_for(body, &tr(), &LegacyTagMapping::Keyword, TargetTagCase::Lowercase);
+    // Elasticsearch normalizes these query values itself (checked on 9.x): same translation.
+    for q in [
+        json!({"term": {"actions.tags.Name": "John"}}),
+        json!({"terms": {"actions.tags.Name": ["John", "Jo"]}}),
+        json!({"prefix": {"actions.tags.Name": "Jo"}}),
+        json!({"wildcard": {"actions.tags.Name": "J*n"}}),
+        json!({"regexp": {"actions.tags.Name": "J[a-z]+|\\\\D"}}),
+        json!({"exists": {"field": "actions.tags.Na*"}}),
+        json!({"multi_match": {"query": "John", "fields": ["actions.tags.*", "title"]}}),
+    ] {
+        let body = json!({ "query": q });
+        let t = lc(&body);
+        assert!(t.is_exact(), "{q}: {:?}", t.findings);
+        assert_eq!(t.body, translate_search(&body, &tr(), &LegacyTagMapping::Keyword).body, "{q}");
+    }
+    // A regexp Elasticsearch would lowercase into its opposite is flagged, on the target only.
+    for re in [r"J\D+", r"\W", r"a\Sb"] {
+        let body = json!({"query": {"regexp": {"actions.tags.name": re}}});
+        let t = lc(&body);
+        assert_eq!(t.findings.len(), 1, "{re}");
+        assert!(t.findings[0].reason.contains("lowercase normalizer") && t.findings[0].reason.contains("[^0-9]"), "{}", t.findings[0].reason);
+        assert_eq!(t.body, body, "left as written");
+        assert!(translate_search(&body, &tr(), &LegacyTagMapping::Keyword).is_exact(), "exact keywords take it as is");
+    }
+    // Terms aggregations: include/exclude and bucket prefixes as the lowercased terms are.
+    let body = json!({"size": 0, "aggs": {
+        "names": {"terms": {"field": "actions.tags.Name"}},
+        "only": {"terms": {"field": "actions.tags.Color", "include": "(Red|blue)", "exclude": ["Green", 2]}}
+    }});
+    let t = lc(&body);
+    assert!(t.is_exact(), "{:?}", t.findings);
+    assert_eq!(t.body["aggs"]["names"], json!({"terms": {"field": "tags.keyToValue", "include": r"name\:.*"}}));
+    assert_eq!(
+        t.body["aggs"]["only"],
+        json!({"terms": {"field": "tags.keyToValue", "include": r"color\:((red|blue))", "exclude": ["color:green", "color:2"]}})
+    );
+    assert_eq!(t.bucket_keys.iter().map(|b| b.prefix.as_str()).collect::<Vec<_>>(), ["name:", "color:"]);
+    let mut resp = json!({"aggregations": {"names": {"buckets": [{"key": "name:john", "doc_count": 3}]}}});
+    t.restore_response(&mut resp);
+    assert_eq!(resp["aggregations"]["names"]["buckets"][0]["key"], "john", "the target's buckets hold lowercased values");
+    let t = lc(&json!({"aggs": {"a": {"terms": {"field": "actions.tags.c", "include": r"\Dx"}}}}));
+    assert_eq!(t.findings.len(), 1, "{:?}", t.findings);
+    assert!(t.findings[0].reason.contains("lowercase normalizer"));
+    assert!(!has_negated_class_escape(r"a\\D"), "an escaped backslash, then a plain D");
+    assert!(has_negated_class_escape(r"a\\\D"));
+}
+
+#[test]
 fn custom_tag_paths() {
     let tags = TagRewrite { legacy_path: "meta.labels".into(), target_field: "labels".into() };
     let t =
