@@ -158,16 +158,7 @@ impl SecureEs {
 /// A backfill job name for a test, from a path unique to it (the whole path, made topic-safe:
 /// `/tmp/x/copy` -> `tmp.x.copy`), so that a rerun with the same path resumes the same job.
 pub fn job_name(path: &std::path::Path) -> String {
-    let whole: String = path
-        .to_string_lossy()
-        .trim_start_matches('/')
-        .chars()
-        .map(|c| match c {
-            '/' => '.',
-            c if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') => c,
-            _ => '_',
-        })
-        .collect();
+    let whole = backfill::job::topic_safe(&path.to_string_lossy().trim_start_matches('/').replace('/', "."));
     // A topic name holds 249 characters, `cutover-backfill.` included: keep the unique end.
     let skip = whole.chars().count().saturating_sub(200);
     whole.chars().skip(skip).collect()

@@ -414,7 +414,7 @@ async fn copy_slice(ctx: &Arc<Ctx>, slice: u32, epoch: u64, token: &Cancellation
     scan.close().await;
     result?;
     cp.done = true;
-    ctx.member.save(epoch, &mut cp, &ctx.cfg.write.retry, token).await?;
+    ctx.member.save(epoch, &mut cp, token).await?;
     ctx.stats.slice_done(pos);
     ctx.stats.recoveries.fetch_add(scan.recoveries(), Relaxed);
     Ok(SliceEnd::Ran { resumed, recoveries: scan.recoveries() })
@@ -461,7 +461,7 @@ async fn pump(
         cp.written += counts.written;
         cp.superseded += counts.superseded;
         cp.failed += counts.failed;
-        ctx.member.save(epoch, cp, &ctx.cfg.write.retry, token).await?;
+        ctx.member.save(epoch, cp, token).await?;
         ctx.stats.add(pos, counts);
     }
 }

@@ -111,7 +111,12 @@ pub fn default_worker() -> String {
 /// The job name derived from the indices: `<source>.<target>`, with characters a topic name
 /// cannot hold replaced by `_`.
 pub fn default_name(source_index: &str, target_index: &str) -> String {
-    format!("{source_index}.{target_index}").chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).collect()
+    topic_safe(&format!("{source_index}.{target_index}"))
+}
+
+/// `text` with every character a Kafka topic name cannot hold replaced by `_`.
+pub fn topic_safe(text: &str) -> String {
+    text.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).collect()
 }
 
 /// The job's topic and consumer group.
@@ -366,13 +371,15 @@ impl Member {
 
     /// Saves a slice's checkpoint if this worker still owns the slice under `epoch`;
     /// [`CheckpointError::Lost`] when it does not (the slice moved to another worker). What
-    /// may pass (no coordinator yet, a rebalance in progress) is retried under `retry`.
-    pub async fn save(&self, epoch: u64, cp: &mut SliceCheckpoint, retry: &RetryPolicy, cancel: &CancellationToken) -> Result<(), CheckpointError> {
+    /// may pass (no coordinator yet, a rebalance in progress) is retried under the
+    /// policy the member joined with.
+    pub async fn save(&self, epoch: u64, cp: &mut SliceCheckpoint, cancel: &CancellationToken) -> Result<(), CheckpointError> {
         cp.updated_at_ms = now_ms();
         cp.saves += 1;
         // Unfenced (the tests' control run only): the save outlives the slice's revoke too.
         let cancel = if self.fencing { cancel.clone() } else { CancellationToken::new() };
-        let saved = retry
+        let saved = self
+            .retry
             .run(
                 "checkpoint",
                 &cancel,
@@ -476,7 +483,11 @@ fn committed<C: ConsumerContext>(consumer: &BaseConsumer<C>, topic: &str, slices
         }
         let (p, meta) = (e.partition() as usize, e.metadata());
         if p < out.len() && !meta.is_empty() {
-            out[p] = SliceCheckpoint::decode(meta).ok();
+            // A checkpoint that cannot be read is not "never checkpointed": stop and say so.
+            let cp = SliceCheckpoint::decode(meta).map_err(|e| {
+                JobError::Mismatch(format!("the checkpoint of slice {p} in {topic} is unreadable ({e}): is the group someone else's? Use another --job name"))
+            })?;
+            out[p] = Some(cp);
         }
     }
     Ok(out)
