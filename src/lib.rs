@@ -26,6 +26,16 @@ pub struct Services {
     pub legacy6_url: String,
     /// OpenSearch 2.x (`dev/services.sh up opensearch`), for the version-pair tests only.
     pub opensearch_url: String,
+    /// Elasticsearch 2.4 (`up legacy2`), for the version-pair tests only.
+    pub legacy2_url: String,
+    /// Elasticsearch 5.6 (`up legacy5`), for the version-pair tests only.
+    pub legacy5_url: String,
+    /// Elasticsearch 6.8 as a target (`up target6`), for the version-pair tests only.
+    pub target6_url: String,
+    /// Elasticsearch 8.19 (`up target8`), for the version-pair tests only.
+    pub target8_url: String,
+    /// OpenSearch 3.x (`up opensearch3`), for the version-pair tests only.
+    pub opensearch3_url: String,
 }
 
 impl Services {
@@ -38,7 +48,28 @@ impl Services {
             target_url: var("CUTOVER_TARGET_URL", "http://127.0.0.1:9201"),
             legacy6_url: var("CUTOVER_LEGACY6_URL", "http://127.0.0.1:9204"),
             opensearch_url: var("CUTOVER_OPENSEARCH_URL", "http://127.0.0.1:9205"),
+            legacy2_url: var("CUTOVER_LEGACY2_URL", "http://127.0.0.1:9206"),
+            legacy5_url: var("CUTOVER_LEGACY5_URL", "http://127.0.0.1:9207"),
+            target6_url: var("CUTOVER_TARGET6_URL", "http://127.0.0.1:9208"),
+            target8_url: var("CUTOVER_TARGET8_URL", "http://127.0.0.1:9209"),
+            opensearch3_url: var("CUTOVER_OPENSEARCH3_URL", "http://127.0.0.1:9210"),
         }
+    }
+
+    /// The `dev/services.sh` name of the server at `url` (for the message naming the command
+    /// that starts it).
+    pub fn service_name(&self, url: &str) -> &'static str {
+        let named = [
+            (&self.legacy6_url, "legacy6"),
+            (&self.opensearch_url, "opensearch"),
+            (&self.legacy2_url, "legacy2"),
+            (&self.legacy5_url, "legacy5"),
+            (&self.target6_url, "target6"),
+            (&self.target8_url, "target8"),
+            (&self.opensearch3_url, "opensearch3"),
+            (&self.target_url, "target"),
+        ];
+        named.into_iter().find(|(u, _)| u.as_str() == url).map_or("legacy", |(_, n)| n)
     }
 
     /// The endpoints, checked: every service must answer, or the calling test fails (never

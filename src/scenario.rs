@@ -114,14 +114,8 @@ impl Scenario {
         if let Some(b) = brokers {
             s.kafka = b.to_string();
         }
-        let service = |url: &str| match url {
-            u if u == s.legacy6_url => "legacy6",
-            u if u == s.opensearch_url => "opensearch",
-            u if u == s.target_url => "target",
-            _ => "legacy",
-        };
-        let legacy_es = Services::require_extra(service(legacy_url), legacy_url).await;
-        Services::require_extra(service(target_url), target_url).await;
+        let legacy_es = Services::require_extra(s.service_name(legacy_url), legacy_url).await;
+        Services::require_extra(s.service_name(target_url), target_url).await;
         let legacy_index = unique(&format!("{name}-old"));
         let target_index = unique(&format!("{name}-new"));
         let topic = unique(&format!("{name}-cmds"));

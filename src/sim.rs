@@ -227,6 +227,9 @@ pub struct LegacyBehaviour {
     /// The single mapping type of a 6.x index (`_doc`, or a custom name such as `item`, which
     /// 6.x indices created on 5.x carry); `None` on 7.x+ and OpenSearch (typeless).
     pub doc_type: Option<String>,
+    /// The legacy mapping uses 2.x's `string` type (`index: not_analyzed` for exact values)
+    /// instead of `text`/`keyword`.
+    pub string_fields: bool,
 }
 
 impl LegacyBehaviour {
@@ -403,15 +406,20 @@ pub fn legacy_index_body(shards: u32) -> Value {
 /// `ignore_above` (else one tag over the term limit would make the legacy cluster refuse the
 /// document too); with a `doc_type` (6.x), the mapping nests under that single type.
 pub fn legacy_index_body_for(shards: u32, behaviour: &LegacyBehaviour) -> Value {
-    let mut tag_mapping = json!({"type": "keyword"});
+    let (text, keyword) = if behaviour.string_fields {
+        (json!({"type": "string"}), json!({"type": "string", "index": "not_analyzed"}))
+    } else {
+        (json!({"type": "text"}), json!({"type": "keyword"}))
+    };
+    let mut tag_mapping = keyword.clone();
     if behaviour.long_tags {
         tag_mapping["ignore_above"] = json!(LEGACY_TAG_IGNORE_ABOVE);
     }
     let mapping = json!({
         "dynamic_templates": [{"tags_as_keyword": {"path_match": "actions.tags.*", "mapping": tag_mapping}}],
         "properties": {
-            "title": {"type": "text"},
-            "status": {"type": "keyword"},
+            "title": text,
+            "status": keyword,
             "n": {"type": "long"},
             "touched": {"type": "long"},
             "actions": {"properties": {"clicks": {"type": "integer"}}}

@@ -98,11 +98,21 @@ async fn backfill_copy_stops_on_a_gateways_400_without_recording_failures() {
     sc.cleanup().await;
 }
 
-/// `backfill verify` reads the target through something that answers its `_mget` requests 429
-/// for a while (a busy cluster): it waits them out under its retry policy and still proves the
-/// copy converged. Control: with `--max-retries 0` the same verify fails on the first 429.
+/// `backfill verify` reads the target through something that answers its requests 429 for a
+/// while (a busy cluster): it waits them out under its retry policy and still proves the copy
+/// converged. Both joins: the digest join's target scan pages (`_search`), and the `_mget`
+/// walks' `_mget`s. Control: with `--max-retries 0` the same verify fails on the first 429.
 #[tokio::test(flavor = "multi_thread")]
 async fn verify_waits_out_a_busy_cluster() {
+    verify_through_a_busy_gateway("/_search", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_with_mget_walks_waits_out_a_busy_cluster() {
+    verify_through_a_busy_gateway("/_mget", &["--digest-limit", "0"]).await;
+}
+
+async fn verify_through_a_busy_gateway(busy_path: &str, flags: &[&str]) {
     let mut sc = Scenario::new("rgwverify", 1).await;
     let cmds = generate(&WorkloadSpec::new(&sc.legacy_index, 100, 300, 63));
     sc.legacy.apply(&cmds).await.expect("legacy documents");
@@ -112,17 +122,17 @@ async fn verify_waits_out_a_busy_cluster() {
         let mut args: Vec<String> =
             ["verify", "--legacy-url", &sc.legacy_url, "--target-url", relay.url(), "--source-index", &sc.legacy_index].iter().map(|s| s.to_string()).collect();
         args.extend(["--target-index", &sc.target_index, "--legacy-version", &sc.legacy.behaviour.version_arg()].map(String::from));
-        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(flags.iter().chain(extra).map(|s| s.to_string()));
         let out = std::process::Command::new(cutover::procs::bin("backfill")).args(&args).output().expect("run backfill verify");
         (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
     };
-    relay.throttle("/_mget", 3);
+    relay.throttle(busy_path, 3);
     let (code, text) = verify(&[]);
     assert_eq!(code, Some(0), "verify waits out the 429s and converges: {text}");
-    assert_eq!(relay.refused(), 3, "three _mget requests were answered 429");
+    assert_eq!(relay.refused(), 3, "three {busy_path} requests were answered 429");
     assert!(text.contains("CONVERGED"), "{text}");
 
-    relay.throttle("/_mget", 3);
+    relay.throttle(busy_path, 3);
     let (code, text) = verify(&["--max-retries", "0"]);
     assert_eq!(code, Some(1), "control: without retries the first 429 ends verify: {text}");
     assert!(text.contains("es_rejected_execution_exception"), "it names the cause: {text}");

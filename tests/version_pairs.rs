@@ -1,6 +1,7 @@
-//! The versions teams actually migrate, end to end: Elasticsearch 6.8 as the legacy cluster (one
-//! mapping type, `_doc` or a custom name; the version in `_version` or in a `_source` field),
-//! OpenSearch 2.x as a target (from 7.17) and as a source (to 9.x).
+//! The versions teams actually migrate, end to end: Elasticsearch 2.4, 5.6 and 6.8 as the
+//! legacy cluster (mapping types; 2.4's `string` fields; no `_seq_no` before 6.0, so a `_doc`
+//! scroll, sliced on 5.6, one scroll on 2.4; the version in `_version` or in a `_source`
+//! field), Elasticsearch 8.19 and OpenSearch 2.x/3.x as targets, OpenSearch 2.x as a source.
 //!
 //! Each pair runs the scenario of tests/convergence.rs: a history the legacy system wrote, the
 //! oldest half of the topic removed by retention, the indexer and the backfill concurrent with
@@ -10,8 +11,10 @@
 //! backfill starts, merges of documents that only the legacy cluster holds (their upserts lie
 //! beyond retention) must be applied by the indexer from bases it reads on that legacy server.
 //!
-//! Needs `dev/services.sh up legacy6 opensearch` besides the usual services: dev/test.sh starts
-//! them for this test binary only and stops them after. Unreachable servers fail, never skip.
+//! Needs the on-demand servers of each pair (`dev/services.sh up legacy6 opensearch`, `up
+//! legacy5 target8`, `up opensearch3`, `up legacy2`) besides the usual services: dev/test.sh
+//! starts each group for its tests only, in turn, and stops it after. Unreachable servers
+//! fail, never skip.
 
 use cutover::kafka;
 use cutover::procs::{self, Proc};
@@ -199,4 +202,114 @@ async fn version_pair_opensearch2_to_es9() {
         scan_method: "opensearch-pit",
     })
     .await;
+}
+
+/// 5.6 -> 8.19: a typed 5.x index (`doc`), no `_seq_no`: the backfill reads it with a sliced
+/// scroll sorted on `_doc` and restarts an interrupted slice from its start.
+#[tokio::test(flavor = "multi_thread")]
+async fn version_pair_es56_to_es819() {
+    let s = Services::from_env();
+    let layout = LegacyBehaviour { doc_type: Some("doc".into()), ..Default::default() };
+    run_pair(Pair { name: "p56", legacy_url: s.legacy5_url, target_url: s.target8_url, behaviour: layout, seed: 65, scan_method: "scroll-doc" }).await;
+}
+
+/// 5.6 has no `_seq_no`: a `_doc` scroll lost mid-slice (deleted through the real API after
+/// pages 2 and 5 of each slice) restarts its slice from the start, and nothing is lost: the
+/// harness's own reader finds the target equal to the legacy index.
+#[tokio::test(flavor = "multi_thread")]
+async fn version_pair_es56_lost_scroll_restarts_slice() {
+    use backfill::scan::ContextRef;
+    use backfill::ScanEvent;
+    let s = Services::from_env();
+    let sc = Scenario::with_clusters("p56ctx", 1, &s.legacy5_url, &s.target8_url, LegacyBehaviour { doc_type: Some("doc".into()), ..Default::default() }).await;
+    sc.run_create_index(&[]);
+    let mut legacy = cutover::sim::LegacyIndexer::with_behaviour(sc.legacy_es(), &sc.legacy_index, sc.legacy.behaviour.clone());
+    legacy.apply(&generate(&WorkloadSpec::new(&sc.legacy_index, DOCS, COMMANDS, 70))).await.expect("legacy documents");
+    let es = sc.legacy_es();
+    let hook: backfill::ScanHook = std::sync::Arc::new(move |e: ScanEvent| {
+        let es = es.clone();
+        Box::pin(async move {
+            if let (2 | 5, ContextRef::Scroll(id)) = (e.page, &e.context) {
+                let (status, resp) = es.request(cluster::Method::Delete, "/_search/scroll", Some(&json!({"scroll_id": [id]}))).await.unwrap();
+                assert_eq!(status, 200, "deleting the scroll: {resp}");
+            }
+        })
+    });
+    let dir = std::env::temp_dir().join(format!("{}-ctx", sc.topic));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cfg = backfill::CopyConfig::new(&sc.legacy_index, &sc.target_index, Some(schema::LegacyVersionSource::Version));
+    cfg.job.kafka.brokers = s.kafka.clone();
+    cfg.job.name = Some(cutover::job_name(&dir));
+    cfg.failures_file = dir.join("failures.jsonl");
+    cfg.progress = backfill::ProgressMode::Off;
+    cfg.slices = Some(2);
+    cfg.batch_size = 20;
+    cfg.on_page = Some(hook);
+    let summary = backfill::copy(&sc.legacy_es(), &sc.target_es(), cfg, tokio_util::sync::CancellationToken::new()).await.expect("copy survives lost scrolls");
+    assert_eq!(summary.method, "scroll-doc");
+    assert_eq!(summary.context_recoveries, 4, "two losses per slice, each recovered: {summary:?}");
+    assert_eq!(summary.failed, 0);
+    let diffs = sim::differences_with(&sc.legacy_es(), &sc.legacy_index, &sc.target_es(), &sc.target_index, &sc.legacy_version()).await.unwrap();
+    assert!(diffs.is_empty(), "after restarted slices the target equals the legacy index: {diffs:#?}");
+    let _ = std::fs::remove_dir_all(&dir);
+    sc.cleanup().await;
+}
+
+/// A 5.6 index with two mapping types has no single target mapping: `create-index` refuses it
+/// and names the fix.
+#[tokio::test(flavor = "multi_thread")]
+async fn version_pair_es56_two_types_refused() {
+    let s = Services::from_env();
+    let sc =
+        Scenario::with_clusters("p56types", 1, &s.legacy5_url, &s.target8_url, LegacyBehaviour { doc_type: Some("doc".into()), ..Default::default() }).await;
+    let es = sc.legacy_es();
+    es.ok(cluster::Method::Delete, &format!("/{}", sc.legacy_index), None).await.expect("drop the scenario's index");
+    let body = json!({"mappings": {"item": {"properties": {"title": {"type": "text"}}}, "user": {"properties": {"name": {"type": "keyword"}}}}});
+    es.ok(cluster::Method::Put, &format!("/{}", sc.legacy_index), Some(&body)).await.expect("two-type index on 5.6");
+    let out = sc.create_index_output(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "two mapping types must be refused: {stderr}");
+    assert!(stderr.contains("item") && stderr.contains("user") && stderr.contains("own legacy index"), "the refusal names the types and the fix: {stderr}");
+    sc.cleanup().await;
+}
+
+/// 7.17 -> 8.19.
+#[tokio::test(flavor = "multi_thread")]
+async fn version_pair_es717_to_es819() {
+    let s = Services::from_env();
+    run_pair(Pair { name: "p819", legacy_url: s.legacy_url, target_url: s.target8_url, behaviour: LegacyBehaviour::default(), seed: 66, scan_method: "pit" })
+        .await;
+}
+
+/// 7.17 -> OpenSearch 3.x.
+#[tokio::test(flavor = "multi_thread")]
+async fn version_pair_es717_to_opensearch3() {
+    let s = Services::from_env();
+    run_pair(Pair {
+        name: "pos3",
+        legacy_url: s.legacy_url,
+        target_url: s.opensearch3_url,
+        behaviour: LegacyBehaviour::default(),
+        seed: 67,
+        scan_method: "pit",
+    })
+    .await;
+}
+
+/// 2.4 -> 9.x: `string` fields become `text`/`keyword`; 2.4 cannot slice a scroll, so the
+/// backfill reads it in one `_doc` scroll.
+#[tokio::test(flavor = "multi_thread")]
+async fn version_pair_es24_to_es9() {
+    let s = Services::from_env();
+    let layout = LegacyBehaviour { doc_type: Some("doc".into()), string_fields: true, ..Default::default() };
+    run_pair(Pair { name: "p24", legacy_url: s.legacy2_url, target_url: s.target_url, behaviour: layout, seed: 68, scan_method: "scroll-doc" }).await;
+}
+
+/// 2.4 -> 6.8, the field report's own era: the target is typed (6.x), written typeless
+/// (`_doc`, `include_type_name=false`).
+#[tokio::test(flavor = "multi_thread")]
+async fn version_pair_es24_to_es68() {
+    let s = Services::from_env();
+    let layout = LegacyBehaviour { doc_type: Some("doc".into()), string_fields: true, ..Default::default() };
+    run_pair(Pair { name: "p2468", legacy_url: s.legacy2_url, target_url: s.target6_url, behaviour: layout, seed: 69, scan_method: "scroll-doc" }).await;
 }

@@ -435,9 +435,15 @@ pub struct VerifyArgs {
     pub tags: TagArgs,
     #[command(flatten)]
     pub read: ReadArgs,
-    /// Parallel slices of the legacy walk.
+    /// Parallel slices of each walk.
     #[arg(long, default_value_t = 2)]
     pub slices: u32,
+    /// Largest target, in documents, that verify joins with the legacy by digests held in
+    /// memory (about 100 bytes per document; each side is read once, nothing fetched per
+    /// document). A larger target is checked with `_mget` walks instead: bounded memory, about
+    /// 4x slower. 0: always `_mget` walks.
+    #[arg(long, default_value_t = crate::verify::DEFAULT_DIGEST_LIMIT)]
+    pub digest_limit: u64,
     #[command(flatten)]
     pub settle: SettleArgs,
     /// JSON-lines file of known deletes (`{"id": .., "version": ..}`), to tell resurrected
@@ -714,6 +720,7 @@ async fn run_verify(a: VerifyArgs) -> Result<Outcome, CliError> {
         parity: a.parity,
         parity_field: a.parity_field,
         retry: a.read.retry.policy(),
+        digest_limit: a.digest_limit,
     };
     let report = verify(&legacy, &target, &cfg).await?;
     if let Some(path) = &a.report_json {

@@ -203,8 +203,12 @@ pub async fn copy(legacy: &Es, target: &Es, cfg: CopyConfig, cancel: Cancellatio
     let method = ScanMethod::choose(cfg.scan_method, &server).map_err(|source| CopyError::Scan { slice: 0, source })?;
     refresh_source(legacy, &cfg.source_index).await;
     let slices = match cfg.slices {
+        Some(n) if n > 1 && !server.supports_sliced_scroll() => {
+            return Err(CopyError::BadSlices(format!("{server} cannot slice a scroll: leave --slices out (or use --slices 1): one worker reads the index")))
+        }
         Some(n) if n > 0 => n,
         Some(_) => return Err(CopyError::BadSlices("--slices must be at least 1".into())),
+        None if !server.supports_sliced_scroll() => 1,
         None => default_slices(legacy, &cfg.source_index).await?,
     };
     let expected = count(legacy, &cfg.source_index).await.ok();
@@ -390,7 +394,11 @@ async fn copy_slice(ctx: &Arc<Ctx>, slice: u32, epoch: u64, token: &Cancellation
             return Ok(SliceEnd::AlreadyDone);
         }
         Some(cp) => {
-            tracing::info!(slice, resume_seq_no = cp.resume_seq_no, scanned_before = cp.scanned, by = %cp.worker, "resuming slice from checkpoint");
+            if ctx.method.resumable() {
+                tracing::info!(slice, resume_seq_no = cp.resume_seq_no, scanned_before = cp.scanned, by = %cp.worker, "resuming slice from checkpoint");
+            } else {
+                tracing::info!(slice, scanned_before = cp.scanned, by = %cp.worker, method = ctx.method.as_str(), "restarting slice from its start (the source has no _seq_no to resume at)");
+            }
             (cp, true)
         }
         None => (ctx.member.fresh(slice), false),

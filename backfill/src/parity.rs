@@ -417,6 +417,7 @@ pub async fn parity(legacy: &Es, target: &Es, cfg: &ParityConfig, queries: &[Cap
         ));
     }
     refresh_both(legacy, target, cfg).await?;
+    let totals = TrackTotals::detect(legacy, target).await?;
     let mut results = Vec::with_capacity(queries.len());
     let mut translations = Vec::with_capacity(queries.len());
     for q in queries {
@@ -449,7 +450,7 @@ pub async fn parity(legacy: &Es, target: &Es, cfg: &ParityConfig, queries: &[Cap
         // An inexact translation is never run approximately.
         if t.is_exact() {
             r.target_body = Some(t.body.clone());
-            compare(legacy, target, cfg, &q.body, &t, &mut r).await;
+            compare(legacy, target, cfg, totals, &q.body, &t, &mut r).await;
         }
         results.push(r);
         translations.push(t);
@@ -466,7 +467,7 @@ pub async fn parity(legacy: &Es, target: &Es, cfg: &ParityConfig, queries: &[Cap
         for ((q, t), r) in queries.iter().zip(&translations).zip(results.iter_mut()) {
             if r.status == Status::Differs {
                 r.rechecks = round;
-                compare(legacy, target, cfg, &q.body, t, r).await;
+                compare(legacy, target, cfg, totals, &q.body, t, r).await;
             }
         }
         tracing::info!(round, differing = differing(&results), "re-checked differing queries");
@@ -587,10 +588,27 @@ async fn search(es: &Es, index: &str, body: &Value, retry: &RetryPolicy) -> Resu
     Ok(resp)
 }
 
-/// One side's answer to `body`.
-async fn answer(es: &Es, index: &str, body: &Value, cfg: &ParityConfig) -> Result<Answer, String> {
+/// Whether each side's searches ask for exact totals with `track_total_hits` (before 6.0 the
+/// parameter is refused and totals are always exact).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TrackTotals {
+    pub legacy: bool,
+    pub target: bool,
+}
+
+impl TrackTotals {
+    pub(crate) async fn detect(legacy: &Es, target: &Es) -> Result<Self, EsError> {
+        let (l, t) = tokio::try_join!(cluster::version::detect(legacy), cluster::version::detect(target))?;
+        Ok(TrackTotals { legacy: l.has_track_total_hits(), target: t.has_track_total_hits() })
+    }
+}
+
+/// One side's answer to `body`; `track_total`: ask for the exact total (see [`TrackTotals`]).
+async fn answer(es: &Es, index: &str, body: &Value, cfg: &ParityConfig, track_total: bool) -> Result<Answer, String> {
     let mut b = body.clone();
-    b["track_total_hits"] = json!(true);
+    if track_total {
+        b["track_total_hits"] = json!(true);
+    }
     b["_source"] = json!(false);
     let resp = search(es, index, &b, &cfg.retry).await?;
     let total = hits_total(&resp).ok_or("no hits.total in the answer")?;
@@ -685,8 +703,8 @@ fn page_difference(l: &[(DocRef, Value)], t: &[(DocRef, Value)]) -> (Vec<DocRef>
 }
 
 /// Runs a translated query on both sides and fills `r` (status, totals, ids, aggregations).
-async fn compare(legacy: &Es, target: &Es, cfg: &ParityConfig, body: &Value, t: &Translation, r: &mut QueryResult) {
-    let (l, tg) = tokio::join!(answer(legacy, &cfg.source_index, body, cfg), answer(target, &cfg.target_index, &t.body, cfg));
+async fn compare(legacy: &Es, target: &Es, cfg: &ParityConfig, totals: TrackTotals, body: &Value, t: &Translation, r: &mut QueryResult) {
+    let (l, tg) = tokio::join!(answer(legacy, &cfg.source_index, body, cfg, totals.legacy), answer(target, &cfg.target_index, &t.body, cfg, totals.target));
     r.error = None;
     let (l, mut tg) = match (l, tg) {
         (Err(e), Err(te)) => {

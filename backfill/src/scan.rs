@@ -46,6 +46,12 @@
 //! - Anything older (including Elasticsearch 7.10/7.11, whose PIT has no `_shard_doc`): sliced
 //!   scroll, also sorted by `_seq_no` so that it resumes the same way (sorting by `_doc` would be
 //!   cheaper but could only restart a slice from its beginning). Tested on 6.8 (tests/version_pairs.rs).
+//! - Elasticsearch 5.x and 2.x, whose documents have no `_seq_no`: scroll sorted on `_doc`
+//!   (`scroll-doc`), sliced on 5.x (on its default field, `_uid`), one scroll on 2.x, which
+//!   cannot slice. There is no position to resume from inside a slice, so a lost context, a
+//!   failed page or a restarted worker reads the slice again from its start: the writes are
+//!   versioned, so reading twice costs time, never correctness. Tested on 5.6 and 2.4
+//!   (tests/version_pairs.rs).
 //!
 //! ## Failures
 //! A lost context can come back as HTTP 404 *or* as HTTP 200 with empty hits and
@@ -90,8 +96,11 @@ pub enum ScanMethod {
     EsPit,
     /// OpenSearch PIT (`/_search/point_in_time`, tiebreak `_id`).
     OsPit,
-    /// Sliced scroll.
+    /// Sliced scroll sorted on `_seq_no`.
     Scroll,
+    /// Scroll sorted on `_doc`, for servers without `_seq_no` (Elasticsearch before 6.0): sliced
+    /// where the server can slice, restarted from the slice's start when interrupted.
+    ScrollDoc,
 }
 
 impl ScanMethod {
@@ -99,9 +108,10 @@ impl ScanMethod {
     pub fn choose(choice: ScanMethodChoice, server: &ServerVersion) -> Result<Self, ScanError> {
         let kind = if server.is_opensearch() { ScanMethod::OsPit } else { ScanMethod::EsPit };
         let pit = server.supports_pit().then_some(kind);
+        let scroll = if server.has_seq_no() { ScanMethod::Scroll } else { ScanMethod::ScrollDoc };
         match choice {
-            ScanMethodChoice::Auto => Ok(pit.unwrap_or(ScanMethod::Scroll)),
-            ScanMethodChoice::Scroll => Ok(ScanMethod::Scroll),
+            ScanMethodChoice::Auto => Ok(pit.unwrap_or(scroll)),
+            ScanMethodChoice::Scroll => Ok(scroll),
             ScanMethodChoice::Pit => {
                 pit.ok_or_else(|| ScanError::Unsupported(format!("{server} has no point-in-time reader with a tiebreak sort; use --scan-method scroll")))
             }
@@ -114,7 +124,14 @@ impl ScanMethod {
             ScanMethod::EsPit => "pit",
             ScanMethod::OsPit => "opensearch-pit",
             ScanMethod::Scroll => "scroll",
+            ScanMethod::ScrollDoc => "scroll-doc",
         }
+    }
+
+    /// True when an interrupted slice can resume where it stopped (`_seq_no` order); false
+    /// when it starts over ([`ScanMethod::ScrollDoc`]).
+    pub fn resumable(&self) -> bool {
+        *self != ScanMethod::ScrollDoc
     }
 }
 
@@ -366,7 +383,11 @@ impl SliceScan {
             return Ok(None);
         };
         let sort = last.sort.clone().ok_or_else(|| ScanError::Malformed("hit without sort values".into()))?;
-        let seq = sort.get(0).and_then(Value::as_u64).ok_or_else(|| ScanError::Malformed(format!("sort values {sort} do not start with _seq_no")))?;
+        // A `_doc` scroll has no position worth keeping: its resume point stays the start.
+        let seq = match self.opts.method {
+            ScanMethod::ScrollDoc => 0,
+            _ => sort.get(0).and_then(Value::as_u64).ok_or_else(|| ScanError::Malformed(format!("sort values {sort} do not start with _seq_no")))?,
+        };
         if let Cursor::Pit { search_after, .. } = &mut self.cursor {
             *search_after = Some(sort);
         }
@@ -393,7 +414,7 @@ impl SliceScan {
 
     async fn fetch(&mut self) -> Result<Vec<Hit>, ScanError> {
         match self.opts.method {
-            ScanMethod::Scroll => self.fetch_scroll().await,
+            ScanMethod::Scroll | ScanMethod::ScrollDoc => self.fetch_scroll().await,
             _ => self.fetch_pit().await,
         }
     }
@@ -441,7 +462,10 @@ impl SliceScan {
             Cursor::Scroll { id } => (format!("/_search/scroll?filter_path={SCAN_FILTER_PATH}"), json!({"scroll": ka, "scroll_id": id})),
             _ => {
                 let mut body = self.base_body();
-                body["sort"] = json!([seq_no_sort()]);
+                body["sort"] = match self.opts.method {
+                    ScanMethod::ScrollDoc => json!(["_doc"]),
+                    _ => json!([seq_no_sort()]),
+                };
                 (format!("/{}/_search?scroll={}&filter_path={SCAN_FILTER_PATH}", enc(&self.opts.index), enc(&ka)), body)
             }
         };
@@ -456,7 +480,7 @@ impl SliceScan {
     /// The parts of a search body both methods share: size, slice, versions, floor filter.
     fn base_body(&self) -> Value {
         let mut body = json!({"size": self.opts.page_size, "version": true});
-        if self.opts.method != ScanMethod::Scroll {
+        if !matches!(self.opts.method, ScanMethod::Scroll | ScanMethod::ScrollDoc) {
             // Counting is wasted work on every page; scroll refuses to turn it off.
             body["track_total_hits"] = json!(false);
         }
@@ -464,7 +488,9 @@ impl SliceScan {
             body["_source"] = json!(false);
         }
         let SliceSpec { id, max } = self.opts.slice;
-        if max > 1 {
+        if max > 1 && self.opts.method == ScanMethod::ScrollDoc {
+            body["slice"] = json!({"id": id, "max": max});
+        } else if max > 1 {
             body["slice"] = json!({"field": "_seq_no", "id": id, "max": max});
         }
         if self.floor > 0 {

@@ -10,8 +10,24 @@
 //!
 //! ## Method
 //! Sorting or slicing by `_id` cannot be relied on for a merge-join of both sides (8.x+
-//! disables `_id` field data by default), so each side is walked on its own and checked by
-//! (id, routing):
+//! disables `_id` field data by default), so the sides are joined by (id, routing) in one of two
+//! ways, chosen once from the target's document count ([`VerifyConfig::digest_limit`]):
+//!
+//! **Digest join** (up to `digest_limit` documents; the default): each side is read once, in
+//! its cheapest order, and nothing is fetched per document.
+//! 1. **Target walk** (PIT or scroll, sliced, sources on): every document's (id, routing) ->
+//!    (version, 64-bit SipHash of its source serialized with sorted keys) goes into a map,
+//!    about 100 bytes per document.
+//! 2. **Legacy walk** (sliced): each document is rewritten, hashed the same way and taken out
+//!    of the map; absent, a different version or a different hash flags it.
+//! 3. What is left in the map are target documents the legacy walk did not see: flagged
+//!    (extra, or resurrected).
+//! 4. Every flag is then re-read on both sides with real-time `_mget` and classified from those
+//!    reads (the walks are seconds or hours apart on a live system), before the re-checks
+//!    below. A hash collision could hide a difference with probability about 2^-64 per
+//!    document.
+//!
+//! **`_mget` walks** (above `digest_limit`, whose map would not fit in memory):
 //! 1. **Legacy walk** (PIT or scroll, sliced, see [`crate::scan`]): each page's documents are
 //!    fetched from the target with `_mget` (id and routing); every pair is classified.
 //! 2. **Target walk** (PIT, `_source` off): each page's documents are looked up in the legacy
@@ -80,7 +96,13 @@ pub struct VerifyConfig {
     pub parity_field: Option<String>,
     /// How failed scan pages are retried (`what = "scan"`; default: forever).
     pub retry: RetryPolicy,
+    /// Largest target (in documents) joined by digests in memory (about 100 bytes each); a
+    /// larger one is checked with `_mget` walks. 0: always `_mget` walks.
+    pub digest_limit: u64,
 }
+
+/// [`VerifyConfig::digest_limit`]'s default: about 400 MB of digests at most.
+pub const DEFAULT_DIGEST_LIMIT: u64 = 4_000_000;
 
 impl VerifyConfig {
     /// A config with the CLI's defaults.
@@ -101,6 +123,7 @@ impl VerifyConfig {
             parity: false,
             parity_field: None,
             retry: RetryPolicy::default(),
+            digest_limit: DEFAULT_DIGEST_LIMIT,
         }
     }
 }
@@ -175,6 +198,10 @@ impl Category {
 pub struct VerifyReport {
     pub source_index: String,
     pub target_index: String,
+    /// How the sides were joined: `digest` or `mget` (see the module doc; absent from older
+    /// reports).
+    #[serde(default)]
+    pub method: String,
     pub legacy_docs_scanned: u64,
     pub target_docs_scanned: u64,
     pub missing: Category,
@@ -255,7 +282,15 @@ type TargetState = Option<(u64, Option<Map<String, Value>>)>;
 /// Flagged documents: (id, routing) -> finding.
 type Flags = BTreeMap<DocRef, Finding>;
 
+/// A target document as the digest join keeps it: version and source hash.
+type Digest = (u64, u64);
+/// A legacy hit as the digest join compares it: version and the hash of its rewritten source
+/// (`None`: it cannot be rewritten); `None` for an absent document.
+type LegacyDigest = Option<(u64, Option<u64>)>;
+
 struct Shared {
+    /// The target's digests (digest join only), taken out as the legacy walk meets them.
+    digests: Mutex<HashMap<DocRef, Digest>>,
     flags: Mutex<Flags>,
     legacy_scanned: std::sync::atomic::AtomicU64,
     target_scanned: std::sync::atomic::AtomicU64,
@@ -286,26 +321,44 @@ pub async fn verify(legacy: &Es, target: &Es, cfg: &VerifyConfig) -> Result<Veri
     // Both sides see every acknowledged write before the walks start.
     crate::copy::refresh_source(legacy, &cfg.source_index).await;
     refresh_target(target, &cfg.target_index).await?;
-    let legacy_method =
-        ScanMethod::choose(cfg.scan_method, &cluster::version::detect(legacy).await?).map_err(|source| VerifyError::Scan { side: "legacy", source })?;
+    let legacy_server = cluster::version::detect(legacy).await?;
+    let legacy_method = ScanMethod::choose(cfg.scan_method, &legacy_server).map_err(|source| VerifyError::Scan { side: "legacy", source })?;
     let target_method =
         ScanMethod::choose(ScanMethodChoice::Auto, &cluster::version::detect(target).await?).map_err(|source| VerifyError::Scan { side: "target", source })?;
-    let shared = Arc::new(Shared { flags: Mutex::new(BTreeMap::new()), legacy_scanned: 0.into(), target_scanned: 0.into(), samples: Mutex::new(Vec::new()) });
+    let shared = Arc::new(Shared {
+        digests: Mutex::new(HashMap::new()),
+        flags: Mutex::new(BTreeMap::new()),
+        legacy_scanned: 0.into(),
+        target_scanned: 0.into(),
+        samples: Mutex::new(Vec::new()),
+    });
     let cfg = Arc::new(cfg.clone());
-    let mut tasks = tokio::task::JoinSet::new();
-    let slices = cfg.slices.max(1);
-    for id in 0..slices {
-        let (l, t, c, s) = (legacy.clone(), target.clone(), cfg.clone(), shared.clone());
-        tasks.spawn(async move { walk_legacy(&l, &t, &c, &s, legacy_method, SliceSpec { id, max: slices }).await });
-    }
-    {
-        let (l, t, c, s) = (legacy.clone(), target.clone(), cfg.clone(), shared.clone());
-        tasks.spawn(async move { walk_target(&l, &t, &c, &s, target_method).await });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        joined.map_err(|e| VerifyError::Task(e.to_string()))??;
+    // 2.x cannot slice a scroll: one walk.
+    let slices = if legacy_server.supports_sliced_scroll() { cfg.slices.max(1) } else { 1 };
+    let target_docs = crate::copy::count(target, &cfg.target_index).await?;
+    let digest = target_docs <= cfg.digest_limit;
+    let method = if digest { "digest" } else { "mget" };
+    tracing::info!(method, target_docs, digest_limit = cfg.digest_limit, slices, "verify starting");
+    let walks = Walks { legacy: legacy.clone(), target: target.clone(), cfg: cfg.clone(), shared: shared.clone(), legacy_method, target_method, slices };
+    if digest {
+        walks.run(Walk::TargetDigests).await?;
+        walks.run(Walk::LegacyAgainstDigests).await?;
+        let left = std::mem::take(&mut *shared.digests.lock());
+        let mut flags = shared.flags.lock();
+        for (key, (version, _)) in left {
+            if let Some(f) = classify(&None, &Some((version, None)), cfg.known_deletes.get(&key.id).copied()) {
+                flags.insert(key, f);
+            }
+        }
+    } else {
+        walks.run(Walk::LegacyWithMget).await?;
     }
     let mut flags = std::mem::take(&mut *shared.flags.lock());
+    if digest && !flags.is_empty() {
+        // Flags of the join compare walks that may be far apart in time: classify them from
+        // real-time reads of both sides before waiting for the in-flight ones.
+        recheck(legacy, target, &cfg, &mut flags).await?;
+    }
     let rechecks = settle(legacy, target, &cfg, &mut flags).await?;
     let parity = if cfg.parity {
         // The parity queries search both sides: the target sees the writes since the walks too
@@ -320,6 +373,7 @@ pub async fn verify(legacy: &Es, target: &Es, cfg: &VerifyConfig) -> Result<Veri
     let mut report = VerifyReport {
         source_index: cfg.source_index.clone(),
         target_index: cfg.target_index.clone(),
+        method: method.into(),
         legacy_docs_scanned: shared.legacy_scanned.load(std::sync::atomic::Ordering::Relaxed),
         target_docs_scanned: shared.target_scanned.load(std::sync::atomic::Ordering::Relaxed),
         rechecks,
@@ -366,17 +420,136 @@ pub(crate) async fn refresh_target(target: &Es, index: &str) -> Result<(), Verif
     }
 }
 
+/// Which walk [`Walks::run`] runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    /// Digest join, step 1: the target's digests into the map.
+    TargetDigests,
+    /// Digest join, step 2: the legacy documents against the map.
+    LegacyAgainstDigests,
+    /// `_mget` walks: the legacy side checked with `_mget` of the target, and, at the same
+    /// time, the target walk checked with `_mget` of the legacy.
+    LegacyWithMget,
+}
+
+/// What every walk needs.
+struct Walks {
+    legacy: Es,
+    target: Es,
+    cfg: Arc<VerifyConfig>,
+    shared: Arc<Shared>,
+    legacy_method: ScanMethod,
+    target_method: ScanMethod,
+    slices: u32,
+}
+
+impl Walks {
+    /// Runs `walk` over every slice at once and waits for all of them.
+    async fn run(&self, walk: Walk) -> Result<(), VerifyError> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for id in 0..self.slices {
+            let (l, t, c, s) = (self.legacy.clone(), self.target.clone(), self.cfg.clone(), self.shared.clone());
+            let slice = SliceSpec { id, max: self.slices };
+            let (lm, tm) = (self.legacy_method, self.target_method);
+            tasks.spawn(async move {
+                match walk {
+                    Walk::TargetDigests => walk_target_digests(&t, &c, &s, tm, slice).await,
+                    Walk::LegacyAgainstDigests => walk_legacy_digests(&l, &c, &s, lm, slice).await,
+                    Walk::LegacyWithMget => walk_legacy(&l, &t, &c, &s, lm, slice).await,
+                }
+            });
+        }
+        if walk == Walk::LegacyWithMget {
+            let (l, t, c, s, tm) = (self.legacy.clone(), self.target.clone(), self.cfg.clone(), self.shared.clone(), self.target_method);
+            tasks.spawn(async move { walk_target(&l, &t, &c, &s, tm).await });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            joined.map_err(|e| VerifyError::Task(e.to_string()))??;
+        }
+        Ok(())
+    }
+}
+
+/// A 64-bit SipHash of a source serialized with sorted keys (`serde_json`'s map is ordered),
+/// streamed into the hasher without building the text.
+fn source_hash(source: &Map<String, Value>) -> u64 {
+    use std::hash::Hasher;
+    struct Feed(std::hash::DefaultHasher);
+    impl std::io::Write for Feed {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.write(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut feed = Feed(std::hash::DefaultHasher::new());
+    serde_json::to_writer(&mut feed, source).expect("a JSON map serializes");
+    feed.0.finish()
+}
+
+/// Digest join, step 1: one slice of the target, each document's digest into the map.
+async fn walk_target_digests(target: &Es, cfg: &VerifyConfig, shared: &Shared, method: ScanMethod, slice: SliceSpec) -> Result<(), VerifyError> {
+    let opts = scan_options(cfg, &cfg.target_index, method, slice, true);
+    let mut scan = SliceScan::new(target.clone(), opts, 0, CancellationToken::new());
+    while let Some(page) = scan.next_page().await.map_err(|source| VerifyError::Scan { side: "target", source })? {
+        shared.target_scanned.fetch_add(page.hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let digests: Vec<(DocRef, Digest)> = page
+            .hits
+            .into_iter()
+            .map(|hit| {
+                let key = DocRef { id: hit.id.unwrap_or_default(), routing: hit.routing };
+                let version = hit.version.as_ref().and_then(Value::as_u64).unwrap_or(0);
+                // A source that is not a JSON object hashes as an empty one: it then differs.
+                let source: Map<String, Value> = hit.source.and_then(|raw| serde_json::from_str(raw.get()).ok()).unwrap_or_default();
+                (key, (version, source_hash(&source)))
+            })
+            .collect();
+        shared.digests.lock().extend(digests);
+    }
+    Ok(())
+}
+
+/// Digest join, step 2: one slice of the legacy, each document rewritten, hashed and taken out
+/// of the map.
+async fn walk_legacy_digests(legacy: &Es, cfg: &VerifyConfig, shared: &Shared, method: ScanMethod, slice: SliceSpec) -> Result<(), VerifyError> {
+    let mut scan = SliceScan::new(legacy.clone(), scan_options(cfg, &cfg.source_index, method, slice, true), 0, CancellationToken::new());
+    while let Some(hits) = next_legacy_page(&mut scan, shared, slice).await? {
+        // Computed before the map is locked.
+        let states: Vec<(DocRef, LegacyDigest)> = hits
+            .iter()
+            .map(|hit| {
+                let state = legacy_state(hit, cfg).map(|(v, rewritten)| (v, rewritten.ok().map(|src| source_hash(&src))));
+                (doc_ref(hit), state)
+            })
+            .collect();
+        let mut found = Vec::new();
+        {
+            let mut digests = shared.digests.lock();
+            for (key, state) in states {
+                let target = digests.remove(&key);
+                let finding = match (state, target) {
+                    (None, _) => None, // a hit is a live document
+                    (Some((_, None)), _) => Some(Finding::Untransformable),
+                    (Some(_), None) => Some(Finding::Missing),
+                    (Some((lv, _)), Some((tv, _))) if lv != tv => Some(Finding::InFlight),
+                    (Some((_, Some(lh))), Some((_, th))) => (lh != th).then_some(Finding::Different),
+                };
+                if let Some(f) = finding {
+                    found.push((key, f));
+                }
+            }
+        }
+        shared.flags.lock().extend(found);
+    }
+    Ok(())
+}
+
 /// Legacy walk of one slice: each page checked against the target with `_mget`.
 async fn walk_legacy(legacy: &Es, target: &Es, cfg: &VerifyConfig, shared: &Shared, method: ScanMethod, slice: SliceSpec) -> Result<(), VerifyError> {
-    let opts = scan_options(cfg, &cfg.source_index, method, slice, true);
-    let mut scan = SliceScan::new(legacy.clone(), opts, 0, CancellationToken::new());
-    while let Some(page) = scan.next_page().await.map_err(|source| VerifyError::Scan { side: "legacy", source })? {
-        // Verify compares documents field by field: the hits as values.
-        let hits: Vec<Value> = page.hits.into_iter().map(Hit::into_value).collect();
-        shared.legacy_scanned.fetch_add(hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        if slice.id == 0 {
-            keep_samples(shared, &hits);
-        }
+    let mut scan = SliceScan::new(legacy.clone(), scan_options(cfg, &cfg.source_index, method, slice, true), 0, CancellationToken::new());
+    while let Some(hits) = next_legacy_page(&mut scan, shared, slice).await? {
         let keys: Vec<DocRef> = hits.iter().map(doc_ref).collect();
         let targets = mget(target, &cfg.target_index, &keys, true, "target", &cfg.retry).await?;
         let mut found = Vec::new();
@@ -412,6 +585,20 @@ async fn walk_target(legacy: &Es, target: &Es, cfg: &VerifyConfig, shared: &Shar
         shared.flags.lock().extend(found);
     }
     Ok(())
+}
+
+/// The next page of a legacy walk's slice, its hits as values (verify compares documents field
+/// by field), counted, and sampled for parity from slice 0.
+async fn next_legacy_page(scan: &mut SliceScan, shared: &Shared, slice: SliceSpec) -> Result<Option<Vec<Value>>, VerifyError> {
+    let Some(page) = scan.next_page().await.map_err(|source| VerifyError::Scan { side: "legacy", source })? else {
+        return Ok(None);
+    };
+    let hits: Vec<Value> = page.hits.into_iter().map(Hit::into_value).collect();
+    shared.legacy_scanned.fetch_add(hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    if slice.id == 0 {
+        keep_samples(shared, &hits);
+    }
+    Ok(Some(hits))
 }
 
 fn scan_options(cfg: &VerifyConfig, index: &str, method: ScanMethod, slice: SliceSpec, source: bool) -> ScanOptions {
@@ -650,8 +837,11 @@ fn distinct_values(samples: &[Map<String, Value>], field: &str) -> Vec<Value> {
 const MAX_IDS: u64 = 10_000;
 
 /// The documents (id, routing) a query returns (up to 10 000) and its exact total.
-async fn run_query(es: &Es, index: &str, query: &Value) -> Result<(u64, HashSet<DocRef>), EsError> {
-    let body = json!({"query": query, "size": 10000, "_source": false, "track_total_hits": true});
+async fn run_query(es: &Es, index: &str, query: &Value, track_total: bool) -> Result<(u64, HashSet<DocRef>), EsError> {
+    let mut body = json!({"query": query, "size": 10000, "_source": false});
+    if track_total {
+        body["track_total_hits"] = json!(true);
+    }
     let path = format!("/{}/_search", enc(index));
     let (status, resp) = es.search(&path, &body).await?;
     if !(200..300).contains(&status) {
@@ -694,9 +884,10 @@ async fn run_parity(legacy: &Es, target: &Es, cfg: &VerifyConfig, samples: &[Map
         target_errors: vec![],
         passed: false,
     };
+    let totals = crate::parity::TrackTotals::detect(legacy, target).await?;
     for q in queries {
-        let l = run_query(legacy, &cfg.source_index, &q.to_legacy(&cfg.tags)).await;
-        let t = run_query(target, &cfg.target_index, &q.to_target(&cfg.tags)).await;
+        let l = run_query(legacy, &cfg.source_index, &q.to_legacy(&cfg.tags), totals.legacy).await;
+        let t = run_query(target, &cfg.target_index, &q.to_target(&cfg.tags), totals.target).await;
         match (l, t) {
             (_, Err(e)) => report.target_errors.push(ParityFailure { query: q, error: brief(&e) }),
             (Err(e), Ok(_)) => report.legacy_errors.push(ParityFailure { query: q, error: brief(&e) }),
@@ -738,6 +929,22 @@ mod tests {
 
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn source_hash_is_equality_of_sources() {
+        // Parsed from texts whose keys come in another order: one source, one hash.
+        let a: Map<String, Value> = serde_json::from_str(r#"{"b": [1, {"y": 2, "x": "s"}], "a": null}"#).unwrap();
+        let b: Map<String, Value> = serde_json::from_str(r#"{"a": null, "b": [1, {"x": "s", "y": 2}]}"#).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(source_hash(&a), source_hash(&b));
+        // What Value equality tells apart, the hash tells apart.
+        for other in
+            [json!({"a": null, "b": [{"x": "s", "y": 2}, 1]}), json!({"a": null, "b": [1.0, {"x": "s", "y": 2}]}), json!({"b": [1, {"x": "s", "y": 2}]})]
+        {
+            assert_ne!(obj(other.clone()), a);
+            assert_ne!(source_hash(&obj(other)), source_hash(&a));
+        }
     }
 
     #[test]

@@ -13,7 +13,8 @@ use serde_json::Value;
 
 use crate::error::{classify_request, Class, ErrorCause};
 use crate::retry::{RetryError, RetryPolicy};
-use crate::ClusterConfig;
+use crate::{ClusterConfig, ServerVersion};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// Why a request failed. Elasticsearch's error JSON is parsed once, here; what a failure means
@@ -85,6 +86,9 @@ pub struct Es {
     url: String,
     retry: RetryPolicy,
     cancel: CancellationToken,
+    /// The server's version, asked once (shared by clones): it decides the scan method and the
+    /// dialect of a few calls (6.x's types).
+    server: Arc<tokio::sync::OnceCell<ServerVersion>>,
 }
 
 impl std::fmt::Debug for Es {
@@ -117,7 +121,13 @@ impl Es {
             builder = builder.cert_validation(CertificateValidation::Full(cert));
         }
         let transport = builder.build().map_err(|e| EsError::Config(e.to_string()))?;
-        let es = Es { client: Elasticsearch::new(transport), url: cfg.url.clone(), retry: RetryPolicy::default(), cancel: CancellationToken::new() };
+        let es = Es {
+            client: Elasticsearch::new(transport),
+            url: cfg.url.clone(),
+            retry: RetryPolicy::default(),
+            cancel: CancellationToken::new(),
+            server: Arc::default(),
+        };
         Ok(es.once())
     }
 
@@ -130,6 +140,21 @@ impl Es {
     /// rather than wait it out (the indexer's readiness gate).
     pub fn once(&self) -> Self {
         Es { retry: RetryPolicy { max_retries: Some(0), ..RetryPolicy::default() }, ..self.clone() }
+    }
+
+    /// The server's distribution and version, asked on first use and kept (a failed ask is
+    /// retried under the client's policy, and asked again on the next call).
+    pub async fn server_version(&self) -> Result<ServerVersion, EsError> {
+        self.server.get_or_try_init(|| crate::version::ask(self)).await.cloned()
+    }
+
+    /// `path` with the query parameter `param` appended, if any.
+    fn with_param(path: &str, param: Option<&str>) -> String {
+        match param {
+            Some(p) if path.contains('?') => format!("{path}&{p}"),
+            Some(p) => format!("{path}?{p}"),
+            None => path.to_string(),
+        }
     }
 
     /// The URL this client talks to (no credentials in it).
@@ -210,9 +235,11 @@ impl Es {
     /// `PUT /<index>` with a create body: `true` when this call created it, `false` when it
     /// already existed (created by another process, or by this call's own earlier attempt that
     /// the retry did not see answered); the caller decides what an existing index means.
+    /// The body is typeless; a 6.x server is told so (`include_type_name=false`).
     pub async fn create_index(&self, index: &str, body: &Value) -> Result<bool, EsError> {
         let path = format!("/{}", enc(index));
-        match self.request(Method::Put, &path, Some(body)).await? {
+        let url = Self::with_param(&path, self.server_version().await?.typeless_index_param());
+        match self.request(Method::Put, &url, Some(body)).await? {
             (200..=299, _) => Ok(true),
             (400, resp) if ErrorCause::parse(&resp).has_kind(crate::error::ALREADY_EXISTS) => Ok(false),
             (status, resp) => Err(EsError::status_of("PUT", &path, status, &resp)),
@@ -253,10 +280,11 @@ impl Es {
     /// none is dropped from the array and the item count still matches the request).
     pub async fn bulk_response(&self, ndjson: Bytes, refresh: bool) -> Result<Bytes, EsError> {
         let path = if refresh { "/_bulk?refresh=true" } else { "/_bulk" };
-        let url = format!("{path}{}filter_path={BULK_FILTER_PATH}", if refresh { "&" } else { "?" });
+        let path = Self::with_param(path, self.server_version().await?.typeless_bulk_param());
+        let url = Self::with_param(&path, Some(&format!("filter_path={BULK_FILTER_PATH}")));
         let (status, bytes) = self.raw(Method::Post, &url, Some(ndjson), "application/x-ndjson").await?;
         if !(200..300).contains(&status) {
-            return Err(EsError::status_of("POST", path, status, &error_body(&bytes)));
+            return Err(EsError::status_of("POST", &path, status, &error_body(&bytes)));
         }
         Ok(bytes)
     }
@@ -279,7 +307,8 @@ impl Es {
     /// there is no single definition to check or copy, and it is an error.
     pub async fn get_index(&self, index: &str) -> Result<Option<Value>, EsError> {
         let path = format!("/{}", enc(index));
-        let (status, mut body) = self.request(Method::Get, &path, None).await?;
+        let url = Self::with_param(&path, self.server_version().await?.typeless_index_param());
+        let (status, mut body) = self.request(Method::Get, &url, None).await?;
         match status {
             404 => Ok(None),
             200..=299 => {

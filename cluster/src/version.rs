@@ -48,6 +48,42 @@ impl ServerVersion {
             (self.major, self.minor) >= (7, 12)
         }
     }
+
+    /// True when documents carry a `_seq_no` (Elasticsearch 6.0+, every OpenSearch): a scan can
+    /// then be sorted on it and resumed mid-slice. Before 6.0 a slice restarts from its start.
+    pub fn has_seq_no(&self) -> bool {
+        self.is_opensearch() || self.major >= 6
+    }
+
+    /// True when a scroll can be sliced (Elasticsearch 5.0+, every OpenSearch); 2.x reads an
+    /// index in one scroll.
+    pub fn supports_sliced_scroll(&self) -> bool {
+        self.is_opensearch() || self.major >= 5
+    }
+
+    /// True when a search takes `track_total_hits` (Elasticsearch 6.0+, every OpenSearch);
+    /// before 6.0 it is refused, and every search counts its hits exactly anyway.
+    pub fn has_track_total_hits(&self) -> bool {
+        self.is_opensearch() || self.major >= 6
+    }
+
+    /// The query parameters 6.x needs to take and give typeless requests: `_bulk` actions
+    /// without `_type` go to `_doc` (`type=_doc`), index creation and `GET /<index>` without
+    /// the type level (`include_type_name=false`, 6.7+). Empty elsewhere.
+    pub fn typeless_bulk_param(&self) -> Option<&'static str> {
+        (!self.is_opensearch() && self.major == 6).then_some("type=_doc")
+    }
+
+    /// See [`ServerVersion::typeless_bulk_param`].
+    pub fn typeless_index_param(&self) -> Option<&'static str> {
+        (!self.is_opensearch() && self.major == 6 && self.minor >= 7).then_some("include_type_name=false")
+    }
+
+    /// True when an index holds documents under mapping types in its APIs (`/index/type/id`,
+    /// `_type` in bulk actions): Elasticsearch before 7.0. 6.x creates one type per index.
+    pub fn typed(&self) -> bool {
+        !self.is_opensearch() && self.major < 7
+    }
 }
 
 impl std::fmt::Display for ServerVersion {
@@ -57,8 +93,14 @@ impl std::fmt::Display for ServerVersion {
 }
 
 /// Asks the server for its version: `GET /`, or, where the root endpoint is absent (minimal
-/// distributions of 8.x+ ship it as an optional module), the local node's info.
+/// distributions of 8.x+ ship it as an optional module), the local node's info. The answer is
+/// kept by the client ([`Es::server_version`]), which also speaks the server's dialect with it.
 pub async fn detect(es: &Es) -> Result<ServerVersion, EsError> {
+    es.server_version().await
+}
+
+/// The uncached `GET /` (or node info) behind [`Es::server_version`].
+pub(crate) async fn ask(es: &Es) -> Result<ServerVersion, EsError> {
     let (status, body) = es.request(elasticsearch::http::Method::Get, "/", None).await?;
     if status == 200 {
         if let Some(v) = ServerVersion::from_root(&body) {
@@ -93,5 +135,13 @@ mod tests {
         let os = ServerVersion::from_root(&json!({"version": {"distribution": "opensearch", "number": "2.11.0"}})).unwrap();
         assert!(os.is_opensearch() && os.supports_pit());
         assert!(ServerVersion::from_root(&json!({"version": {"number": "9.2.0-SNAPSHOT"}})).unwrap().major == 9);
+        let v2 = ServerVersion::from_root(&json!({"version": {"number": "2.4.6"}})).unwrap();
+        assert!(!v2.has_seq_no() && !v2.supports_sliced_scroll() && v2.typed());
+        let v5 = ServerVersion::from_root(&json!({"version": {"number": "5.6.16"}})).unwrap();
+        assert!(!v5.has_seq_no() && v5.supports_sliced_scroll() && v5.typed() && !v5.has_track_total_hits());
+        assert!(old.has_seq_no() && old.typed());
+        assert_eq!((old.typeless_bulk_param(), old.typeless_index_param()), (Some("type=_doc"), Some("include_type_name=false")));
+        assert_eq!((v.typeless_bulk_param(), v.typeless_index_param(), os.typeless_bulk_param()), (None, None, None));
+        assert!(os.has_seq_no() && !os.typed() && !v.typed());
     }
 }

@@ -10,6 +10,17 @@
 //!   unsupported parameters"; the target has no catch-all field, `copy_to` is its
 //!   replacement), `_field_names.enabled` (removed in 8.x/9.x) and `include_in_all` on
 //!   properties;
+//! - a legacy mapping with more than one type (2.x/5.x) is refused
+//!   ([`MappingError::MultipleTypes`]): the target has one;
+//! - 2.x/5.x field types and parameters are translated, in properties, multi-fields and
+//!   dynamic template mappings (`mapping/legacy_types.rs`): `string` becomes `text`
+//!   (analyzed), `keyword` (`not_analyzed`) or an unindexed keyword (`no`), each keeping only
+//!   the parameters its type takes; `multi_field` becomes its default sub-field; what 6.8+
+//!   refuses is dropped or respelled (`boost`, `index_name`, `precision_step`, object
+//!   `fielddata`, `norms: {enabled}` -> `norms`, `index: not_analyzed`/`no` on other types,
+//!   2.x `geo_point` encodings, camel case date formats) and so are the root parameters
+//!   `_timestamp`, `_ttl`, `_index`, `_type`, `_id` (`_parent` is kept, for the target to
+//!   refuse);
 //! - dynamic templates whose `path_match` targets the tag map (equal to `legacy_path` or
 //!   starting with it followed by `.` or `*`) are removed; in a `path_match` array only those
 //!   patterns are removed. A bare `match` names a leaf field, never the map, so it is kept;
@@ -37,6 +48,7 @@
 
 mod dependencies;
 mod diff;
+mod legacy_types;
 mod readiness;
 mod settings;
 mod tagtext;
@@ -123,6 +135,12 @@ pub enum MappingError {
         /// The tag normalizer's definition.
         wanted: String,
     },
+    /// The legacy index (2.x or 5.x) has more than one mapping type; the target has one.
+    #[error("the legacy index has mapping types [{}]; cutover copies an index with one type: reindex each type into its own legacy index first (or filter with an alias per type), then migrate each", types.join(", "))]
+    MultipleTypes {
+        /// The type names (without `_default_`), sorted.
+        types: Vec<String>,
+    },
 }
 
 /// Mapping parameters that can appear at the top of a typeless mapping; a single top-level
@@ -144,6 +162,15 @@ const MAPPING_PARAMS: &[&str] = &[
     "_all",
     "_size",
     "_data_stream_timestamp",
+    // 2.x/5.x root parameters (a type name never starts with `_`, but for `_doc`).
+    "_timestamp",
+    "_ttl",
+    "_parent",
+    "_index",
+    "_type",
+    "_id",
+    "_boost",
+    "_analyzer",
 ];
 
 /// From the legacy `GET /<index>` body for ONE index (the value under the index name:
@@ -256,9 +283,14 @@ pub fn legacy_tag_ignore_above(mappings: &Map<String, Value>, legacy_path: &str)
 }
 
 fn target_mappings(legacy: Map<String, Value>, tags: &TagRewrite, normalizer: Option<TagNormalizer>) -> Result<Map<String, Value>, MappingError> {
+    let types = mapping_types(&legacy);
+    if types.len() > 1 {
+        return Err(MappingError::MultipleTypes { types });
+    }
     let mut m = drop_type_level(legacy);
     let value_ignore_above = legacy_tag_ignore_above(&m, &tags.legacy_path).unwrap_or(MAX_TAG_IGNORE_ABOVE);
     drop_6x_only(&mut m);
+    legacy_types::translate_legacy_types(&mut m);
     drop_tag_templates(&mut m, &tags.legacy_path);
     let segs: Vec<&str> = tags.legacy_path.split('.').collect();
     remove_property(&mut m, &segs);
@@ -269,6 +301,24 @@ fn target_mappings(legacy: Map<String, Value>, tags: &TagRewrite, normalizer: Op
     }
     props.insert(tags.target_field.clone(), tag_field_mapping_with(value_ignore_above, normalizer));
     Ok(m)
+}
+
+/// The type names of a typed legacy mapping (`{"<type>": {..}, ..}`, `_default_` left out),
+/// sorted; empty for a typeless one. Every key but `_default_` must be a type name (not a
+/// mapping parameter, not starting with `_` but for `_doc`) whose value looks like a type's
+/// body, so a typeless mapping with unknown root parameters is never taken for types.
+fn mapping_types(m: &Map<String, Value>) -> Vec<String> {
+    let type_body = |v: &Value| {
+        v.as_object()
+            .is_some_and(|o| o.contains_key("properties") || o.contains_key("dynamic_templates") || o.keys().all(|k| MAPPING_PARAMS.contains(&k.as_str())))
+    };
+    let is_type = |k: &str, v: &Value| !MAPPING_PARAMS.contains(&k) && (!k.starts_with('_') || k == "_doc") && type_body(v);
+    if !m.iter().all(|(k, v)| k == "_default_" || is_type(k, v)) {
+        return Vec::new();
+    }
+    let mut types: Vec<String> = m.keys().filter(|k| *k != "_default_").cloned().collect();
+    types.sort();
+    types
 }
 
 /// Unwraps a 6.x-style `{"<type>": {properties..}}` mapping (and drops a `_default_` beside it).

@@ -12,6 +12,11 @@ use std::collections::BTreeMap;
 /// settings 8.x+ no longer knows; `mapper.dynamic` (6.x, refused by 7.x+ as unknown) and
 /// `replication.type` (OpenSearch's per-index replication strategy, unknown to Elasticsearch;
 /// an OpenSearch target applies its own default). Each entry also drops its sub-keys.
+///
+/// From 2.x/5.x indices, settings no 6.8+ cluster knows (creating an index with an unknown
+/// setting fails): those the 5.x/6.x cluster itself `archived` as unknown, and the ones named
+/// below with the version that removed them. `store.type: default` and `cache.query.enable`
+/// depend on their value or have a successor: see [`target_settings`].
 pub const DROPPED_SETTINGS: &[&str] = &[
     "provided_name",
     "uuid",
@@ -30,6 +35,26 @@ pub const DROPPED_SETTINGS: &[&str] = &[
     "search.throttled",
     "mapper.dynamic",
     "replication.type",
+    // Settings a 5.x/6.x cluster could not read from an older index, kept under `archived.`.
+    "archived",
+    // 5.6's single-type switch: 6.x only reads it on 5.x indices, 7.0 removed it.
+    "mapping.single_type",
+    // 2.x routing of indices created on 1.x (`legacy.routing.hash.type`): removed in 5.0.
+    "legacy",
+    // Removed in 5.0 with the features: store throttling, warmers, `_ttl` purging.
+    "store.throttle",
+    "warmer",
+    "ttl",
+    // 2.x translog settings removed in 5.0 (6.8+ knows durability, sync_interval,
+    // flush_threshold_size, generation_threshold_size and retention.*).
+    "translog.flush_threshold_ops",
+    "translog.flush_threshold_period",
+    "translog.interval",
+    "translog.fs",
+    "translog.disable_flush",
+    // Shadow replicas (2.x/5.x): removed in 6.0.
+    "shadow_replicas",
+    "shared_filesystem",
 ];
 
 /// Index-relative settings a server adds by itself on creation; ignored when comparing an
@@ -105,6 +130,21 @@ pub fn has_setting(settings: &Map<String, Value>, key: &str) -> bool {
     flat_index_settings(settings).keys().any(|k| listed(k, &[key]))
 }
 
+/// Legacy settings whose value (not name) 6.8+ refuses, or whose name changed.
+fn legacy_values(flat: &mut BTreeMap<String, Value>) {
+    // 2.x store type `default` (5.x `default_fs`): 6.8+ knows fs, niofs, mmapfs, simplefs
+    // (and hybridfs) and fails the index creation with "Unknown store type [default]"; without
+    // it the target uses its default store (`fs`), as 2.x `default` did.
+    if matches!(flat.get("store.type").and_then(Value::as_str), Some("default" | "default_fs")) {
+        flat.remove("store.type");
+    }
+    // The 1.x name of the shard request cache switch (renamed in 2.0), kept by indices
+    // created on 1.x; unknown to 6.8+, which calls it `requests.cache.enable`.
+    if let Some(enable) = flat.remove("cache.query.enable") {
+        flat.entry("requests.cache.enable".into()).or_insert(enable);
+    }
+}
+
 /// The target's settings: legacy index settings minus [`DROPPED_SETTINGS`] and the
 /// configured `dropped_settings`, `gc_deletes` raised, the tag normalizer's analysis
 /// normalizer added (refused when the legacy settings define another under its name), extra
@@ -113,6 +153,7 @@ pub(crate) fn target_settings(legacy: Map<String, Value>, cfg: &TargetDefinition
     let mut flat = flat_index_settings(&legacy);
     let dropped: Vec<&str> = cfg.dropped_settings.iter().map(|k| relative_setting(k)).collect();
     flat.retain(|k, _| !listed(k, DROPPED_SETTINGS) && !listed(k, &dropped));
+    legacy_values(&mut flat);
     flat.insert("gc_deletes".into(), Value::String(cfg.gc_deletes.clone()));
     if let Some(n) = cfg.tag_normalizer {
         let prefix = format!("analysis.normalizer.{}", n.name());
@@ -187,6 +228,57 @@ mod tests {
         assert!(has_setting(&settings, "index.routing.allocation.require.box"));
         assert!(!has_setting(&settings, "default_pipelin"));
         assert!(!has_setting(&settings, "final_pipeline"));
+    }
+
+    /// `GET /items/_settings` of a 2.4 index created on 1.7 (flat and nested forms mixed, as
+    /// `flat_settings` may give them), then read by 5.6 (which archived what it did not know).
+    #[test]
+    fn drops_2x_and_5x_settings_that_newer_clusters_refuse() {
+        let legacy = obj(json!({
+            "index": {
+                "number_of_shards": "2",
+                "number_of_replicas": "1",
+                "creation_date": "1460000000000",
+                "uuid": "q1w2e3",
+                "version": {"created": "1070599", "upgraded": "2040699", "minimum_compatible": "5.0.0"},
+                "mapping": {"single_type": "false", "coerce": "false"},
+                "mapper": {"dynamic": "false"},
+                "legacy": {"routing": {"hash": {"type": "org.elasticsearch.cluster.routing.DjbHashFunction"}, "use_type": "false"}},
+                "store": {"type": "default", "throttle": {"type": "merge", "max_bytes_per_sec": "20mb"}},
+                "translog": {"flush_threshold_ops": "5000", "interval": "5s", "durability": "request", "sync_interval": "5s"},
+                "cache": {"query": {"enable": "true"}},
+                "warmer": {"enabled": "false"},
+                "ttl": {"disable_purge": "true"},
+                "shadow_replicas": "false",
+                "shared_filesystem": "false",
+                "refresh_interval": "30s",
+                "max_result_window": "50000",
+                "query": {"default_field": "body"},
+                "analysis": {"analyzer": {"folding": {"tokenizer": "standard", "filter": ["lowercase", "asciifolding"]}}}
+            },
+            "archived.index.percolator.map_unmapped_fields_as_string": "true"
+        }));
+        assert_eq!(
+            target_settings(legacy, &TargetDefinitionConfig::default()).unwrap(),
+            json!({"index": {
+                "number_of_shards": "2",
+                "number_of_replicas": "1",
+                "mapping": {"coerce": "false"},
+                "translog": {"durability": "request", "sync_interval": "5s"},
+                "requests": {"cache": {"enable": "true"}},
+                "refresh_interval": "30s",
+                "max_result_window": "50000",
+                "query": {"default_field": "body"},
+                "analysis": {"analyzer": {"folding": {"tokenizer": "standard", "filter": ["lowercase", "asciifolding"]}}},
+                "gc_deletes": "48h"
+            }})
+        );
+        // A store type every target knows stays; a set request cache wins over the 1.x name.
+        let legacy = obj(json!({"index.store.type": "niofs", "index.cache.query.enable": "true", "index.requests.cache.enable": "false"}));
+        assert_eq!(
+            target_settings(legacy, &TargetDefinitionConfig::default()).unwrap(),
+            json!({"index": {"store": {"type": "niofs"}, "requests": {"cache": {"enable": "false"}}, "gc_deletes": "48h"}})
+        );
     }
 
     #[test]

@@ -389,3 +389,156 @@ fn normalized_index_compares_equal_and_is_ready() {
     let diffs = definition_differences(&expected, &normalized_actual_9x(&plain));
     assert!(diffs.iter().any(|d| d == "mappings.properties.tags.properties.keyToValue.normalizer: expected cutover_tag_lowercase, missing"), "{diffs:?}");
 }
+
+/// `GET /items-2016` from 2.4.6 (the value under the index name): one type `doc`, `_all`
+/// enabled, strings analyzed and not_analyzed, a tag template of 2.x strings.
+fn legacy_24() -> Value {
+    json!({
+        "aliases": {"items": {}},
+        "mappings": {"doc": {
+            "_all": {"enabled": true},
+            "_timestamp": {"enabled": true},
+            "_ttl": {"enabled": false},
+            "_routing": {"required": true},
+            "dynamic_templates": [
+                {"tags_as_keyword": {"path_match": "actions.tags.*", "mapping": {"type": "string", "index": "not_analyzed"}}},
+                {"strings": {"match_mapping_type": "string", "mapping": {"type": "string", "index": "not_analyzed", "ignore_above": 256}}}
+            ],
+            "properties": {
+                "title": {"type": "string", "fields": {"raw": {"type": "string", "index": "not_analyzed", "ignore_above": 256}}},
+                "body": {"type": "string", "analyzer": "english", "norms": {"enabled": false}, "include_in_all": false},
+                "status": {"type": "string", "index": "not_analyzed"},
+                "secret": {"type": "string", "index": "no"},
+                "n": {"type": "long"},
+                "touched": {"type": "long", "index": "no"},
+                "at": {"type": "date", "format": "strict_date_optional_time||epoch_millis"},
+                "actions": {"properties": {
+                    "clicks": {"type": "integer"},
+                    "tags": {"properties": {"name": {"type": "string", "index": "not_analyzed"}}}
+                }}
+            }
+        }},
+        "settings": {"index": {
+            "number_of_shards": "2",
+            "number_of_replicas": "0",
+            "creation_date": "1470000000000",
+            "uuid": "hT5rPq",
+            "version": {"created": "2040699"},
+            "store": {"type": "default"}
+        }},
+        "warmers": {}
+    })
+}
+
+#[test]
+fn derives_target_from_24_body() {
+    let out = target_definition(&json!({"items-2016": legacy_24()}), &TargetDefinitionConfig::default()).unwrap();
+    assert_eq!(
+        out,
+        json!({
+            "aliases": {"items": {}},
+            "mappings": {
+                "_routing": {"required": true},
+                "dynamic_templates": [
+                    {"strings": {"match_mapping_type": "string", "mapping": {"type": "keyword", "ignore_above": 256}}}
+                ],
+                "properties": {
+                    "title": {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 256}}},
+                    "body": {"type": "text", "analyzer": "english", "norms": false},
+                    "status": {"type": "keyword"},
+                    "secret": {"type": "keyword", "index": false},
+                    "n": {"type": "long"},
+                    "touched": {"type": "long", "index": false},
+                    "at": {"type": "date", "format": "strict_date_optional_time||epoch_millis"},
+                    "actions": {"properties": {"clicks": {"type": "integer"}}},
+                    "tags": tag_field_mapping(MAX_TAG_IGNORE_ABOVE)
+                }
+            },
+            "settings": {"index": {"number_of_shards": "2", "number_of_replicas": "0", "gc_deletes": "48h"}}
+        })
+    );
+}
+
+/// `GET /items-2017` from 5.6.16 for an index created on 2.4 (its strings are still `string`)
+/// next to fields added on 5.6 (`text`/`keyword`), with a `_default_` mapping.
+#[test]
+fn derives_target_from_56_body_created_on_24() {
+    let legacy = json!({"items-2017": {
+        "aliases": {},
+        "mappings": {
+            "_default_": {"_all": {"enabled": false}},
+            "item": {
+                "_all": {"enabled": false},
+                "_field_names": {"enabled": false},
+                "dynamic_templates": [
+                    {"tags": {"path_match": "actions.tags.*", "mapping": {"type": "keyword", "ignore_above": 1024}}},
+                    {"ids": {"match": "*_id", "match_mapping_type": "string", "mapping": {"type": "{dynamic_type}", "index": "not_analyzed"}}}
+                ],
+                "properties": {
+                    "title": {"type": "string", "analyzer": "folding", "fielddata": {"format": "disabled"},
+                              "fields": {"raw": {"type": "string", "index": "not_analyzed", "doc_values": true, "null_value": "-"}}},
+                    "summary": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}},
+                    "owner_id": {"type": "keyword", "include_in_all": false},
+                    "score": {"type": "float", "index": "not_analyzed", "precision_step": 8, "boost": 2.0},
+                    "actions": {"properties": {"tags": {"properties": {"name": {"type": "keyword", "ignore_above": 1024}}}}}
+                }
+            }
+        },
+        "settings": {"index": {
+            "number_of_shards": "1",
+            "number_of_replicas": "1",
+            "creation_date": "1490000000000",
+            "uuid": "Zk2l",
+            "version": {"created": "2040699", "upgraded": "5061699"},
+            "mapping": {"single_type": "true"},
+            "analysis": {"analyzer": {"folding": {"tokenizer": "standard", "filter": ["lowercase", "asciifolding"]}}}
+        }}
+    }});
+    let out = target_definition(&legacy, &TargetDefinitionConfig::default()).unwrap();
+    assert_eq!(
+        out["mappings"],
+        json!({
+            "dynamic_templates": [
+                {"ids": {"match": "*_id", "match_mapping_type": "string", "mapping": {"type": "keyword"}}}
+            ],
+            "properties": {
+                "title": {"type": "text", "analyzer": "folding", "fields": {"raw": {"type": "keyword", "doc_values": true, "null_value": "-"}}},
+                "summary": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}},
+                "owner_id": {"type": "keyword"},
+                "score": {"type": "float"},
+                "tags": tag_field_mapping(1024)
+            }
+        })
+    );
+    assert_eq!(
+        out["settings"],
+        json!({"index": {"number_of_shards": "1", "number_of_replicas": "1", "gc_deletes": "48h",
+            "analysis": {"analyzer": {"folding": {"tokenizer": "standard", "filter": ["lowercase", "asciifolding"]}}}}})
+    );
+}
+
+#[test]
+fn refuses_more_than_one_mapping_type() {
+    let mut legacy = legacy_24();
+    let doc = legacy["mappings"]["doc"].take();
+    legacy["mappings"] = json!({
+        "user": {"properties": {"name": {"type": "string"}}},
+        "item": doc,
+        "_default_": {"_all": {"enabled": false}}
+    });
+    let err = target_definition(&legacy, &TargetDefinitionConfig::default()).unwrap_err();
+    assert_eq!(err, MappingError::MultipleTypes { types: vec!["item".into(), "user".into()] });
+    assert_eq!(
+        err.to_string(),
+        "the legacy index has mapping types [item, user]; cutover copies an index with one type: reindex each type into its own legacy index first (or filter with an alias per type), then migrate each"
+    );
+    // A type without fields yet counts too (2.x parent/child: the parent type is often empty).
+    legacy["mappings"] = json!({"answer": {"_parent": {"type": "question"}, "properties": {"a": {"type": "long"}}}, "question": {}});
+    assert_eq!(target_definition(&legacy, &cfg()).unwrap_err(), MappingError::MultipleTypes { types: vec!["answer".into(), "question".into()] });
+    // One type beside `_default_` is no refusal; nor is a typeless mapping with unknown root
+    // parameters (OpenSearch's `derived` fields).
+    legacy["mappings"] = json!({"_default_": {"_all": {"enabled": false}}, "question": {"_timestamp": {"enabled": true}}});
+    assert_eq!(target_definition(&legacy, &cfg()).unwrap()["mappings"], json!({"properties": {"tags": tag_field_mapping(MAX_TAG_IGNORE_ABOVE)}}));
+    legacy["mappings"] = json!({"derived": {"d": {"type": "keyword", "script": {"source": "emit('x')"}}}, "composite": {"c": {}}, "properties": {}});
+    assert!(target_definition(&legacy, &cfg()).is_ok());
+}
