@@ -17,22 +17,25 @@ use tokio_util::sync::CancellationToken;
 const DOCS: usize = 2_000;
 const KEYS: usize = 200;
 
-/// Both ways of joining the sides (digests in memory, the default; `_mget` walks, past
-/// `--digest-limit`) classify the same planted divergences the same way.
+/// The join of both sides' digests classifies each planted divergence, in memory (the
+/// default buffer holds every digest) and spilled to sorted runs on disk (a buffer of 97
+/// digests: about 20 runs per side).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_classifies_each_planted_divergence() {
-    planted_divergences(backfill::verify::DEFAULT_DIGEST_LIMIT, "digest").await;
+    planted_divergences(backfill::verify::DIGEST_BUFFER, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn verify_classifies_each_planted_divergence_with_mget_walks() {
-    planted_divergences(0, "mget").await;
+async fn verify_classifies_each_planted_divergence_with_spilled_digests() {
+    planted_divergences(97, true).await;
 }
 
-async fn planted_divergences(digest_limit: u64, method: &str) {
+async fn planted_divergences(digest_buffer: usize, spills: bool) {
+    let spill_dir = scratch(&format!("verify-spill-{digest_buffer}"));
     let verify_config = |source: &str, dest: &str| {
         let mut cfg = verify_config(source, dest);
-        cfg.digest_limit = digest_limit;
+        cfg.digest_buffer = digest_buffer;
+        cfg.spill_dir = spill_dir.clone();
         cfg
     };
     let s = Services::require().await;
@@ -45,7 +48,7 @@ async fn planted_divergences(digest_limit: u64, method: &str) {
     backfill::copy(&legacy, &target, copy_config(&source, &dest, &dir), CancellationToken::new()).await.unwrap();
     let clean = backfill::verify(&legacy, &target, &verify_config(&source, &dest)).await.unwrap();
     assert!(clean.converged, "{clean:?}");
-    assert_eq!(clean.method, method);
+    assert_eq!(clean.spilled_runs > 0, spills, "{clean:?}");
 
     // missing: gone from the target only.
     let (status, _) = target.request(Method::Delete, &format!("/{dest}/_doc/{}", enc(&id_of(10))), None).await.unwrap();
@@ -121,17 +124,18 @@ async fn planted_divergences(digest_limit: u64, method: &str) {
     let report_path = dir.join("report.json");
     let out = std::process::Command::new(backfill_bin())
         .args(["verify", "--legacy-url", &s.legacy_url, "--target-url", &s.target_url, "--source-index", &source, "--target-index", &dest])
-        .args(["--legacy-version", "field:version", "--settle-timeout", "1s", "--digest-limit", &digest_limit.to_string()])
+        .args(["--legacy-version", "field:version", "--settle-timeout", "1s"])
         .arg("--report-json")
         .arg(&report_path)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     let from_cli: VerifyReport = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
-    assert_eq!(from_cli.method, method);
     assert_eq!((from_cli.missing.count, from_cli.different.count, from_cli.extra.count, from_cli.resurrected.count), (1, 1, 2, 0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("NOT CONVERGED"));
 
+    assert_eq!(std::fs::read_dir(&spill_dir).unwrap().count(), 0, "every verify removed its runs");
+    let _ = std::fs::remove_dir_all(&spill_dir);
     cleanup(&legacy, &source).await;
     cleanup(&target, &dest).await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -338,7 +338,7 @@ pub struct CopyArgs {
     /// Number of slices the source is cut into (on _seq_no), the unit the job's workers share.
     /// Default: the source's primary shard count, at least 4 (so a worker that joins later
     /// gets slices) and at most 8. A job keeps the count it was created with: a different one
-    /// is refused, naming the job's.
+    /// is refused, naming the job's. Elasticsearch 2.x cannot slice a scroll: one slice there.
     #[arg(long)]
     pub slices: Option<u32>,
     #[command(flatten)]
@@ -438,12 +438,12 @@ pub struct VerifyArgs {
     /// Parallel slices of each walk.
     #[arg(long, default_value_t = 2)]
     pub slices: u32,
-    /// Largest target, in documents, that verify joins with the legacy by digests held in
-    /// memory (about 100 bytes per document; each side is read once, nothing fetched per
-    /// document). A larger target is checked with `_mget` walks instead: bounded memory, about
-    /// 4x slower. 0: always `_mget` walks.
-    #[arg(long, default_value_t = crate::verify::DEFAULT_DIGEST_LIMIT)]
-    pub digest_limit: u64,
+    /// Folder where the walks' document digests spill to sorted runs once a side holds more
+    /// than 250,000 of them (about 40 bytes plus the id per document and side; a folder of
+    /// this verify's own is made there and removed after). Default: the system's temporary
+    /// folder.
+    #[arg(long)]
+    pub spill_dir: Option<PathBuf>,
     #[command(flatten)]
     pub settle: SettleArgs,
     /// JSON-lines file of known deletes (`{"id": .., "version": ..}`), to tell resurrected
@@ -720,7 +720,8 @@ async fn run_verify(a: VerifyArgs) -> Result<Outcome, CliError> {
         parity: a.parity,
         parity_field: a.parity_field,
         retry: a.read.retry.policy(),
-        digest_limit: a.digest_limit,
+        spill_dir: a.spill_dir.unwrap_or_else(std::env::temp_dir),
+        digest_buffer: crate::verify::DIGEST_BUFFER,
     };
     let report = verify(&legacy, &target, &cfg).await?;
     if let Some(path) = &a.report_json {

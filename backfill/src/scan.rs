@@ -85,7 +85,8 @@ pub enum ScanMethodChoice {
     Auto,
     /// Point in time + search_after (fails on servers without it).
     Pit,
-    /// Sliced scroll.
+    /// Sliced scroll, sorted on `_seq_no`; before 6.0 (no `_seq_no`), sorted on `_doc`, an
+    /// interrupted slice restarting from its start.
     Scroll,
 }
 

@@ -10,31 +10,20 @@
 //!
 //! ## Method
 //! Sorting or slicing by `_id` cannot be relied on for a merge-join of both sides (8.x+
-//! disables `_id` field data by default), so the sides are joined by (id, routing) in one of two
-//! ways, chosen once from the target's document count ([`VerifyConfig::digest_limit`]):
-//!
-//! **Digest join** (up to `digest_limit` documents; the default): each side is read once, in
-//! its cheapest order, and nothing is fetched per document.
-//! 1. **Target walk** (PIT or scroll, sliced, sources on): every document's (id, routing) ->
-//!    (version, 64-bit SipHash of its source serialized with sorted keys) goes into a map,
-//!    about 100 bytes per document.
-//! 2. **Legacy walk** (sliced): each document is rewritten, hashed the same way and taken out
-//!    of the map; absent, a different version or a different hash flags it.
-//! 3. What is left in the map are target documents the legacy walk did not see: flagged
-//!    (extra, or resurrected).
-//! 4. Every flag is then re-read on both sides with real-time `_mget` and classified from those
-//!    reads (the walks are seconds or hours apart on a live system), before the re-checks
-//!    below. A hash collision could hide a difference with probability about 2^-64 per
-//!    document.
-//!
-//! **`_mget` walks** (above `digest_limit`, whose map would not fit in memory):
-//! 1. **Legacy walk** (PIT or scroll, sliced, see [`crate::scan`]): each page's documents are
-//!    fetched from the target with `_mget` (id and routing); every pair is classified.
-//! 2. **Target walk** (PIT, `_source` off): each page's documents are looked up in the legacy
-//!    cluster with `_mget` (id and routing); those the legacy cluster lacks are *extra* (or
-//!    *resurrected* when a known delete, `--deletes-file`, is at least as new as the target's
-//!    version: a stale write brought a deleted document back).
-//! 3. **Re-check**: the legacy cluster keeps changing during a verify, so a difference may be
+//! disables `_id` field data by default), so each side is read once, in its cheapest order
+//! (PIT or scroll, sliced, see [`crate::scan`]), and both walks run at the same time:
+//! 1. **Walks**: each document becomes a digest, (id, routing) -> (version, 64-bit SipHash of
+//!    its source serialized with sorted keys: the target's as stored, the legacy's rewritten
+//!    into the target form). The digests are sorted by (id, routing) in bounded memory, spilled
+//!    to sorted runs on disk past [`DIGEST_BUFFER`] per side (`verify/digests.rs`).
+//! 2. **Join**: both sorted streams are merged: a document on one side only, with another
+//!    version or another hash is flagged (missing, extra, in flight, different; a legacy source
+//!    that cannot be rewritten is untransformable). Nothing is fetched per document. A hash
+//!    collision could hide a difference with probability about 2^-64 per document.
+//! 3. **Re-read**: the two walks see each document at slightly different times on a live
+//!    system, so every flag is read again on both sides with real-time `_mget` (id and
+//!    routing) and classified from those reads; documents that now agree are dropped.
+//! 4. **Re-check**: the legacy cluster keeps changing during a verify, so a difference may be
 //!    in flight. Every flagged document is re-read on both sides every `recheck_interval` until
 //!    no *in-flight* one (versions differ) is left or `settle_timeout` passes; documents that
 //!    converge meanwhile are dropped. What is left is reported by class.
@@ -56,9 +45,12 @@
 //! limit, the very mapping explosion the migration removes) is reported separately, not as a
 //! mismatch.
 
+mod digests;
+
 use crate::scan::{Hit, ScanError, ScanMethod, ScanMethodChoice, ScanOptions, SliceScan, SliceSpec};
 use cluster::client::enc;
 use cluster::{Es, EsError, RetryError, RetryPolicy};
+use digests::Spill;
 use parking_lot::Mutex;
 use schema::{LegacyVersionSource, Query, TagRewrite};
 use serde::Serialize;
@@ -96,13 +88,16 @@ pub struct VerifyConfig {
     pub parity_field: Option<String>,
     /// How failed scan pages are retried (`what = "scan"`; default: forever).
     pub retry: RetryPolicy,
-    /// Largest target (in documents) joined by digests in memory (about 100 bytes each); a
-    /// larger one is checked with `_mget` walks. 0: always `_mget` walks.
-    pub digest_limit: u64,
+    /// Where the walks' digests spill to sorted runs past `digest_buffer` (a folder of each
+    /// verify's own is made there and removed after).
+    pub spill_dir: std::path::PathBuf,
+    /// Digests each side holds in memory before spilling ([`DIGEST_BUFFER`]).
+    pub digest_buffer: usize,
 }
 
-/// [`VerifyConfig::digest_limit`]'s default: about 400 MB of digests at most.
-pub const DEFAULT_DIGEST_LIMIT: u64 = 4_000_000;
+/// Digests each side holds in memory before sorting them into a run on disk (about 100 bytes
+/// each: some 25 MB per side, whatever the index's size).
+pub const DIGEST_BUFFER: usize = 250_000;
 
 impl VerifyConfig {
     /// A config with the CLI's defaults.
@@ -123,7 +118,8 @@ impl VerifyConfig {
             parity: false,
             parity_field: None,
             retry: RetryPolicy::default(),
-            digest_limit: DEFAULT_DIGEST_LIMIT,
+            spill_dir: std::env::temp_dir(),
+            digest_buffer: DIGEST_BUFFER,
         }
     }
 }
@@ -139,6 +135,9 @@ pub enum VerifyError {
     Mget { side: &'static str, detail: String },
     #[error("verify task failed: {0}")]
     Task(String),
+    /// The walks' digests could not be spilled to disk or read back.
+    #[error("spilling {side} digests under {dir}: {source}; give verify a folder with free space (--spill-dir)")]
+    Spill { side: &'static str, dir: String, source: std::io::Error },
     /// The target has periodic refresh off (the copy's bulk-load settings) and could not be
     /// refreshed: its searches would show an arbitrarily old state.
     #[error("target index `{index}` has periodic refresh off ({detail}) and refreshing it failed: {source}; give the verifying user the right to refresh it, or run `backfill finalize` first")]
@@ -198,10 +197,10 @@ impl Category {
 pub struct VerifyReport {
     pub source_index: String,
     pub target_index: String,
-    /// How the sides were joined: `digest` or `mget` (see the module doc; absent from older
-    /// reports).
+    /// Sorted runs the digests spilled to disk, both sides (0: the join ran in memory; absent
+    /// from older reports).
     #[serde(default)]
-    pub method: String,
+    pub spilled_runs: usize,
     pub legacy_docs_scanned: u64,
     pub target_docs_scanned: u64,
     pub missing: Category,
@@ -282,16 +281,10 @@ type TargetState = Option<(u64, Option<Map<String, Value>>)>;
 /// Flagged documents: (id, routing) -> finding.
 type Flags = BTreeMap<DocRef, Finding>;
 
-/// A target document as the digest join keeps it: version and source hash.
-type Digest = (u64, u64);
-/// A legacy hit as the digest join compares it: version and the hash of its rewritten source
-/// (`None`: it cannot be rewritten); `None` for an absent document.
-type LegacyDigest = Option<(u64, Option<u64>)>;
-
 struct Shared {
-    /// The target's digests (digest join only), taken out as the legacy walk meets them.
-    digests: Mutex<HashMap<DocRef, Digest>>,
-    flags: Mutex<Flags>,
+    /// Each side's digests, sorted in bounded memory.
+    legacy_digests: Mutex<Spill>,
+    target_digests: Mutex<Spill>,
     legacy_scanned: std::sync::atomic::AtomicU64,
     target_scanned: std::sync::atomic::AtomicU64,
     samples: Mutex<Vec<Map<String, Value>>>,
@@ -326,8 +319,8 @@ pub async fn verify(legacy: &Es, target: &Es, cfg: &VerifyConfig) -> Result<Veri
     let target_method =
         ScanMethod::choose(ScanMethodChoice::Auto, &cluster::version::detect(target).await?).map_err(|source| VerifyError::Scan { side: "target", source })?;
     let shared = Arc::new(Shared {
-        digests: Mutex::new(HashMap::new()),
-        flags: Mutex::new(BTreeMap::new()),
+        legacy_digests: Mutex::new(Spill::new(&cfg.spill_dir, "legacy", cfg.digest_buffer)),
+        target_digests: Mutex::new(Spill::new(&cfg.spill_dir, "target", cfg.digest_buffer)),
         legacy_scanned: 0.into(),
         target_scanned: 0.into(),
         samples: Mutex::new(Vec::new()),
@@ -335,27 +328,27 @@ pub async fn verify(legacy: &Es, target: &Es, cfg: &VerifyConfig) -> Result<Veri
     let cfg = Arc::new(cfg.clone());
     // 2.x cannot slice a scroll: one walk.
     let slices = if legacy_server.supports_sliced_scroll() { cfg.slices.max(1) } else { 1 };
-    let target_docs = crate::copy::count(target, &cfg.target_index).await?;
-    let digest = target_docs <= cfg.digest_limit;
-    let method = if digest { "digest" } else { "mget" };
-    tracing::info!(method, target_docs, digest_limit = cfg.digest_limit, slices, "verify starting");
-    let walks = Walks { legacy: legacy.clone(), target: target.clone(), cfg: cfg.clone(), shared: shared.clone(), legacy_method, target_method, slices };
-    if digest {
-        walks.run(Walk::TargetDigests).await?;
-        walks.run(Walk::LegacyAgainstDigests).await?;
-        let left = std::mem::take(&mut *shared.digests.lock());
-        let mut flags = shared.flags.lock();
-        for (key, (version, _)) in left {
-            if let Some(f) = classify(&None, &Some((version, None)), cfg.known_deletes.get(&key.id).copied()) {
-                flags.insert(key, f);
-            }
-        }
-    } else {
-        walks.run(Walk::LegacyWithMget).await?;
+    tracing::info!(slices, legacy = legacy_method.as_str(), target = target_method.as_str(), "verify starting");
+    let mut tasks = tokio::task::JoinSet::new();
+    for id in 0..slices {
+        let slice = SliceSpec { id, max: slices };
+        let (l, c, s) = (legacy.clone(), cfg.clone(), shared.clone());
+        tasks.spawn(async move { walk_legacy(&l, &c, &s, legacy_method, slice).await });
+        let (t, c, s) = (target.clone(), cfg.clone(), shared.clone());
+        tasks.spawn(async move { walk_target(&t, &c, &s, target_method, slice).await });
     }
-    let mut flags = std::mem::take(&mut *shared.flags.lock());
-    if digest && !flags.is_empty() {
-        // Flags of the join compare walks that may be far apart in time: classify them from
+    while let Some(joined) = tasks.join_next().await {
+        joined.map_err(|e| VerifyError::Task(e.to_string()))??;
+    }
+    // Every walk has ended: the shared state is this function's alone again.
+    let Shared { legacy_digests, target_digests, legacy_scanned, target_scanned, samples } =
+        Arc::into_inner(shared).ok_or_else(|| VerifyError::Task("a walk outlived the walks".into()))?;
+    let (mut flags, spilled_runs) = {
+        let (l, t, c) = (legacy_digests.into_inner(), target_digests.into_inner(), cfg.clone());
+        tokio::task::spawn_blocking(move || join_sides(l, t, &c)).await.map_err(|e| VerifyError::Task(e.to_string()))??
+    };
+    if !flags.is_empty() {
+        // The walks read each document at slightly different times: classify every flag from
         // real-time reads of both sides before waiting for the in-flight ones.
         recheck(legacy, target, &cfg, &mut flags).await?;
     }
@@ -365,7 +358,7 @@ pub async fn verify(legacy: &Es, target: &Es, cfg: &VerifyConfig) -> Result<Veri
         // (its periodic refresh may be off until `backfill finalize`).
         crate::copy::refresh_source(legacy, &cfg.source_index).await;
         refresh_target(target, &cfg.target_index).await?;
-        let samples = std::mem::take(&mut *shared.samples.lock());
+        let samples = samples.into_inner();
         Some(run_parity(legacy, target, &cfg, &samples).await?)
     } else {
         None
@@ -373,9 +366,9 @@ pub async fn verify(legacy: &Es, target: &Es, cfg: &VerifyConfig) -> Result<Veri
     let mut report = VerifyReport {
         source_index: cfg.source_index.clone(),
         target_index: cfg.target_index.clone(),
-        method: method.into(),
-        legacy_docs_scanned: shared.legacy_scanned.load(std::sync::atomic::Ordering::Relaxed),
-        target_docs_scanned: shared.target_scanned.load(std::sync::atomic::Ordering::Relaxed),
+        spilled_runs,
+        legacy_docs_scanned: legacy_scanned.into_inner(),
+        target_docs_scanned: target_scanned.into_inner(),
         rechecks,
         parity,
         ..Default::default()
@@ -420,56 +413,6 @@ pub(crate) async fn refresh_target(target: &Es, index: &str) -> Result<(), Verif
     }
 }
 
-/// Which walk [`Walks::run`] runs.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Walk {
-    /// Digest join, step 1: the target's digests into the map.
-    TargetDigests,
-    /// Digest join, step 2: the legacy documents against the map.
-    LegacyAgainstDigests,
-    /// `_mget` walks: the legacy side checked with `_mget` of the target, and, at the same
-    /// time, the target walk checked with `_mget` of the legacy.
-    LegacyWithMget,
-}
-
-/// What every walk needs.
-struct Walks {
-    legacy: Es,
-    target: Es,
-    cfg: Arc<VerifyConfig>,
-    shared: Arc<Shared>,
-    legacy_method: ScanMethod,
-    target_method: ScanMethod,
-    slices: u32,
-}
-
-impl Walks {
-    /// Runs `walk` over every slice at once and waits for all of them.
-    async fn run(&self, walk: Walk) -> Result<(), VerifyError> {
-        let mut tasks = tokio::task::JoinSet::new();
-        for id in 0..self.slices {
-            let (l, t, c, s) = (self.legacy.clone(), self.target.clone(), self.cfg.clone(), self.shared.clone());
-            let slice = SliceSpec { id, max: self.slices };
-            let (lm, tm) = (self.legacy_method, self.target_method);
-            tasks.spawn(async move {
-                match walk {
-                    Walk::TargetDigests => walk_target_digests(&t, &c, &s, tm, slice).await,
-                    Walk::LegacyAgainstDigests => walk_legacy_digests(&l, &c, &s, lm, slice).await,
-                    Walk::LegacyWithMget => walk_legacy(&l, &t, &c, &s, lm, slice).await,
-                }
-            });
-        }
-        if walk == Walk::LegacyWithMget {
-            let (l, t, c, s, tm) = (self.legacy.clone(), self.target.clone(), self.cfg.clone(), self.shared.clone(), self.target_method);
-            tasks.spawn(async move { walk_target(&l, &t, &c, &s, tm).await });
-        }
-        while let Some(joined) = tasks.join_next().await {
-            joined.map_err(|e| VerifyError::Task(e.to_string()))??;
-        }
-        Ok(())
-    }
-}
-
 /// A 64-bit SipHash of a source serialized with sorted keys (`serde_json`'s map is ordered),
 /// streamed into the hasher without building the text.
 fn source_hash(source: &Map<String, Value>) -> u64 {
@@ -489,13 +432,18 @@ fn source_hash(source: &Map<String, Value>) -> u64 {
     feed.0.finish()
 }
 
-/// Digest join, step 1: one slice of the target, each document's digest into the map.
-async fn walk_target_digests(target: &Es, cfg: &VerifyConfig, shared: &Shared, method: ScanMethod, slice: SliceSpec) -> Result<(), VerifyError> {
-    let opts = scan_options(cfg, &cfg.target_index, method, slice, true);
-    let mut scan = SliceScan::new(target.clone(), opts, 0, CancellationToken::new());
+/// A spill that could not be written or read back (the spill directory's disk).
+fn spill_error(side: &'static str, dir: &std::path::Path, e: std::io::Error) -> VerifyError {
+    VerifyError::Spill { side, dir: dir.display().to_string(), source: e }
+}
+
+/// One slice of the target: each document's digest.
+async fn walk_target(target: &Es, cfg: &VerifyConfig, shared: &Shared, method: ScanMethod, slice: SliceSpec) -> Result<(), VerifyError> {
+    let mut scan = SliceScan::new(target.clone(), scan_options(cfg, &cfg.target_index, method, slice, true), 0, CancellationToken::new());
     while let Some(page) = scan.next_page().await.map_err(|source| VerifyError::Scan { side: "target", source })? {
         shared.target_scanned.fetch_add(page.hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        let digests: Vec<(DocRef, Digest)> = page
+        // Hashed before the spill is locked.
+        let digests: Vec<(DocRef, u64, Option<u64>)> = page
             .hits
             .into_iter()
             .map(|hit| {
@@ -503,88 +451,61 @@ async fn walk_target_digests(target: &Es, cfg: &VerifyConfig, shared: &Shared, m
                 let version = hit.version.as_ref().and_then(Value::as_u64).unwrap_or(0);
                 // A source that is not a JSON object hashes as an empty one: it then differs.
                 let source: Map<String, Value> = hit.source.and_then(|raw| serde_json::from_str(raw.get()).ok()).unwrap_or_default();
-                (key, (version, source_hash(&source)))
+                (key, version, Some(source_hash(&source)))
             })
             .collect();
-        shared.digests.lock().extend(digests);
+        push_all(&shared.target_digests, "target", cfg, digests)?;
     }
     Ok(())
 }
 
-/// Digest join, step 2: one slice of the legacy, each document rewritten, hashed and taken out
-/// of the map.
-async fn walk_legacy_digests(legacy: &Es, cfg: &VerifyConfig, shared: &Shared, method: ScanMethod, slice: SliceSpec) -> Result<(), VerifyError> {
+/// One slice of the legacy: each document rewritten into the target form, and its digest (no
+/// hash: it cannot be rewritten).
+async fn walk_legacy(legacy: &Es, cfg: &VerifyConfig, shared: &Shared, method: ScanMethod, slice: SliceSpec) -> Result<(), VerifyError> {
     let mut scan = SliceScan::new(legacy.clone(), scan_options(cfg, &cfg.source_index, method, slice, true), 0, CancellationToken::new());
     while let Some(hits) = next_legacy_page(&mut scan, shared, slice).await? {
-        // Computed before the map is locked.
-        let states: Vec<(DocRef, LegacyDigest)> = hits
+        let digests: Vec<(DocRef, u64, Option<u64>)> = hits
             .iter()
-            .map(|hit| {
-                let state = legacy_state(hit, cfg).map(|(v, rewritten)| (v, rewritten.ok().map(|src| source_hash(&src))));
-                (doc_ref(hit), state)
+            .filter_map(|hit| {
+                let (version, rewritten) = legacy_state(hit, cfg)?;
+                Some((doc_ref(hit), version, rewritten.ok().map(|src| source_hash(&src))))
             })
             .collect();
-        let mut found = Vec::new();
-        {
-            let mut digests = shared.digests.lock();
-            for (key, state) in states {
-                let target = digests.remove(&key);
-                let finding = match (state, target) {
-                    (None, _) => None, // a hit is a live document
-                    (Some((_, None)), _) => Some(Finding::Untransformable),
-                    (Some(_), None) => Some(Finding::Missing),
-                    (Some((lv, _)), Some((tv, _))) if lv != tv => Some(Finding::InFlight),
-                    (Some((_, Some(lh))), Some((_, th))) => (lh != th).then_some(Finding::Different),
-                };
-                if let Some(f) = finding {
-                    found.push((key, f));
-                }
-            }
-        }
-        shared.flags.lock().extend(found);
+        push_all(&shared.legacy_digests, "legacy", cfg, digests)?;
     }
     Ok(())
 }
 
-/// Legacy walk of one slice: each page checked against the target with `_mget`.
-async fn walk_legacy(legacy: &Es, target: &Es, cfg: &VerifyConfig, shared: &Shared, method: ScanMethod, slice: SliceSpec) -> Result<(), VerifyError> {
-    let mut scan = SliceScan::new(legacy.clone(), scan_options(cfg, &cfg.source_index, method, slice, true), 0, CancellationToken::new());
-    while let Some(hits) = next_legacy_page(&mut scan, shared, slice).await? {
-        let keys: Vec<DocRef> = hits.iter().map(doc_ref).collect();
-        let targets = mget(target, &cfg.target_index, &keys, true, "target", &cfg.retry).await?;
-        let mut found = Vec::new();
-        for ((hit, key), t) in hits.iter().zip(keys).zip(targets) {
-            if let Some(f) = classify(&legacy_state(hit, cfg), &target_state(&t), None) {
-                found.push((key, f));
-            }
-        }
-        shared.flags.lock().extend(found);
+fn push_all(spill: &Mutex<Spill>, side: &'static str, cfg: &VerifyConfig, digests: Vec<(DocRef, u64, Option<u64>)>) -> Result<(), VerifyError> {
+    let mut spill = spill.lock();
+    for (key, version, hash) in digests {
+        spill.push(key, version, hash).map_err(|e| spill_error(side, &cfg.spill_dir, e))?;
     }
     Ok(())
 }
 
-/// Target walk: each page's documents looked up in legacy; absent ones are extra or resurrected.
-async fn walk_target(legacy: &Es, target: &Es, cfg: &VerifyConfig, shared: &Shared, method: ScanMethod) -> Result<(), VerifyError> {
-    let opts = scan_options(cfg, &cfg.target_index, method, SliceSpec { id: 0, max: 1 }, false);
-    let mut scan = SliceScan::new(target.clone(), opts, 0, CancellationToken::new());
-    while let Some(page) = scan.next_page().await.map_err(|source| VerifyError::Scan { side: "target", source })? {
-        let hits: Vec<Value> = page.hits.into_iter().map(Hit::into_value).collect();
-        shared.target_scanned.fetch_add(hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        let keys: Vec<DocRef> = hits.iter().map(doc_ref).collect();
-        let legacies = mget(legacy, &cfg.source_index, &keys, false, "legacy", &cfg.retry).await?;
-        let mut found = Vec::new();
-        for ((hit, key), l) in hits.iter().zip(keys).zip(legacies) {
-            if l.get("found") == Some(&Value::Bool(true)) {
-                continue; // present on both sides: the legacy walk compares it
-            }
-            let t = hit.get("_version").and_then(Value::as_u64).map(|v| (v, None));
-            if let Some(f) = classify(&None, &t, cfg.known_deletes.get(&key.id).copied()) {
-                found.push((key, f));
-            }
+/// Merges both sides' sorted digests; every document they disagree on is flagged. Returns the
+/// flags and how many runs were spilled.
+fn join_sides(legacy: Spill, target: Spill, cfg: &VerifyConfig) -> Result<(Flags, usize), VerifyError> {
+    let runs = legacy.runs() + target.runs();
+    let legacy = legacy.finish().map_err(|e| spill_error("legacy", &cfg.spill_dir, e))?;
+    let target = target.finish().map_err(|e| spill_error("target", &cfg.spill_dir, e))?;
+    let mut flags = Flags::new();
+    digests::join(legacy, target, |key, l, t| {
+        let finding = match (l, t) {
+            (Some(l), _) if l.hash.is_none() => Some(Finding::Untransformable),
+            (Some(_), None) => Some(Finding::Missing),
+            (None, Some(t)) => classify(&None, &Some((t.version, None)), cfg.known_deletes.get(&key.id).copied()),
+            (Some(l), Some(t)) if l.version != t.version => Some(Finding::InFlight),
+            (Some(l), Some(t)) => (l.hash != t.hash).then_some(Finding::Different),
+            (None, None) => None,
+        };
+        if let Some(f) = finding {
+            flags.insert(key, f);
         }
-        shared.flags.lock().extend(found);
-    }
-    Ok(())
+    })
+    .map_err(|e| spill_error("both", &cfg.spill_dir, e))?;
+    Ok((flags, runs))
 }
 
 /// The next page of a legacy walk's slice, its hits as values (verify compares documents field

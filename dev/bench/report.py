@@ -369,11 +369,10 @@ def main(work, out):
                  f"derived:\n")
         L.append(f"two-scan limit = documents / ((legacy scan CPU + target scan CPU) / cores) = {fmt(n)} / "
                  f"(({scan_cpu[cheapest]:.1f} + {ts:.1f}) / {cores}) = **{fmt(two_scan)} docs/s**\n")
-        L.append("It leaves out verify's own CPU (decoding both sides, the transform, the comparison) and that verify "
-                 "reads each document twice per side, once by its walk and once by the other walk's `_mget` "
-                 "(legacy: a walk with `_source` and an `_mget` of ids and versions only; target: a walk of ids and "
-                 "versions only and an `_mget` with `_source`): a lookup by id costs a cluster more per document than "
-                 "a scan, so `verify / two-scan limit` says how close verify's reads come to the cheapest ones.\n")
+        L.append("It leaves out verify's own CPU (decoding both sides, the transform, hashing, sorting and joining the "
+                 "digests). Verify reads each document once per side (a sliced walk with `_source` of each, at the same "
+                 "time; only documents the join flags are read again, by id), so `verify / two-scan limit` says how "
+                 "close verify comes to the cheapest reads, its own work included.\n")
         e_l, e_t, c_v = ver.server("legacy"), ver.server("target"), ver.med(lambda r: r["client_cpu_s"])
         if e_l is not None and e_t is not None:
             L.append(f"Verify's own run cost the legacy node **{e_l:.1f}** CPU-s ({e_l / scan_cpu[cheapest]:.2f}× its "
