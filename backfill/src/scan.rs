@@ -119,6 +119,16 @@ impl ScanMethod {
         }
     }
 
+    /// The method for a full read that is never resumed (verify): a scroll sorted on `_doc`,
+    /// the cheapest read of every server (it re-reads a slice whose context is lost, which a
+    /// reader that keeps the last read of each document does not mind); a PIT when asked for.
+    pub fn choose_full_read(choice: ScanMethodChoice, server: &ServerVersion) -> Result<Self, ScanError> {
+        match choice {
+            ScanMethodChoice::Pit => Self::choose(choice, server),
+            ScanMethodChoice::Auto | ScanMethodChoice::Scroll => Ok(ScanMethod::ScrollDoc),
+        }
+    }
+
     /// Name for logs and metrics.
     pub fn as_str(&self) -> &'static str {
         match self {

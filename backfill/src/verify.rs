@@ -11,7 +11,8 @@
 //! ## Method
 //! Sorting or slicing by `_id` cannot be relied on for a merge-join of both sides (8.x+
 //! disables `_id` field data by default), so each side is read once, in its cheapest order
-//! (PIT or scroll, sliced, see [`crate::scan`]), and both walks run at the same time:
+//! (a sliced scroll sorted on `_doc`, [`ScanMethod::choose_full_read`]; a PIT when asked
+//! for), and both walks run at the same time:
 //! 1. **Walks**: each document becomes a digest, (id, routing) -> (version, 64-bit SipHash of
 //!    its source serialized with sorted keys: the target's as stored, the legacy's rewritten
 //!    into the target form). The digests are sorted by (id, routing) in bounded memory, spilled
@@ -315,9 +316,10 @@ pub async fn verify(legacy: &Es, target: &Es, cfg: &VerifyConfig) -> Result<Veri
     crate::copy::refresh_source(legacy, &cfg.source_index).await;
     refresh_target(target, &cfg.target_index).await?;
     let legacy_server = cluster::version::detect(legacy).await?;
-    let legacy_method = ScanMethod::choose(cfg.scan_method, &legacy_server).map_err(|source| VerifyError::Scan { side: "legacy", source })?;
-    let target_method =
-        ScanMethod::choose(ScanMethodChoice::Auto, &cluster::version::detect(target).await?).map_err(|source| VerifyError::Scan { side: "target", source })?;
+    // Both walks are full reads, never resumed: the cheapest method of each server.
+    let legacy_method = ScanMethod::choose_full_read(cfg.scan_method, &legacy_server).map_err(|source| VerifyError::Scan { side: "legacy", source })?;
+    let target_method = ScanMethod::choose_full_read(ScanMethodChoice::Auto, &cluster::version::detect(target).await?)
+        .map_err(|source| VerifyError::Scan { side: "target", source })?;
     let shared = Arc::new(Shared {
         legacy_digests: Mutex::new(Spill::new(&cfg.spill_dir, "legacy", cfg.digest_buffer)),
         target_digests: Mutex::new(Spill::new(&cfg.spill_dir, "target", cfg.digest_buffer)),
