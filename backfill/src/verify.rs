@@ -13,7 +13,7 @@
 //! disables `_id` field data by default), so each side is read once, in its cheapest order
 //! (a sliced scroll sorted on `_doc`, [`ScanMethod::choose_full_read`]; a PIT when asked
 //! for), and both walks run at the same time:
-//! 1. **Walks**: each document becomes a digest, (id, routing) -> (version, 64-bit SipHash of
+//! 1. **Walks**: each document becomes a digest, (id, routing) -> (version, 64-bit rapidhash of
 //!    its source serialized with sorted keys: the target's as stored, the legacy's rewritten
 //!    into the target form). The digests are sorted by (id, routing) in bounded memory, spilled
 //!    to sorted runs on disk past [`DIGEST_BUFFER`] per side (`verify/digests.rs`).
@@ -48,7 +48,7 @@
 
 mod digests;
 
-use crate::scan::{Hit, ScanError, ScanMethod, ScanMethodChoice, ScanOptions, SliceScan, SliceSpec};
+use crate::scan::{ScanError, ScanMethod, ScanMethodChoice, ScanOptions, SliceScan, SliceSpec};
 use cluster::client::enc;
 use cluster::{Es, EsError, RetryError, RetryPolicy};
 use digests::Spill;
@@ -415,23 +415,13 @@ pub(crate) async fn refresh_target(target: &Es, index: &str) -> Result<(), Verif
     }
 }
 
-/// A 64-bit SipHash of a source serialized with sorted keys (`serde_json`'s map is ordered),
-/// streamed into the hasher without building the text.
-fn source_hash(source: &Map<String, Value>) -> u64 {
-    use std::hash::Hasher;
-    struct Feed(std::hash::DefaultHasher);
-    impl std::io::Write for Feed {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.write(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut feed = Feed(std::hash::DefaultHasher::new());
-    serde_json::to_writer(&mut feed, source).expect("a JSON map serializes");
-    feed.0.finish()
+/// A 64-bit hash (rapidhash v3, fixed seed) of a source serialized with sorted keys
+/// (`serde_json`'s map is ordered), into `buf`, which the caller reuses from one document to
+/// the next.
+fn source_hash(source: &Map<String, Value>, buf: &mut Vec<u8>) -> u64 {
+    buf.clear();
+    serde_json::to_writer(&mut *buf, source).expect("a JSON map serializes");
+    rapidhash::v3::rapidhash_v3(buf)
 }
 
 /// A spill that could not be written or read back (the spill directory's disk).
@@ -442,6 +432,7 @@ fn spill_error(side: &'static str, dir: &std::path::Path, e: std::io::Error) -> 
 /// One slice of the target: each document's digest.
 async fn walk_target(target: &Es, cfg: &VerifyConfig, shared: &Shared, method: ScanMethod, slice: SliceSpec) -> Result<(), VerifyError> {
     let mut scan = SliceScan::new(target.clone(), scan_options(cfg, &cfg.target_index, method, slice, true), 0, CancellationToken::new());
+    let mut buf = Vec::new();
     while let Some(page) = scan.next_page().await.map_err(|source| VerifyError::Scan { side: "target", source })? {
         shared.target_scanned.fetch_add(page.hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
         // Hashed before the spill is locked.
@@ -453,7 +444,7 @@ async fn walk_target(target: &Es, cfg: &VerifyConfig, shared: &Shared, method: S
                 let version = hit.version.as_ref().and_then(Value::as_u64).unwrap_or(0);
                 // A source that is not a JSON object hashes as an empty one: it then differs.
                 let source: Map<String, Value> = hit.source.and_then(|raw| serde_json::from_str(raw.get()).ok()).unwrap_or_default();
-                (key, version, Some(source_hash(&source)))
+                (key, version, Some(source_hash(&source, &mut buf)))
             })
             .collect();
         push_all(&shared.target_digests, "target", cfg, digests)?;
@@ -462,17 +453,33 @@ async fn walk_target(target: &Es, cfg: &VerifyConfig, shared: &Shared, method: S
 }
 
 /// One slice of the legacy: each document rewritten into the target form, and its digest (no
-/// hash: it cannot be rewritten).
+/// hash: it has no usable version or cannot be rewritten). Slice 0 keeps the first sources as
+/// parity's samples.
 async fn walk_legacy(legacy: &Es, cfg: &VerifyConfig, shared: &Shared, method: ScanMethod, slice: SliceSpec) -> Result<(), VerifyError> {
     let mut scan = SliceScan::new(legacy.clone(), scan_options(cfg, &cfg.source_index, method, slice, true), 0, CancellationToken::new());
-    while let Some(hits) = next_legacy_page(&mut scan, shared, slice).await? {
-        let digests: Vec<(DocRef, u64, Option<u64>)> = hits
-            .iter()
-            .filter_map(|hit| {
-                let (version, rewritten) = legacy_state(hit, cfg)?;
-                Some((doc_ref(hit), version, rewritten.ok().map(|src| source_hash(&src))))
-            })
-            .collect();
+    let mut buf = Vec::new();
+    while let Some(page) = scan.next_page().await.map_err(|source| VerifyError::Scan { side: "legacy", source })? {
+        shared.legacy_scanned.fetch_add(page.hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let mut wanted = if slice.id == 0 { SAMPLES.saturating_sub(shared.samples.lock().len()) } else { 0 };
+        let mut samples = Vec::with_capacity(wanted.min(page.hits.len()));
+        let mut digests = Vec::with_capacity(page.hits.len());
+        for hit in page.hits {
+            let version = schema::legacy_version_of_text(hit.version.as_ref(), hit.source.as_deref(), &cfg.legacy_version);
+            let source: Option<Map<String, Value>> = hit.source.as_deref().and_then(|raw| serde_json::from_str(raw.get()).ok());
+            if let (Some(src), true) = (&source, wanted > 0) {
+                samples.push(src.clone());
+                wanted -= 1;
+            }
+            let (version, hash) = match (version, source) {
+                (Ok(v), Some(src)) => (v, cfg.tags.into_target(src).ok().map(|t| source_hash(&t, &mut buf))),
+                (Ok(v), None) => (v, None),
+                (Err(_), _) => (0, None),
+            };
+            digests.push((DocRef { id: hit.id.unwrap_or_default(), routing: hit.routing }, version, hash));
+        }
+        if !samples.is_empty() {
+            shared.samples.lock().extend(samples);
+        }
         push_all(&shared.legacy_digests, "legacy", cfg, digests)?;
     }
     Ok(())
@@ -510,32 +517,12 @@ fn join_sides(legacy: Spill, target: Spill, cfg: &VerifyConfig) -> Result<(Flags
     Ok((flags, runs))
 }
 
-/// The next page of a legacy walk's slice, its hits as values (verify compares documents field
-/// by field), counted, and sampled for parity from slice 0.
-async fn next_legacy_page(scan: &mut SliceScan, shared: &Shared, slice: SliceSpec) -> Result<Option<Vec<Value>>, VerifyError> {
-    let Some(page) = scan.next_page().await.map_err(|source| VerifyError::Scan { side: "legacy", source })? else {
-        return Ok(None);
-    };
-    let hits: Vec<Value> = page.hits.into_iter().map(Hit::into_value).collect();
-    shared.legacy_scanned.fetch_add(hits.len() as u64, std::sync::atomic::Ordering::Relaxed);
-    if slice.id == 0 {
-        keep_samples(shared, &hits);
-    }
-    Ok(Some(hits))
-}
-
 fn scan_options(cfg: &VerifyConfig, index: &str, method: ScanMethod, slice: SliceSpec, source: bool) -> ScanOptions {
     ScanOptions { index: index.into(), method, slice, page_size: cfg.page_size.max(1), keep_alive: cfg.keep_alive.clone(), source, retry: cfg.retry.clone() }
 }
 
-fn keep_samples(shared: &Shared, hits: &[Value]) {
-    let mut samples = shared.samples.lock();
-    for hit in hits.iter().take(500usize.saturating_sub(samples.len())) {
-        if let Some(src) = hit.get("_source").and_then(Value::as_object) {
-            samples.push(src.clone());
-        }
-    }
-}
+/// Legacy sources kept for the parity queries.
+const SAMPLES: usize = 500;
 
 /// The identity of a hit: `_id` and `_routing`.
 pub(crate) fn doc_ref(hit: &Value) -> DocRef {
@@ -860,13 +847,14 @@ mod tests {
         let a: Map<String, Value> = serde_json::from_str(r#"{"b": [1, {"y": 2, "x": "s"}], "a": null}"#).unwrap();
         let b: Map<String, Value> = serde_json::from_str(r#"{"a": null, "b": [1, {"x": "s", "y": 2}]}"#).unwrap();
         assert_eq!(a, b);
-        assert_eq!(source_hash(&a), source_hash(&b));
+        let buf = &mut Vec::new();
+        assert_eq!(source_hash(&a, buf), source_hash(&b, buf));
         // What Value equality tells apart, the hash tells apart.
         for other in
             [json!({"a": null, "b": [{"x": "s", "y": 2}, 1]}), json!({"a": null, "b": [1.0, {"x": "s", "y": 2}]}), json!({"b": [1, {"x": "s", "y": 2}]})]
         {
             assert_ne!(obj(other.clone()), a);
-            assert_ne!(source_hash(&obj(other)), source_hash(&a));
+            assert_ne!(source_hash(&obj(other), buf), source_hash(&a, buf));
         }
     }
 
