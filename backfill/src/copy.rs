@@ -405,6 +405,7 @@ async fn copy_slice(ctx: &Arc<Ctx>, slice: u32, epoch: u64, token: &Cancellation
     };
     cp.runs += 1;
     cp.worker = ctx.cfg.job.worker.clone();
+    let _in_progress = InProgress::start();
     let opts = ScanOptions {
         index: ctx.cfg.source_index.clone(),
         method: ctx.method,
@@ -599,6 +600,23 @@ fn judge(ctx: &Ctx, slice: u32, order: &[bool], results: &[Outcome]) -> Result<(
     }
     breaker.good(good);
     Ok(())
+}
+
+/// Counts a slice in [`crate::metrics::SLICES_IN_PROGRESS`] while it is copied, however its
+/// copy ends.
+struct InProgress;
+
+impl InProgress {
+    fn start() -> Self {
+        metrics::gauge!(crate::metrics::SLICES_IN_PROGRESS).increment(1.0);
+        InProgress
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::metrics::SLICES_IN_PROGRESS).decrement(1.0);
+    }
 }
 
 /// The default slice count: the source's primary shards, at least 4 and at most 8. At least 4

@@ -4,7 +4,8 @@
 //! Names: `cutover_backfill_docs_scanned_total` (read from legacy),
 //! `cutover_backfill_docs_total{outcome}` (`applied`, `superseded`, `poison`: what became of
 //! each document written), `cutover_backfill_slice_scanned{slice}` and
-//! `cutover_backfill_slice_done{slice}` (per-slice progress), and
+//! `cutover_backfill_slice_done{slice}` (per-slice progress),
+//! `cutover_backfill_slices_in_progress` (0: the worker only waits for the job's others), and
 //! `cutover_backfill_context_recoveries_total`, and the run's `cutover_backfill_docs_expected`,
 //! `cutover_backfill_start_time_seconds` and `cutover_backfill_target_gc_deletes_seconds`
 //! (how long the target remembers deletes); the shared writer and retry policy add
@@ -21,6 +22,9 @@ pub const DOCS: &str = "cutover_backfill_docs_total";
 pub const SLICE_SCANNED: &str = "cutover_backfill_slice_scanned";
 /// Gauge: 1 when the slice has been read to its end.
 pub const SLICE_DONE: &str = "cutover_backfill_slice_done";
+/// Gauge of the slices this worker is copying now: 0 while it only waits for the job's other
+/// workers (its slices done, or none assigned).
+pub const SLICES_IN_PROGRESS: &str = "cutover_backfill_slices_in_progress";
 /// Counter of new search contexts opened after a lost context or a scroll failure.
 pub const CONTEXT_RECOVERIES: &str = "cutover_backfill_context_recoveries_total";
 /// Gauge of the documents this run expects to scan (the progress ETA's total).
@@ -36,6 +40,7 @@ pub const TARGET_GC_DELETES: &str = "cutover_backfill_target_gc_deletes_seconds"
 pub fn run_started(target_definition: &serde_json::Value, expected: Option<u64>) {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     metrics::gauge!(START_TIME).set(now);
+    metrics::gauge!(SLICES_IN_PROGRESS).set(0.0);
     if let Some(ms) = schema::gc_deletes_ms(target_definition) {
         metrics::gauge!(TARGET_GC_DELETES).set(ms as f64 / 1000.0);
     }

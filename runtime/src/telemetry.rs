@@ -50,6 +50,7 @@ pub const METRICS: &[(&str, &str)] = &[
     ("cutover_backfill_docs_total", "Documents copied, by outcome: applied, superseded (a newer version was there), poison (listed in the failures file)."),
     ("cutover_backfill_slice_scanned", "Documents scanned per slice in this run."),
     ("cutover_backfill_slice_done", "1 when the slice has been read to its end, else 0."),
+    ("cutover_backfill_slices_in_progress", "Slices this worker is copying now; 0 while it only waits for the job's other workers."),
     ("cutover_backfill_context_recoveries_total", "Search contexts (PIT or scroll) reopened after one was lost."),
     (
         "cutover_backfill_docs_expected",
