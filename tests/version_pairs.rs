@@ -16,6 +16,8 @@
 //! starts each group for its tests only, in turn, and stops it after. Unreachable servers
 //! fail, never skip.
 
+mod backfill_support;
+
 use cutover::kafka;
 use cutover::procs::{self, Proc};
 use cutover::scenario::Scenario;
@@ -235,13 +237,9 @@ async fn version_pair_es56_lost_scroll_restarts_slice() {
             }
         })
     });
-    let dir = std::env::temp_dir().join(format!("{}-ctx", sc.topic));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut cfg = backfill::CopyConfig::new(&sc.legacy_index, &sc.target_index, Some(schema::LegacyVersionSource::Version));
-    cfg.job.kafka.brokers = s.kafka.clone();
-    cfg.job.name = Some(cutover::job_name(&dir));
-    cfg.failures_file = dir.join("failures.jsonl");
-    cfg.progress = backfill::ProgressMode::Off;
+    let dir = backfill_support::scratch("p56ctx");
+    let mut cfg = backfill_support::copy_config(&sc.legacy_index, &sc.target_index, &dir);
+    cfg.legacy_version = Some(schema::LegacyVersionSource::Version);
     cfg.slices = Some(2);
     cfg.batch_size = 20;
     cfg.on_page = Some(hook);

@@ -139,6 +139,11 @@ impl ScanMethod {
         }
     }
 
+    /// True for the scroll methods (the others read a PIT).
+    fn is_scroll(&self) -> bool {
+        matches!(self, ScanMethod::Scroll | ScanMethod::ScrollDoc)
+    }
+
     /// True when an interrupted slice can resume where it stopped (`_seq_no` order); false
     /// when it starts over ([`ScanMethod::ScrollDoc`]).
     pub fn resumable(&self) -> bool {
@@ -263,26 +268,6 @@ pub struct Hit {
     pub source: Option<Box<RawValue>>,
     pub sort: Option<Value>,
     pub fields: Option<Value>,
-}
-
-impl Hit {
-    /// The hit as the response's JSON had it, `_source` parsed (for readers that compare
-    /// values, such as verify). A `_source` `serde_json` cannot hold reads as absent.
-    pub fn into_value(self) -> Value {
-        let mut hit = Map::new();
-        let mut put = |k: &str, v: Option<Value>| {
-            if let Some(v) = v {
-                hit.insert(k.to_owned(), v);
-            }
-        };
-        put("_id", self.id.map(Value::String));
-        put("_routing", self.routing.map(Value::String));
-        put("_version", self.version);
-        put("_source", self.source.and_then(|s| serde_json::from_str(s.get()).ok()));
-        put("sort", self.sort);
-        put("fields", self.fields);
-        Value::Object(hit)
-    }
 }
 
 enum Cursor {
@@ -425,7 +410,7 @@ impl SliceScan {
 
     async fn fetch(&mut self) -> Result<Vec<Hit>, ScanError> {
         match self.opts.method {
-            ScanMethod::Scroll | ScanMethod::ScrollDoc => self.fetch_scroll().await,
+            m if m.is_scroll() => self.fetch_scroll().await,
             _ => self.fetch_pit().await,
         }
     }
@@ -491,7 +476,7 @@ impl SliceScan {
     /// The parts of a search body both methods share: size, slice, versions, floor filter.
     fn base_body(&self) -> Value {
         let mut body = json!({"size": self.opts.page_size, "version": true});
-        if !matches!(self.opts.method, ScanMethod::Scroll | ScanMethod::ScrollDoc) {
+        if !self.opts.method.is_scroll() {
             // Counting is wasted work on every page; scroll refuses to turn it off.
             body["track_total_hits"] = json!(false);
         }
@@ -499,10 +484,12 @@ impl SliceScan {
             body["_source"] = json!(false);
         }
         let SliceSpec { id, max } = self.opts.slice;
-        if max > 1 && self.opts.method == ScanMethod::ScrollDoc {
-            body["slice"] = json!({"id": id, "max": max});
-        } else if max > 1 {
-            body["slice"] = json!({"field": "_seq_no", "id": id, "max": max});
+        if max > 1 {
+            // Without `_seq_no` (or its order), the server's default slicing.
+            body["slice"] = match self.opts.method {
+                ScanMethod::ScrollDoc => json!({"id": id, "max": max}),
+                _ => json!({"field": "_seq_no", "id": id, "max": max}),
+            };
         }
         if self.floor > 0 {
             body["query"] = json!({"bool": {"filter": [{"range": {"_seq_no": {"gte": self.floor}}}]}});

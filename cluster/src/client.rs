@@ -144,8 +144,8 @@ impl Es {
 
     /// The server's distribution and version, asked on first use and kept (a failed ask is
     /// retried under the client's policy, and asked again on the next call).
-    pub async fn server_version(&self) -> Result<ServerVersion, EsError> {
-        self.server.get_or_try_init(|| crate::version::ask(self)).await.cloned()
+    pub async fn server_version(&self) -> Result<&ServerVersion, EsError> {
+        self.server.get_or_try_init(|| crate::version::ask(self)).await
     }
 
     /// `path` with the query parameter `param` appended, if any.

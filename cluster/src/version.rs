@@ -96,7 +96,7 @@ impl std::fmt::Display for ServerVersion {
 /// distributions of 8.x+ ship it as an optional module), the local node's info. The answer is
 /// kept by the client ([`Es::server_version`]), which also speaks the server's dialect with it.
 pub async fn detect(es: &Es) -> Result<ServerVersion, EsError> {
-    es.server_version().await
+    es.server_version().await.cloned()
 }
 
 /// The uncached `GET /` (or node info) behind [`Es::server_version`].

@@ -289,7 +289,6 @@ fn target_mappings(legacy: Map<String, Value>, tags: &TagRewrite, normalizer: Op
     }
     let mut m = drop_type_level(legacy);
     let value_ignore_above = legacy_tag_ignore_above(&m, &tags.legacy_path).unwrap_or(MAX_TAG_IGNORE_ABOVE);
-    drop_6x_only(&mut m);
     legacy_types::translate_legacy_types(&mut m);
     drop_tag_templates(&mut m, &tags.legacy_path);
     let segs: Vec<&str> = tags.legacy_path.split('.').collect();
@@ -339,30 +338,6 @@ fn drop_type_level(mut m: Map<String, Value>) -> Map<String, Value> {
     match m.into_iter().next() {
         Some((_, Value::Object(inner))) => inner,
         _ => Map::new(),
-    }
-}
-
-/// Removes the mapping parameters of 6.x that 7.x+ refuses (see the module doc).
-fn drop_6x_only(m: &mut Map<String, Value>) {
-    m.remove("_all");
-    if let Some(Value::Object(field_names)) = m.get_mut("_field_names") {
-        field_names.remove("enabled");
-        if field_names.is_empty() {
-            m.remove("_field_names");
-        }
-    }
-    fn strip(props: &mut Map<String, Value>) {
-        for def in props.values_mut().filter_map(Value::as_object_mut) {
-            def.remove("include_in_all");
-            for nested in ["properties", "fields"] {
-                if let Some(Value::Object(inner)) = def.get_mut(nested) {
-                    strip(inner);
-                }
-            }
-        }
-    }
-    if let Some(Value::Object(props)) = m.get_mut("properties") {
-        strip(props);
     }
 }
 

@@ -34,9 +34,10 @@
 
 use serde_json::{Map, Value};
 
-/// Root mapping parameters of 2.x (and 1.x indices read by 2.x) that 6.8+ refuses and whose
-/// removal leaves the documents as they are.
-const DROPPED_ROOT_PARAMS: &[&str] = &["_timestamp", "_ttl", "_index", "_type", "_id", "_boost", "_analyzer"];
+/// Root mapping parameters of 2.x (and 1.x indices read by 2.x) that 6.8+ refuses, and `_all`
+/// (6.x's catch-all field, refused by 7.x+: "Root mapping definition has unsupported
+/// parameters"), whose removal leaves the documents as they are.
+const DROPPED_ROOT_PARAMS: &[&str] = &["_all", "_timestamp", "_ttl", "_index", "_type", "_id", "_boost", "_analyzer"];
 
 /// Field parameters no target accepts (see the module doc).
 const DROPPED_FIELD_PARAMS: &[&str] =
@@ -88,6 +89,13 @@ pub(super) fn translate_legacy_types(m: &mut Map<String, Value>) {
     }
     if let Some(Value::Object(routing)) = m.get_mut("_routing") {
         routing.remove("path");
+    }
+    // `_field_names.enabled`: "has been deprecated and removed" on 8.x/9.x.
+    if let Some(Value::Object(field_names)) = m.get_mut("_field_names") {
+        field_names.remove("enabled");
+        if field_names.is_empty() {
+            m.remove("_field_names");
+        }
     }
     if let Some(Value::Object(source)) = m.get_mut("_source") {
         source.remove("compress");
